@@ -1,0 +1,72 @@
+"""asyncgen: run many LLM generation requests at once, fast and safely.
+
+Bounded, ordered concurrency with partial-failure tolerance, jittered retries that
+honour Retry-After and deadlines, blocking twins for sync code, and structured logs
+that never show a secret.
+"""
+
+from ._bridge import blocking as blocking
+from ._errors import AsyncGenError as AsyncGenError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import BadRequestError as BadRequestError
+from ._errors import CircuitOpenError as CircuitOpenError
+from ._errors import ConnectionFailedError as ConnectionFailedError
+from ._errors import DeadlineExceededError as DeadlineExceededError
+from ._errors import InsufficientCreditsError as InsufficientCreditsError
+from ._errors import InvalidResponseError as InvalidResponseError
+from ._errors import PermanentError as PermanentError
+from ._errors import RateLimitedError as RateLimitedError
+from ._errors import RequestTimeoutError as RequestTimeoutError
+from ._errors import ServerError as ServerError
+from ._errors import TransientError as TransientError
+from ._errors import ValidationFailedError as ValidationFailedError
+from ._gather import gather_bounded as gather_bounded
+from ._gather import map_bounded as map_bounded
+from ._logging import configure_logging as configure_logging
+from ._logging import mask_secrets as mask_secrets
+from ._logging import redact_secrets as redact_secrets
+from ._outcome import Outcome as Outcome
+from ._retry import RetryCaller as RetryCaller
+from ._retry import RetryPolicy as RetryPolicy
+from ._retry import retry as retry
+from ._retry import retrying as retrying
+from ._retry_after import parse_retry_after as parse_retry_after
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AsyncGenError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CircuitOpenError",
+    "ConnectionFailedError",
+    "DeadlineExceededError",
+    "InsufficientCreditsError",
+    "InvalidResponseError",
+    "Outcome",
+    "PermanentError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "RetryCaller",
+    "RetryPolicy",
+    "ServerError",
+    "TransientError",
+    "ValidationFailedError",
+    "__version__",
+    "blocking",
+    "configure_logging",
+    "gather_bounded",
+    "map_bounded",
+    "mask_secrets",
+    "parse_retry_after",
+    "redact_secrets",
+    "retry",
+    "retrying",
+]
+
+# Public objects report the public module, as httpx does, so reprs and docs say asyncgen.X.
+for _name in __all__:
+    _obj = globals()[_name]
+    if hasattr(_obj, "__module__") and str(getattr(_obj, "__module__", "")).startswith("asyncgen."):
+        _obj.__module__ = "asyncgen"
+del _name, _obj

@@ -1,0 +1,151 @@
+"""The exception hierarchy of asyncgen.
+
+Every error the library raises, or stores in an :class:`~asyncgen.Outcome`, derives
+from :class:`AsyncGenError`. Whether an error is worth retrying is a class distinction,
+so ``isinstance(exc, TransientError)`` decides it::
+
+    AsyncGenError
+    ├── TransientError                 worth retrying
+    │   ├── RateLimitedError           429, carries retry_after
+    │   ├── ServerError                5xx, 408, 409; carries status
+    │   ├── RequestTimeoutError        also a builtin TimeoutError
+    │   ├── ConnectionFailedError      also a builtin ConnectionError
+    │   └── InvalidResponseError       not JSON, or no choices
+    └── PermanentError                 retrying cannot help
+        ├── InsufficientCreditsError   402: add credits
+        ├── AuthenticationError        401, 403
+        ├── BadRequestError            other 4xx
+        ├── ValidationFailedError      the answer failed the caller's validation
+        ├── DeadlineExceededError      also a builtin TimeoutError
+        └── CircuitOpenError           the model's circuit breaker is open
+
+Messages never contain API keys: the HTTP layer builds them from status codes and
+provider messages, and never from request headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AsyncGenError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CircuitOpenError",
+    "ConnectionFailedError",
+    "DeadlineExceededError",
+    "InsufficientCreditsError",
+    "InvalidResponseError",
+    "PermanentError",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "ServerError",
+    "TransientError",
+    "ValidationFailedError",
+]
+
+
+class AsyncGenError(Exception):
+    """Root of every error raised by asyncgen.
+
+    Args:
+        message: A sentence for a person: what happened and, where it helps, what to do.
+        status: The HTTP status code behind the error, or None when there was no response.
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message or self.default_message())
+        self.message = message or self.default_message()
+        self.status = status
+
+    @classmethod
+    def default_message(cls) -> str:
+        """The message used when none is given: the class docstring's first line."""
+        return (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+
+    def _state(self) -> dict[str, Any]:
+        return {"status": self.status}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments defeat Exception's default pickling; queues need it.
+        return (_rebuild, (type(self), self.message, self._state()))
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self._state().items() if v is not None)
+        return f"{type(self).__name__}({self.message!r}{extra})"
+
+
+def _rebuild(cls: type[AsyncGenError], message: str, state: dict[str, Any]) -> AsyncGenError:
+    return cls(message, **state)
+
+
+class TransientError(AsyncGenError):
+    """A failure that may succeed if tried again.
+
+    Args:
+        message: What happened.
+        status: The HTTP status code, if any.
+        retry_after: Seconds the server asked us to wait before trying again, if it said.
+    """
+
+    def __init__(
+        self, message: str = "", *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+    def _state(self) -> dict[str, Any]:
+        return {"status": self.status, "retry_after": self.retry_after}
+
+
+class PermanentError(AsyncGenError):
+    """A failure that trying again cannot fix."""
+
+
+class RateLimitedError(TransientError):
+    """The provider is rate limiting us (HTTP 429); wait retry_after seconds if given."""
+
+    def __init__(
+        self, message: str = "", *, status: int | None = 429, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status=status, retry_after=retry_after)
+
+
+class ServerError(TransientError):
+    """The provider failed to answer (HTTP 5xx, 408 or 409)."""
+
+
+class RequestTimeoutError(TransientError, TimeoutError):
+    """The request took longer than its timeout."""
+
+
+class ConnectionFailedError(TransientError, ConnectionError):
+    """The connection could not be made, or was dropped before an answer came."""
+
+
+class InvalidResponseError(TransientError):
+    """The provider's answer was not the JSON we expected (malformed, or no choices)."""
+
+
+class InsufficientCreditsError(PermanentError):
+    """Insufficient credits (HTTP 402): add credits to your provider account, then run again."""
+
+
+class AuthenticationError(PermanentError):
+    """The API key was refused (HTTP 401 or 403): check the key and its permissions."""
+
+
+class BadRequestError(PermanentError):
+    """The provider rejected the request (HTTP 4xx): fix the request before retrying."""
+
+
+class ValidationFailedError(PermanentError):
+    """The answer arrived but failed the caller's validation."""
+
+
+class DeadlineExceededError(PermanentError, TimeoutError):
+    """The overall deadline passed before this call finished."""
+
+
+class CircuitOpenError(PermanentError):
+    """The circuit breaker for this model is open: too many recent failures."""
