@@ -5,6 +5,9 @@ honour Retry-After and deadlines, blocking twins for sync code, and structured l
 that never show a secret.
 """
 
+import types as _types
+
+from . import sync as sync
 from ._bridge import blocking as blocking
 from ._errors import AsyncGenError as AsyncGenError
 from ._errors import AuthenticationError as AuthenticationError
@@ -31,6 +34,21 @@ from ._retry import RetryPolicy as RetryPolicy
 from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry_after import parse_retry_after as parse_retry_after
+from .llm import BatchProgress as BatchProgress
+from .llm import ChatClient as ChatClient
+from .llm import Completion as Completion
+from .llm import Event as Event
+from .llm import GenerationJob as GenerationJob
+from .llm import GenerationResult as GenerationResult
+from .llm import JobFailed as JobFailed
+from .llm import JobRetrying as JobRetrying
+from .llm import JobStarted as JobStarted
+from .llm import JobSucceeded as JobSucceeded
+from .llm import Usage as Usage
+from .llm import fan_out as fan_out
+from .llm import generate as generate
+from .llm import generate_iter as generate_iter
+from .llm import legacy_progress as legacy_progress
 
 __version__ = "0.1.0.dev0"
 
@@ -38,11 +56,21 @@ __all__ = [
     "AsyncGenError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchProgress",
+    "ChatClient",
     "CircuitOpenError",
+    "Completion",
     "ConnectionFailedError",
     "DeadlineExceededError",
+    "Event",
+    "GenerationJob",
+    "GenerationResult",
     "InsufficientCreditsError",
     "InvalidResponseError",
+    "JobFailed",
+    "JobRetrying",
+    "JobStarted",
+    "JobSucceeded",
     "Outcome",
     "PermanentError",
     "RateLimitedError",
@@ -51,11 +79,16 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "TransientError",
+    "Usage",
     "ValidationFailedError",
     "__version__",
     "blocking",
     "configure_logging",
+    "fan_out",
     "gather_bounded",
+    "generate",
+    "generate_iter",
+    "legacy_progress",
     "map_bounded",
     "mask_secrets",
     "parse_retry_after",
@@ -64,9 +97,10 @@ __all__ = [
     "retrying",
 ]
 
-# Public objects report the public module, as httpx does, so reprs and docs say asyncgen.X.
+# Public classes and functions report the public module, as httpx does, so reprs and
+# docs say asyncgen.X rather than a private module.
 for _name in __all__:
     _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and str(getattr(_obj, "__module__", "")).startswith("asyncgen."):
+    if isinstance(_obj, type | _types.FunctionType) and _obj.__module__.startswith("asyncgen."):
         _obj.__module__ = "asyncgen"
 del _name, _obj

@@ -1,0 +1,38 @@
+"""The LLM layer: an OpenAI-compatible client, job models, generate and fan_out.
+
+Everything public here is re-exported from :mod:`asyncgen`.
+"""
+
+from ._client import ChatClient as ChatClient
+from ._events import BatchProgress as BatchProgress
+from ._events import Event as Event
+from ._events import JobFailed as JobFailed
+from ._events import JobRetrying as JobRetrying
+from ._events import JobStarted as JobStarted
+from ._events import JobSucceeded as JobSucceeded
+from ._events import legacy_progress as legacy_progress
+from ._generate import fan_out as fan_out
+from ._generate import generate as generate
+from ._generate import generate_iter as generate_iter
+from ._models import Completion as Completion
+from ._models import GenerationJob as GenerationJob
+from ._models import GenerationResult as GenerationResult
+from ._models import Usage as Usage
+
+__all__ = [
+    "BatchProgress",
+    "ChatClient",
+    "Completion",
+    "Event",
+    "GenerationJob",
+    "GenerationResult",
+    "JobFailed",
+    "JobRetrying",
+    "JobStarted",
+    "JobSucceeded",
+    "Usage",
+    "fan_out",
+    "generate",
+    "generate_iter",
+    "legacy_progress",
+]

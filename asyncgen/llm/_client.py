@@ -1,0 +1,235 @@
+"""ChatClient: one pooled HTTP client for an OpenAI-compatible API, failures typed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+import structlog
+
+from .._bridge import run_blocking
+from .._errors import InsufficientCreditsError
+from .._logging import register_secret
+from ._mapping import error_for_status, map_transport_error, parse_completion
+from ._models import Completion
+
+__all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_KEEPALIVE",
+    "DEFAULT_TIMEOUT",
+    "ChatClient",
+]
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 10
+DEFAULT_MAX_KEEPALIVE = 5
+
+OPENROUTER_URL = "https://openrouter.ai/api/v1"
+OPENAI_URL = "https://api.openai.com/v1"
+DEEPSEEK_URL = "https://api.deepseek.com/v1"
+
+_log = structlog.get_logger("asyncgen.client")
+
+
+class ChatClient:
+    """A client for one OpenAI-compatible API and one key, shared by every job on it.
+
+    Use it as an async context manager, or hold one and call :meth:`aclose` (or
+    :meth:`close` from sync code) when done; it opens its connection pool on first use.
+    Each event loop that uses the client gets its own pool, so one client serves both
+    async code and the blocking twins in ``asyncgen.sync``.
+
+    Args:
+        base_url: The API root, e.g. ``https://openrouter.ai/api/v1``.
+        api_key: Sent as a bearer token; never shown in reprs, logs or errors.
+        timeout: Seconds for a whole request (read, write, pool).
+        connect_timeout: Seconds to establish a connection.
+        max_connections: The most connections open at once.
+        max_keepalive: The most idle connections kept for reuse.
+        http2: Use HTTP/2 when the server offers it (TLS, by ALPN).
+        headers: Extra headers for every request (e.g. OpenRouter's ``HTTP-Referer``).
+
+    Raises:
+        ValueError: For a base URL that is not http(s) or non-positive limits.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
+        http2: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if max_connections < 1 or max_keepalive < 0 or timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("timeouts and max_connections must be positive")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key or None
+        register_secret(self._api_key)
+        self.timeout = timeout
+        self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
+        self._limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive
+        )
+        self.http2 = http2
+        self._headers = dict(headers or {})
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._credits_error: InsufficientCreditsError | None = None
+
+    # -- presets -------------------------------------------------------------------
+
+    @classmethod
+    def _preset(cls, url: str, env: str, api_key: str | None, kwargs: dict[str, Any]) -> ChatClient:
+        base_url = kwargs.pop("base_url", url)
+        return cls(base_url, api_key if api_key is not None else os.environ.get(env), **kwargs)
+
+    @classmethod
+    def openrouter(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
+        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY."""
+        return cls._preset(OPENROUTER_URL, "OPENROUTER_API_KEY", api_key, kwargs)
+
+    @classmethod
+    def openai(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
+        """A client for OpenAI; the key defaults to $OPENAI_API_KEY."""
+        return cls._preset(OPENAI_URL, "OPENAI_API_KEY", api_key, kwargs)
+
+    @classmethod
+    def deepseek(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
+        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY."""
+        return cls._preset(DEEPSEEK_URL, "DEEPSEEK_API_KEY", api_key, kwargs)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    @property
+    def has_api_key(self) -> bool:
+        """True when a key is set (the key itself is never exposed)."""
+        return self._api_key is not None
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return f"ChatClient(base_url={self.base_url!r}, api_key=<{key}>)"
+
+    def _pool(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None or pool.is_closed:
+            headers = {"Accept": "application/json", **self._headers}
+            if self._api_key:
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            pool = httpx.AsyncClient(
+                timeout=self._timeout, limits=self._limits, http2=self.http2, headers=headers
+            )
+            self._pools[loop] = pool
+        return pool
+
+    async def __aenter__(self) -> ChatClient:
+        self._pool()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close this event loop's connection pool."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool.aclose()
+
+    def close(self) -> None:
+        """Close the pool used by the blocking twins (``asyncgen.sync``), from sync code."""
+        run_blocking(self.aclose)
+
+    # -- low balance ---------------------------------------------------------------
+
+    @property
+    def out_of_credits(self) -> InsufficientCreditsError | None:
+        """The 402 that stopped this client's unstarted jobs, or None."""
+        return self._credits_error
+
+    def _note_out_of_credits(self, error: InsufficientCreditsError) -> None:
+        if self._credits_error is None:
+            self._credits_error = error
+            _log.warning(
+                "insufficient_credits",
+                base_url=self.base_url,
+                error=str(error),
+                action="add credits; remaining jobs on this key are stopped",
+            )
+
+    def clear_out_of_credits(self) -> None:
+        """Let jobs start again after a 402 (e.g. once credits were added)."""
+        self._credits_error = None
+
+    # -- requests ------------------------------------------------------------------
+
+    async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Completion:
+        """Send one chat completion request and return the answer.
+
+        Args:
+            model: The model id.
+            messages: OpenAI-style chat messages.
+            **params: Extra request fields (temperature, max_tokens, ...).
+
+        Raises:
+            TransientError: Rate limits, 5xx, timeouts, dropped connections, garbage.
+            PermanentError: 402 (add credits), 401/403, other 4xx.
+        """
+        body = {"model": model, "messages": messages, **params}
+        began = time.perf_counter()
+        try:
+            response = await self._pool().post(f"{self.base_url}/chat/completions", json=body)
+        except httpx.TransportError as exc:
+            raise map_transport_error(exc, model=model, timeout=self.timeout) from exc
+        latency = time.perf_counter() - began
+        try:
+            if response.status_code >= 300:
+                raise self._error(response, model)
+            return parse_completion(response, model=model, latency=latency)
+        except InsufficientCreditsError as exc:
+            self._note_out_of_credits(exc)
+            raise
+
+    @staticmethod
+    def _error(response: httpx.Response, model: str) -> Exception:
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        return error_for_status(
+            response.status_code, response.headers, body, model=model, text=response.text
+        )
+
+    async def get_json(self, path: str) -> Any:
+        """GET ``base_url + path`` and return its JSON (e.g. ``/models``).
+
+        Raises:
+            AsyncGenError: Mapped like :meth:`chat`.
+        """
+        try:
+            response = await self._pool().get(f"{self.base_url}{path}")
+        except httpx.TransportError as exc:
+            raise map_transport_error(exc, model=path, timeout=self.timeout) from exc
+        if response.status_code >= 300:
+            raise self._error(response, path)
+        return response.json()

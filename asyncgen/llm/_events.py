@@ -1,0 +1,129 @@
+"""Typed events of a generation batch, and the legacy progress adapter."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import structlog
+
+from ._models import GenerationJob, GenerationResult
+
+__all__ = [
+    "BatchProgress",
+    "Event",
+    "JobFailed",
+    "JobRetrying",
+    "JobStarted",
+    "JobSucceeded",
+    "legacy_progress",
+]
+
+_log = structlog.get_logger("asyncgen.events")
+PREVIEW_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class JobStarted:
+    """A job got a slot and its first request is about to be sent."""
+
+    index: int
+    job: GenerationJob
+
+
+@dataclass(frozen=True, slots=True)
+class JobRetrying:
+    """Attempt ``attempt`` of a job failed; the next starts after ``delay`` seconds."""
+
+    index: int
+    job: GenerationJob
+    attempt: int
+    delay: float
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class JobSucceeded:
+    """A job finished with an answer."""
+
+    index: int
+    job: GenerationJob
+    result: GenerationResult
+
+
+@dataclass(frozen=True, slots=True)
+class JobFailed:
+    """A job finished without an answer; ``result.error`` says why."""
+
+    index: int
+    job: GenerationJob
+    result: GenerationResult
+
+
+@dataclass(frozen=True, slots=True)
+class BatchProgress:
+    """``done`` of ``total`` jobs are finished, ``ok`` of them with an answer."""
+
+    done: int
+    total: int
+    ok: int
+    failed: int
+
+    @property
+    def percent(self) -> float:
+        """Share of the batch finished, 0 to 100."""
+        return 100.0 * self.done / self.total if self.total else 100.0
+
+
+Event = JobStarted | JobRetrying | JobSucceeded | JobFailed | BatchProgress
+OnEvent = Callable[[Event], object]
+
+
+async def emit(on_event: OnEvent | None, event: Event) -> None:
+    """Deliver ``event``; a failing handler is logged and never breaks the batch."""
+    if on_event is None:
+        return
+    try:
+        result = on_event(event)
+        if inspect.isawaitable(result):
+            await result
+    except Exception:
+        _log.exception("on_event_handler_failed", event_type=type(event).__name__)
+
+
+def legacy_progress(callback: Callable[[float, str], object]) -> Callable[[Event], Awaitable[None]]:
+    """Adapt events to the legacy ``progress_callback(percent, message)`` protocol.
+
+    For each finished job it sends ``MODEL_OK::<model>::ok`` and
+    ``PREVIEW::<model>::<first 200 characters>``, or ``MODEL_FAIL::<model>::<error>``, with
+    the batch's percent done. ``callback`` may be sync or async.
+
+    Returns:
+        A handler to pass as ``on_event``.
+    """
+    finished: list[GenerationResult] = []
+
+    async def send(percent: float, message: str) -> None:
+        result = callback(percent, message)
+        if inspect.isawaitable(result):
+            await result
+
+    async def handler(event: Event) -> None:
+        if isinstance(event, JobSucceeded | JobFailed):
+            finished.append(event.result)
+            return
+        if not isinstance(event, BatchProgress):
+            return
+        percent = round(event.percent, 1)
+        for result in finished:
+            if result.ok:
+                await send(percent, f"MODEL_OK::{result.model}::ok")
+                preview = (result.text or "")[:PREVIEW_CHARS].replace("\n", " ")
+                await send(percent, f"PREVIEW::{result.model}::{preview}")
+            else:
+                reason = f"{type(result.error).__name__}: {result.error}"
+                await send(percent, f"MODEL_FAIL::{result.model}::{reason}")
+        finished.clear()
+
+    return handler

@@ -1,0 +1,261 @@
+"""generate and fan_out: many chat requests at once, each retried, all accounted for."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from .._errors import InsufficientCreditsError, ValidationFailedError
+from .._gather import gather_bounded
+from .._outcome import Outcome
+from .._retry import RetryCaller, RetryPolicy
+from ._client import ChatClient
+from ._events import (
+    BatchProgress,
+    Event,
+    JobFailed,
+    JobRetrying,
+    JobStarted,
+    JobSucceeded,
+    OnEvent,
+    emit,
+)
+from ._models import Completion, GenerationJob, GenerationResult
+
+__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_DEADLINE", "fan_out", "generate", "generate_iter"]
+
+DEFAULT_CONCURRENCY = 6
+DEFAULT_DEADLINE = 400.0
+
+JobLike = GenerationJob | Mapping[str, Any]
+Validate = Callable[[str], Any]
+
+_log = structlog.get_logger("asyncgen.generate")
+
+
+def _coerce(jobs: Iterable[JobLike]) -> list[GenerationJob]:
+    coerced = []
+    for index, job in enumerate(jobs):
+        if isinstance(job, GenerationJob):
+            coerced.append(job)
+            continue
+        if not isinstance(job, Mapping):
+            raise TypeError(f"job {index}: expected a GenerationJob or a dict, got {job!r}")
+        try:
+            coerced.append(GenerationJob.model_validate(job))
+        except ValidationError as exc:
+            raise ValueError(f"job {index} is invalid: {exc}") from exc
+    return coerced
+
+
+class _Batch:
+    """The state of one generate() call."""
+
+    def __init__(
+        self,
+        jobs: list[GenerationJob],
+        client: ChatClient,
+        policy: RetryPolicy,
+        validate: Validate | None,
+        on_event: OnEvent | None,
+    ) -> None:
+        self.jobs = jobs
+        self.client = client
+        self.policy = policy
+        self.validate = validate
+        self.on_event = on_event
+        self.sent = [0] * len(jobs)
+        self.completions: list[Completion | None] = [None] * len(jobs)
+        self.results: list[GenerationResult | None] = [None] * len(jobs)
+        self.ok = 0
+
+    def _not_sent(self, job: GenerationJob) -> InsufficientCreditsError:
+        return InsufficientCreditsError(
+            f"{job.model}: not sent: an earlier request on this key got HTTP 402 -- "
+            "add credits to your provider account, then run again",
+            status=402,
+        )
+
+    async def run(self, index: int) -> tuple[Completion, Any]:
+        job = self.jobs[index]
+        if self.client.out_of_credits is not None:
+            raise self._not_sent(job)
+        await emit(self.on_event, JobStarted(index, job))
+        caller = RetryCaller(self.policy, on_retry=functools.partial(self._retrying, index))
+        with structlog.contextvars.bound_contextvars(job_id=job.id, model=job.model):
+            return await caller(self._attempt, index)
+
+    async def _retrying(self, index: int, attempt: int, delay: float, error: BaseException) -> None:
+        job = self.jobs[index]
+        await emit(self.on_event, JobRetrying(index, job, attempt, delay, error))
+
+    async def _attempt(self, index: int) -> tuple[Completion, Any]:
+        job = self.jobs[index]
+        if self.client.out_of_credits is not None:
+            raise self._not_sent(job)
+        self.sent[index] += 1
+        completion = await self.client.chat(job.model, job.to_messages(), **job.params)
+        self.completions[index] = completion
+        return completion, await self._check(job, completion.text)
+
+    async def _check(self, job: GenerationJob, text: str) -> Any:
+        if self.validate is None:
+            return None
+        try:
+            value = self.validate(text)
+            return await value if inspect.isawaitable(value) else value
+        except ValidationFailedError:
+            raise
+        except Exception as exc:  # a validator's own error means the answer failed it
+            raise ValidationFailedError(f"{job.model}: {type(exc).__name__}: {exc}") from exc
+
+    def result_of(self, outcome: Outcome[tuple[Completion, Any]]) -> GenerationResult:
+        index = outcome.index
+        completion = self.completions[index]
+        value = outcome.value[1] if outcome.value is not None else None
+        return GenerationResult(
+            index=index,
+            job=self.jobs[index],
+            text=completion.text if completion is not None else None,
+            completion=completion,
+            error=outcome.error,
+            attempts=self.sent[index],
+            latency=outcome.elapsed,
+            value=value,
+        )
+
+    async def finished(self, outcome: Outcome[tuple[Completion, Any]]) -> None:
+        result = self.results[outcome.index] = self.result_of(outcome)
+        event: Event
+        if result.ok:
+            self.ok += 1
+            event = JobSucceeded(result.index, result.job, result)
+        else:
+            _log.warning(
+                "job_failed",
+                job_id=result.job.id,
+                model=result.model,
+                error_type=type(result.error).__name__,
+                error=str(result.error),
+            )
+            event = JobFailed(result.index, result.job, result)
+        await emit(self.on_event, event)
+        done = sum(r is not None for r in self.results)
+        await emit(self.on_event, BatchProgress(done, len(self.jobs), self.ok, done - self.ok))
+
+
+async def generate(
+    jobs: Iterable[JobLike],
+    *,
+    client: ChatClient,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    retry: RetryPolicy | None = None,
+    deadline: float | None = DEFAULT_DEADLINE,
+    validate: Validate | None = None,
+    on_event: OnEvent | None = None,
+) -> list[GenerationResult]:
+    """Run generation jobs concurrently; return one result per job, in input order.
+
+    Failures are results, never exceptions: check ``result.ok``. A 402 (no credits) stops
+    every job on the client that has not started (no request is sent for them), lets the
+    running ones finish, and warns once.
+
+    Args:
+        jobs: GenerationJobs, or dicts with the same fields.
+        client: The ChatClient to send through.
+        concurrency: The most requests in flight at once.
+        retry: The retry policy; None means ``RetryPolicy()`` (3 attempts).
+        deadline: Seconds for the whole batch (None: no deadline); unfinished jobs get
+            DeadlineExceededError and finished ones are kept.
+        validate: Called with each answer's text, sync or async; its return value is
+            kept as ``result.value``; raising (ValidationFailedError or any error) fails
+            the job, which is not retried unless the policy says so.
+        on_event: Receives JobStarted, JobRetrying, JobSucceeded, JobFailed and
+            BatchProgress events, sync or async.
+
+    Raises:
+        ValueError: A job is invalid (which one and why), or concurrency < 1.
+        TypeError: A job is neither a GenerationJob nor a dict.
+    """
+    batch = _Batch(_coerce(jobs), client, retry or RetryPolicy(), validate, on_event)
+    client.clear_out_of_credits()  # a new batch tries again: credits may have been added
+    calls = [functools.partial(batch.run, index) for index in range(len(batch.jobs))]
+    outcomes = await gather_bounded(
+        calls, limit=concurrency, deadline=deadline, on_done=batch.finished
+    )
+    for outcome in outcomes:
+        if batch.results[outcome.index] is None:  # cut off by the deadline
+            await batch.finished(outcome)
+    return [result for result in batch.results if result is not None]
+
+
+async def fan_out(
+    prompt: str | Sequence[Mapping[str, Any]],
+    models: Sequence[str],
+    *,
+    client: ChatClient,
+    params: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> list[GenerationResult]:
+    """Send one prompt (or message list) to several models at once.
+
+    Args:
+        prompt: The user prompt, or a list of chat messages.
+        models: Model ids; results come back in this order.
+        client: The ChatClient to send through.
+        params: Request fields for every model (temperature, max_tokens, ...).
+        **options: As for :func:`generate` (concurrency, retry, deadline, validate,
+            on_event).
+
+    Raises:
+        ValueError: No models, or an invalid prompt.
+    """
+    if isinstance(models, str) or not models:
+        raise ValueError("models must be a non-empty list of model ids")
+    field = "prompt" if isinstance(prompt, str) else "messages"
+    content: Any = prompt if isinstance(prompt, str) else [dict(m) for m in prompt]
+    jobs = [{"model": model, field: content, "params": dict(params or {})} for model in models]
+    return await generate(jobs, client=client, **options)
+
+
+async def generate_iter(
+    jobs: Iterable[JobLike], *, client: ChatClient, **options: Any
+) -> AsyncGenerator[GenerationResult, None]:
+    """Like :func:`generate`, but yield each result as soon as its job finishes.
+
+    Leaving the loop early cancels the jobs still running.
+
+    Args:
+        jobs: As for :func:`generate`.
+        client: The ChatClient to send through.
+        **options: As for :func:`generate`, ``on_event`` included.
+    """
+    queue: asyncio.Queue[GenerationResult | None] = asyncio.Queue()
+    user_handler: OnEvent | None = options.pop("on_event", None)
+
+    async def forward(event: Event) -> None:
+        await emit(user_handler, event)
+        if isinstance(event, JobSucceeded | JobFailed):
+            queue.put_nowait(event.result)
+
+    async def run() -> None:
+        try:
+            await generate(jobs, client=client, on_event=forward, **options)
+        finally:
+            queue.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    try:
+        while (result := await queue.get()) is not None:
+            yield result
+        await task  # re-raise an input error from generate
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

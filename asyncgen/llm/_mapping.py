@@ -1,0 +1,156 @@
+"""Translating HTTP answers and transport failures into asyncgen's errors.
+
+The rules, in order:
+
+- 402, or a 429 whose code/type is ``insufficient_quota`` -> InsufficientCreditsError
+  (never retried, whatever ``x-should-retry`` says);
+- ``x-should-retry: true|false`` (OpenAI) overrides the status rule below;
+- 401, 403 -> AuthenticationError; 429 -> RateLimitedError with Retry-After;
+  408, 409, 5xx -> ServerError; other 4xx -> BadRequestError;
+- 200 whose body is ``{"error": {...}}`` (OpenRouter's upstream failures) -> by its code;
+- 200 that is not JSON, or has no choices -> InvalidResponseError.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from .._errors import (
+    AsyncGenError,
+    AuthenticationError,
+    BadRequestError,
+    ConnectionFailedError,
+    InsufficientCreditsError,
+    InvalidResponseError,
+    PermanentError,
+    RateLimitedError,
+    RequestTimeoutError,
+    ServerError,
+    TransientError,
+)
+from .._logging import mask_secrets
+from .._retry_after import parse_retry_after
+from ._models import Completion, Usage
+
+__all__ = ["error_for_status", "map_transport_error", "parse_completion"]
+
+_MAX_MESSAGE = 500
+_TRANSIENT_STATUS = {408, 409, 429}
+_CREDITS_HINT = (
+    "add credits to your provider account (OpenRouter: https://openrouter.ai/settings/credits)"
+)
+
+
+def _provider_message(body: Any, fallback: str) -> str:
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+        for key in ("message", "detail"):
+            if body.get(key):
+                return str(body[key])
+    return fallback
+
+
+def _error_fields(body: Any) -> tuple[str, str]:
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("type") or "")
+
+
+def _should_retry_header(headers: httpx.Headers) -> bool | None:
+    value = headers.get("x-should-retry", "").strip().lower()
+    return {"true": True, "false": False}.get(value)
+
+
+def error_for_status(
+    status: int, headers: httpx.Headers, body: Any, *, model: str, text: str = ""
+) -> AsyncGenError:
+    """Return the error for a non-2xx answer (or a 2xx carrying an error body)."""
+    said = mask_secrets(_provider_message(body, text.strip()[:_MAX_MESSAGE] or "no message"))
+    message = f"{model}: HTTP {status}: {said}"[: _MAX_MESSAGE + 80]
+    code, kind = _error_fields(body)
+    if status == 402 or "insufficient_quota" in (code, kind):
+        return InsufficientCreditsError(f"{message} -- {_CREDITS_HINT}", status=status)
+    retry_after = parse_retry_after(headers)
+    verdict = _should_retry_header(headers)
+    if verdict is True and not (status >= 500 or status in _TRANSIENT_STATUS):
+        return TransientError(message, status=status, retry_after=retry_after)
+    if verdict is False and (status >= 500 or status in _TRANSIENT_STATUS):
+        return PermanentError(message, status=status)
+    if status in (401, 403):
+        return AuthenticationError(f"{message} -- check the API key", status=status)
+    if status == 429:
+        return RateLimitedError(message, status=status, retry_after=retry_after)
+    if status >= 500 or status in _TRANSIENT_STATUS:
+        return ServerError(message, status=status, retry_after=retry_after)
+    return BadRequestError(message, status=status)
+
+
+def _status_of_error_body(body: dict[str, Any]) -> int:
+    code = body["error"].get("code") if isinstance(body.get("error"), dict) else None
+    try:
+        status = int(code)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 502  # an upstream failure with no usable code: worth retrying
+    return status if 400 <= status <= 599 else 502
+
+
+def parse_completion(response: httpx.Response, *, model: str, latency: float) -> Completion:
+    """Return the Completion in a 2xx answer, or raise the error it really carries.
+
+    Raises:
+        AsyncGenError: Mapped from the body (error bodies, garbage, no choices).
+    """
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidResponseError(
+            f"{model}: HTTP {response.status_code} but the body is not JSON: "
+            f"{mask_secrets(response.text[:200])!r}",
+            status=response.status_code,
+        ) from exc
+    if not isinstance(body, dict):
+        raise InvalidResponseError(f"{model}: expected a JSON object, got {type(body).__name__}")
+    if body.get("error"):
+        raise error_for_status(_status_of_error_body(body), response.headers, body, model=model)
+    return _completion_from(body, model=model, latency=latency)
+
+
+def _completion_from(body: dict[str, Any], *, model: str, latency: float) -> Completion:
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise InvalidResponseError(f"{model}: the answer has no choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    content = message.get("content") if isinstance(message, dict) else None
+    if choice.get("finish_reason") == "error":
+        raise ServerError(f"{model}: the provider ended the answer with an error", status=502)
+    if content is not None and not isinstance(content, str):
+        raise InvalidResponseError(f"{model}: message content is not text")
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return Completion(
+        text=content or "",
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.model_validate(usage),
+        model=str(body.get("model") or model),
+        latency=latency,
+        id=body.get("id"),
+    )
+
+
+def map_transport_error(exc: httpx.TransportError, *, model: str, timeout: float) -> AsyncGenError:
+    """Return the asyncgen error for an httpx transport failure."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return RequestTimeoutError(f"{model}: no answer in time ({name}, timeout {timeout:g} s)")
+    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+        detail = mask_secrets(str(exc))[:200] or "connection dropped"
+        return ConnectionFailedError(f"{model}: connection failed ({name}: {detail})")
+    return BadRequestError(f"{model}: the request could not be sent ({name}: {exc})")

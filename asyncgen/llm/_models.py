@@ -1,0 +1,143 @@
+"""Pydantic models of jobs, completions, usage and results."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+__all__ = ["Completion", "GenerationJob", "GenerationResult", "Usage"]
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class Usage(BaseModel):
+    """Tokens (and cost, when the provider reports it) spent by one completion."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float | None = None
+
+
+class Completion(BaseModel):
+    """One answer from a chat completions endpoint."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    model: str
+    latency: float = Field(description="Seconds from sending the request to the answer.")
+    id: str | None = None
+
+
+class GenerationJob(BaseModel):
+    """One request to generate: a model and either a prompt or a list of messages.
+
+    Attributes:
+        model: The provider's model id, e.g. "openai/gpt-4o-mini".
+        prompt: A single user message; exclusive with ``messages``.
+        messages: OpenAI-style chat messages (``{"role": ..., "content": ...}``).
+        params: Extra request fields (temperature, max_tokens, ...), sent as they are.
+        id: Your id for the job; a random one when not given.
+        metadata: Anything to carry along to the result; never sent.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = Field(min_length=1)
+    prompt: str | None = None
+    messages: list[dict[str, Any]] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field(default_factory=_new_id, min_length=1)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> GenerationJob:
+        if (self.prompt is None) == (self.messages is None):
+            raise ValueError("give exactly one of prompt= or messages=")
+        return self
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_have_roles(cls, value: list[dict[str, Any]] | None) -> Any:
+        if value is not None:
+            if not value:
+                raise ValueError("messages must not be empty")
+            for number, message in enumerate(value):
+                if "role" not in message:
+                    raise ValueError(f"message {number} has no 'role'")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _params_do_not_override(cls, value: dict[str, Any]) -> dict[str, Any]:
+        clash = {"model", "messages"} & value.keys()
+        if clash:
+            raise ValueError(f"params must not set {sorted(clash)}: use the job's own fields")
+        return value
+
+    def to_messages(self) -> list[dict[str, Any]]:
+        """The chat messages to send."""
+        if self.messages is not None:
+            return self.messages
+        return [{"role": "user", "content": self.prompt}]
+
+
+class GenerationResult(BaseModel):
+    """What became of one job: its text, or the error it failed with.
+
+    Attributes:
+        index: The job's position in the input.
+        job: The job itself.
+        text: The answer's text, or None when the job failed.
+        completion: The whole completion (usage, finish reason, model), or None.
+        error: The error the job failed with, or None.
+        attempts: Requests made for the job (0 when it never started).
+        latency: Seconds from the job's start to its end, retries included.
+        value: What ``validate`` returned for the text, when a validator was given.
+    """
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    index: int
+    job: GenerationJob
+    text: str | None = None
+    completion: Completion | None = None
+    error: BaseException | None = None
+    attempts: int = 0
+    latency: float = 0.0
+    value: Any = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ok(self) -> bool:
+        """True when the job produced an answer that passed validation."""
+        return self.error is None
+
+    @property
+    def model(self) -> str:
+        """The job's model."""
+        return self.job.model
+
+    def to_record(self) -> dict[str, Any]:
+        """A JSON-ready summary: id, model, ok, text, error type and message, usage."""
+        usage = self.completion.usage.model_dump() if self.completion else None
+        return {
+            "id": self.job.id,
+            "model": self.job.model,
+            "ok": self.ok,
+            "text": self.text,
+            "error_type": type(self.error).__name__ if self.error else None,
+            "error": str(self.error) if self.error else None,
+            "attempts": self.attempts,
+            "latency": round(self.latency, 4),
+            "usage": usage,
+        }

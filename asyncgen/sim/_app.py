@@ -1,0 +1,266 @@
+"""The simulator's ASGI app: an OpenAI-compatible API with latency, limits and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import time
+import uuid
+from collections import Counter, defaultdict, deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ._config import Fault, ModelProfile, SimConfig
+
+__all__ = ["SimApp"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+WINDOW = 60.0
+
+
+class _Reset(Exception):
+    """Raised to make the server drop the connection mid-answer."""
+
+
+class _Limiter:
+    """Sliding 60 s windows of requests and tokens for one model."""
+
+    def __init__(self) -> None:
+        self.requests: deque[float] = deque()
+        self.tokens: deque[tuple[float, int]] = deque()
+
+    def check(self, profile: ModelProfile, tokens: int, now: float) -> float | None:
+        """Admit a request (return None) or return seconds until it would be admitted."""
+        while self.requests and self.requests[0] <= now - WINDOW:
+            self.requests.popleft()
+        while self.tokens and self.tokens[0][0] <= now - WINDOW:
+            self.tokens.popleft()
+        if profile.rpm is not None and len(self.requests) >= profile.rpm:
+            return self.requests[0] + WINDOW - now
+        if profile.tpm is not None:
+            used = sum(n for _, n in self.tokens)
+            if used + tokens > profile.tpm and self.tokens:
+                return self.tokens[0][0] + WINDOW - now
+        self.requests.append(now)
+        self.tokens.append((now, tokens))
+        return None
+
+
+def _tokens(text: str) -> int:
+    return max(1, math.ceil(len(text) / 4))
+
+
+class SimApp:
+    """An OpenAI-compatible ASGI app for tests, demos and benchmarks.
+
+    Routes: ``POST .../chat/completions``, ``GET .../models``, ``GET /api/v1/key``
+    (OpenRouter's credits endpoint), and for tests ``GET /sim/stats``,
+    ``POST /sim/reset`` and ``POST /sim/config`` (replace the configuration).
+    """
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self.rng = random.Random(self.config.seed)
+        self.requests: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self.limiters: defaultdict[str, _Limiter] = defaultdict(_Limiter)
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.spent = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"].rstrip("/"), scope["method"]
+        body = await _read_body(receive)
+        if method == "POST" and path.endswith("/chat/completions"):
+            await self._chat(scope, body, send)
+        elif method == "GET" and path.endswith("/models"):
+            data = [{"id": m, "object": "model", "owned_by": "sim"} for m in self.config.models]
+            await _json(send, 200, {"object": "list", "data": data})
+        elif method == "GET" and path.endswith("/key"):
+            await _json(send, 200, {"data": self._key_info()})
+        elif path == "/sim/stats":
+            await _json(send, 200, self.stats())
+        elif method == "POST" and path == "/sim/reset":
+            self._reset_state()
+            await _json(send, 200, {"reset": True})
+        elif method == "POST" and path == "/sim/config":
+            self.config = SimConfig.model_validate_json(body)
+            self._reset_state()
+            await _json(send, 200, {"configured": True})
+        else:
+            await _json(send, 404, {"error": {"message": f"no route {method} {path}"}})
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of chat requests received, by model and by answer status."""
+        return {
+            "total": sum(self.requests.values()),
+            "requests": dict(self.requests),
+            "statuses": dict(self.statuses),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "spent": round(self.spent, 8),
+        }
+
+    def _key_info(self) -> dict[str, Any]:
+        rpm = self.config.default.rpm
+        return {
+            "label": "asyncgen-sim",
+            "limit": self.config.credits,
+            "usage": round(self.spent, 8),
+            "limit_remaining": round(self.config.credits - self.spent, 8),
+            "is_free_tier": False,
+            "rate_limit": {"requests": rpm or 1000, "interval": "1m"},
+        }
+
+    def _authorized(self, scope: Scope) -> bool:
+        if self.config.api_key is None:
+            return True
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        return headers.get(b"authorization", b"") == f"Bearer {self.config.api_key}".encode()
+
+    async def _chat(self, scope: Scope, body: bytes, send: Send) -> None:
+        try:
+            request = json.loads(body)
+            model = str(request["model"])
+            messages = request["messages"]
+            prompt = str(messages[-1].get("content", "")) if messages else ""
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+            await self._error(send, 400, "invalid_request_error", "body needs model and messages")
+            return
+        self.requests[model] += 1
+        if not self._authorized(scope):
+            await self._error(send, 401, "invalid_api_key", "invalid API key")
+            return
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await self._answer(model, prompt, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, model: str, prompt: str, send: Send) -> None:
+        profile = self.config.profile(model)
+        wait = self.limiters[model].check(profile, _tokens(prompt), time.monotonic())
+        if wait is not None:
+            headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(int(wait * 1000))}
+            await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
+            return
+        fault = self._fault(model, profile)
+        if fault is not None and fault.kind != "stall":
+            await self._inject(send, fault)
+            return
+        delay = profile.latency + profile.latency_spread * (2 * self.rng.random() - 1)
+        await asyncio.sleep(fault.stall_seconds if fault else max(0.0, delay))
+        await _json(send, 200, self._completion(model, prompt, profile))
+
+    def _fault(self, model: str, profile: ModelProfile) -> Fault | None:
+        for fault in profile.faults:
+            if fault.first is not None and self.requests[model] > fault.first:
+                continue
+            if fault.rate >= 1.0 or self.rng.random() < fault.rate:
+                return fault
+        return None
+
+    async def _inject(self, send: Send, fault: Fault) -> None:
+        headers = dict(fault.headers)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{fault.retry_after:g}"
+        if fault.kind == "status":
+            await self._error(send, fault.status, fault.code or "sim_error", fault.message, headers)
+        elif fault.kind == "error_body":
+            error = {"code": fault.code or fault.status, "message": fault.message}
+            await _json(send, 200, {"error": error}, headers)
+            self.statuses["200-error"] += 1
+        elif fault.kind == "malformed":
+            await _raw(send, 200, b'{"choices": [ {"message": tru', headers)
+            self.statuses["200-malformed"] += 1
+        elif fault.kind == "no_choices":
+            await _json(send, 200, {"id": "sim-empty", "choices": []}, headers)
+            self.statuses["200-empty"] += 1
+        else:
+            self.statuses["reset"] += 1
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-length", b"1000")],
+                }
+            )
+            await send({"type": "http.response.body", "body": b'{"id"', "more_body": True})
+            raise _Reset("simulated connection reset")
+
+    async def _error(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.statuses[str(status)] += 1
+        body = {"error": {"message": message, "type": code, "code": code}}
+        await _json(send, status, body, headers)
+
+    def _completion(self, model: str, prompt: str, profile: ModelProfile) -> dict[str, Any]:
+        self.statuses["200"] += 1
+        template = profile.reply
+        text = (
+            template.replace("{model}", model).replace("{prompt}", prompt)
+            if template is not None
+            else f"[{model}] {prompt[:120]}"
+        )
+        prompt_tokens, completion_tokens = _tokens(prompt), _tokens(text)
+        cost = (prompt_tokens + completion_tokens) * profile.price_per_token
+        self.spent += cost
+        return {
+            "id": f"sim-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "cost": round(cost, 10),
+            },
+        }
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _json(
+    send: Send, status: int, payload: Any, headers: dict[str, str] | None = None
+) -> None:
+    await _raw(send, status, json.dumps(payload).encode(), headers)
+
+
+async def _raw(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    pairs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": pairs})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,91 @@
+"""Configuration of the simulator: per-model latency, limits, replies and faults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["Fault", "ModelProfile", "SimConfig"]
+
+FaultKind = Literal["status", "error_body", "malformed", "no_choices", "reset", "stall"]
+
+
+class Fault(BaseModel):
+    """A failure the simulator injects into answers for one model.
+
+    Attributes:
+        kind: ``status`` (an HTTP error such as 503, 402 or 429), ``error_body`` (200
+            with ``{"error": ...}``, as OpenRouter does), ``malformed`` (200, not JSON),
+            ``no_choices`` (200, empty choices), ``reset`` (the connection is dropped
+            before the answer completes) or ``stall`` (no answer for ``stall_seconds``).
+        status: The HTTP status for ``status``; the error code for ``error_body``.
+        code: The ``error.code`` / ``error.type`` string (e.g. ``insufficient_quota``).
+        message: The error message in the body.
+        retry_after: Seconds to send as Retry-After, if any.
+        headers: Extra response headers (e.g. ``{"x-should-retry": "false"}``).
+        first: Only the first ``first`` requests to the model fail; None means all.
+        rate: Probability that a request (among those ``first``) fails.
+        stall_seconds: How long a ``stall`` lasts.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: FaultKind
+    status: int = 503
+    code: str | None = None
+    message: str = "simulated failure"
+    retry_after: float | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    first: int | None = Field(default=None, ge=0)
+    rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    stall_seconds: float = Field(default=3600.0, ge=0.0)
+
+
+class ModelProfile(BaseModel):
+    """How one simulated model behaves.
+
+    Attributes:
+        latency: Mean seconds before answering.
+        latency_spread: Answers take a uniform time in latency +/- spread (never < 0).
+        rpm: Requests per minute allowed; beyond it, 429 with Retry-After.
+        tpm: Tokens per minute allowed (prompt + completion, estimated at 4 chars/token).
+        reply: The answer's text; ``{model}`` and ``{prompt}`` are filled in. None
+            means a short echo of the prompt.
+        faults: Failures to inject, checked in order; the first that fires wins.
+        price_per_token: Dollars per token, reported as ``usage.cost``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    latency: float = Field(default=0.0, ge=0.0)
+    latency_spread: float = Field(default=0.0, ge=0.0)
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    reply: str | None = None
+    faults: list[Fault] = Field(default_factory=list)
+    price_per_token: float = Field(default=1e-6, ge=0.0)
+
+
+class SimConfig(BaseModel):
+    """The whole simulator: profiles by model id, and the account behind the key.
+
+    Attributes:
+        models: Profiles by model id; other models use ``default``.
+        default: The profile of models not listed.
+        api_key: When set, requests must carry it as a bearer token (else 401).
+        credits: The account's credit limit in dollars, for ``/api/v1/key``.
+        seed: Seed for latency draws and fault rates, so runs repeat.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: dict[str, ModelProfile] = Field(default_factory=dict)
+    default: ModelProfile = Field(default_factory=ModelProfile)
+    api_key: str | None = None
+    credits: float = 100.0
+    seed: int = 0
+
+    def profile(self, model: str) -> ModelProfile:
+        """The profile for ``model``."""
+        return self.models.get(model, self.default)
