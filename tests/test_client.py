@@ -1,0 +1,139 @@
+"""ChatClient against the simulator over a real socket: answers, faults, secrets."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+import asyncgen
+from asyncgen import ChatClient
+from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+
+KEY = "sk-or-v1-sim0123456789abcdef"
+HI = [{"role": "user", "content": "hello there"}]
+
+
+def faulty(*faults: Fault, **profile: object) -> SimConfig:
+    return SimConfig(models={"m": ModelProfile(faults=list(faults), **profile)})  # type: ignore[arg-type]
+
+
+class TestAnswers:
+    async def test_chat_returns_text_usage_and_cost(self, sim: SimServer) -> None:
+        """A plain request comes back as a Completion with usage and cost."""
+        async with ChatClient(sim.base_url, KEY) as client:
+            completion = await client.chat("m", HI)
+        assert completion.text == "[m] hello there"
+        assert completion.usage.total_tokens > 0
+        assert completion.usage.cost is not None
+        assert sim.requests("m") == 1
+
+    async def test_connections_are_pooled(self, sim: SimServer) -> None:
+        """Concurrent requests share at most max_connections connections."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.05)))
+        client = ChatClient(sim.base_url, max_connections=3)
+        results = await asyncgen.generate(
+            [{"model": "m", "prompt": str(i)} for i in range(12)], client=client, concurrency=12
+        )
+        await client.aclose()
+        assert all(r.ok for r in results)
+        assert sim.stats()["max_in_flight"] <= 3
+
+    async def test_wrong_key_is_an_authentication_error(self, sim: SimServer) -> None:
+        """A refused key raises AuthenticationError that does not show the key."""
+        sim.configure(SimConfig(api_key="the-right-key"))
+        async with ChatClient(sim.base_url, KEY) as client:
+            with pytest.raises(asyncgen.AuthenticationError) as caught:
+                await client.chat("m", HI)
+        assert KEY not in str(caught.value)
+        assert KEY not in repr(caught.value)
+
+    async def test_models_endpoint(self, sim: SimServer) -> None:
+        """GET /models lists the configured models."""
+        sim.configure(SimConfig(models={"a": ModelProfile(), "b": ModelProfile()}))
+        async with ChatClient(sim.base_url) as client:
+            listing = await client.get_json("/models")
+        assert [m["id"] for m in listing["data"]] == ["a", "b"]
+
+
+class TestFaultsEndToEnd:
+    @pytest.mark.parametrize(
+        ("fault", "kind"),
+        [
+            (Fault(kind="status", status=503), asyncgen.ServerError),
+            (Fault(kind="status", status=402), asyncgen.InsufficientCreditsError),
+            (Fault(kind="status", status=400), asyncgen.BadRequestError),
+            (Fault(kind="status", status=429, retry_after=2), asyncgen.RateLimitedError),
+            (Fault(kind="error_body", status=502), asyncgen.ServerError),
+            (Fault(kind="malformed"), asyncgen.InvalidResponseError),
+            (Fault(kind="no_choices"), asyncgen.InvalidResponseError),
+            (Fault(kind="reset"), asyncgen.ConnectionFailedError),
+            (
+                Fault(kind="status", status=429, code="insufficient_quota"),
+                asyncgen.InsufficientCreditsError,
+            ),
+            (
+                Fault(kind="status", status=503, headers={"x-should-retry": "false"}),
+                asyncgen.PermanentError,
+            ),
+        ],
+    )
+    async def test_fault_maps_to_error(
+        self, sim: SimServer, fault: Fault, kind: type[Exception]
+    ) -> None:
+        """Each injected fault arrives as its typed error, after exactly one request."""
+        sim.configure(faulty(fault))
+        async with ChatClient(sim.base_url, KEY) as client:
+            with pytest.raises(kind):
+                await client.chat("m", HI)
+        assert sim.requests("m") == 1
+
+    async def test_stall_times_out(self, sim: SimServer) -> None:
+        """A server that never answers ends in RequestTimeoutError after the timeout."""
+        sim.configure(faulty(Fault(kind="stall", stall_seconds=30)))
+        async with ChatClient(sim.base_url, timeout=0.3) as client:
+            with pytest.raises(asyncgen.RequestTimeoutError, match=r"timeout 0\.3 s"):
+                await client.chat("m", HI)
+
+    async def test_refused_connection(self) -> None:
+        """Nothing listening on the port is a ConnectionFailedError."""
+        async with ChatClient("http://127.0.0.1:9/v1", connect_timeout=2) as client:
+            with pytest.raises(asyncgen.ConnectionFailedError):
+                await client.chat("m", HI)
+
+
+class TestSecrets:
+    def test_repr_never_shows_the_key(self) -> None:
+        """The repr says whether a key is set, never what it is."""
+        client = ChatClient("https://x.test/v1", KEY)
+        assert KEY not in repr(client)
+        assert repr(client) == "ChatClient(base_url='https://x.test/v1', api_key=<set>)"
+
+    def test_presets_take_keys_from_the_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Presets read their provider's variable and can be overridden."""
+        monkeypatch.setenv("OPENROUTER_API_KEY", KEY)
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        assert ChatClient.openrouter().has_api_key
+        assert ChatClient.openrouter().base_url == "https://openrouter.ai/api/v1"
+        assert not ChatClient.openai().has_api_key
+        assert ChatClient.deepseek(base_url="http://127.0.0.1:1/v1").base_url.endswith(":1/v1")
+
+    async def test_key_never_reaches_logs(self, sim: SimServer) -> None:
+        """Retries and failures are logged without the key, even if the error shows it."""
+        sim.configure(faulty(Fault(kind="status", status=503, message=f"bad key {KEY}")))
+        out = io.StringIO()
+        asyncgen.configure_logging(json=True, stream=out)
+        async with ChatClient(sim.base_url, KEY) as client:
+            results = await asyncgen.generate(
+                [{"model": "m", "prompt": "x"}],
+                client=client,
+                retry=asyncgen.RetryPolicy(base_delay=0.001),
+            )
+        assert "retrying" in out.getvalue()
+        assert KEY not in out.getvalue()
+        assert KEY not in str(results[0].error)
+
+    def test_bad_base_url_is_refused(self) -> None:
+        """A base URL without a scheme is a ValueError saying what is needed."""
+        with pytest.raises(ValueError, match="http"):
+            ChatClient("api.openai.com/v1")

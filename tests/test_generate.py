@@ -1,0 +1,260 @@
+"""generate, fan_out, generate_iter, events and the sync twins, against the simulator."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+import asyncgen
+from asyncgen import (
+    BatchProgress,
+    ChatClient,
+    Event,
+    GenerationJob,
+    JobFailed,
+    JobRetrying,
+    JobStarted,
+    JobSucceeded,
+    RetryPolicy,
+)
+from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+
+MODELS = ["a", "b", "c", "d", "e", "f"]
+
+
+def profiles(**by_model: ModelProfile) -> SimConfig:
+    return SimConfig(models=by_model)
+
+
+class TestJobs:
+    def test_exactly_one_of_prompt_or_messages(self) -> None:
+        """A job needs a prompt or messages, not both, not neither."""
+        with pytest.raises(ValueError, match="exactly one"):
+            GenerationJob(model="m")
+        with pytest.raises(ValueError, match="exactly one"):
+            GenerationJob(model="m", prompt="x", messages=[{"role": "user", "content": "x"}])
+
+    def test_messages_need_roles_and_params_cannot_clash(self) -> None:
+        """Malformed messages and params that override the job are refused."""
+        with pytest.raises(ValueError, match="role"):
+            GenerationJob(model="m", messages=[{"content": "x"}])
+        with pytest.raises(ValueError, match="model"):
+            GenerationJob(model="m", prompt="x", params={"model": "other"})
+
+    def test_ids_are_unique_by_default(self) -> None:
+        """Jobs get distinct ids unless given one."""
+        assert GenerationJob(model="m", prompt="x").id != GenerationJob(model="m", prompt="x").id
+        assert GenerationJob(model="m", prompt="x", id="mine").id == "mine"
+
+    async def test_invalid_job_names_its_index(self, sim: SimServer) -> None:
+        """generate() refuses a bad job before sending anything, naming which."""
+        client = ChatClient(sim.base_url)
+        with pytest.raises(ValueError, match="job 1 is invalid"):
+            await asyncgen.generate([{"model": "a", "prompt": "x"}, {"model": "a"}], client=client)
+        assert sim.requests() == 0
+
+
+class TestGenerate:
+    async def test_fan_out_in_model_order(self, sim: SimServer) -> None:
+        """fan_out returns one result per model, in the order given, despite latencies."""
+        sim.configure(
+            profiles(**{m: ModelProfile(latency=0.02 * (6 - i)) for i, m in enumerate(MODELS)})
+        )
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out("Write a haiku", MODELS, client=client)
+        assert [r.model for r in results] == MODELS
+        assert [r.text for r in results] == [f"[{m}] Write a haiku" for m in MODELS]
+        assert all(r.ok and r.attempts == 1 and r.completion for r in results)
+        assert sim.stats()["max_in_flight"] == 6
+
+    async def test_concurrency_bounds_requests_in_flight(self, sim: SimServer) -> None:
+        """No more than ``concurrency`` requests are in flight at the server."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.02)))
+        async with ChatClient(sim.base_url) as client:
+            jobs = [{"model": "m", "prompt": str(i)} for i in range(20)]
+            results = await asyncgen.generate(jobs, client=client, concurrency=3)
+        assert [r.text for r in results] == [f"[m] {i}" for i in range(20)]
+        assert sim.stats()["max_in_flight"] == 3
+
+    async def test_request_counts_per_failure(
+        self, sim: SimServer, fast_retry: RetryPolicy
+    ) -> None:
+        """A 503 is sent three times, a 400 once, a recovering model until it succeeds."""
+        sim.configure(
+            profiles(
+                down=ModelProfile(faults=[Fault(kind="status", status=503)]),
+                bad=ModelProfile(faults=[Fault(kind="status", status=400)]),
+                flaky=ModelProfile(faults=[Fault(kind="status", status=502, first=1)]),
+                fine=ModelProfile(),
+            )
+        )
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out(
+                "x", ["down", "bad", "flaky", "fine"], client=client, retry=fast_retry
+            )
+        assert [r.ok for r in results] == [False, False, True, True]
+        assert [r.attempts for r in results] == [3, 1, 2, 1]
+        assert sim.stats()["requests"] == {"down": 3, "bad": 1, "flaky": 2, "fine": 1}
+        assert isinstance(results[0].error, asyncgen.ServerError)
+        assert isinstance(results[1].error, asyncgen.BadRequestError)
+
+    async def test_402_stops_unstarted_jobs(self, sim: SimServer, fast_retry: RetryPolicy) -> None:
+        """After a 402 no further request is sent; every later job fails for credits."""
+        sim.configure(SimConfig(default=ModelProfile(faults=[Fault(kind="status", status=402)])))
+        async with ChatClient(sim.base_url) as client:
+            jobs = [{"model": "m", "prompt": str(i)} for i in range(10)]
+            results = await asyncgen.generate(jobs, client=client, concurrency=1, retry=fast_retry)
+        assert sim.requests() == 1
+        assert all(isinstance(r.error, asyncgen.InsufficientCreditsError) for r in results)
+        assert [r.attempts for r in results] == [1] + [0] * 9
+        assert "add credits" in str(results[5].error)
+
+    async def test_402_lets_in_flight_jobs_finish(self, sim: SimServer) -> None:
+        """Jobs already running when a 402 arrives finish with their answers."""
+        sim.configure(
+            profiles(
+                broke=ModelProfile(faults=[Fault(kind="status", status=402)]),
+                slow=ModelProfile(latency=0.3),
+            )
+        )
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out(
+                "x", ["slow", "broke", "slow", "slow"], client=client, concurrency=2
+            )
+        assert [r.ok for r in results] == [True, False, False, False]
+        assert sim.requests("slow") == 1
+
+    async def test_validate_keeps_value_and_is_not_retried(self, sim: SimServer) -> None:
+        """A validator's return value is kept; its failure fails the job without retry."""
+        sim.configure(profiles(good=ModelProfile(reply='{"n": 7}'), bad=ModelProfile(reply="no")))
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out(
+                "x", ["good", "bad"], client=client, validate=json.loads
+            )
+        assert results[0].value == {"n": 7}
+        assert isinstance(results[1].error, asyncgen.ValidationFailedError)
+        assert results[1].text == "no"  # the failing answer is kept for inspection
+        assert sim.stats()["requests"] == {"good": 1, "bad": 1}
+
+    async def test_deadline_keeps_finished_results(self, sim: SimServer) -> None:
+        """Jobs finished before the deadline keep answers; the rest are deadline-exceeded."""
+        sim.configure(profiles(fast=ModelProfile(), slow=ModelProfile(latency=30)))
+        events: list[Event] = []
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out(
+                "x",
+                ["fast", "slow", "fast"],
+                client=client,
+                deadline=0.5,
+                on_event=events.append,
+            )
+        assert [r.ok for r in results] == [True, False, True]
+        assert isinstance(results[1].error, asyncgen.DeadlineExceededError)
+        assert [e for e in events if isinstance(e, BatchProgress)][-1].done == 3
+
+
+class TestEvents:
+    async def test_event_sequence(self, sim: SimServer, fast_retry: RetryPolicy) -> None:
+        """Started, retrying, succeeded/failed and progress events arrive in order."""
+        sim.configure(
+            profiles(
+                ok=ModelProfile(),
+                flaky=ModelProfile(faults=[Fault(kind="status", status=503, first=1)]),
+                bad=ModelProfile(faults=[Fault(kind="status", status=400)]),
+            )
+        )
+        events: list[Event] = []
+
+        async def record(event: Event) -> None:
+            events.append(event)
+
+        async with ChatClient(sim.base_url) as client:
+            await asyncgen.fan_out(
+                "x",
+                ["ok", "flaky", "bad"],
+                client=client,
+                retry=fast_retry,
+                on_event=record,
+                concurrency=1,
+            )
+        kinds = [type(e).__name__ for e in events]
+        assert kinds == [
+            "JobStarted", "JobSucceeded", "BatchProgress",
+            "JobStarted", "JobRetrying", "JobSucceeded", "BatchProgress",
+            "JobStarted", "JobFailed", "BatchProgress",
+        ]  # fmt: skip
+        retrying = next(e for e in events if isinstance(e, JobRetrying))
+        assert (retrying.attempt, retrying.job.model) == (1, "flaky")
+        assert isinstance(retrying.error, asyncgen.ServerError)
+        last = events[-1]
+        assert isinstance(last, BatchProgress)
+        assert (last.done, last.total, last.ok, last.failed, last.percent) == (3, 3, 2, 1, 100.0)
+        assert isinstance(events[0], JobStarted)
+        assert isinstance(events[1], JobSucceeded)
+        assert events[1].result.text == "[ok] x"
+        assert isinstance(events[8], JobFailed)
+
+    async def test_legacy_progress_messages(self, sim: SimServer) -> None:
+        """legacy_progress speaks MODEL_OK / PREVIEW / MODEL_FAIL with percentages."""
+        sim.configure(profiles(bad=ModelProfile(faults=[Fault(kind="status", status=400)])))
+        messages: list[tuple[float, str]] = []
+        handler = asyncgen.legacy_progress(lambda p, m: messages.append((p, m)))
+        async with ChatClient(sim.base_url) as client:
+            await asyncgen.fan_out(
+                "hello", ["good", "bad"], client=client, on_event=handler, concurrency=1
+            )
+        assert messages[0] == (50.0, "MODEL_OK::good::ok")
+        assert messages[1] == (50.0, "PREVIEW::good::[good] hello")
+        assert messages[2][0] == 100.0
+        assert messages[2][1].startswith("MODEL_FAIL::bad::BadRequestError: bad: HTTP 400")
+
+    async def test_broken_handler_does_not_break_the_batch(self, sim: SimServer) -> None:
+        """An exception in on_event is logged; the results are all there."""
+
+        def broken(event: Event) -> None:
+            raise RuntimeError("ui bug")
+
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out("x", ["a", "b"], client=client, on_event=broken)
+        assert all(r.ok for r in results)
+
+    async def test_generate_iter_yields_as_jobs_finish(self, sim: SimServer) -> None:
+        """generate_iter yields the fast job first, then the slow one."""
+        sim.configure(profiles(slow=ModelProfile(latency=0.3), fast=ModelProfile()))
+        async with ChatClient(sim.base_url) as client:
+            jobs = [{"model": "slow", "prompt": "x"}, {"model": "fast", "prompt": "x"}]
+            order = [r.model async for r in asyncgen.generate_iter(jobs, client=client)]
+        assert order == ["fast", "slow"]
+
+
+class TestSyncTwins:
+    def test_sync_fan_out_reuses_connections(self, sim: SimServer) -> None:
+        """Sequential sync calls go through one pooled client: same loop, few connections."""
+        client = ChatClient(sim.base_url, max_connections=2)
+        for _ in range(5):
+            results = asyncgen.sync.fan_out("x", ["a", "b"], client=client)
+            assert [r.ok for r in results] == [True, True]
+        assert sim.requests() == 10
+        client.close()
+
+    def test_sync_generate_from_sixteen_threads(self, sim: SimServer) -> None:
+        """16 threads calling the blocking twin at once each get their own answers."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.05)))
+        client = ChatClient(sim.base_url)
+
+        def one(i: int) -> list[Any]:
+            results = asyncgen.sync.generate([{"model": "m", "prompt": f"t{i}"}], client=client)
+            return [r.text for r in results]
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(one, range(16)))
+        client.close()
+        assert answers == [[f"[m] t{i}"] for i in range(16)]
+
+    def test_twins_share_the_signature(self) -> None:
+        """The blocking twins carry the async originals' names and docs."""
+        assert asyncgen.sync.generate.__doc__ == asyncgen.generate.__doc__
+        assert asyncgen.sync.fan_out.__name__ == "fan_out"
