@@ -157,11 +157,14 @@ class SimApp:
             await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
             return
         fault = self._fault(model, profile)
-        if fault is not None and fault.kind != "stall":
+        # Failures take the model's time too, as a real upstream's 503 does.
+        delay = profile.latency + profile.latency_spread * (2 * self.rng.random() - 1)
+        await asyncio.sleep(max(0.0, delay))
+        if fault is not None and fault.kind == "stall":
+            await asyncio.sleep(fault.stall_seconds)
+        elif fault is not None:
             await self._inject(send, fault)
             return
-        delay = profile.latency + profile.latency_spread * (2 * self.rng.random() - 1)
-        await asyncio.sleep(fault.stall_seconds if fault else max(0.0, delay))
         await _json(send, 200, self._completion(model, prompt, profile))
 
     def _fault(self, model: str, profile: ModelProfile) -> Fault | None:

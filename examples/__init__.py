@@ -1,0 +1,1 @@
+"""Runnable examples of asyncgen, each with a test in tests/."""

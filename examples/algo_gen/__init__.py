@@ -1,0 +1,1 @@
+"""The legacy algorithm-generation job, rebuilt on asyncgen."""
