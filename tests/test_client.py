@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Literal, cast
 
 import pytest
 
@@ -12,6 +13,7 @@ from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
 
 KEY = "sk-or-v1-sim0123456789abcdef"
 HI = [{"role": "user", "content": "hello there"}]
+Backend = Literal["httpx", "aiohttp"]
 
 
 def faulty(*faults: Fault, **profile: object) -> SimConfig:
@@ -19,9 +21,9 @@ def faulty(*faults: Fault, **profile: object) -> SimConfig:
 
 
 class TestAnswers:
-    async def test_chat_returns_text_usage_and_cost(self, sim: SimServer) -> None:
+    async def test_chat_returns_text_usage_and_cost(self, sim: SimServer, backend: Backend) -> None:
         """A plain request comes back as a Completion with usage and cost."""
-        async with ChatClient(sim.base_url, KEY) as client:
+        async with ChatClient(sim.base_url, KEY, backend=backend) as client:
             completion = await client.chat("m", HI)
         assert completion.text == "[m] hello there"
         assert completion.usage.total_tokens > 0
@@ -56,6 +58,12 @@ class TestAnswers:
         assert [m["id"] for m in listing["data"]] == ["a", "b"]
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Both HTTP backends: httpx's own pool and the aiohttp transport (fast extra)."""
+    return cast(Backend, request.param)
+
+
 class TestFaultsEndToEnd:
     @pytest.mark.parametrize(
         ("fault", "kind"),
@@ -79,19 +87,19 @@ class TestFaultsEndToEnd:
         ],
     )
     async def test_fault_maps_to_error(
-        self, sim: SimServer, fault: Fault, kind: type[Exception]
+        self, sim: SimServer, fault: Fault, kind: type[Exception], backend: Backend
     ) -> None:
         """Each injected fault arrives as its typed error, after exactly one request."""
         sim.configure(faulty(fault))
-        async with ChatClient(sim.base_url, KEY) as client:
+        async with ChatClient(sim.base_url, KEY, backend=backend) as client:
             with pytest.raises(kind):
                 await client.chat("m", HI)
         assert sim.requests("m") == 1
 
-    async def test_stall_times_out(self, sim: SimServer) -> None:
+    async def test_stall_times_out(self, sim: SimServer, backend: Backend) -> None:
         """A server that never answers ends in RequestTimeoutError after the timeout."""
         sim.configure(faulty(Fault(kind="stall", stall_seconds=30)))
-        async with ChatClient(sim.base_url, timeout=0.3) as client:
+        async with ChatClient(sim.base_url, timeout=0.3, backend=backend) as client:
             with pytest.raises(asyncgen.RequestTimeoutError, match=r"timeout 0\.3 s"):
                 await client.chat("m", HI)
 
@@ -132,6 +140,11 @@ class TestSecrets:
         assert "retrying" in out.getvalue()
         assert KEY not in out.getvalue()
         assert KEY not in str(results[0].error)
+
+    def test_unknown_backend_is_refused(self) -> None:
+        """Only the two known backends are accepted."""
+        with pytest.raises(ValueError, match="backend"):
+            ChatClient("http://127.0.0.1:1/v1", backend="curl")  # type: ignore[arg-type]
 
     def test_bad_base_url_is_refused(self) -> None:
         """A base URL without a scheme is a ValueError saying what is needed."""

@@ -8,7 +8,7 @@ import time
 import weakref
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import structlog
@@ -39,6 +39,15 @@ DEEPSEEK_URL = "https://api.deepseek.com/v1"
 _log = structlog.get_logger("asyncgen.client")
 
 
+def _require_aiohttp() -> None:
+    try:
+        import httpx_aiohttp  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            "backend='aiohttp' needs the fast extra: pip install 'asyncgen[fast]'"
+        ) from exc
+
+
 class ChatClient:
     """A client for one OpenAI-compatible API and one key, shared by every job on it.
 
@@ -56,9 +65,13 @@ class ChatClient:
         max_keepalive: The most idle connections kept for reuse.
         http2: Use HTTP/2 when the server offers it (TLS, by ALPN).
         headers: Extra headers for every request (e.g. OpenRouter's ``HTTP-Referer``).
+        backend: ``httpx`` (default; HTTP/2 capable) or ``aiohttp``: httpx's API over
+            aiohttp's HTTP/1.1 connection pool, several times cheaper in CPU per request
+            at high concurrency (``pip install 'asyncgen[fast]'``).
 
     Raises:
         ValueError: For a base URL that is not http(s) or non-positive limits.
+        ImportError: ``backend="aiohttp"`` without the ``fast`` extra installed.
     """
 
     def __init__(
@@ -72,7 +85,12 @@ class ChatClient:
         max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
         http2: bool = True,
         headers: Mapping[str, str] | None = None,
+        backend: Literal["httpx", "aiohttp"] = "httpx",
     ) -> None:
+        if backend not in ("httpx", "aiohttp"):
+            raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
+        if backend == "aiohttp":
+            _require_aiohttp()
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
         if max_connections < 1 or max_keepalive < 0 or timeout <= 0 or connect_timeout <= 0:
@@ -85,7 +103,8 @@ class ChatClient:
         self._limits = httpx.Limits(
             max_connections=max_connections, max_keepalive_connections=max_keepalive
         )
-        self.http2 = http2
+        self.http2 = http2 and backend == "httpx"
+        self.backend = backend
         self._headers = dict(headers or {})
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
@@ -123,7 +142,8 @@ class ChatClient:
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
-        return f"ChatClient(base_url={self.base_url!r}, api_key=<{key}>)"
+        extra = f", backend={self.backend!r}" if self.backend != "httpx" else ""
+        return f"ChatClient(base_url={self.base_url!r}, api_key=<{key}>{extra})"
 
     def _pool(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -133,10 +153,21 @@ class ChatClient:
             if self._api_key:
                 headers["Authorization"] = f"Bearer {self._api_key}"
             pool = httpx.AsyncClient(
-                timeout=self._timeout, limits=self._limits, http2=self.http2, headers=headers
+                timeout=self._timeout,
+                limits=self._limits,
+                http2=self.http2,
+                headers=headers,
+                transport=self._transport(),
             )
             self._pools[loop] = pool
         return pool
+
+    def _transport(self) -> httpx.AsyncBaseTransport | None:
+        if self.backend != "aiohttp":
+            return None
+        from httpx_aiohttp import AiohttpTransport
+
+        return AiohttpTransport(limits=self._limits, http2=False)
 
     async def __aenter__(self) -> ChatClient:
         self._pool()
