@@ -20,12 +20,12 @@ import argparse
 import asyncio
 import sys
 import time
+import types
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import openai
 
 import asyncgen
@@ -33,6 +33,12 @@ from asyncgen.testing import sim_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import write_report
+
+_sdk_http: types.ModuleType
+try:
+    import httpx2 as _sdk_http
+except ImportError:  # an openai SDK before 3.0
+    _sdk_http = httpx
 
 MESSAGES = [{"role": "user", "content": "Say something short."}]
 
@@ -63,8 +69,9 @@ async def run_raw_httpx(base_url: str, n: int, concurrency: int) -> int:
 
 
 async def run_openai(base_url: str, n: int, concurrency: int) -> int:
-    # The SDK (3.x) runs on httpx2, httpx's successor, which has its own Limits type.
-    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    # The SDK 3.x runs on httpx2, httpx's successor, which has its own Limits type;
+    # older SDKs run on httpx.
+    limits = _sdk_http.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     http_client = openai.DefaultAsyncHttpxClient(limits=limits)
     client = openai.AsyncOpenAI(
         base_url=base_url, api_key="sim", max_retries=0, http_client=http_client
