@@ -22,7 +22,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["blocking", "on_shutdown", "run_blocking"]
+__all__ = ["blocking", "in_bridge_thread", "on_shutdown", "run_blocking"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -153,6 +153,11 @@ def blocking(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         return run_blocking(fn, *args, **kwargs)
 
     return twin
+
+
+def in_bridge_thread() -> bool:
+    """True when running on the bridge loop's thread (inside a blocking twin's call)."""
+    return _LOOP.in_loop_thread()
 
 
 def on_shutdown(closer: Callable[[], Awaitable[object]]) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import httpx
 import structlog
 
-from .._bridge import run_blocking
+from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import InsufficientCreditsError
 from .._logging import register_secret
 from ._mapping import error_for_status, map_transport_error, parse_completion
@@ -160,6 +160,8 @@ class ChatClient:
                 transport=self._transport(),
             )
             self._pools[loop] = pool
+            if in_bridge_thread():  # the bridge loop lives until exit: close the pool then
+                on_shutdown(pool.aclose)
         return pool
 
     def _transport(self) -> httpx.AsyncBaseTransport | None:
