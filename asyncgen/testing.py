@@ -22,7 +22,10 @@ __all__ = ["Fault", "ModelProfile", "SimConfig", "SimServer", "sim_server"]
 
 @contextmanager
 def sim_server(
-    config: SimConfig | dict[str, Any] | None = None, *, process: bool = False
+    config: SimConfig | dict[str, Any] | None = None,
+    *,
+    process: bool = False,
+    http2: bool = False,
 ) -> Iterator[SimServer]:
     """Run the simulator on a free 127.0.0.1 port for the duration of a ``with`` block.
 
@@ -30,10 +33,12 @@ def sim_server(
         config: A SimConfig (or its dict form); None means instant, faultless answers.
         process: Serve from a child process instead of a thread of this one (closer to
             production: no shared GIL; required to measure client CPU cleanly).
+        http2: Serve TLS + HTTP/2 with hypercorn and a throwaway CA (``sim.verify`` is
+            what clients pass as ``verify``); needs the ``sim-http2`` extra.
 
     Yields:
         The running SimServer: ``base_url`` for ChatClient, ``stats()``, ``requests()``.
     """
     parsed = SimConfig.model_validate(config) if isinstance(config, dict) else config
-    with SimServer(parsed, process=process) as server:
+    with SimServer(parsed, process=process, http2=http2) as server:
         yield server

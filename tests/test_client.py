@@ -9,7 +9,7 @@ import pytest
 
 import asyncgen
 from asyncgen import ChatClient
-from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer, sim_server
 
 KEY = "sk-or-v1-sim0123456789abcdef"
 HI = [{"role": "user", "content": "hello there"}]
@@ -108,6 +108,46 @@ class TestFaultsEndToEnd:
         async with ChatClient("http://127.0.0.1:9/v1", connect_timeout=2) as client:
             with pytest.raises(asyncgen.ConnectionFailedError):
                 await client.chat("m", HI)
+
+
+class TestHttp2:
+    async def test_http2_is_used_by_default_when_offered(self) -> None:
+        """Against a TLS server offering h2 (ALPN), the default client speaks HTTP/2."""
+        with sim_server(http2=True) as sim:
+            async with ChatClient(sim.base_url, verify=sim.verify) as client:
+                completions = [await client.chat("m", HI) for _ in range(3)]
+            assert [c.text for c in completions] == ["[m] hello there"] * 3
+            assert sim.stats()["http_versions"] == {"2": 3}
+
+    async def test_http1_when_asked_or_on_aiohttp(self) -> None:
+        """http2=False and the aiohttp backend use HTTP/1.1 on the same server."""
+        with sim_server(http2=True) as sim:
+            for client in (
+                ChatClient(sim.base_url, verify=sim.verify, http2=False),
+                ChatClient(sim.base_url, verify=sim.verify, backend="aiohttp"),
+            ):
+                async with client:
+                    await client.chat("m", HI)
+            assert sim.stats()["http_versions"] == {"1.1": 2}
+
+    async def test_aiohttp_protocol_errors_are_typed(self) -> None:
+        """An aiohttp failure its transport leaves unmapped still becomes our error type."""
+        with sim_server(http2=True) as sim:
+            context = sim.verify
+            assert not isinstance(context, bool)
+            context.set_alpn_protocols(["h2"])  # the server will speak h2 to aiohttp
+            async with ChatClient(sim.base_url, verify=context, backend="aiohttp") as client:
+                with pytest.raises(asyncgen.ConnectionFailedError):
+                    await client.chat("m", HI)
+
+    def test_http2_simulator_in_a_child_process(self) -> None:
+        """The HTTP/2 simulator also runs as a separate process."""
+        with sim_server(http2=True, process=True) as sim:
+            client = ChatClient(sim.base_url, verify=sim.verify)
+            results = asyncgen.sync.fan_out("x", ["a", "b"], client=client)
+            client.close()
+            assert [r.text for r in results] == ["[a] x", "[b] x"]
+            assert sim.stats()["http_versions"] == {"2": 2}
 
 
 class TestSecrets:

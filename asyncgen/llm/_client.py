@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import time
 import weakref
 from collections.abc import Mapping
@@ -14,7 +15,7 @@ import httpx
 import structlog
 
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
-from .._errors import InsufficientCreditsError
+from .._errors import ConnectionFailedError, InsufficientCreditsError
 from .._logging import register_secret
 from ._mapping import error_for_status, map_transport_error, parse_completion
 from ._models import Completion
@@ -48,6 +49,12 @@ def _require_aiohttp() -> None:
         ) from exc
 
 
+def _aiohttp_errors() -> tuple[type[Exception], ...]:
+    import aiohttp
+
+    return (aiohttp.ClientError,)
+
+
 class ChatClient:
     """A client for one OpenAI-compatible API and one key, shared by every job on it.
 
@@ -68,6 +75,8 @@ class ChatClient:
         backend: ``httpx`` (default; HTTP/2 capable) or ``aiohttp``: httpx's API over
             aiohttp's HTTP/1.1 connection pool, several times cheaper in CPU per request
             at high concurrency (``pip install 'asyncgen[fast]'``).
+        verify: TLS verification: True (system CAs), a CA bundle path, an SSLContext, or
+            False (never for real providers).
 
     Raises:
         ValueError: For a base URL that is not http(s) or non-positive limits.
@@ -86,6 +95,7 @@ class ChatClient:
         http2: bool = True,
         headers: Mapping[str, str] | None = None,
         backend: Literal["httpx", "aiohttp"] = "httpx",
+        verify: ssl.SSLContext | str | bool = True,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -105,11 +115,13 @@ class ChatClient:
         )
         self.http2 = http2 and backend == "httpx"
         self.backend = backend
+        self._verify = verify
         self._headers = dict(headers or {})
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
         self._credits_error: InsufficientCreditsError | None = None
+        self._foreign_errors = _aiohttp_errors() if backend == "aiohttp" else ()
 
     # -- presets -------------------------------------------------------------------
 
@@ -158,6 +170,7 @@ class ChatClient:
                 http2=self.http2,
                 headers=headers,
                 transport=self._transport(),
+                verify=self._verify,
             )
             self._pools[loop] = pool
             if in_bridge_thread():  # the bridge loop lives until exit: close the pool then
@@ -169,7 +182,7 @@ class ChatClient:
             return None
         from httpx_aiohttp import AiohttpTransport
 
-        return AiohttpTransport(limits=self._limits, http2=False)
+        return AiohttpTransport(limits=self._limits, http2=False, verify=self._verify)
 
     async def __aenter__(self) -> ChatClient:
         self._pool()
@@ -234,6 +247,8 @@ class ChatClient:
             response = await self._pool().post(f"{self.base_url}/chat/completions", json=body)
         except httpx.TransportError as exc:
             raise map_transport_error(exc, model=model, timeout=self.timeout) from exc
+        except self._foreign_errors as exc:  # aiohttp errors its transport does not map
+            raise ConnectionFailedError(f"{model}: {type(exc).__name__}: {exc}") from exc
         latency = time.perf_counter() - began
         try:
             if response.status_code >= 300:

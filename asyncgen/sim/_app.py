@@ -72,6 +72,7 @@ class SimApp:
         self.rng = random.Random(self.config.seed)
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
+        self.http_versions: Counter[str] = Counter()
         self.limiters: defaultdict[str, _Limiter] = defaultdict(_Limiter)
         self.in_flight = 0
         self.max_in_flight = 0
@@ -107,6 +108,7 @@ class SimApp:
             "total": sum(self.requests.values()),
             "requests": dict(self.requests),
             "statuses": dict(self.statuses),
+            "http_versions": dict(self.http_versions),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "spent": round(self.spent, 8),
@@ -139,6 +141,7 @@ class SimApp:
             await self._error(send, 400, "invalid_request_error", "body needs model and messages")
             return
         self.requests[model] += 1
+        self.http_versions[str(scope.get("http_version", "1.1"))] += 1
         if not self._authorized(scope):
             await self._error(send, 401, "invalid_api_key", "invalid API key")
             return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from types import TracebackType
@@ -15,6 +17,7 @@ import uvicorn
 
 from ._app import SimApp
 from ._config import SimConfig
+from ._http2 import TlsFiles, make_tls_files, serve_http2
 
 __all__ = ["SimServer", "listen", "serve_socket"]
 
@@ -57,9 +60,15 @@ class SimServer:
     Start it with :func:`asyncgen.testing.sim_server` or :meth:`start`.
     """
 
-    def __init__(self, config: SimConfig | None = None, *, process: bool = False) -> None:
+    def __init__(
+        self, config: SimConfig | None = None, *, process: bool = False, http2: bool = False
+    ) -> None:
         self.config = config or SimConfig()
         self.process = process
+        self.http2 = http2
+        self._tls: TlsFiles | None = None
+        self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._stop = threading.Event()
         self._sock: socket.socket | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -69,15 +78,22 @@ class SimServer:
     @property
     def url(self) -> str:
         """The server root, e.g. ``http://127.0.0.1:43123``."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.http2 else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The OpenAI-compatible API root (``.../v1``), for ChatClient."""
         return f"{self.url}/v1"
 
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What a client passes as ``verify``: the throwaway CA's context under HTTP/2."""
+        return self._tls.client_context() if self._tls is not None else True
+
     def start(self) -> SimServer:
         """Start serving; return when the server answers."""
+        if self.http2:
+            self._tls, self._tls_dir = make_tls_files()
         self._sock = listen()
         self.port = self._sock.getsockname()[1]
         if self.process:
@@ -88,6 +104,20 @@ class SimServer:
         return self
 
     def _start_thread(self, sock: socket.socket) -> None:
+        if self._tls is not None:
+            self._thread = threading.Thread(
+                target=serve_http2,
+                args=(sock, self.config),
+                kwargs={
+                    "certfile": str(self._tls.certfile),
+                    "keyfile": str(self._tls.keyfile),
+                    "stop": self._stop,
+                },
+                name="asyncgen-sim-h2",
+                daemon=True,
+            )
+            self._thread.start()
+            return
         self._server = _uvicorn(SimApp(self.config), "critical")
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="asyncgen-sim", daemon=True
@@ -96,21 +126,12 @@ class SimServer:
 
     def _start_process(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        self._child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "asyncgen.sim",
-                "--fd",
-                str(fd),
-                "--config",
-                "-",
-                "--log-level",
-                "critical",
-            ],
-            stdin=subprocess.PIPE,
-            pass_fds=[fd],
-        )
+        command = [sys.executable, "-m", "asyncgen.sim", "--fd", str(fd), "--config", "-"]
+        command += ["--log-level", "critical"]
+        if self._tls is not None:
+            command += ["--http2", "--certfile", str(self._tls.certfile)]
+            command += ["--keyfile", str(self._tls.keyfile)]
+        self._child = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=[fd])
         assert self._child.stdin is not None
         self._child.stdin.write(self.config.model_dump_json().encode())
         self._child.stdin.close()
@@ -119,7 +140,9 @@ class SimServer:
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             try:
-                httpx.get(f"{self.url}/sim/stats", timeout=1.0).raise_for_status()
+                httpx.get(
+                    f"{self.url}/sim/stats", timeout=1.0, verify=self.verify
+                ).raise_for_status()
                 return
             except httpx.HTTPError:
                 time.sleep(0.02)
@@ -128,7 +151,7 @@ class SimServer:
 
     def stats(self) -> dict[str, Any]:
         """Chat requests received so far: ``total``, ``requests`` by model, ``statuses``."""
-        return dict(httpx.get(f"{self.url}/sim/stats", timeout=5.0).json())
+        return dict(httpx.get(f"{self.url}/sim/stats", timeout=5.0, verify=self.verify).json())
 
     def requests(self, model: str | None = None) -> int:
         """How many chat requests arrived (for ``model``, or in all)."""
@@ -137,20 +160,25 @@ class SimServer:
 
     def reset(self) -> None:
         """Zero the counters and rate-limit windows."""
-        httpx.post(f"{self.url}/sim/reset", timeout=5.0).raise_for_status()
+        httpx.post(f"{self.url}/sim/reset", timeout=5.0, verify=self.verify).raise_for_status()
 
     def configure(self, config: SimConfig) -> None:
         """Replace the configuration (and zero the counters)."""
         self.config = config
         response = httpx.post(
-            f"{self.url}/sim/config", content=config.model_dump_json(), timeout=5.0
+            f"{self.url}/sim/config",
+            content=config.model_dump_json(),
+            timeout=5.0,
+            verify=self.verify,
         )
         response.raise_for_status()
 
     def stop(self) -> None:
         """Stop serving and release the port."""
-        if self._server is not None and self._thread is not None:
+        self._stop.set()
+        if self._server is not None:
             self._server.should_exit = True
+        if self._thread is not None:
             self._thread.join(10)
         if self._child is not None:
             self._child.terminate()
@@ -161,7 +189,10 @@ class SimServer:
                 self._child.wait()
         if self._sock is not None:
             self._sock.close()
+        if self._tls_dir is not None:
+            self._tls_dir.cleanup()
         self._server = self._thread = self._child = self._sock = None
+        self._tls = self._tls_dir = None
 
     def __enter__(self) -> SimServer:
         return self.start()
