@@ -33,7 +33,7 @@ def algo_env(
     sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SimServer]:
     """algo_gen pointed at the simulator and a temporary output folder."""
-    code = ModelProfile(reply=CODE, latency=0.1)
+    code = ModelProfile(reply=CODE, latency=0.3)
     sim.configure(
         SimConfig(
             default=code,

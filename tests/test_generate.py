@@ -61,7 +61,7 @@ class TestGenerate:
     async def test_fan_out_in_model_order(self, sim: SimServer) -> None:
         """fan_out returns one result per model, in the order given, despite latencies."""
         sim.configure(
-            profiles(**{m: ModelProfile(latency=0.02 * (6 - i)) for i, m in enumerate(MODELS)})
+            profiles(**{m: ModelProfile(latency=0.1 * (6 - i)) for i, m in enumerate(MODELS)})
         )
         async with ChatClient(sim.base_url) as client:
             results = await asyncgen.fan_out("Write a haiku", MODELS, client=client)
@@ -72,7 +72,7 @@ class TestGenerate:
 
     async def test_concurrency_bounds_requests_in_flight(self, sim: SimServer) -> None:
         """No more than ``concurrency`` requests are in flight at the server."""
-        sim.configure(SimConfig(default=ModelProfile(latency=0.02)))
+        sim.configure(SimConfig(default=ModelProfile(latency=0.05)))
         async with ChatClient(sim.base_url) as client:
             jobs = [{"model": "m", "prompt": str(i)} for i in range(20)]
             results = await asyncgen.generate(jobs, client=client, concurrency=3)
