@@ -8,10 +8,13 @@ that never show a secret.
 import types as _types
 
 from . import sync as sync
+from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
+from ._breaker import CircuitBreaker as CircuitBreaker
 from ._bridge import blocking as blocking
 from ._errors import AsyncGenError as AsyncGenError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import BadRequestError as BadRequestError
+from ._errors import BudgetExceededError as BudgetExceededError
 from ._errors import CircuitOpenError as CircuitOpenError
 from ._errors import ConnectionFailedError as ConnectionFailedError
 from ._errors import DeadlineExceededError as DeadlineExceededError
@@ -29,6 +32,7 @@ from ._logging import configure_logging as configure_logging
 from ._logging import mask_secrets as mask_secrets
 from ._logging import redact_secrets as redact_secrets
 from ._outcome import Outcome as Outcome
+from ._ratelimit import RateLimiter as RateLimiter
 from ._retry import RetryCaller as RetryCaller
 from ._retry import RetryPolicy as RetryPolicy
 from ._retry import retry as retry
@@ -36,6 +40,7 @@ from ._retry import retrying as retrying
 from ._retry_after import parse_retry_after as parse_retry_after
 from .llm import BatchProgress as BatchProgress
 from .llm import ChatClient as ChatClient
+from .llm import ClientStatistics as ClientStatistics
 from .llm import Completion as Completion
 from .llm import Event as Event
 from .llm import GenerationJob as GenerationJob
@@ -44,6 +49,7 @@ from .llm import JobFailed as JobFailed
 from .llm import JobRetrying as JobRetrying
 from .llm import JobStarted as JobStarted
 from .llm import JobSucceeded as JobSucceeded
+from .llm import KeyInfo as KeyInfo
 from .llm import Usage as Usage
 from .llm import fan_out as fan_out
 from .llm import generate as generate
@@ -53,12 +59,16 @@ from .llm import legacy_progress as legacy_progress
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "AdaptiveConcurrency",
     "AsyncGenError",
     "AuthenticationError",
     "BadRequestError",
     "BatchProgress",
+    "BudgetExceededError",
     "ChatClient",
+    "CircuitBreaker",
     "CircuitOpenError",
+    "ClientStatistics",
     "Completion",
     "ConnectionFailedError",
     "DeadlineExceededError",
@@ -71,9 +81,11 @@ __all__ = [
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
+    "KeyInfo",
     "Outcome",
     "PermanentError",
     "RateLimitedError",
+    "RateLimiter",
     "RequestTimeoutError",
     "RetryCaller",
     "RetryPolicy",

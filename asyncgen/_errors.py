@@ -17,7 +17,8 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── BadRequestError            other 4xx
         ├── ValidationFailedError      the answer failed the caller's validation
         ├── DeadlineExceededError      also a builtin TimeoutError
-        └── CircuitOpenError           the model's circuit breaker is open
+        ├── CircuitOpenError           the model's circuit breaker is open
+        └── BudgetExceededError        the batch's max_cost / max_tokens was reached
 
 Messages never contain API keys: the HTTP layer builds them from status codes and
 provider messages, and never from request headers.
@@ -31,6 +32,7 @@ __all__ = [
     "AsyncGenError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "CircuitOpenError",
     "ConnectionFailedError",
     "DeadlineExceededError",
@@ -149,3 +151,7 @@ class DeadlineExceededError(PermanentError, TimeoutError):
 
 class CircuitOpenError(PermanentError):
     """The circuit breaker for this model is open: too many recent failures."""
+
+
+class BudgetExceededError(PermanentError):
+    """The batch's spend limit (max_cost or max_tokens) was reached; the job was not sent."""

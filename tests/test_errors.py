@@ -28,6 +28,7 @@ PERMANENT = [
     "ValidationFailedError",
     "DeadlineExceededError",
     "CircuitOpenError",
+    "BudgetExceededError",
 ]
 
 

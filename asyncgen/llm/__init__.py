@@ -17,11 +17,14 @@ from ._generate import generate_iter as generate_iter
 from ._models import Completion as Completion
 from ._models import GenerationJob as GenerationJob
 from ._models import GenerationResult as GenerationResult
+from ._models import KeyInfo as KeyInfo
 from ._models import Usage as Usage
+from ._traffic import ClientStatistics as ClientStatistics
 
 __all__ = [
     "BatchProgress",
     "ChatClient",
+    "ClientStatistics",
     "Completion",
     "Event",
     "GenerationJob",
@@ -30,6 +33,7 @@ __all__ = [
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
+    "KeyInfo",
     "Usage",
     "fan_out",
     "generate",

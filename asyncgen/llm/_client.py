@@ -14,11 +14,16 @@ from typing import Any, Literal
 import httpx
 import structlog
 
+from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency
+from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
-from .._errors import ConnectionFailedError, InsufficientCreditsError
+from .._errors import AsyncGenError, ConnectionFailedError, InsufficientCreditsError
 from .._logging import register_secret
+from .._ratelimit import RateLimiter
+from ._hints import parse_duration
 from ._mapping import error_for_status, map_transport_error, parse_completion
-from ._models import Completion
+from ._models import Completion, KeyInfo
+from ._traffic import ClientStatistics, Traffic
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -77,6 +82,11 @@ class ChatClient:
             at high concurrency (``pip install 'asyncgen[fast]'``).
         verify: TLS verification: True (system CAs), a CA bundle path, an SSLContext, or
             False (never for real providers).
+        rate_limit: A RateLimiter for everything sent with this key.
+        breaker_failures: Consecutive transient failures of one model that open its
+            circuit (its jobs then fail fast with CircuitOpenError).
+        breaker_cool_down: Seconds an open circuit waits before letting one probe through.
+        provider: "openrouter", "openai", "deepseek" or None; set by the presets.
 
     Raises:
         ValueError: For a base URL that is not http(s) or non-positive limits.
@@ -96,6 +106,10 @@ class ChatClient:
         headers: Mapping[str, str] | None = None,
         backend: Literal["httpx", "aiohttp"] = "httpx",
         verify: ssl.SSLContext | str | bool = True,
+        rate_limit: RateLimiter | None = None,
+        breaker_failures: int = DEFAULT_FAILURE_THRESHOLD,
+        breaker_cool_down: float = DEFAULT_COOL_DOWN,
+        provider: str | None = None,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -122,12 +136,20 @@ class ChatClient:
         )
         self._credits_error: InsufficientCreditsError | None = None
         self._foreign_errors = _aiohttp_errors() if backend == "aiohttp" else ()
+        self.provider = provider
+        self._seeded = False
+        self._traffic = Traffic(
+            rate_limit=rate_limit,
+            breaker_failures=breaker_failures,
+            breaker_cool_down=breaker_cool_down,
+        )
 
     # -- presets -------------------------------------------------------------------
 
     @classmethod
     def _preset(cls, url: str, env: str, api_key: str | None, kwargs: dict[str, Any]) -> ChatClient:
         base_url = kwargs.pop("base_url", url)
+        kwargs.setdefault("provider", env.split("_")[0].lower())
         return cls(base_url, api_key if api_key is not None else os.environ.get(env), **kwargs)
 
     @classmethod
@@ -232,6 +254,10 @@ class ChatClient:
     async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Completion:
         """Send one chat completion request and return the answer.
 
+        The request first passes the client's traffic controls: the model's circuit
+        breaker, any pause ordered by a 429 or by rate-limit headers, the RateLimiter,
+        and adaptive concurrency when a batch runs with ``concurrency="auto"``.
+
         Args:
             model: The model id.
             messages: OpenAI-style chat messages.
@@ -239,8 +265,34 @@ class ChatClient:
 
         Raises:
             TransientError: Rate limits, 5xx, timeouts, dropped connections, garbage.
-            PermanentError: 402 (add credits), 401/403, other 4xx.
+            PermanentError: 402 (add credits), 401/403, other 4xx, an open circuit.
         """
+        return await self.request(model, messages, params, rate_limit=self.rate_limit)
+
+    async def request(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        *,
+        rate_limit: RateLimiter | None,
+    ) -> Completion:
+        """:meth:`chat` with an explicit RateLimiter (None: no rate limit)."""
+        ticket = await self._traffic.admit(model, messages, params, rate_limit)
+        completion: Completion | None = None
+        error: BaseException | None = None
+        try:
+            completion = await self._send(model, messages, params)
+            return completion
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._traffic.finish(ticket, completion=completion, error=error)
+
+    async def _send(
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> Completion:
         body = {"model": model, "messages": messages, **params}
         began = time.perf_counter()
         try:
@@ -250,6 +302,7 @@ class ChatClient:
         except self._foreign_errors as exc:  # aiohttp errors its transport does not map
             raise ConnectionFailedError(f"{model}: {type(exc).__name__}: {exc}") from exc
         latency = time.perf_counter() - began
+        self._traffic.note_headers(response.headers)
         try:
             if response.status_code >= 300:
                 raise self._error(response, model)
@@ -257,6 +310,61 @@ class ChatClient:
         except InsufficientCreditsError as exc:
             self._note_out_of_credits(exc)
             raise
+
+    # -- traffic -------------------------------------------------------------------
+
+    @property
+    def rate_limit(self) -> RateLimiter | None:
+        """The RateLimiter every request on this client passes, or None."""
+        return self._traffic.rate_limit
+
+    def breaker(self, model: str) -> CircuitBreaker:
+        """The circuit breaker guarding ``model`` on this client."""
+        return self._traffic.breaker(model)
+
+    def adaptive_concurrency(self, maximum: int = DEFAULT_MAX_CONCURRENCY) -> AdaptiveConcurrency:
+        """Turn on AIMD concurrency for this client (once) and return it."""
+        if self._traffic.adaptive is None:
+            self._traffic.adaptive = AdaptiveConcurrency(
+                min(DEFAULT_INITIAL_CONCURRENCY, maximum), maximum
+            )
+        return self._traffic.adaptive
+
+    async def seed_concurrency(self) -> None:
+        """Seed adaptive concurrency from the key's advertised rate limit, once.
+
+        Only on OpenRouter clients (``provider="openrouter"``); a failure to read the
+        key info is logged and ignored: AIMD then starts from its default.
+        """
+        if self.provider != "openrouter" or self._seeded:
+            return
+        self._seeded = True
+        try:
+            info = await self.key_info()
+        except AsyncGenError as exc:
+            _log.warning("key_info_unavailable", error=str(exc))
+            return
+        if info.rate_limit is not None:
+            seconds = parse_duration(info.rate_limit.interval) or 1.0
+            per_second = info.rate_limit.requests / max(seconds, 1e-9)
+            self.adaptive_concurrency().seed(max(1, int(per_second)))
+
+    def count_retry(self) -> None:
+        """Count a retry made by a job on this client (for statistics)."""
+        self._traffic.count_retry()
+
+    def statistics(self) -> ClientStatistics:
+        """A frozen snapshot: requests, 429s, retries, concurrency, tokens, cost."""
+        return self._traffic.statistics()
+
+    async def key_info(self) -> KeyInfo:
+        """The key's credit limit, usage and rate limit (OpenRouter's ``/key`` endpoint).
+
+        Raises:
+            AsyncGenError: As for :meth:`chat` (e.g. BadRequestError where unsupported).
+        """
+        payload = await self.get_json("/key")
+        return KeyInfo.model_validate(payload.get("data", payload))
 
     @staticmethod
     def _error(response: httpx.Response, model: str) -> Exception:

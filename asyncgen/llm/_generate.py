@@ -6,14 +6,16 @@ import asyncio
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import structlog
 from pydantic import ValidationError
 
-from .._errors import InsufficientCreditsError, ValidationFailedError
+from .._errors import BudgetExceededError, InsufficientCreditsError, ValidationFailedError
 from .._gather import gather_bounded
 from .._outcome import Outcome
+from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
 from ._events import (
@@ -54,6 +56,37 @@ def _coerce(jobs: Iterable[JobLike]) -> list[GenerationJob]:
     return coerced
 
 
+@dataclass
+class _Budget:
+    """A batch's rate limit and spend guard."""
+
+    rate_limit: RateLimiter | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    cost: float = 0.0
+    tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_cost", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+
+    def spend(self, completion: Completion) -> None:
+        self.cost += completion.usage.cost or 0.0
+        self.tokens += completion.usage.total_tokens
+
+    def check(self, job: GenerationJob) -> None:
+        """Raise BudgetExceededError once reported usage has crossed a limit."""
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            spent = f"max_cost=${self.max_cost:g} (spent ${self.cost:.6f})"
+        elif self.max_tokens is not None and self.tokens >= self.max_tokens:
+            spent = f"max_tokens={self.max_tokens} (spent {self.tokens})"
+        else:
+            return
+        raise BudgetExceededError(f"{job.model}: not sent: the batch reached {spent}")
+
+
 class _Batch:
     """The state of one generate() call."""
 
@@ -64,8 +97,10 @@ class _Batch:
         policy: RetryPolicy,
         validate: Validate | None,
         on_event: OnEvent | None,
+        budget: _Budget,
     ) -> None:
         self.jobs = jobs
+        self.budget = budget
         self.client = client
         self.policy = policy
         self.validate = validate
@@ -74,6 +109,11 @@ class _Batch:
         self.completions: list[Completion | None] = [None] * len(jobs)
         self.results: list[GenerationResult | None] = [None] * len(jobs)
         self.ok = 0
+
+    def _check_start(self, job: GenerationJob) -> None:
+        if self.client.out_of_credits is not None:
+            raise self._not_sent(job)
+        self.budget.check(job)
 
     def _not_sent(self, job: GenerationJob) -> InsufficientCreditsError:
         return InsufficientCreditsError(
@@ -84,8 +124,7 @@ class _Batch:
 
     async def run(self, index: int) -> tuple[Completion, Any]:
         job = self.jobs[index]
-        if self.client.out_of_credits is not None:
-            raise self._not_sent(job)
+        self._check_start(job)
         await emit(self.on_event, JobStarted(index, job))
         caller = RetryCaller(self.policy, on_retry=functools.partial(self._retrying, index))
         with structlog.contextvars.bound_contextvars(job_id=job.id, model=job.model):
@@ -93,15 +132,18 @@ class _Batch:
 
     async def _retrying(self, index: int, attempt: int, delay: float, error: BaseException) -> None:
         job = self.jobs[index]
+        self.client.count_retry()
         await emit(self.on_event, JobRetrying(index, job, attempt, delay, error))
 
     async def _attempt(self, index: int) -> tuple[Completion, Any]:
         job = self.jobs[index]
-        if self.client.out_of_credits is not None:
-            raise self._not_sent(job)
+        self._check_start(job)
         self.sent[index] += 1
-        completion = await self.client.chat(job.model, job.to_messages(), **job.params)
+        completion = await self.client.request(
+            job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit
+        )
         self.completions[index] = completion
+        self.budget.spend(completion)
         return completion, await self._check(job, completion.text)
 
     async def _check(self, job: GenerationJob, text: str) -> Any:
@@ -154,11 +196,14 @@ async def generate(
     jobs: Iterable[JobLike],
     *,
     client: ChatClient,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int | Literal["auto"] = DEFAULT_CONCURRENCY,
     retry: RetryPolicy | None = None,
     deadline: float | None = DEFAULT_DEADLINE,
     validate: Validate | None = None,
     on_event: OnEvent | None = None,
+    rate_limit: RateLimiter | None = None,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
 ) -> list[GenerationResult]:
     """Run generation jobs concurrently; return one result per job, in input order.
 
@@ -169,7 +214,9 @@ async def generate(
     Args:
         jobs: GenerationJobs, or dicts with the same fields.
         client: The ChatClient to send through.
-        concurrency: The most requests in flight at once.
+        concurrency: The most requests in flight at once, or "auto": AIMD shared by
+            the client (starts at 4, +1 per window of successes, halved on a 429, at
+            most 64; seeded from OpenRouter's key info on an OpenRouter client).
         retry: The retry policy; None means ``RetryPolicy()`` (3 attempts).
         deadline: Seconds for the whole batch (None: no deadline); unfinished jobs get
             DeadlineExceededError and finished ones are kept.
@@ -178,21 +225,34 @@ async def generate(
             the job, which is not retried unless the policy says so.
         on_event: Receives JobStarted, JobRetrying, JobSucceeded, JobFailed and
             BatchProgress events, sync or async.
+        rate_limit: A RateLimiter for this batch's requests; default: the client's own.
+        max_cost: Once the reported cost of the batch reaches this many dollars, no new
+            job or retry starts; those left fail with BudgetExceededError.
+        max_tokens: The same for the batch's reported total tokens (not the per-request
+            ``max_tokens`` parameter, which goes in a job's params).
 
     Raises:
         ValueError: A job is invalid (which one and why), or concurrency < 1.
         TypeError: A job is neither a GenerationJob nor a dict.
     """
-    batch = _Batch(_coerce(jobs), client, retry or RetryPolicy(), validate, on_event)
+    budget = _Budget(rate_limit or client.rate_limit, max_cost, max_tokens)
+    batch = _Batch(_coerce(jobs), client, retry or RetryPolicy(), validate, on_event, budget)
     client.clear_out_of_credits()  # a new batch tries again: credits may have been added
+    limit = await _limit_for(client, concurrency)
     calls = [functools.partial(batch.run, index) for index in range(len(batch.jobs))]
-    outcomes = await gather_bounded(
-        calls, limit=concurrency, deadline=deadline, on_done=batch.finished
-    )
+    outcomes = await gather_bounded(calls, limit=limit, deadline=deadline, on_done=batch.finished)
     for outcome in outcomes:
         if batch.results[outcome.index] is None:  # cut off by the deadline
             await batch.finished(outcome)
     return [result for result in batch.results if result is not None]
+
+
+async def _limit_for(client: ChatClient, concurrency: int | Literal["auto"]) -> int:
+    if concurrency != "auto":
+        return concurrency
+    adaptive = client.adaptive_concurrency()
+    await client.seed_concurrency()
+    return adaptive.maximum
 
 
 async def fan_out(

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
-__all__ = ["Completion", "GenerationJob", "GenerationResult", "Usage"]
+__all__ = ["Completion", "GenerationJob", "GenerationResult", "KeyInfo", "KeyRateLimit", "Usage"]
 
 
 def _new_id() -> str:
@@ -36,6 +36,28 @@ class Completion(BaseModel):
     model: str
     latency: float = Field(description="Seconds from sending the request to the answer.")
     id: str | None = None
+
+
+class KeyRateLimit(BaseModel):
+    """A provider's advertised request rate: ``requests`` per ``interval`` (e.g. "10s")."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    requests: int
+    interval: str
+
+
+class KeyInfo(BaseModel):
+    """What OpenRouter's ``/key`` endpoint says about an API key."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    label: str | None = None
+    limit: float | None = None
+    usage: float | None = None
+    limit_remaining: float | None = None
+    is_free_tier: bool | None = None
+    rate_limit: KeyRateLimit | None = None
 
 
 class GenerationJob(BaseModel):
