@@ -48,16 +48,16 @@ class TestRoutes:
 
 class TestRateLimits:
     def test_requests_per_minute(self, sim: SimServer) -> None:
-        """Past rpm the simulator answers 429 with Retry-After in s and ms."""
-        sim.configure(SimConfig(models={"m": ModelProfile(rpm=2)}))
+        """Past rpm (and its burst) the simulator answers 429 with Retry-After in s and ms."""
+        sim.configure(SimConfig(models={"m": ModelProfile(rpm=2, burst=30)}))
         codes = [httpx.post(f"{sim.base_url}/chat/completions", json=CHAT) for _ in range(3)]
         assert [c.status_code for c in codes] == [200, 200, 429]
-        assert 55 <= int(codes[2].headers["retry-after"]) <= 60
-        assert asyncgen.parse_retry_after(codes[2].headers) == pytest.approx(60, abs=5)
+        assert 25 <= int(codes[2].headers["retry-after"]) <= 30
+        assert asyncgen.parse_retry_after(codes[2].headers) == pytest.approx(30, abs=5)
 
     def test_tokens_per_minute(self, sim: SimServer) -> None:
         """Past tpm (prompt tokens estimated at 4 characters each) requests get 429."""
-        sim.configure(SimConfig(models={"m": ModelProfile(tpm=30)}))
+        sim.configure(SimConfig(models={"m": ModelProfile(tpm=30, burst=0)}))
         big = {"model": "m", "messages": [{"role": "user", "content": "x" * 80}]}  # 20 tokens
         codes = [
             httpx.post(f"{sim.base_url}/chat/completions", json=big).status_code for _ in range(2)
@@ -72,7 +72,7 @@ class TestRateLimits:
             with pytest.raises(asyncgen.RateLimitedError) as caught:
                 await client.chat("m", HELLO)
         assert caught.value.retry_after is not None
-        assert 55 <= caught.value.retry_after <= 60
+        assert 55 <= caught.value.retry_after <= 60  # one request a minute, 1 s of burst
 
 
 def test_command_line_serves_until_terminated() -> None:

@@ -8,7 +8,7 @@ import math
 import random
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -29,26 +29,30 @@ class _Reset(Exception):
 
 
 class _Limiter:
-    """Sliding 60 s windows of requests and tokens for one model."""
+    """A model's server-side limits: GCRA meters for requests and tokens per minute.
+
+    A request is refused (429) unless both meters admit it now; the answer says how
+    long until they would (Retry-After). ``burst`` seconds of traffic may come at once.
+    """
 
     def __init__(self) -> None:
-        self.requests: deque[float] = deque()
-        self.tokens: deque[tuple[float, int]] = deque()
+        self.tat_requests = float("-inf")
+        self.tat_tokens = float("-inf")
 
     def check(self, profile: ModelProfile, tokens: int, now: float) -> float | None:
         """Admit a request (return None) or return seconds until it would be admitted."""
-        while self.requests and self.requests[0] <= now - WINDOW:
-            self.requests.popleft()
-        while self.tokens and self.tokens[0][0] <= now - WINDOW:
-            self.tokens.popleft()
-        if profile.rpm is not None and len(self.requests) >= profile.rpm:
-            return self.requests[0] + WINDOW - now
+        waits = [0.0]
+        if profile.rpm is not None:
+            waits.append(self.tat_requests - profile.burst - now)
         if profile.tpm is not None:
-            used = sum(n for _, n in self.tokens)
-            if used + tokens > profile.tpm and self.tokens:
-                return self.tokens[0][0] + WINDOW - now
-        self.requests.append(now)
-        self.tokens.append((now, tokens))
+            waits.append(self.tat_tokens - profile.burst - now)
+        wait = max(waits)
+        if wait > 0:
+            return wait
+        if profile.rpm is not None:
+            self.tat_requests = max(self.tat_requests, now) + WINDOW / profile.rpm
+        if profile.tpm is not None:
+            self.tat_tokens = max(self.tat_tokens, now) + tokens * WINDOW / profile.tpm
         return None
 
 
@@ -76,6 +80,7 @@ class SimApp:
         self.limiters: defaultdict[str, _Limiter] = defaultdict(_Limiter)
         self.in_flight = 0
         self.max_in_flight = 0
+        self.model_in_flight: Counter[str] = Counter()
         self.spent = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -154,9 +159,25 @@ class SimApp:
 
     async def _answer(self, model: str, prompt: str, send: Send) -> None:
         profile = self.config.profile(model)
+        if profile.max_concurrency is not None:
+            if self.model_in_flight[model] >= profile.max_concurrency:
+                await self._error(send, 429, "concurrency_exceeded", "too many requests at once")
+                return
+            self.model_in_flight[model] += 1
+            try:
+                await self._limited(model, prompt, profile, send)
+            finally:
+                self.model_in_flight[model] -= 1
+            return
+        await self._limited(model, prompt, profile, send)
+
+    async def _limited(self, model: str, prompt: str, profile: ModelProfile, send: Send) -> None:
         wait = self.limiters[model].check(profile, _tokens(prompt), time.monotonic())
         if wait is not None:
-            headers = {"retry-after": str(math.ceil(wait)), "retry-after-ms": str(int(wait * 1000))}
+            headers = {
+                "retry-after": str(math.ceil(wait)),
+                "retry-after-ms": str(math.ceil(wait * 1000)),
+            }
             await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
             return
         fault = self._fault(model, profile)

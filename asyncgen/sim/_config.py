@@ -49,7 +49,11 @@ class ModelProfile(BaseModel):
         latency: Mean seconds before answering.
         latency_spread: Answers take a uniform time in latency +/- spread (never < 0).
         rpm: Requests per minute allowed; beyond it, 429 with Retry-After.
-        tpm: Tokens per minute allowed (prompt + completion, estimated at 4 chars/token).
+        tpm: Tokens per minute allowed (the prompt, estimated at 4 characters/token).
+        burst: Seconds of traffic admitted at once before the rates apply (GCRA
+            tolerance): with rpm=600 and burst=1, 10 requests may arrive together.
+        max_concurrency: Requests of this model allowed in flight at once; beyond it,
+            429 without Retry-After (as providers with concurrency limits answer).
         reply: The answer's text; ``{model}`` and ``{prompt}`` are filled in. None
             means a short echo of the prompt.
         faults: Failures to inject, checked in order; the first that fires wins.
@@ -62,6 +66,8 @@ class ModelProfile(BaseModel):
     latency_spread: float = Field(default=0.0, ge=0.0)
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
+    burst: float = Field(default=1.0, ge=0.0)
+    max_concurrency: int | None = Field(default=None, ge=1)
     reply: str | None = None
     faults: list[Fault] = Field(default_factory=list)
     price_per_token: float = Field(default=1e-6, ge=0.0)

@@ -1,0 +1,210 @@
+"""Traffic controls end to end: pauses, rate limits, AIMD, breakers, spend guard, stats."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+import respx
+
+import asyncgen
+from asyncgen import ChatClient, RateLimiter, RetryPolicy
+from asyncgen.llm._hints import estimate_tokens, parse_duration, pause_from_headers
+from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def jobs(n: int, model: str = "m") -> list[dict[str, object]]:
+    return [{"model": model, "prompt": f"p{i}"} for i in range(n)]
+
+
+class TestHints:
+    @pytest.mark.parametrize(
+        ("text", "seconds"),
+        [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("2.5", 2.5),
+         ("soon", None), ("5x", None), ("", None)],
+    )  # fmt: skip
+    def test_parse_duration(self, text: str, seconds: float | None) -> None:
+        """OpenAI's reset durations become seconds; anything else is None."""
+        assert parse_duration(text) == seconds
+
+    def test_pause_from_openai_and_openrouter_headers(self) -> None:
+        """A spent budget with a reset time means pause; budget left means none."""
+        openai = httpx.Headers(
+            {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"}
+        )
+        assert pause_from_headers(openai) == 1.5
+        openrouter = httpx.Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12000"})
+        assert pause_from_headers(openrouter, now=10.0) == pytest.approx(2.0)
+        plenty = httpx.Headers(
+            {"x-ratelimit-remaining-requests": "9", "x-ratelimit-reset-requests": "1s"}
+        )
+        assert pause_from_headers(plenty) is None
+
+    def test_token_estimate_counts_prompt_and_completion_budget(self) -> None:
+        """The estimate is prompt characters / 4 plus max_tokens (256 when unset)."""
+        assert estimate_tokens([{"content": "x" * 400}], {"max_tokens": 50}) == 153
+        assert estimate_tokens([{"content": ""}], {}) == 259
+
+    async def test_budget_spent_headers_pause_the_client(self) -> None:
+        """After a response saying the budget is spent, the next request waits the reset."""
+        body = {"choices": [{"message": {"content": "ok"}}], "usage": {}}
+        headers = {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "400ms"}
+        async with respx.mock() as mock, ChatClient("https://x.test/v1") as client:
+            mock.post("https://x.test/v1/chat/completions").mock(
+                return_value=httpx.Response(200, json=body, headers=headers)
+            )
+            await client.chat("m", HI)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await client.chat("m", HI)
+            assert loop.time() - began >= 0.35
+        assert client.statistics().paused_seconds >= 0.35
+
+
+class TestPauseAndLimits:
+    async def test_429_with_retry_after_pauses_every_job(self, sim: SimServer) -> None:
+        """A 429 on one model holds new requests for other models on the client too."""
+        sim.configure(
+            SimConfig(
+                models={
+                    "a": ModelProfile(
+                        faults=[Fault(kind="status", status=429, retry_after=0.5, first=1)]
+                    )
+                }
+            )
+        )
+        async with ChatClient(sim.base_url) as client:
+            with pytest.raises(asyncgen.RateLimitedError):
+                await client.chat("a", HI)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await client.chat("b", HI)
+            waited = loop.time() - began
+        assert waited >= 0.45
+        stats = client.statistics()
+        assert (stats.requests, stats.rate_limited, stats.succeeded) == (2, 1, 1)
+
+    async def test_rate_limiter_keeps_under_the_servers_limit(self, sim: SimServer) -> None:
+        """With a RateLimiter matching the server's, 20 requests at once see no 429."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=600, burst=0.3)))
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.generate(
+                jobs(20), client=client, concurrency=20, rate_limit=RateLimiter(600, burst=0.2)
+            )
+        assert all(r.ok for r in results)
+        assert sim.stats()["statuses"].get("429", 0) <= 1
+
+    async def test_without_a_limiter_the_server_refuses(self, sim: SimServer) -> None:
+        """The same burst with no limiter is refused in part: the limiter is what helps."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=600, burst=0.3)))
+        async with ChatClient(sim.base_url) as client:
+            await asyncgen.generate(
+                jobs(20), client=client, concurrency=20, retry=RetryPolicy.never()
+            )
+        assert sim.stats()["statuses"].get("429", 0) >= 10
+
+
+class TestAdaptive:
+    async def test_aimd_converges_near_the_servers_concurrency(self, sim: SimServer) -> None:
+        """concurrency="auto" settles near a server limit of 8 and finishes every job."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.02, max_concurrency=8)))
+        client = ChatClient(sim.base_url, max_connections=64)
+        results = await asyncgen.generate(
+            jobs(300), client=client, concurrency="auto",
+            retry=RetryPolicy(max_attempts=10, base_delay=0.01),
+        )  # fmt: skip
+        await client.aclose()
+        assert all(r.ok for r in results)
+        stats = client.statistics()
+        assert stats.concurrency_limit is not None
+        assert 4 <= stats.concurrency_limit <= 16
+        assert stats.rate_limited <= 0.2 * stats.requests
+        assert sim.stats()["max_in_flight"] >= 6  # it did grow past the start of 4
+
+    async def test_seeded_from_openrouter_key_info(self, sim: SimServer) -> None:
+        """On an OpenRouter client, auto concurrency starts from the key's rate limit."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=600)))
+        client = ChatClient(sim.base_url, provider="openrouter")
+        info = await client.key_info()
+        assert info.rate_limit is not None
+        assert (info.rate_limit.requests, info.rate_limit.interval) == (600, "1m")
+        await asyncgen.generate(jobs(1), client=client, concurrency="auto")
+        await client.aclose()
+        assert client.statistics().concurrency_limit == 10  # 600 per minute = 10 per s
+
+
+class TestBreakerEndToEnd:
+    async def test_open_circuit_stops_requests_for_that_model_only(self, sim: SimServer) -> None:
+        """After K failures a model's jobs fail fast; another model is unaffected."""
+        sim.configure(
+            SimConfig(models={"down": ModelProfile(faults=[Fault(kind="status", status=503)])})
+        )
+        client = ChatClient(sim.base_url, breaker_failures=3, breaker_cool_down=0.3)
+        batch = jobs(4, "down") + jobs(2, "up")
+        results = await asyncgen.generate(
+            batch, client=client, concurrency=1, retry=RetryPolicy(base_delay=0.001)
+        )
+        assert isinstance(results[0].error, asyncgen.ServerError)
+        assert all(isinstance(r.error, asyncgen.CircuitOpenError) for r in results[1:4])
+        assert [r.ok for r in results[4:]] == [True, True]
+        assert sim.stats()["requests"] == {"down": 3, "up": 2}
+        assert client.statistics().open_circuits == ("down",)
+        sim.configure(SimConfig())  # the model recovers
+        await asyncio.sleep(0.35)
+        assert client.breaker("down").state == "half-open"
+        recovered = await asyncgen.generate(jobs(2, "down"), client=client, concurrency=1)
+        await client.aclose()
+        assert [r.ok for r in recovered] == [True, True]
+        assert client.breaker("down").state == "closed"
+
+
+class TestSpendGuard:
+    async def test_max_cost_stops_new_jobs(self, sim: SimServer) -> None:
+        """Once reported cost crosses max_cost, no more requests; the rest get an error."""
+        sim.configure(SimConfig(default=ModelProfile(price_per_token=1e-4)))
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.generate(
+                jobs(10), client=client, concurrency=1, max_cost=0.002
+            )
+        cost_each = results[0].completion.usage.cost if results[0].completion else None
+        assert cost_each is not None
+        sent = sum(r.ok for r in results)
+        assert sent == -(-0.002 // cost_each)  # just enough to cross the limit
+        assert sim.requests() == sent
+        assert all(isinstance(r.error, asyncgen.BudgetExceededError) for r in results[sent:])
+        assert "max_cost" in str(results[-1].error)
+
+    async def test_max_tokens_stops_new_jobs(self, sim: SimServer) -> None:
+        """max_tokens guards the batch's reported total tokens the same way."""
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.generate(jobs(10), client=client, concurrency=1, max_tokens=10)
+        assert 1 <= sim.requests() < 10
+        assert isinstance(results[-1].error, asyncgen.BudgetExceededError)
+
+    async def test_nonsense_limits_are_refused(self, sim: SimServer) -> None:
+        """A zero or negative spend limit is a ValueError."""
+        async with ChatClient(sim.base_url) as client:
+            with pytest.raises(ValueError, match="max_cost"):
+                await asyncgen.generate(jobs(1), client=client, max_cost=0)
+
+
+async def test_statistics_snapshot(sim: SimServer) -> None:
+    """statistics() counts requests, retries, failures, tokens and cost, frozen."""
+    sim.configure(
+        SimConfig(models={"flaky": ModelProfile(faults=[Fault(kind="status", status=502,
+                                                              first=1)])})
+    )  # fmt: skip
+    async with ChatClient(sim.base_url) as client:
+        await asyncgen.generate(
+            jobs(2, "flaky") + jobs(1), client=client, concurrency=1,
+            retry=RetryPolicy(base_delay=0.001),
+        )  # fmt: skip
+        stats = client.statistics()
+    assert (stats.requests, stats.succeeded, stats.failed, stats.retries) == (4, 3, 1, 1)
+    assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens > 0
+    assert stats.cost > 0
+    with pytest.raises(AttributeError):
+        stats.requests = 0  # type: ignore[misc]
