@@ -56,9 +56,10 @@ class TestRateLimits:
         assert asyncgen.parse_retry_after(codes[2].headers) == pytest.approx(30, abs=5)
 
     def test_tokens_per_minute(self, sim: SimServer) -> None:
-        """Past tpm (prompt tokens estimated at 4 characters each) requests get 429."""
-        sim.configure(SimConfig(models={"m": ModelProfile(tpm=30, burst=0)}))
-        big = {"model": "m", "messages": [{"role": "user", "content": "x" * 80}]}  # 20 tokens
+        """Past tpm (prompt at 4 characters a token, plus max_tokens) requests get 429."""
+        sim.configure(SimConfig(models={"m": ModelProfile(tpm=60, burst=0)}))
+        content = "x" * 80  # 20 prompt tokens + 2 overhead + 1 + max_tokens 10 = 33
+        big = {"model": "m", "messages": [{"role": "user", "content": content}], "max_tokens": 10}
         codes = [
             httpx.post(f"{sim.base_url}/chat/completions", json=big).status_code for _ in range(2)
         ]

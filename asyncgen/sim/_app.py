@@ -12,6 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ..llm._hints import estimate_tokens
 from ._config import Fault, ModelProfile, SimConfig
 
 __all__ = ["SimApp"]
@@ -54,6 +55,11 @@ class _Limiter:
         if profile.tpm is not None:
             self.tat_tokens = max(self.tat_tokens, now) + tokens * WINDOW / profile.tpm
         return None
+
+    def correct(self, profile: ModelProfile, tokens: int) -> None:
+        """Charge (or refund) the difference between estimated and reported tokens."""
+        if profile.tpm is not None:
+            self.tat_tokens += tokens * WINDOW / profile.tpm
 
 
 def _tokens(text: str) -> int:
@@ -142,6 +148,7 @@ class SimApp:
             model = str(request["model"])
             messages = request["messages"]
             prompt = str(messages[-1].get("content", "")) if messages else ""
+            cost = estimate_tokens(messages, request)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             await self._error(send, 400, "invalid_request_error", "body needs model and messages")
             return
@@ -153,11 +160,11 @@ class SimApp:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await self._answer(model, prompt, send)
+            await self._answer(model, prompt, send, cost)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, model: str, prompt: str, send: Send) -> None:
+    async def _answer(self, model: str, prompt: str, send: Send, cost: int) -> None:
         profile = self.config.profile(model)
         if profile.max_concurrency is not None:
             if self.model_in_flight[model] >= profile.max_concurrency:
@@ -165,14 +172,16 @@ class SimApp:
                 return
             self.model_in_flight[model] += 1
             try:
-                await self._limited(model, prompt, profile, send)
+                await self._limited(model, prompt, profile, send, cost)
             finally:
                 self.model_in_flight[model] -= 1
             return
-        await self._limited(model, prompt, profile, send)
+        await self._limited(model, prompt, profile, send, cost)
 
-    async def _limited(self, model: str, prompt: str, profile: ModelProfile, send: Send) -> None:
-        wait = self.limiters[model].check(profile, _tokens(prompt), time.monotonic())
+    async def _limited(
+        self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int
+    ) -> None:
+        wait = self.limiters[model].check(profile, cost, time.monotonic())
         if wait is not None:
             headers = {
                 "retry-after": str(math.ceil(wait)),
@@ -189,7 +198,9 @@ class SimApp:
         elif fault is not None:
             await self._inject(send, fault)
             return
-        await _json(send, 200, self._completion(model, prompt, profile))
+        completion = self._completion(model, prompt, profile)
+        self.limiters[model].correct(profile, completion["usage"]["total_tokens"] - cost)
+        await _json(send, 200, completion)
 
     def _fault(self, model: str, profile: ModelProfile) -> Fault | None:
         for fault in profile.faults:

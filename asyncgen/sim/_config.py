@@ -49,7 +49,8 @@ class ModelProfile(BaseModel):
         latency: Mean seconds before answering.
         latency_spread: Answers take a uniform time in latency +/- spread (never < 0).
         rpm: Requests per minute allowed; beyond it, 429 with Retry-After.
-        tpm: Tokens per minute allowed (the prompt, estimated at 4 characters/token).
+        tpm: Tokens per minute allowed: each request is charged its prompt (4 characters
+            a token) plus its max_tokens (256 if unset), then corrected to its usage.
         burst: Seconds of traffic admitted at once before the rates apply (GCRA
             tolerance): with rpm=600 and burst=1, 10 requests may arrive together.
         max_concurrency: Requests of this model allowed in flight at once; beyond it,
