@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import openai
 
@@ -55,7 +55,7 @@ async def run_plain(base_url: str, n: int, limits: dict[str, Any]) -> int:
         return await failures(client, n, CONCURRENCY)
 
 
-async def failures(client: asyncgen.ChatClient, n: int, concurrency: int | str) -> int:
+async def failures(client: asyncgen.ChatClient, n: int, concurrency: int | Literal["auto"]) -> int:
     jobs = [asyncgen.GenerationJob(model="m", prompt=PROMPT, params=PARAMS) for _ in range(n)]
     results = await asyncgen.generate(
         jobs,
