@@ -61,7 +61,7 @@ async def failures(client: asyncgen.ChatClient, n: int, concurrency: int | Liter
         jobs,
         client=client,
         concurrency=concurrency,
-        deadline=None,  # type: ignore[arg-type]
+        deadline=None,
     )
     return sum(not r.ok for r in results)
 
