@@ -54,6 +54,7 @@ from .llm import Usage as Usage
 from .llm import fan_out as fan_out
 from .llm import generate as generate
 from .llm import generate_iter as generate_iter
+from .llm import generate_stream as generate_stream
 from .llm import legacy_progress as legacy_progress
 
 __version__ = "0.1.0.dev0"
@@ -100,6 +101,7 @@ __all__ = [
     "gather_bounded",
     "generate",
     "generate_iter",
+    "generate_stream",
     "legacy_progress",
     "map_bounded",
     "mask_secrets",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -258,3 +261,61 @@ class TestSyncTwins:
         """The blocking twins carry the async originals' names and docs."""
         assert asyncgen.sync.generate.__doc__ == asyncgen.generate.__doc__
         assert asyncgen.sync.fan_out.__name__ == "fan_out"
+
+
+class TestGenerateStream:
+    async def test_streams_every_job_once(self, sim: SimServer) -> None:
+        """Every job of a generator yields exactly one result, indices intact."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.01)))
+
+        def source() -> Iterator[dict[str, str]]:
+            for i in range(50):
+                yield {"model": "m", "prompt": str(i)}
+
+        async with ChatClient(sim.base_url) as client:
+            results = [r async for r in asyncgen.generate_stream(source(), client=client)]
+        assert sorted(r.index for r in results) == list(range(50))
+        assert all(r.text == f"[m] {r.index}" for r in results)
+        assert sim.requests() == 50
+
+    async def test_pulls_lazily_from_an_endless_source(self, sim: SimServer) -> None:
+        """An endless source is read only as far as the window needs."""
+        pulled = 0
+
+        def endless() -> Iterator[dict[str, str]]:
+            nonlocal pulled
+            for i in itertools.count():
+                pulled += 1
+                yield {"model": "m", "prompt": str(i)}
+
+        async with ChatClient(sim.base_url) as client:
+            stream = asyncgen.generate_stream(endless(), client=client, concurrency=4)
+            async with contextlib.aclosing(stream) as results:
+                async for result in results:
+                    if result.index >= 20:
+                        break
+        assert pulled <= 21 + 2 * 4 + 1
+
+    async def test_402_stops_the_rest_of_the_stream(
+        self, sim: SimServer, fast_retry: RetryPolicy
+    ) -> None:
+        """A 402 stops every later job of the stream without a request."""
+        sim.configure(SimConfig(default=ModelProfile(faults=[Fault(kind="status", status=402)])))
+        jobs = ({"model": "m", "prompt": str(i)} for i in range(8))
+        async with ChatClient(sim.base_url) as client:
+            results = [
+                r
+                async for r in asyncgen.generate_stream(
+                    jobs, client=client, concurrency=1, retry=fast_retry
+                )
+            ]
+        assert sim.requests() == 1
+        assert all(isinstance(r.error, asyncgen.InsufficientCreditsError) for r in results)
+
+    async def test_invalid_job_in_the_stream_raises(self, sim: SimServer) -> None:
+        """A bad job pulled from the stream ends it with a ValueError naming the job."""
+        jobs = [{"model": "m", "prompt": "ok"}, {"model": "m"}]
+        async with ChatClient(sim.base_url) as client:
+            with pytest.raises(ValueError, match="job 1 is invalid"):
+                async for _ in asyncgen.generate_stream(jobs, client=client, concurrency=1):
+                    pass

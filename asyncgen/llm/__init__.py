@@ -14,6 +14,7 @@ from ._events import legacy_progress as legacy_progress
 from ._generate import fan_out as fan_out
 from ._generate import generate as generate
 from ._generate import generate_iter as generate_iter
+from ._generate import generate_stream as generate_stream
 from ._models import Completion as Completion
 from ._models import GenerationJob as GenerationJob
 from ._models import GenerationResult as GenerationResult
@@ -38,5 +39,6 @@ __all__ = [
     "fan_out",
     "generate",
     "generate_iter",
+    "generate_stream",
     "legacy_progress",
 ]

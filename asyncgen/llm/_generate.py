@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,7 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from .._errors import BudgetExceededError, InsufficientCreditsError, ValidationFailedError
-from .._gather import gather_bounded
+from .._gather import gather_bounded, map_bounded
 from .._outcome import Outcome
 from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
@@ -30,7 +39,14 @@ from ._events import (
 )
 from ._models import Completion, GenerationJob, GenerationResult
 
-__all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_DEADLINE", "fan_out", "generate", "generate_iter"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "DEFAULT_DEADLINE",
+    "fan_out",
+    "generate",
+    "generate_iter",
+    "generate_stream",
+]
 
 DEFAULT_CONCURRENCY = 6
 DEFAULT_DEADLINE = 400.0
@@ -41,19 +57,19 @@ Validate = Callable[[str], Any]
 _log = structlog.get_logger("asyncgen.generate")
 
 
+def _coerce_one(index: int, job: JobLike) -> GenerationJob:
+    if isinstance(job, GenerationJob):
+        return job
+    if not isinstance(job, Mapping):
+        raise TypeError(f"job {index}: expected a GenerationJob or a dict, got {job!r}")
+    try:
+        return GenerationJob.model_validate(job)
+    except ValidationError as exc:
+        raise ValueError(f"job {index} is invalid: {exc}") from exc
+
+
 def _coerce(jobs: Iterable[JobLike]) -> list[GenerationJob]:
-    coerced = []
-    for index, job in enumerate(jobs):
-        if isinstance(job, GenerationJob):
-            coerced.append(job)
-            continue
-        if not isinstance(job, Mapping):
-            raise TypeError(f"job {index}: expected a GenerationJob or a dict, got {job!r}")
-        try:
-            coerced.append(GenerationJob.model_validate(job))
-        except ValidationError as exc:
-            raise ValueError(f"job {index} is invalid: {exc}") from exc
-    return coerced
+    return [_coerce_one(index, job) for index, job in enumerate(jobs)]
 
 
 @dataclass
@@ -88,26 +104,29 @@ class _Budget:
 
 
 class _Batch:
-    """The state of one generate() call."""
+    """The state of one batch: shared settings, and per-job state while jobs run."""
 
     def __init__(
         self,
-        jobs: list[GenerationJob],
         client: ChatClient,
         policy: RetryPolicy,
         validate: Validate | None,
         on_event: OnEvent | None,
         budget: _Budget,
+        *,
+        total: int | None,
     ) -> None:
-        self.jobs = jobs
-        self.budget = budget
         self.client = client
         self.policy = policy
         self.validate = validate
         self.on_event = on_event
-        self.sent = [0] * len(jobs)
-        self.completions: list[Completion | None] = [None] * len(jobs)
-        self.results: list[GenerationResult | None] = [None] * len(jobs)
+        self.budget = budget
+        self.total = total
+        self.jobs: dict[int, GenerationJob] = {}
+        self.sent: dict[int, int] = {}
+        self.completions: dict[int, Completion] = {}
+        self.results: dict[int, GenerationResult] = {}
+        self.done = 0
         self.ok = 0
 
     def _check_start(self, job: GenerationJob) -> None:
@@ -138,7 +157,7 @@ class _Batch:
     async def _attempt(self, index: int) -> tuple[Completion, Any]:
         job = self.jobs[index]
         self._check_start(job)
-        self.sent[index] += 1
+        self.sent[index] = self.sent.get(index, 0) + 1
         completion = await self.client.request(
             job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit
         )
@@ -159,7 +178,7 @@ class _Batch:
 
     def result_of(self, outcome: Outcome[tuple[Completion, Any]]) -> GenerationResult:
         index = outcome.index
-        completion = self.completions[index]
+        completion = self.completions.get(index)
         value = outcome.value[1] if outcome.value is not None else None
         return GenerationResult(
             index=index,
@@ -167,13 +186,14 @@ class _Batch:
             text=completion.text if completion is not None else None,
             completion=completion,
             error=outcome.error,
-            attempts=self.sent[index],
+            attempts=self.sent.get(index, 0),
             latency=outcome.elapsed,
             value=value,
         )
 
     async def finished(self, outcome: Outcome[tuple[Completion, Any]]) -> None:
         result = self.results[outcome.index] = self.result_of(outcome)
+        self.done += 1
         event: Event
         if result.ok:
             self.ok += 1
@@ -188,8 +208,15 @@ class _Batch:
             )
             event = JobFailed(result.index, result.job, result)
         await emit(self.on_event, event)
-        done = sum(r is not None for r in self.results)
-        await emit(self.on_event, BatchProgress(done, len(self.jobs), self.ok, done - self.ok))
+        if self.total is not None:
+            progress = BatchProgress(self.done, self.total, self.ok, self.done - self.ok)
+            await emit(self.on_event, progress)
+
+    def take(self, index: int) -> GenerationResult:
+        """Hand over a finished job's result and forget the job (streaming)."""
+        for table in (self.jobs, self.sent, self.completions):
+            table.pop(index, None)
+        return self.results.pop(index)
 
 
 async def generate(
@@ -235,16 +262,84 @@ async def generate(
         ValueError: A job is invalid (which one and why), or concurrency < 1.
         TypeError: A job is neither a GenerationJob nor a dict.
     """
+    coerced = _coerce(jobs)
     budget = _Budget(rate_limit or client.rate_limit, max_cost, max_tokens)
-    batch = _Batch(_coerce(jobs), client, retry or RetryPolicy(), validate, on_event, budget)
+    batch = _Batch(client, retry or RetryPolicy(), validate, on_event, budget, total=len(coerced))
+    batch.jobs = dict(enumerate(coerced))
     client.clear_out_of_credits()  # a new batch tries again: credits may have been added
     limit = await _limit_for(client, concurrency)
-    calls = [functools.partial(batch.run, index) for index in range(len(batch.jobs))]
+    calls = [functools.partial(batch.run, index) for index in range(len(coerced))]
     outcomes = await gather_bounded(calls, limit=limit, deadline=deadline, on_done=batch.finished)
     for outcome in outcomes:
-        if batch.results[outcome.index] is None:  # cut off by the deadline
+        if outcome.index not in batch.results:  # cut off by the deadline
             await batch.finished(outcome)
-    return [result for result in batch.results if result is not None]
+    return [batch.results[index] for index in range(len(coerced))]
+
+
+async def generate_stream(
+    jobs: Iterable[JobLike] | AsyncIterable[JobLike],
+    *,
+    client: ChatClient,
+    concurrency: int | Literal["auto"] = DEFAULT_CONCURRENCY,
+    retry: RetryPolicy | None = None,
+    validate: Validate | None = None,
+    on_event: OnEvent | None = None,
+    rate_limit: RateLimiter | None = None,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
+) -> AsyncGenerator[GenerationResult, None]:
+    """Run jobs from a stream of any length, yielding each result as it finishes.
+
+    Memory stays bounded by the concurrency, not by the input (a million-line file is
+    fine): jobs are pulled only as slots free up and forgotten once yielded. Options
+    are those of :func:`generate` (no deadline: wrap the loop in ``asyncio.timeout``;
+    no BatchProgress events, as the total is unknown). ``result.index`` is the job's
+    position in the stream.
+
+    Raises:
+        ValueError: When a job pulled from the stream is invalid (which one and why);
+            jobs already running are cancelled.
+    """
+    budget = _Budget(rate_limit or client.rate_limit, max_cost, max_tokens)
+    batch = _Batch(client, retry or RetryPolicy(), validate, on_event, budget, total=None)
+    client.clear_out_of_credits()
+    limit = await _limit_for(client, concurrency)
+    clock = asyncio.get_running_loop().time
+
+    async def one(item: tuple[int, JobLike]) -> GenerationResult:
+        index, job = item
+        batch.jobs[index] = _coerce_one(index, job)
+        began = clock()
+        try:
+            value = await batch.run(index)
+        except Exception as exc:
+            outcome: Outcome[tuple[Completion, Any]] = Outcome(
+                index=index, error=exc, elapsed=clock() - began
+            )
+        else:
+            outcome = Outcome(index=index, value=value, elapsed=clock() - began)
+        await batch.finished(outcome)
+        return batch.take(index)
+
+    async with contextlib.aclosing(
+        map_bounded(one, _enumerate(jobs), limit=limit, ordered=False)
+    ) as outcomes:
+        async for outcome in outcomes:
+            yield outcome.unwrap()
+
+
+async def _enumerate(
+    items: Iterable[JobLike] | AsyncIterable[JobLike],
+) -> AsyncIterator[tuple[int, JobLike]]:
+    index = 0
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield index, item
+            index += 1
+    else:
+        for item in items:
+            yield index, item
+            index += 1
 
 
 async def _limit_for(client: ChatClient, concurrency: int | Literal["auto"]) -> int:
