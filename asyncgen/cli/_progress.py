@@ -1,0 +1,138 @@
+"""Progress for a run: a live rich bar on a terminal, plain lines elsewhere, a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..llm import BatchProgress, Event, JobFailed, JobRetrying, JobSucceeded
+
+__all__ = ["RunProgress"]
+
+PLAIN_EVERY = 2.0  # seconds between plain progress lines
+
+
+@dataclass
+class Tally:
+    """Counters of a run."""
+
+    total: int
+    skipped: int = 0
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    retries: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.done / elapsed if elapsed > 0 else 0.0
+
+    def line(self) -> str:
+        eta = (self.total - self.done) / self.rate if self.rate else float("inf")
+        eta_text = f"{eta:.0f}s" if eta != float("inf") else "?"
+        return (
+            f"{self.done}/{self.total} done, {self.ok} ok, {self.failed} failed, "
+            f"{self.retries} retries, {self.rate:.1f} jobs/s, {self.tokens} tokens, "
+            f"${self.cost:.4f}, eta {eta_text}"
+        )
+
+
+class RunProgress:
+    """Receives generation events and shows progress; prints a summary at the end.
+
+    Args:
+        total: Jobs to run in this invocation (skipped ones excluded).
+        skipped: Jobs already finished by an earlier run.
+        stream: Where to write; default standard output.
+        live: A rich live bar (True) or plain lines (False); None: live on a terminal.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        *,
+        skipped: int = 0,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+    ) -> None:
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.tally = Tally(total=total, skipped=skipped)
+        self.console = Console(file=self.stream, force_terminal=self.live or None, highlight=False)
+        self._last_plain = 0.0
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __enter__(self) -> RunProgress:
+        if self.live:
+            self._bar = Progress(
+                TextColumn("[bold]asyncgen"),
+                BarColumn(),
+                TextColumn("{task.description}"),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(self.tally.line(), total=self.tally.total)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def handle(self, event: Event) -> None:
+        """Count one event and refresh the display."""
+        t = self.tally
+        if isinstance(event, JobRetrying):
+            t.retries += 1
+        elif isinstance(event, JobSucceeded | JobFailed):
+            t.done += 1
+            t.ok += event.result.ok
+            t.failed += not event.result.ok
+            if event.result.completion is not None:
+                t.tokens += event.result.completion.usage.total_tokens
+                t.cost += event.result.completion.usage.cost or 0.0
+        elif isinstance(event, BatchProgress):
+            return
+        self._show()
+
+    def _show(self) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.update(self._task, completed=self.tally.done, description=self.tally.line())
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= PLAIN_EVERY or self.tally.done == self.tally.total:
+            self._last_plain = now
+            self.stream.write(f"progress: {self.tally.line()}\n")
+            self.stream.flush()
+
+    def summary(self, output: str) -> None:
+        """Print the final counts (a table on a terminal, plain lines otherwise)."""
+        t = self.tally
+        elapsed = time.monotonic() - t.started
+        rows = [
+            ("jobs run", str(t.done)), ("ok", str(t.ok)), ("failed", str(t.failed)),
+            ("skipped (done before)", str(t.skipped)), ("retries", str(t.retries)),
+            ("tokens", str(t.tokens)), ("cost", f"${t.cost:.4f}"),
+            ("elapsed", f"{elapsed:.1f} s"), ("jobs/s", f"{t.rate:.1f}"), ("output", output),
+        ]  # fmt: skip
+        if self.live:
+            table = Table(title="asyncgen run", show_header=False)
+            for name, value in rows:
+                table.add_row(name, value)
+            self.console.print(table)
+        else:
+            for name, value in rows:
+                self.stream.write(f"summary: {name}: {value}\n")
+            self.stream.flush()
