@@ -170,11 +170,11 @@ def test_help_lists_the_commands() -> None:
         assert command in done.stdout
 
 
-@pytest.mark.parametrize("flag", ["--sim"])
-def test_run_with_the_built_in_simulator(tmp_path: Path, flag: str) -> None:
-    """--sim runs a file against a simulator the command starts itself."""
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+def test_run_with_the_built_in_simulator(tmp_path: Path, backend: str) -> None:
+    """--sim runs a file against a simulator the command starts itself, on either backend."""
     jobs = write_jobs(tmp_path / "in.jsonl", 5)
     out = tmp_path / "out.jsonl"
-    done = asyncgen_cmd("run", str(jobs), "-o", str(out), flag)
+    done = asyncgen_cmd("run", str(jobs), "-o", str(out), "--sim", "--backend", backend)
     assert done.returncode == 0, done.stderr
     assert len(records(out)) == 5

@@ -39,7 +39,11 @@ def _err(message: str) -> None:
 def _client(args: argparse.Namespace) -> Iterator[ChatClient]:
     """The client the flags ask for; with --sim, a simulator in a child process."""
     limiter = RateLimiter(args.rpm, args.tpm) if (args.rpm or args.tpm) else None
-    options = {"rate_limit": limiter, "max_connections": max(10, args.max_connections)}
+    options = {
+        "rate_limit": limiter,
+        "max_connections": max(10, args.max_connections),
+        "backend": args.backend,
+    }
     if args.sim:
         with SimServer(SimConfig(), process=True) as sim:
             yield ChatClient(sim.base_url, **options)
@@ -95,6 +99,12 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument("--retries", type=int, default=3, help="attempts per job (default 3)")
     run.add_argument("--deadline", type=float, help="stop after this many seconds (resumable)")
     run.add_argument("--retry-failed", action="store_true", help="re-run jobs that failed before")
+    run.add_argument(
+        "--backend",
+        choices=["httpx", "aiohttp"],
+        default="httpx",
+        help="HTTP backend; aiohttp (asyncgen[fast]) costs less CPU per request",
+    )
     run.add_argument("--max-connections", type=int, default=64, help=argparse.SUPPRESS)
     run.set_defaults(handler=run_command)
 
