@@ -37,6 +37,13 @@ class Tally:
         elapsed = time.monotonic() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
+    def compact(self) -> str:
+        """The counters in a form that fits beside a bar on an 80-column terminal."""
+        return (
+            f"{self.done}/{self.total} ok {self.ok} fail {self.failed} retry {self.retries} "
+            f"{self.rate:.0f}/s {self.tokens} tok ${self.cost:.4f}"
+        )
+
     def line(self) -> str:
         eta = (self.total - self.done) / self.rate if self.rate else float("inf")
         eta_text = f"{eta:.0f}s" if eta != float("inf") else "?"
@@ -76,15 +83,14 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self.live:
             self._bar = Progress(
-                TextColumn("[bold]asyncgen"),
-                BarColumn(),
+                BarColumn(bar_width=16),
                 TextColumn("{task.description}"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task(self.tally.line(), total=self.tally.total)
+            self._task = self._bar.add_task(self.tally.compact(), total=self.tally.total)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -109,7 +115,9 @@ class RunProgress:
 
     def _show(self) -> None:
         if self._bar is not None and self._task is not None:
-            self._bar.update(self._task, completed=self.tally.done, description=self.tally.line())
+            self._bar.update(
+                self._task, completed=self.tally.done, description=self.tally.compact()
+            )
             return
         now = time.monotonic()
         if now - self._last_plain >= PLAIN_EVERY or self.tally.done == self.tally.total:
