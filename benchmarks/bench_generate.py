@@ -22,20 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncgen
+from asyncgen.cli._demo import LIVE_MODELS
 from asyncgen.testing import ModelProfile, SimConfig, sim_server
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import write_report
 
 SIM_MODELS = [f"sim/model-{i}" for i in range(6)]
-LIVE_MODELS = [
-    "openai/gpt-4o-mini",
-    "anthropic/claude-3.5-haiku",
-    "google/gemini-2.0-flash-001",
-    "meta-llama/llama-3.3-70b-instruct",
-    "mistralai/mistral-small-3.1-24b-instruct",
-    "deepseek/deepseek-chat",
-]
 PROMPT = "Write a Python function execute_trade(data) for a simple moving-average strategy."
 
 
