@@ -20,6 +20,7 @@ from ._errors import ConnectionFailedError as ConnectionFailedError
 from ._errors import DeadlineExceededError as DeadlineExceededError
 from ._errors import InsufficientCreditsError as InsufficientCreditsError
 from ._errors import InvalidResponseError as InvalidResponseError
+from ._errors import JobFailedError as JobFailedError
 from ._errors import PermanentError as PermanentError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RequestTimeoutError as RequestTimeoutError
@@ -56,6 +57,13 @@ from .llm import generate as generate
 from .llm import generate_iter as generate_iter
 from .llm import generate_stream as generate_stream
 from .llm import legacy_progress as legacy_progress
+from .queue import JobQueue as JobQueue
+from .queue import JobRecord as JobRecord
+from .queue import JobState as JobState
+from .queue import QueueStatistics as QueueStatistics
+from .queue import Worker as Worker
+from .queue import open_queue as open_queue
+from .queue import open_worker as open_worker
 
 __version__ = "0.1.0.dev0"
 
@@ -79,12 +87,17 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidResponseError",
     "JobFailed",
+    "JobFailedError",
+    "JobQueue",
+    "JobRecord",
     "JobRetrying",
     "JobStarted",
+    "JobState",
     "JobSucceeded",
     "KeyInfo",
     "Outcome",
     "PermanentError",
+    "QueueStatistics",
     "RateLimitedError",
     "RateLimiter",
     "RequestTimeoutError",
@@ -94,6 +107,7 @@ __all__ = [
     "TransientError",
     "Usage",
     "ValidationFailedError",
+    "Worker",
     "__version__",
     "blocking",
     "configure_logging",
@@ -105,6 +119,8 @@ __all__ = [
     "legacy_progress",
     "map_bounded",
     "mask_secrets",
+    "open_queue",
+    "open_worker",
     "parse_retry_after",
     "redact_secrets",
     "retry",

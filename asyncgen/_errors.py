@@ -18,7 +18,8 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── ValidationFailedError      the answer failed the caller's validation
         ├── DeadlineExceededError      also a builtin TimeoutError
         ├── CircuitOpenError           the model's circuit breaker is open
-        └── BudgetExceededError        the batch's max_cost / max_tokens was reached
+        ├── BudgetExceededError        the batch's max_cost / max_tokens was reached
+        └── JobFailedError             a background job ended dead or cancelled
 
 Messages never contain API keys: the HTTP layer builds them from status codes and
 provider messages, and never from request headers.
@@ -38,6 +39,7 @@ __all__ = [
     "DeadlineExceededError",
     "InsufficientCreditsError",
     "InvalidResponseError",
+    "JobFailedError",
     "PermanentError",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -155,3 +157,7 @@ class CircuitOpenError(PermanentError):
 
 class BudgetExceededError(PermanentError):
     """The batch's spend limit (max_cost or max_tokens) was reached; the job was not sent."""
+
+
+class JobFailedError(PermanentError):
+    """A background job ended without a result (dead after its attempts, or cancelled)."""

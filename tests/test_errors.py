@@ -29,6 +29,7 @@ PERMANENT = [
     "DeadlineExceededError",
     "CircuitOpenError",
     "BudgetExceededError",
+    "JobFailedError",
 ]
 
 

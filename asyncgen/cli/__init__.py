@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ._demo import add_demo_parser
 from ._run import EXIT_USAGE, add_run_parser
+from ._worker import add_worker_parser
 
 __all__ = ["main"]
 
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_parser(commands)
     add_demo_parser(commands)
+    add_worker_parser(commands)
     sim = commands.add_parser("sim", help="serve the OpenAI-compatible simulator")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=8000)

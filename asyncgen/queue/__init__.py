@@ -1,0 +1,28 @@
+"""Background jobs: a durable queue (SQLite embedded, or in memory) and its workers.
+
+Everything public here is re-exported from :mod:`asyncgen`.
+"""
+
+from ._models import JobRecord as JobRecord
+from ._models import JobState as JobState
+from ._models import QueueStatistics as QueueStatistics
+from ._queue import JobQueue as JobQueue
+from ._queue import Task as Task
+from ._queue import TaskCall as TaskCall
+from ._queue import open_queue as open_queue
+from ._queue import task as task
+from ._worker import Worker as Worker
+from ._worker import open_worker as open_worker
+
+__all__ = [
+    "JobQueue",
+    "JobRecord",
+    "JobState",
+    "QueueStatistics",
+    "Task",
+    "TaskCall",
+    "Worker",
+    "open_queue",
+    "open_worker",
+    "task",
+]

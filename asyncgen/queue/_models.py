@@ -1,0 +1,88 @@
+"""What a queue stores: job records, their states, and queue statistics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JobRecord", "JobState", "QueueStatistics"]
+
+
+class JobState(StrEnum):
+    """Where a job is in its life.
+
+    pending -> running -> completed; running -> pending (retry, lease expiry, release);
+    running -> dead (attempts exhausted, or a permanent error); pending -> cancelled.
+    ``scheduled`` is pending with a ``run_at`` in the future.
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobRecord(BaseModel):
+    """One job as stored: what to run, its state, its attempts and its outcome.
+
+    Attributes:
+        id: The job id (returned by ``submit``).
+        kind: The registered task name, or ``"generate"`` for a GenerationJob.
+        payload: The task's keyword arguments, or the GenerationJob's fields (JSON).
+        priority: Higher runs first; FIFO within a priority.
+        state: See JobState.
+        attempts: Runs started so far.
+        max_attempts: Runs allowed before the job goes dead.
+        run_at: Epoch seconds before which the job does not start.
+        lease_until: While running: epoch seconds after which another worker may take it.
+        worker: The worker holding the lease.
+        result: The task's return value (JSON), once completed.
+        error_type: The last error's class name.
+        error: The last error's message.
+        idempotency_key: Submits with the same key return the same job.
+        created_at: Epoch seconds of submission.
+        finished_at: Epoch seconds of completion, death or cancellation.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(default_factory=_new_id)
+    kind: str
+    payload: dict[str, Any] = Field(default_factory=dict)
+    priority: int = 0
+    state: JobState = JobState.PENDING
+    attempts: int = 0
+    max_attempts: int = Field(default=3, ge=1)
+    run_at: float = Field(default_factory=time.time)
+    lease_until: float | None = None
+    worker: str | None = None
+    result: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    idempotency_key: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    """Counts of jobs by state, plus retries made and workers seen alive."""
+
+    pending: int
+    scheduled: int
+    running: int
+    completed: int
+    dead: int
+    cancelled: int
+    retried: int
+    workers: int

@@ -1,0 +1,242 @@
+"""JobQueue: submit jobs as data, look them up, wait for results; tasks by name."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from .._errors import JobFailedError
+from ..llm import GenerationJob
+from ._models import JobRecord, JobState, QueueStatistics
+from ._sqlite import SQLiteStore
+
+__all__ = ["GENERATE_KIND", "JobQueue", "Task", "TaskCall", "open_queue", "task"]
+
+P = ParamSpec("P")
+
+GENERATE_KIND = "generate"
+RESULT_POLL = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCall:
+    """A validated call of a registered task: its name and JSON-ready arguments."""
+
+    kind: str
+    arguments: dict[str, Any]
+
+
+class Task(Generic[P]):
+    """A function registered on a queue under a name; ``call()`` makes a job of it."""
+
+    def __init__(self, fn: Callable[P, Any], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self._arguments = _arguments_model(fn, name)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall:
+        """Validate the arguments now (not in the worker) and return the job to submit.
+
+        Raises:
+            ValueError: Arguments that do not match the signature or are not JSON.
+        """
+        try:
+            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ValueError(f"task {self.name}: {exc}") from None
+        try:
+            model = self._arguments.model_validate(dict(bound.arguments))
+        except ValidationError as exc:
+            raise ValueError(f"task {self.name}: invalid arguments: {exc}") from None
+        return TaskCall(self.name, model.model_dump(mode="json"))
+
+    async def run(self, arguments: dict[str, Any]) -> Any:
+        """Run the function with stored arguments (async or sync; sync runs in a thread)."""
+        values = self._arguments.model_validate(arguments)
+        kwargs = {name: getattr(values, name) for name in type(values).model_fields}
+        fn: Callable[..., Any] = self.fn
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**kwargs)
+        return await asyncio.to_thread(functools.partial(fn, **kwargs))
+
+
+class _TaskMaker:
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def __call__(self, fn: Callable[P, Any]) -> Task[P]:
+        task_name = self.name or f"{fn.__module__}.{fn.__qualname__}"
+        if task_name == GENERATE_KIND:
+            raise ValueError(f"'{GENERATE_KIND}' is reserved for GenerationJobs")
+        return Task(fn, task_name)
+
+
+def task(*, name: str | None = None) -> _TaskMaker:
+    """Make a Task of a function without a queue: ``@task()`` or ``@task(name=...)``.
+
+    Register it on a queue with ``queue.register(t)``; ``asyncgen worker --tasks MODULE``
+    registers every Task found in MODULE.
+
+    Raises:
+        ValueError: The reserved name "generate".
+        TypeError: A signature with ``*args`` or ``**kwargs``.
+    """
+    return _TaskMaker(name)
+
+
+def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for parameter in inspect.signature(fn).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"task {name}: *args and **kwargs cannot be stored as job data")
+        annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    return create_model(f"{name}_arguments", __config__=config, **fields)
+
+
+class JobQueue:
+    """A durable queue of jobs: GenerationJobs or calls of registered tasks.
+
+    Open one with :func:`open_queue`. Every method is a coroutine; ``queue.blocking``
+    has blocking twins for sync code.
+    """
+
+    def __init__(self, store: SQLiteStore, url: str) -> None:
+        self.store = store
+        self.url = url
+        self.tasks: dict[str, Task[Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"JobQueue({_safe_url(self.url)!r})"
+
+    def task(self, fn: Callable[P, Any]) -> Task[P]:
+        """Register a function as a task named after it (``@queue.task``).
+
+        Its arguments must be JSON-serialisable; their types are checked at submit time.
+        Use ``queue.register(task(name=...)(fn))`` for another name.
+        """
+        return self.register(task()(fn))
+
+    def register(self, found: Task[P]) -> Task[P]:
+        """Make a task (from :func:`asyncgen.queue.task`) runnable by this queue's workers."""
+        self.tasks[found.name] = found
+        return found
+
+    async def submit(
+        self,
+        job: GenerationJob | TaskCall,
+        *,
+        priority: int = 0,
+        run_at: float | None = None,
+        max_attempts: int = 3,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store a job and return its id at once.
+
+        Args:
+            job: A GenerationJob, or ``task.call(...)`` of a registered task.
+            priority: Higher runs first; FIFO within a priority.
+            run_at: Epoch seconds before which it must not start (None: now).
+            max_attempts: Runs allowed before the job goes dead.
+            idempotency_key: Submitting again with the same key returns the first job's id.
+
+        Raises:
+            TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
+            ValueError: ``max_attempts`` < 1.
+        """
+        if isinstance(job, GenerationJob):
+            kind, payload = GENERATE_KIND, job.model_dump(mode="json")
+        elif isinstance(job, TaskCall):
+            kind, payload = job.kind, job.arguments
+        else:
+            raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
+        if max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        record = JobRecord(
+            kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
+            run_at=run_at if run_at is not None else time.time(),
+            idempotency_key=idempotency_key,
+        )  # fmt: skip
+        return await self.store.add(record)
+
+    async def status(self, job_id: str) -> JobRecord:
+        """The job's current record.
+
+        Raises:
+            KeyError: No such job.
+        """
+        record = await self.store.get(job_id)
+        if record is None:
+            raise KeyError(f"no job {job_id!r} in {_safe_url(self.url)}")
+        return record
+
+    async def result(self, job_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+        """Wait for the job to complete and return its result.
+
+        Raises:
+            JobFailedError: The job went dead (its last error is in the message).
+            TimeoutError: Not finished within ``timeout`` seconds.
+            KeyError: No such job.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                record = await self.status(job_id)
+                if record.state is JobState.COMPLETED:
+                    return record.result
+                if record.state in (JobState.DEAD, JobState.CANCELLED):
+                    raise JobFailedError(
+                        f"job {job_id} is {record.state.value} after {record.attempts} "
+                        f"attempt(s): {record.error_type}: {record.error}"
+                    )
+                await asyncio.sleep(RESULT_POLL)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False when it is running or finished."""
+        return await self.store.cancel(job_id)
+
+    async def statistics(self) -> QueueStatistics:
+        """Counts of jobs by state, retries and live workers."""
+        return await self.store.statistics()
+
+    async def purge(self, *, older_than: float) -> int:
+        """Delete finished jobs older than ``older_than`` seconds; return how many."""
+        return await self.store.purge(older_than)
+
+    async def aclose(self) -> None:
+        """Close the store."""
+        await self.store.close()
+
+
+def _safe_url(url: str) -> str:
+    # A URL may carry a password (redis://:secret@host): never show it.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return url
+
+
+def open_queue(url: str) -> JobQueue:
+    """Open the queue at ``url``: ``sqlite:///path/jobs.db`` or ``memory://``.
+
+    Raises:
+        ValueError: An unsupported URL (says which forms are supported).
+    """
+    if url == "memory://":
+        return JobQueue(SQLiteStore(":memory:"), url)
+    if url.startswith("sqlite:///"):
+        return JobQueue(SQLiteStore(url.removeprefix("sqlite:///")), url)
+    raise ValueError(
+        f"unsupported queue URL {_safe_url(url)!r}: use sqlite:///path/to/jobs.db or memory://"
+    )

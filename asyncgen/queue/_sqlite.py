@@ -1,0 +1,351 @@
+"""The embedded job store: one SQLite file shared by every process on a machine.
+
+Claims are atomic across processes (``BEGIN IMMEDIATE`` takes the write lock before the
+ready job is chosen), the journal is WAL so readers never block the writer, and every
+operation runs in a worker thread so the event loop never waits on the disk.
+``memory://`` uses the same code on a private in-memory database (one process only).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._models import JobRecord, JobState, QueueStatistics
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    run_at REAL NOT NULL,
+    lease_until REAL,
+    worker TEXT,
+    result TEXT,
+    error_type TEXT,
+    error TEXT,
+    idempotency_key TEXT UNIQUE,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC, seq);
+CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+_COLUMNS = (
+    "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
+    "worker, result, error_type, error, idempotency_key, created_at, finished_at"
+)
+WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
+
+
+class SQLiteStore:
+    """Job records in SQLite.
+
+    Args:
+        path: A database file (created if missing), or ":memory:".
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        return await asyncio.to_thread(locked)
+
+    async def close(self) -> None:
+        """Close the database."""
+        await self._run(lambda db: db.close())
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def add(self, record: JobRecord) -> str:
+        """Store a new job; with an idempotency key already used, return that job's id."""
+
+        def insert(db: sqlite3.Connection) -> str:
+            with _transaction(db):
+                if record.idempotency_key is not None:
+                    row = db.execute(
+                        "SELECT id FROM jobs WHERE idempotency_key = ?", (record.idempotency_key,)
+                    ).fetchone()
+                    if row:
+                        return str(row[0])
+                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+                db.execute(
+                    f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*_row(record), seq),
+                )
+            return record.id
+
+        return await self._run(insert)
+
+    async def claim(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float
+    ) -> JobRecord | None:
+        """Take the next ready job (highest priority, oldest first) for ``lease`` seconds.
+
+        Ready means pending with ``run_at`` passed, or running with an expired lease (its
+        worker died). A taken-over job that has used all its attempts goes dead instead.
+        """
+
+        def take(db: sqlite3.Connection) -> JobRecord | None:
+            now = time.time()
+            kind_filter, params = _kind_filter(kinds)
+            with _transaction(db):
+                _seen(db, worker, now)
+                while True:
+                    row = db.execute(
+                        f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
+                        f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
+                        " ORDER BY priority DESC, seq LIMIT 1",
+                        (now, now, *params),
+                    ).fetchone()
+                    if row is None:
+                        return None
+                    record = _record(row)
+                    if record.attempts >= record.max_attempts:  # its last run died with it
+                        db.execute(
+                            "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
+                            " finished_at = ?, lease_until = NULL WHERE id = ?",
+                            (f"worker {record.worker} stopped during the last attempt", now,
+                             record.id),
+                        )  # fmt: skip
+                        continue
+                    db.execute(
+                        "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
+                        " attempts = attempts + 1 WHERE id = ?",
+                        (worker, now + lease, record.id),
+                    )
+                    return record.model_copy(
+                        update={"state": JobState.RUNNING, "worker": worker,
+                                "lease_until": now + lease, "attempts": record.attempts + 1}
+                    )  # fmt: skip
+
+        return await self._run(take)
+
+    async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
+        """Extend a running job's lease; False if the worker no longer holds it."""
+
+        def extend(db: sqlite3.Connection) -> bool:
+            now = time.time()
+            _seen(db, worker, now)
+            cursor = db.execute(
+                "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND state = 'running'",
+                (now + lease, job_id, worker),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(extend)
+
+    async def complete(self, job_id: str, worker: str, result: Any) -> bool:
+        """Store the result; False (and nothing stored) if the lease was lost meanwhile."""
+        encoded = json.dumps(result)
+
+        def finish(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+                " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
+                (encoded, time.time(), job_id, worker),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(finish)
+
+    async def fail(
+        self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
+    ) -> JobState | None:
+        """Record a failed run: back to pending at ``retry_at``, or dead (None: no retry).
+
+        Returns:
+            The job's new state, or None if the worker had lost the lease.
+        """
+
+        def record(db: sqlite3.Connection) -> JobState | None:
+            now = time.time()
+            with _transaction(db):
+                row = db.execute(
+                    "SELECT attempts, max_attempts FROM jobs WHERE id = ? AND worker = ?"
+                    " AND state = 'running'",
+                    (job_id, worker),
+                ).fetchone()
+                if row is None:
+                    return None
+                if retry_at is not None and row[0] < row[1]:
+                    db.execute(
+                        "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
+                        " worker = NULL, error_type = ?, error = ? WHERE id = ?",
+                        (retry_at, error_type, error, job_id),
+                    )
+                    _bump(db, "retried")
+                    return JobState.PENDING
+                db.execute(
+                    "UPDATE jobs SET state = 'dead', lease_until = NULL, error_type = ?,"
+                    " error = ?, finished_at = ? WHERE id = ?",
+                    (error_type, error, now, job_id),
+                )
+                return JobState.DEAD
+
+        return await self._run(record)
+
+    async def release(self, job_id: str, worker: str) -> bool:
+        """Give a running job back untouched (a draining worker); its attempt is undone."""
+
+        def give_back(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'pending', lease_until = NULL, worker = NULL,"
+                " attempts = MAX(attempts - 1, 0)"
+                " WHERE id = ? AND worker = ? AND state = 'running'",
+                (job_id, worker),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(give_back)
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False if it is running or finished."""
+
+        def stop(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?"
+                " AND state = 'pending'",
+                (time.time(), job_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(stop)
+
+    async def purge(self, older_than: float) -> int:
+        """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
+
+        def delete(db: sqlite3.Connection) -> int:
+            cursor = db.execute(
+                "DELETE FROM jobs WHERE state IN ('completed', 'dead', 'cancelled')"
+                " AND finished_at < ?",
+                (time.time() - older_than,),
+            )
+            return cursor.rowcount
+
+        return await self._run(delete)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None."""
+
+        def read(db: sqlite3.Connection) -> JobRecord | None:
+            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _record(row) if row else None
+
+        return await self._run(read)
+
+    async def statistics(self) -> QueueStatistics:
+        """Counts by state, retries made, and workers seen in the last minute."""
+
+        def count(db: sqlite3.Connection) -> QueueStatistics:
+            now = time.time()
+            by_state = dict(
+                db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+            )
+            scheduled = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND run_at > ?", (now,)
+            ).fetchone()[0]
+            retried = db.execute("SELECT value FROM counters WHERE name = 'retried'").fetchone()
+            workers = db.execute(
+                "SELECT COUNT(*) FROM workers WHERE seen_at > ?", (now - WORKER_ALIVE,)
+            ).fetchone()[0]
+            return QueueStatistics(
+                pending=by_state.get("pending", 0) - scheduled,
+                scheduled=scheduled,
+                running=by_state.get("running", 0),
+                completed=by_state.get("completed", 0),
+                dead=by_state.get("dead", 0),
+                cancelled=by_state.get("cancelled", 0),
+                retried=retried[0] if retried else 0,
+                workers=workers,
+            )
+
+        return await self._run(count)
+
+
+class _transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): the write lock taken up front."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    if not kinds:
+        return "", ()
+    return f" AND kind IN ({', '.join('?' for _ in kinds)})", tuple(kinds)
+
+
+def _seen(db: sqlite3.Connection, worker: str, now: float) -> None:
+    db.execute(
+        "INSERT INTO workers (name, seen_at) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET seen_at = excluded.seen_at",
+        (worker, now),
+    )
+
+
+def _bump(db: sqlite3.Connection, name: str) -> None:
+    db.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1)"
+        " ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
+
+
+def _row(record: JobRecord) -> tuple[Any, ...]:
+    return (
+        record.id, record.kind, json.dumps(record.payload), record.priority, record.state.value,
+        record.attempts, record.max_attempts, record.run_at, record.lease_until, record.worker,
+        json.dumps(record.result) if record.result is not None else None, record.error_type,
+        record.error, record.idempotency_key, record.created_at, record.finished_at,
+    )  # fmt: skip
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    names = [name.strip() for name in _COLUMNS.split(",")]
+    data = dict(zip(names, row, strict=True))
+    data["payload"] = json.loads(data["payload"])
+    data["result"] = json.loads(data["result"]) if data["result"] is not None else None
+    return JobRecord.model_validate(data)

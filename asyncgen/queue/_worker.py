@@ -1,0 +1,186 @@
+"""Workers: claim jobs under a lease, keep it fresh, store results, retry or bury failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import structlog
+
+from .._errors import InsufficientCreditsError, PermanentError
+from .._retry import RetryPolicy
+from ..llm import ChatClient, GenerationJob, generate
+from ._models import JobRecord
+from ._queue import GENERATE_KIND, JobQueue
+
+__all__ = ["DEFAULT_LEASE", "Worker", "open_worker"]
+
+DEFAULT_LEASE = 30.0
+DEFAULT_GRACE = 10.0
+POLL = 0.05
+
+_log = structlog.get_logger("asyncgen.worker")
+
+
+class Worker:
+    """Runs a queue's jobs, ``concurrency`` at a time, until stopped; then drains.
+
+    Args:
+        queue: The queue, with its tasks registered.
+        concurrency: Jobs run at once.
+        kinds: Only these task names (and "generate"), or None for all.
+        client: The ChatClient for GenerationJobs (None: they fail, saying so).
+        lease: Seconds a claim lasts without a heartbeat; a dead worker's jobs are
+            taken over this long after its last heartbeat.
+        retry: Backoff between attempts of a failed job (its max_attempts is the job's).
+        grace: Seconds running jobs get to finish when the worker is stopped; jobs still
+            running then are released to the queue.
+        name: The worker's name (default: host, pid and a random suffix).
+    """
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        concurrency: int = 4,
+        kinds: Sequence[str] | None = None,
+        client: ChatClient | None = None,
+        lease: float = DEFAULT_LEASE,
+        retry: RetryPolicy | None = None,
+        grace: float = DEFAULT_GRACE,
+        name: str | None = None,
+    ) -> None:
+        if concurrency < 1 or lease <= 0:
+            raise ValueError("concurrency must be >= 1 and lease > 0")
+        self.queue = queue
+        self.concurrency = concurrency
+        self.kinds = list(kinds) if kinds else None
+        self.client = client
+        self.lease = lease
+        self.retry = retry or RetryPolicy()
+        self.grace = grace
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.stopping = asyncio.Event()
+        self.completed = 0
+
+    def __repr__(self) -> str:
+        return f"Worker({self.name!r}, concurrency={self.concurrency})"
+
+    def stop(self) -> None:
+        """Take no new jobs; running ones get the grace period."""
+        self.stopping.set()
+
+    async def run(self) -> None:
+        """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest."""
+        _log.info("worker_started", worker=self.name, concurrency=self.concurrency)
+        running: set[asyncio.Task[None]] = set()
+        while not self.stopping.is_set():
+            if len(running) >= self.concurrency:
+                await _first_of(running, self.stopping)
+                running = {t for t in running if not t.done()}
+                continue
+            record = await self.queue.store.claim(self.name, kinds=self._kinds(), lease=self.lease)
+            if record is None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), POLL)
+                continue
+            running.add(asyncio.create_task(self._execute(record)))
+        await self._drain(running)
+        _log.info("worker_stopped", worker=self.name, completed=self.completed)
+
+    def _kinds(self) -> list[str] | None:
+        return None if self.kinds is None else [*self.kinds, GENERATE_KIND]
+
+    async def _drain(self, running: set[asyncio.Task[None]]) -> None:
+        pending = {t for t in running if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _execute(self, record: JobRecord) -> None:
+        beat = asyncio.create_task(self._heartbeat(record.id))
+        with structlog.contextvars.bound_contextvars(job_id=record.id, attempt=record.attempts):
+            try:
+                result = await self._call(record)
+            except asyncio.CancelledError:
+                await self.queue.store.release(record.id, self.name)
+                _log.warning("job_released", kind=record.kind)
+                raise
+            except Exception as exc:
+                await self._failed(record, exc)
+            else:
+                stored = await self.queue.store.complete(record.id, self.name, result)
+                self.completed += stored
+                if not stored:
+                    _log.warning("result_discarded_lease_lost", kind=record.kind)
+            finally:
+                beat.cancel()
+
+    async def _heartbeat(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            if not await self.queue.store.heartbeat(job_id, self.name, lease=self.lease):
+                _log.warning("lease_lost", job_id=job_id)
+                return
+
+    async def _call(self, record: JobRecord) -> Any:
+        if record.kind == GENERATE_KIND:
+            return await self._generate(GenerationJob.model_validate(record.payload))
+        task = self.queue.tasks.get(record.kind)
+        if task is None:
+            raise PermanentError(f"no task named {record.kind!r} is registered in this worker")
+        return await task.run(record.payload)
+
+    async def _generate(self, job: GenerationJob) -> Any:
+        if self.client is None:
+            raise PermanentError("this worker has no ChatClient for generation jobs")
+        results = await generate(
+            [job], client=self.client, retry=RetryPolicy.never(), deadline=None
+        )
+        result = results[0]
+        if result.error is not None:
+            raise result.error
+        return result.to_record()
+
+    async def _failed(self, record: JobRecord, error: Exception) -> None:
+        permanent = isinstance(error, PermanentError)
+        if isinstance(error, InsufficientCreditsError):
+            _log.warning("insufficient_credits", action="add credits; the job is not retried")
+        delay = None if permanent else self.retry.backoff(record.attempts)
+        state = await self.queue.store.fail(
+            record.id, self.name, error_type=type(error).__name__, error=str(error),
+            retry_at=None if delay is None else time.time() + delay,
+        )  # fmt: skip
+        _log.warning("job_failed", kind=record.kind, error_type=type(error).__name__,
+                     error=str(error), state=state.value if state else "lease lost")  # fmt: skip
+
+
+async def _first_of(tasks: set[asyncio.Task[None]], stopping: asyncio.Event) -> None:
+    stop = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+
+
+@contextlib.asynccontextmanager
+async def open_worker(queue: JobQueue, **options: Any) -> AsyncIterator[Worker]:
+    """Run a Worker in the background for the duration of an ``async with`` block.
+
+    Leaving the block stops it and drains (see Worker).
+    """
+    worker = Worker(queue, **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task

@@ -1,0 +1,37 @@
+"""Tasks for the queue tests; worker subprocesses import this module with --tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from asyncgen.queue import task
+
+
+def _log(line: str) -> None:
+    path = os.environ.get("ASYNCGEN_TEST_TASK_LOG")
+    if path:
+        with Path(path).open("a") as stream:
+            stream.write(line + "\n")
+
+
+@task(name="add")
+async def add(a: int, b: int, seconds: float = 0.0) -> int:
+    """Add after a wait, logging each start and finish to $ASYNCGEN_TEST_TASK_LOG."""
+    _log(f"start {a}")
+    await asyncio.sleep(seconds)
+    _log(f"done {a}")
+    return a + b
+
+
+@task(name="shout")
+def shout(text: str) -> str:
+    """A sync task: runs in a thread."""
+    return text.upper()
+
+
+@task(name="explode")
+async def explode(message: str) -> None:
+    """Always fails."""
+    raise RuntimeError(message)

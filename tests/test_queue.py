@@ -1,0 +1,223 @@
+"""The job queue: one conformance suite over every backend, and real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+import asyncgen
+from asyncgen import JobQueue, JobState, QueueStatistics, RetryPolicy, open_queue, open_worker
+from asyncgen.testing import SimServer
+from tests import queue_tasks
+
+FAST = RetryPolicy(base_delay=0.01, jitter=0)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
+    """Each backend, with the test tasks registered."""
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/jobs.db"
+    opened = open_queue(url)
+    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
+        opened.register(found)
+    yield opened
+    await opened.aclose()
+
+
+class TestConformance:
+    async def test_submit_run_and_result(self, queue: JobQueue) -> None:
+        """A submitted task runs in a worker and its result comes back."""
+        job_id = await queue.submit(queue_tasks.add.call(2, 3))
+        assert (await queue.status(job_id)).state is JobState.PENDING
+        async with open_worker(queue, concurrency=2):
+            assert await queue.result(job_id, timeout=10) == 5
+        record = await queue.status(job_id)
+        assert (record.state, record.attempts) == (JobState.COMPLETED, 1)
+
+    async def test_sync_tasks_run_too(self, queue: JobQueue) -> None:
+        """A plain def task runs (in a thread)."""
+        job_id = await queue.submit(queue_tasks.shout.call("hi"))
+        async with open_worker(queue):
+            assert await queue.result(job_id, timeout=10) == "HI"
+
+    async def test_bad_arguments_are_refused_at_submit(self, queue: JobQueue) -> None:
+        """Arguments are checked when the job is made, not in the worker."""
+        with pytest.raises(ValueError, match="invalid arguments"):
+            queue_tasks.add.call("two", 3)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="missing a required argument"):
+            queue_tasks.add.call(1)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match=r"GenerationJob or task\.call"):
+            await queue.submit({"kind": "add"})  # type: ignore[arg-type]
+        assert (await queue.statistics()).pending == 0
+
+    async def test_priority_then_fifo(self, queue: JobQueue) -> None:
+        """Higher priority first, then submission order."""
+        ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=p)
+               for i, p in enumerate([0, 5, 0, 5, 1])]  # fmt: skip
+        order = []
+        while (record := await queue.store.claim("w", kinds=None, lease=30)) is not None:
+            order.append(ids.index(record.id))
+        assert order == [1, 3, 4, 0, 2]
+
+    async def test_idempotency_key(self, queue: JobQueue) -> None:
+        """The same idempotency key returns the first job; nothing is stored twice."""
+        first = await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k")
+        again = await queue.submit(queue_tasks.add.call(9, 9), idempotency_key="k")
+        assert first == again
+        assert (await queue.statistics()).pending == 1
+
+    async def test_run_at_delays_the_start(self, queue: JobQueue) -> None:
+        """A job with run_at in the future is scheduled, not claimable, until then."""
+        await queue.submit(queue_tasks.add.call(1, 1), run_at=time.time() + 3600)
+        stats = await queue.statistics()
+        assert (stats.scheduled, stats.pending) == (1, 0)
+        assert await queue.store.claim("w", kinds=None, lease=30) is None
+
+    async def test_failures_retry_then_go_dead(self, queue: JobQueue) -> None:
+        """A failing task is retried with backoff, then dead with its last error."""
+        job_id = await queue.submit(queue_tasks.explode.call("boom"), max_attempts=3)
+        async with open_worker(queue, retry=FAST):
+            with pytest.raises(asyncgen.JobFailedError, match="RuntimeError: boom"):
+                await queue.result(job_id, timeout=10)
+        record = await queue.status(job_id)
+        assert (record.state, record.attempts) == (JobState.DEAD, 3)
+        stats = await queue.statistics()
+        assert (stats.dead, stats.retried) == (1, 2)
+
+    async def test_cancel_and_purge(self, queue: JobQueue) -> None:
+        """A pending job can be cancelled; finished jobs can be purged."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 2))
+        assert await queue.cancel(job_id)
+        assert not await queue.cancel(job_id)
+        with pytest.raises(asyncgen.JobFailedError, match="cancelled"):
+            await queue.result(job_id, timeout=1)
+        assert await queue.purge(older_than=0) == 1
+        with pytest.raises(KeyError):
+            await queue.status(job_id)
+
+    async def test_expired_lease_is_taken_over(self, queue: JobQueue) -> None:
+        """A job whose worker stopped heartbeating is claimed again after its lease."""
+        job_id = await queue.submit(queue_tasks.add.call(4, 4))
+        first = await queue.store.claim("dead-worker", kinds=None, lease=0.05)
+        assert first is not None
+        await asyncio.sleep(0.1)
+        again = await queue.store.claim("live-worker", kinds=None, lease=30)
+        assert again is not None
+        assert (again.id, again.attempts) == (job_id, 2)
+        assert not await queue.store.complete(job_id, "dead-worker", 1)  # lease lost
+        assert await queue.store.complete(job_id, "live-worker", 8)
+        assert (await queue.status(job_id)).result == 8
+
+    async def test_kinds_filter(self, queue: JobQueue) -> None:
+        """A worker limited to some kinds leaves the others alone."""
+        await queue.submit(queue_tasks.shout.call("x"))
+        assert await queue.store.claim("w", kinds=["add"], lease=30) is None
+        assert await queue.store.claim("w", kinds=["shout"], lease=30) is not None
+
+    async def test_generation_jobs(self, queue: JobQueue, sim: SimServer) -> None:
+        """A GenerationJob runs through the worker's ChatClient; a 402 is not retried."""
+        ok_id = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
+        client = asyncgen.ChatClient(sim.base_url)
+        async with open_worker(queue, client=client):
+            record = await queue.result(ok_id, timeout=10)
+        assert record["text"] == "[m] hi"
+        sim.configure(asyncgen.sim.SimConfig(default=asyncgen.sim.ModelProfile(
+            faults=[asyncgen.sim.Fault(kind="status", status=402)])))  # fmt: skip
+        broke_id = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
+        async with open_worker(queue, client=client, retry=FAST):
+            with pytest.raises(asyncgen.JobFailedError, match="InsufficientCreditsError"):
+                await queue.result(broke_id, timeout=10)
+        await client.aclose()
+        assert sim.requests() == 1
+
+    async def test_drain_releases_unfinished_jobs(self, queue: JobQueue) -> None:
+        """Stopping a worker lets short jobs finish and releases long ones untouched."""
+        short = await queue.submit(queue_tasks.add.call(1, 1, 0.05))
+        long = await queue.submit(queue_tasks.add.call(2, 2, 30))
+        async with open_worker(queue, concurrency=2, grace=0.5):
+            await asyncio.sleep(0.2)
+        assert (await queue.status(short)).state is JobState.COMPLETED
+        record = await queue.status(long)
+        assert (record.state, record.attempts) == (JobState.PENDING, 0)
+
+
+def worker_process(url: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks", *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+
+
+async def wait_for(
+    queue: JobQueue, predicate: Callable[[QueueStatistics], bool], within: float = 60
+) -> None:
+    deadline = time.monotonic() + within
+    while not predicate(await queue.statistics()):
+        assert time.monotonic() < deadline, await queue.statistics()
+        await asyncio.sleep(0.05)
+
+
+def starts(log: Path) -> collections.Counter[str]:
+    lines = log.read_text().splitlines() if log.exists() else []
+    return collections.Counter(line.split()[1] for line in lines if line.startswith("start"))
+
+
+class TestWorkerProcesses:
+    async def test_kill_9_mid_job_then_restart(self, tmp_path: Path) -> None:
+        """kill -9 a worker mid-job; a new one finishes: one stored result per job."""
+        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+        queue = open_queue(url)
+        ids = [await queue.submit(queue_tasks.add.call(i, 100, 0.2)) for i in range(20)]
+        first = worker_process(url, log, "--concurrency", "2", "--lease", "1")
+        await wait_for(queue, lambda s: s.completed >= 5)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        finished_before = {r.payload["a"] for r in [await queue.status(i) for i in ids]
+                           if r.state is JobState.COMPLETED}  # fmt: skip
+        second = worker_process(url, log, "--concurrency", "4", "--lease", "1")
+        await wait_for(queue, lambda s: s.completed == 20)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(20) == 0
+        records = [await queue.status(i) for i in ids]
+        assert [r.result for r in records] == [i + 100 for i in range(20)]
+        counts = starts(log)
+        for a in finished_before:
+            assert counts[str(a)] == 1  # a finished result is never recomputed
+        assert (await queue.statistics()).dead == 0
+        await queue.aclose()
+
+    async def test_three_workers_lose_and_duplicate_nothing(self, tmp_path: Path) -> None:
+        """Three worker processes on one SQLite file run each of 60 jobs exactly once."""
+        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+        queue = open_queue(url)
+        for i in range(60):
+            await queue.submit(queue_tasks.add.call(i, 0, 0.01))
+        workers = [worker_process(url, log, "--concurrency", "3") for _ in range(3)]
+        await wait_for(queue, lambda s: s.completed == 60)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        assert [w.wait(20) for w in workers] == [0, 0, 0]
+        assert starts(log) == collections.Counter(str(i) for i in range(60))
+        await queue.aclose()
+
+    async def test_sigterm_drains(self, tmp_path: Path) -> None:
+        """SIGTERM: the running job finishes within the grace period; exit 0."""
+        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+        queue = open_queue(url)
+        job_id = await queue.submit(queue_tasks.add.call(7, 1, 1.0))
+        worker = worker_process(url, log, "--grace", "10")
+        await wait_for(queue, lambda s: s.running == 1)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(20) == 0
+        assert (await queue.status(job_id)).result == 8
+        await queue.aclose()
