@@ -221,3 +221,16 @@ class TestWorkerProcesses:
         assert worker.wait(20) == 0
         assert (await queue.status(job_id)).result == 8
         await queue.aclose()
+
+
+def test_blocking_twins_and_a_worker_thread(tmp_path: Path) -> None:
+    """Sync code submits, waits and reads stats; a worker runs in a background thread."""
+    queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+    queue.register(queue_tasks.shout)
+    sync = queue.blocking
+    ids = [sync.submit(queue_tasks.shout.call(word)) for word in ("a", "b", "c")]
+    with asyncgen.queue.WorkerThread(queue, concurrency=2):
+        assert [sync.result(i, timeout=10) for i in ids] == ["A", "B", "C"]
+    assert sync.statistics().completed == 3
+    assert sync.status(ids[0]).state is JobState.COMPLETED
+    assert sync.purge(older_than=0) == 3

@@ -3,6 +3,8 @@
 Everything public here is re-exported from :mod:`asyncgen`.
 """
 
+from ._blocking import BlockingJobQueue as BlockingJobQueue
+from ._blocking import WorkerThread as WorkerThread
 from ._models import JobRecord as JobRecord
 from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
@@ -15,6 +17,7 @@ from ._worker import Worker as Worker
 from ._worker import open_worker as open_worker
 
 __all__ = [
+    "BlockingJobQueue",
     "JobQueue",
     "JobRecord",
     "JobState",
@@ -22,6 +25,7 @@ __all__ = [
     "Task",
     "TaskCall",
     "Worker",
+    "WorkerThread",
     "open_queue",
     "open_worker",
     "task",

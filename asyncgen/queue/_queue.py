@@ -8,7 +8,7 @@ import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
@@ -16,6 +16,9 @@ from .._errors import JobFailedError
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._sqlite import SQLiteStore
+
+if TYPE_CHECKING:
+    from ._blocking import BlockingJobQueue
 
 __all__ = ["GENERATE_KIND", "JobQueue", "Task", "TaskCall", "open_queue", "task"]
 
@@ -213,6 +216,13 @@ class JobQueue:
     async def purge(self, *, older_than: float) -> int:
         """Delete finished jobs older than ``older_than`` seconds; return how many."""
         return await self.store.purge(older_than)
+
+    @property
+    def blocking(self) -> BlockingJobQueue:
+        """This queue's blocking twins (submit, status, result, ...) for sync code."""
+        from ._blocking import BlockingJobQueue
+
+        return BlockingJobQueue(self)
 
     async def aclose(self) -> None:
         """Close the store."""
