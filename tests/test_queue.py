@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -234,3 +236,46 @@ def test_blocking_twins_and_a_worker_thread(tmp_path: Path) -> None:
     assert sync.statistics().completed == 3
     assert sync.status(ids[0]).state is JobState.COMPLETED
     assert sync.purge(older_than=0) == 3
+
+
+class TestSchedule:
+    def test_next_run_on_a_fixed_clock(self) -> None:
+        """Intervals add up; cron slots land on their minutes (UTC); bad input is refused."""
+        from asyncgen.queue._schedule import check_cron, next_run
+
+        assert next_run(1000.0, every=30, cron=None) == 1030.0
+        noon = 1_795_000_000.0 - 1_795_000_000.0 % 86400 + 12 * 3600  # 12:00:00 UTC
+        assert next_run(noon, every=None, cron="*/5 * * * *") == noon + 300
+        assert next_run(noon + 1, every=None, cron="0 13 * * *") == noon + 3600
+        with pytest.raises(ValueError, match="five fields"):
+            check_cron("every tuesday")
+        with pytest.raises(ValueError, match="exactly one"):
+            next_run(0, every=None, cron=None)
+
+    async def test_cron_job_waits_for_its_first_slot(self, queue: JobQueue) -> None:
+        """A cron job is scheduled at the next matching minute."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 1), cron="*/5 * * * *")
+        record = await queue.status(job_id)
+        assert record.run_at % 300 == 0
+        assert record.run_at >= time.time() - 1e-3
+        assert (await queue.statistics()).scheduled + (await queue.statistics()).pending == 1
+        with pytest.raises(ValueError, match="not both"):
+            await queue.submit(queue_tasks.add.call(1, 1), cron="* * * * *", every=5)
+
+    async def test_each_slot_runs_once_with_several_workers(self, tmp_path: Path) -> None:
+        """An every=0.1 s job under 3 workers runs once per slot: no slot twice, none lost."""
+        queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+        queue.register(queue_tasks.add)
+        start = time.time()
+        await queue.submit(queue_tasks.add.call(1, 1), every=0.1, run_at=start)
+        async with (open_worker(queue, concurrency=2), open_worker(queue, concurrency=2),
+                    open_worker(queue, concurrency=2)):  # fmt: skip
+            await asyncio.sleep(1.0)
+        await queue.aclose()
+        with sqlite3.connect(tmp_path / "jobs.db") as db:
+            slots = [row[0] for row in db.execute(
+                "SELECT run_at FROM jobs WHERE state = 'completed' ORDER BY run_at")]  # fmt: skip
+        assert len(slots) >= 5
+        gaps = [round(b - a, 6) for a, b in itertools.pairwise(slots)]
+        assert gaps == [0.1] * len(gaps)
+        assert slots[0] == start

@@ -52,6 +52,8 @@ class JobRecord(BaseModel):
         idempotency_key: Submits with the same key return the same job.
         created_at: Epoch seconds of submission.
         finished_at: Epoch seconds of completion, death or cancellation.
+        every: For a recurring job: seconds between slots.
+        cron: For a recurring job: a cron expression (UTC) for its slots.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +74,8 @@ class JobRecord(BaseModel):
     idempotency_key: str | None = None
     created_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
+    every: float | None = Field(default=None, gt=0)
+    cron: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

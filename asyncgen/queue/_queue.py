@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from .._errors import JobFailedError
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
+from ._schedule import check_cron, next_run
 from ._sqlite import SQLiteStore
 
 if TYPE_CHECKING:
@@ -145,6 +146,8 @@ class JobQueue:
         run_at: float | None = None,
         max_attempts: int = 3,
         idempotency_key: str | None = None,
+        every: float | None = None,
+        cron: str | None = None,
     ) -> str:
         """Store a job and return its id at once.
 
@@ -154,6 +157,9 @@ class JobQueue:
             run_at: Epoch seconds before which it must not start (None: now).
             max_attempts: Runs allowed before the job goes dead.
             idempotency_key: Submitting again with the same key returns the first job's id.
+            every: Make it recurring: a new slot every this many seconds after run_at.
+            cron: Make it recurring on a cron expression (UTC), first slot at or after
+                run_at. Each slot runs once however many workers there are.
 
         Raises:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
@@ -167,10 +173,17 @@ class JobQueue:
             raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        start = run_at if run_at is not None else time.time()
+        if every is not None and cron is not None:
+            raise ValueError("give every= or cron=, not both")
+        if every is not None and every <= 0:
+            raise ValueError(f"every must be > 0 seconds, got {every}")
+        if cron is not None:
+            check_cron(cron)
+            start = next_run(start - 1e-3, every=None, cron=cron)
         record = JobRecord(
             kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
-            run_at=run_at if run_at is not None else time.time(),
-            idempotency_key=idempotency_key,
+            run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
         )  # fmt: skip
         return await self.store.add(record)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._models import JobRecord, JobState, QueueStatistics
+from ._schedule import next_run
 
 __all__ = ["SQLiteStore"]
 
@@ -41,6 +42,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     idempotency_key TEXT UNIQUE,
     created_at REAL NOT NULL,
     finished_at REAL,
+    every REAL,
+    cron TEXT,
     seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC, seq);
@@ -49,7 +52,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 _COLUMNS = (
     "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
-    "worker, result, error_type, error, idempotency_key, created_at, finished_at"
+    "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron"
 )
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
@@ -101,12 +104,7 @@ class SQLiteStore:
                     ).fetchone()
                     if row:
                         return str(row[0])
-                seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-                db.execute(
-                    f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*_row(record), seq),
-                )
+                _insert(db, record)
             return record.id
 
         return await self._run(insert)
@@ -148,6 +146,8 @@ class SQLiteStore:
                         " attempts = attempts + 1 WHERE id = ?",
                         (worker, now + lease, record.id),
                     )
+                    if record.attempts == 0 and (record.every or record.cron):
+                        _schedule_next(db, record)
                     return record.model_copy(
                         update={"state": JobState.RUNNING, "worker": worker,
                                 "lease_until": now + lease, "attempts": record.attempts + 1}
@@ -312,6 +312,33 @@ class _transaction:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
+    seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+    db.execute(
+        f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*_row(record), seq),
+    )
+
+
+def _schedule_next(db: sqlite3.Connection, record: JobRecord) -> None:
+    """Insert a recurring job's next slot, once: its idempotency key names the slot.
+
+    Runs in the claim's transaction, so however many workers race, one claim of a slot
+    creates the next one, and a slot key that exists already is never inserted again.
+    """
+    due = next_run(record.run_at, every=record.every, cron=record.cron)
+    series = (record.idempotency_key or record.id).split("@", 1)[0]
+    key = f"{series}@{due:.3f}"
+    if db.execute("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)).fetchone():
+        return
+    _insert(db, JobRecord(
+        kind=record.kind, payload=record.payload, priority=record.priority,
+        max_attempts=record.max_attempts, run_at=due, idempotency_key=key,
+        every=record.every, cron=record.cron,
+    ))  # fmt: skip
+
+
 def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
     if not kinds:
         return "", ()
@@ -340,6 +367,7 @@ def _row(record: JobRecord) -> tuple[Any, ...]:
         record.attempts, record.max_attempts, record.run_at, record.lease_until, record.worker,
         json.dumps(record.result) if record.result is not None else None, record.error_type,
         record.error, record.idempotency_key, record.created_at, record.finished_at,
+        record.every, record.cron,
     )  # fmt: skip
 
 
