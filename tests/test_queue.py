@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import itertools
+import json
 import os
 import signal
 import sqlite3
@@ -279,3 +280,60 @@ class TestSchedule:
         gaps = [round(b - a, 6) for a, b in itertools.pairwise(slots)]
         assert gaps == [0.1] * len(gaps)
         assert slots[0] == start
+
+
+class TestMetrics:
+    def test_counts_rates_and_histogram(self) -> None:
+        """Observations become counts, an error rate, a mean and cumulative buckets."""
+        metrics = asyncgen.queue.Metrics()
+        for seconds in (0.02, 0.2, 3.0):
+            metrics.observe("generate", "m", seconds, outcome="ok")
+        metrics.observe("generate", "m", 1.0, outcome="failed")
+        metrics.observe("generate", "m", 1.0, outcome="retried")
+        [series] = metrics.snapshot()
+        assert (series["ok"], series["failed"], series["retried"]) == (3, 1, 1)
+        assert series["error_rate"] == 0.25
+        assert series["mean_duration"] == pytest.approx((0.02 + 0.2 + 3.0 + 1.0) / 4)
+        assert series["buckets"]["0.025"] == 1
+        assert series["buckets"]["1"] == 3
+        assert series["buckets"]["+Inf"] == 4
+
+    def test_prometheus_text(self) -> None:
+        """The Prometheus export has typed families, labels and histogram lines."""
+        metrics = asyncgen.queue.Metrics()
+        metrics.observe("add", None, 0.3, outcome="ok")
+        text = metrics.to_prometheus()
+        assert "# TYPE asyncgen_jobs_total counter" in text
+        assert 'asyncgen_jobs_total{kind="add",model="",outcome="ok"} 1' in text
+        assert 'asyncgen_job_duration_seconds_bucket{kind="add",model="",le="0.5"} 1' in text
+        assert 'asyncgen_job_duration_seconds_bucket{kind="add",model="",le="0.25"} 0' in text
+        assert 'asyncgen_job_duration_seconds_count{kind="add",model=""} 1' in text
+        assert json.loads(metrics.to_json())["jobs"][0]["kind"] == "add"
+
+    def test_alert_fires_once_per_crossing(self) -> None:
+        """An error-rate alert fires when crossed, not again until it recovers."""
+        fired: list[asyncgen.queue.AlertEvent] = []
+        alert = asyncgen.queue.Alert("errors", "error_rate", 0.5, fired.append, min_count=2)
+        metrics = asyncgen.queue.Metrics([alert])
+        metrics.observe("t", None, 0.1, outcome="failed")
+        assert fired == []  # below min_count
+        for _ in range(3):
+            metrics.observe("t", None, 0.1, outcome="failed")
+        assert [(e.name, e.kind, e.value) for e in fired] == [("errors", "t", 1.0)]
+        for _ in range(6):
+            metrics.observe("t", None, 0.1, outcome="ok")  # recovers to 0.4
+        for _ in range(4):
+            metrics.observe("t", None, 0.1, outcome="failed")  # 8/14 > 0.5 again
+        assert len(fired) == 2
+
+    async def test_worker_feeds_metrics(self, queue: JobQueue) -> None:
+        """A worker records each run's outcome and duration."""
+        ok = await queue.submit(queue_tasks.add.call(1, 2))
+        bad = await queue.submit(queue_tasks.explode.call("x"), max_attempts=2)
+        async with open_worker(queue, retry=FAST) as worker:
+            await queue.result(ok, timeout=10)
+            with pytest.raises(asyncgen.JobFailedError):
+                await queue.result(bad, timeout=10)
+        by_kind = {s["kind"]: s for s in worker.metrics.snapshot()}
+        assert by_kind["add"]["ok"] == 1
+        assert (by_kind["explode"]["retried"], by_kind["explode"]["failed"]) == (1, 1)

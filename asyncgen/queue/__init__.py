@@ -5,6 +5,9 @@ Everything public here is re-exported from :mod:`asyncgen`.
 
 from ._blocking import BlockingJobQueue as BlockingJobQueue
 from ._blocking import WorkerThread as WorkerThread
+from ._metrics import Alert as Alert
+from ._metrics import AlertEvent as AlertEvent
+from ._metrics import Metrics as Metrics
 from ._models import JobRecord as JobRecord
 from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
@@ -17,10 +20,13 @@ from ._worker import Worker as Worker
 from ._worker import open_worker as open_worker
 
 __all__ = [
+    "Alert",
+    "AlertEvent",
     "BlockingJobQueue",
     "JobQueue",
     "JobRecord",
     "JobState",
+    "Metrics",
     "QueueStatistics",
     "Task",
     "TaskCall",

@@ -16,7 +16,8 @@ import structlog
 from .._errors import InsufficientCreditsError, PermanentError
 from .._retry import RetryPolicy
 from ..llm import ChatClient, GenerationJob, generate
-from ._models import JobRecord
+from ._metrics import Metrics
+from ._models import JobRecord, JobState
 from ._queue import GENERATE_KIND, JobQueue
 
 __all__ = ["DEFAULT_LEASE", "Worker", "open_worker"]
@@ -42,6 +43,7 @@ class Worker:
         grace: Seconds running jobs get to finish when the worker is stopped; jobs still
             running then are released to the queue.
         name: The worker's name (default: host, pid and a random suffix).
+        metrics: Where to count runs and durations (default: a new Metrics).
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class Worker:
         retry: RetryPolicy | None = None,
         grace: float = DEFAULT_GRACE,
         name: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if concurrency < 1 or lease <= 0:
             raise ValueError("concurrency must be >= 1 and lease > 0")
@@ -68,6 +71,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stopping = asyncio.Event()
         self.completed = 0
+        self.metrics = metrics if metrics is not None else Metrics()
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -107,6 +111,8 @@ class Worker:
 
     async def _execute(self, record: JobRecord) -> None:
         beat = asyncio.create_task(self._heartbeat(record.id))
+        began = time.monotonic()
+        model = record.payload.get("model") if record.kind == GENERATE_KIND else None
         with structlog.contextvars.bound_contextvars(job_id=record.id, attempt=record.attempts):
             try:
                 result = await self._call(record)
@@ -115,10 +121,13 @@ class Worker:
                 _log.warning("job_released", kind=record.kind)
                 raise
             except Exception as exc:
-                await self._failed(record, exc)
+                state = await self._failed(record, exc)
+                outcome = "retried" if state is JobState.PENDING else "failed"
+                self.metrics.observe(record.kind, model, time.monotonic() - began, outcome=outcome)
             else:
                 stored = await self.queue.store.complete(record.id, self.name, result)
                 self.completed += stored
+                self.metrics.observe(record.kind, model, time.monotonic() - began, outcome="ok")
                 if not stored:
                     _log.warning("result_discarded_lease_lost", kind=record.kind)
             finally:
@@ -150,7 +159,7 @@ class Worker:
             raise result.error
         return result.to_record()
 
-    async def _failed(self, record: JobRecord, error: Exception) -> None:
+    async def _failed(self, record: JobRecord, error: Exception) -> JobState | None:
         permanent = isinstance(error, PermanentError)
         if isinstance(error, InsufficientCreditsError):
             _log.warning("insufficient_credits", action="add credits; the job is not retried")
@@ -161,6 +170,7 @@ class Worker:
         )  # fmt: skip
         _log.warning("job_failed", kind=record.kind, error_type=type(error).__name__,
                      error=str(error), state=state.value if state else "lease lost")  # fmt: skip
+        return state
 
 
 async def _first_of(tasks: set[asyncio.Task[None]], stopping: asyncio.Event) -> None:
