@@ -337,3 +337,38 @@ class TestMetrics:
         by_kind = {s["kind"]: s for s in worker.metrics.snapshot()}
         assert by_kind["add"]["ok"] == 1
         assert (by_kind["explode"]["retried"], by_kind["explode"]["failed"]) == (1, 1)
+
+
+class TestDependencies:
+    async def test_waits_for_its_dependencies(self, queue: JobQueue) -> None:
+        """A dependent job is not claimable until every dependency has completed."""
+        first = await queue.submit(queue_tasks.add.call(1, 1))
+        second = await queue.submit(queue_tasks.add.call(2, 2))
+        after = await queue.submit(queue_tasks.add.call(3, 3), depends_on=[first, second],
+                                   priority=10)  # fmt: skip
+        claimed = await queue.store.claim("w", kinds=None, lease=30)
+        assert claimed is not None
+        assert claimed.id == first  # the high-priority dependent is not ready yet
+        assert await queue.store.complete(first, "w", 2)
+        nxt = await queue.store.claim("w", kinds=None, lease=30)
+        assert nxt is not None
+        assert nxt.id == second
+        assert await queue.store.claim("w", kinds=None, lease=30) is None
+        assert await queue.store.complete(second, "w", 4)
+        last = await queue.store.claim("w", kinds=None, lease=30)
+        assert last is not None
+        assert last.id == after
+
+    async def test_failed_dependency_buries_the_dependent(self, queue: JobQueue) -> None:
+        """When a dependency is cancelled (or dies), the dependent goes dead, saying why."""
+        first = await queue.submit(queue_tasks.add.call(1, 1))
+        after = await queue.submit(queue_tasks.add.call(2, 2), depends_on=[first])
+        assert await queue.cancel(first)
+        assert await queue.store.claim("w", kinds=None, lease=30) is None
+        record = await queue.status(after)
+        assert (record.state, record.error_type) == (JobState.DEAD, "DependencyFailed")
+
+    async def test_unknown_dependency_is_refused(self, queue: JobQueue) -> None:
+        """Depending on a job that does not exist is a ValueError at submit."""
+        with pytest.raises(ValueError, match="no job 'nope'"):
+            await queue.submit(queue_tasks.add.call(1, 1), depends_on=["nope"])

@@ -54,6 +54,8 @@ class JobRecord(BaseModel):
         finished_at: Epoch seconds of completion, death or cancellation.
         every: For a recurring job: seconds between slots.
         cron: For a recurring job: a cron expression (UTC) for its slots.
+        depends_on: Ids of jobs that must complete first; if one ends dead or
+            cancelled, this job goes dead too.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -76,6 +78,7 @@ class JobRecord(BaseModel):
     finished_at: float | None = None
     every: float | None = Field(default=None, gt=0)
     cron: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

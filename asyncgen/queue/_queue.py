@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
@@ -148,6 +148,7 @@ class JobQueue:
         idempotency_key: str | None = None,
         every: float | None = None,
         cron: str | None = None,
+        depends_on: Sequence[str] = (),
     ) -> str:
         """Store a job and return its id at once.
 
@@ -160,6 +161,8 @@ class JobQueue:
             every: Make it recurring: a new slot every this many seconds after run_at.
             cron: Make it recurring on a cron expression (UTC), first slot at or after
                 run_at. Each slot runs once however many workers there are.
+            depends_on: Ids of jobs that must complete before this one starts; if one
+                of them ends dead or cancelled, this job goes dead as well.
 
         Raises:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
@@ -178,12 +181,16 @@ class JobQueue:
             raise ValueError("give every= or cron=, not both")
         if every is not None and every <= 0:
             raise ValueError(f"every must be > 0 seconds, got {every}")
+        for dependency in depends_on:
+            if await self.store.get(dependency) is None:
+                raise ValueError(f"depends_on: no job {dependency!r} in this queue")
         if cron is not None:
             check_cron(cron)
             start = next_run(start - 1e-3, every=None, cron=cron)
         record = JobRecord(
             kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
             run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
+            depends_on=list(depends_on),
         )  # fmt: skip
         return await self.store.add(record)
 

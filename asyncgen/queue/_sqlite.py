@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     every REAL,
     cron TEXT,
+    depends_on TEXT NOT NULL DEFAULT '[]',
     seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC, seq);
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 _COLUMNS = (
     "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
-    "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron"
+    "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron, "
+    "depends_on"
 )
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
@@ -124,10 +126,11 @@ class SQLiteStore:
             with _transaction(db):
                 _seen(db, worker, now)
                 while True:
+                    _bury_orphans(db, now)
                     row = db.execute(
                         f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
                         f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
-                        " ORDER BY priority DESC, seq LIMIT 1",
+                        f" AND {_DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
                         (now, now, *params),
                     ).fetchone()
                     if row is None:
@@ -312,11 +315,31 @@ class _transaction:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
+# A job may start when none of the jobs it depends on is unfinished.
+_DEPENDENCIES_DONE = (
+    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
+    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
+    " OR j2.state != 'completed')"
+)
+
+
+def _bury_orphans(db: sqlite3.Connection, now: float) -> None:
+    """Pending jobs whose dependency ended dead or cancelled can never run: bury them."""
+    db.execute(
+        "UPDATE jobs SET state = 'dead', error_type = 'DependencyFailed',"
+        " error = 'a job it depends on ended dead or cancelled', finished_at = ?"
+        " WHERE state = 'pending' AND depends_on != '[]' AND EXISTS ("
+        " SELECT 1 FROM json_each(jobs.depends_on) AS d JOIN jobs AS j2 ON j2.id = d.value"
+        " WHERE j2.state IN ('dead', 'cancelled'))",
+        (now,),
+    )
+
+
 def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
     seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
     db.execute(
         f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (*_row(record), seq),
     )
 
@@ -367,7 +390,7 @@ def _row(record: JobRecord) -> tuple[Any, ...]:
         record.attempts, record.max_attempts, record.run_at, record.lease_until, record.worker,
         json.dumps(record.result) if record.result is not None else None, record.error_type,
         record.error, record.idempotency_key, record.created_at, record.finished_at,
-        record.every, record.cron,
+        record.every, record.cron, json.dumps(record.depends_on),
     )  # fmt: skip
 
 
@@ -376,4 +399,5 @@ def _record(row: Sequence[Any]) -> JobRecord:
     data = dict(zip(names, row, strict=True))
     data["payload"] = json.loads(data["payload"])
     data["result"] = json.loads(data["result"]) if data["result"] is not None else None
+    data["depends_on"] = json.loads(data["depends_on"])
     return JobRecord.model_validate(data)
