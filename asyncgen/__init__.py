@@ -39,6 +39,7 @@ from ._retry import RetryPolicy as RetryPolicy
 from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry_after import parse_retry_after as parse_retry_after
+from ._settings import Settings as Settings
 from .llm import BatchProgress as BatchProgress
 from .llm import ChatClient as ChatClient
 from .llm import ClientStatistics as ClientStatistics
@@ -104,6 +105,7 @@ __all__ = [
     "RetryCaller",
     "RetryPolicy",
     "ServerError",
+    "Settings",
     "TransientError",
     "Usage",
     "ValidationFailedError",

@@ -9,6 +9,9 @@ import os
 import signal
 import sys
 
+from pydantic import ValidationError
+
+from .._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 
@@ -23,14 +26,20 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         description="Claim and run jobs from the queue at URL (sqlite:///jobs.db). On SIGTERM "
         "or SIGINT: take no new jobs, give running ones --grace seconds, release the rest.",
     )
-    worker.add_argument("url", help="queue URL, e.g. sqlite:///jobs.db")
-    worker.add_argument("--concurrency", type=int, default=4)
+    worker.add_argument(
+        "url",
+        nargs="?",
+        help="queue URL, e.g. sqlite:///jobs.db "
+        "(default: ASYNCGEN_QUEUE_URL or queue_url in asyncgen.toml)",
+    )
+    worker.add_argument("--concurrency", type=int, default=None)
     worker.add_argument("--kinds", help="comma-separated task names to run (default: all)")
     worker.add_argument(
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
-    worker.add_argument("--lease", type=float, default=30.0, help="seconds per lease")
-    worker.add_argument("--grace", type=float, default=10.0, help="drain grace in seconds")
+    worker.add_argument("--lease", type=float, default=None, help="seconds per lease")
+    worker.add_argument("--grace", type=float, default=None, help="drain grace in seconds")
+    worker.add_argument("--settings", help="TOML settings file (default ./asyncgen.toml)")
     worker.add_argument(
         "--base-url",
         help="OpenAI-compatible root for generation jobs "
@@ -57,6 +66,11 @@ def _client(args: argparse.Namespace) -> ChatClient | None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    settings = Settings.load(args.settings)
+    args.url = args.url or settings.queue_url
+    args.concurrency = args.concurrency or settings.worker_concurrency
+    args.lease = args.lease or settings.worker_lease
+    args.grace = settings.worker_grace if args.grace is None else args.grace
     queue = open_queue(args.url)
     _register(queue, args.tasks)
     kinds = [k for k in (args.kinds or "").split(",") if k] or None
@@ -77,6 +91,6 @@ def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
         return asyncio.run(_serve(args))
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError, ValidationError) as exc:
         sys.stderr.write(f"asyncgen worker: {exc}\n")
         return 2
