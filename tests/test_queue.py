@@ -372,3 +372,38 @@ class TestDependencies:
         """Depending on a job that does not exist is a ValueError at submit."""
         with pytest.raises(ValueError, match="no job 'nope'"):
             await queue.submit(queue_tasks.add.call(1, 1), depends_on=["nope"])
+
+
+async def test_delays_and_leases_on_a_fake_clock(tmp_path: Path) -> None:
+    """With the store's clock injected, run_at and lease expiry are exact, not slept."""
+    now = [1_000_000.0]
+    store = asyncgen.queue.SQLiteStore(tmp_path / "jobs.db", clock=lambda: now[0])
+    queue = JobQueue(store, "sqlite:///fake-clock")
+    job_id = await queue.submit(queue_tasks.add.call(1, 1), run_at=now[0] + 100)
+    assert await store.claim("w1", kinds=None, lease=30) is None
+    now[0] += 99.999
+    assert await store.claim("w1", kinds=None, lease=30) is None
+    now[0] += 0.001
+    claimed = await store.claim("w1", kinds=None, lease=30)
+    assert claimed is not None
+    assert claimed.id == job_id
+    now[0] += 29.9
+    assert await store.claim("w2", kinds=None, lease=30) is None  # lease still held
+    now[0] += 0.2
+    taken = await store.claim("w2", kinds=None, lease=30)
+    assert taken is not None
+    assert (taken.worker, taken.attempts) == ("w2", 2)
+    assert (await queue.statistics()).workers == 2
+    await queue.aclose()
+
+
+async def test_failed_counts_jobs_waiting_for_a_retry(tmp_path: Path) -> None:
+    """After a failed run with a retry ahead, statistics count it as failed and scheduled."""
+    queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+    queue.register(queue_tasks.explode)
+    await queue.submit(queue_tasks.explode.call("x"), max_attempts=3)
+    async with open_worker(queue, retry=RetryPolicy(base_delay=100)):
+        await wait_for(queue, lambda s: s.failed == 1)
+    stats = await queue.statistics()
+    assert (stats.failed, stats.scheduled, stats.dead, stats.retried) == (1, 1, 0, 1)
+    await queue.aclose()

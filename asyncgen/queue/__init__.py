@@ -16,6 +16,8 @@ from ._queue import Task as Task
 from ._queue import TaskCall as TaskCall
 from ._queue import open_queue as open_queue
 from ._queue import task as task
+from ._sqlite import SQLiteStore as SQLiteStore
+from ._store import JobStore as JobStore
 from ._worker import Worker as Worker
 from ._worker import open_worker as open_worker
 
@@ -26,8 +28,10 @@ __all__ = [
     "JobQueue",
     "JobRecord",
     "JobState",
+    "JobStore",
     "Metrics",
     "QueueStatistics",
+    "SQLiteStore",
     "Task",
     "TaskCall",
     "Worker",

@@ -83,12 +83,17 @@ class JobRecord(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class QueueStatistics:
-    """Counts of jobs by state, plus retries made and workers seen alive."""
+    """Counts of jobs by state, plus retries made and workers seen alive.
+
+    ``failed`` counts jobs whose last run failed and that wait for a retry (they are
+    also in ``pending`` or ``scheduled``); ``dead`` those that will not run again.
+    """
 
     pending: int
     scheduled: int
     running: int
     completed: int
+    failed: int
     dead: int
     cancelled: int
     retried: int

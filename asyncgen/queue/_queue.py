@@ -17,6 +17,7 @@ from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import check_cron, next_run
 from ._sqlite import SQLiteStore
+from ._store import JobStore
 
 if TYPE_CHECKING:
     from ._blocking import BlockingJobQueue
@@ -117,7 +118,7 @@ class JobQueue:
     has blocking twins for sync code.
     """
 
-    def __init__(self, store: SQLiteStore, url: str) -> None:
+    def __init__(self, store: JobStore, url: str) -> None:
         self.store = store
         self.url = url
         self.tasks: dict[str, Task[Any]] = {}

@@ -64,10 +64,12 @@ class SQLiteStore:
 
     Args:
         path: A database file (created if missing), or ":memory:".
+        clock: Returns now in epoch seconds; a seam for tests of schedules and leases.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = str(path)
+        self._clock = clock
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
@@ -121,7 +123,7 @@ class SQLiteStore:
         """
 
         def take(db: sqlite3.Connection) -> JobRecord | None:
-            now = time.time()
+            now = self._clock()
             kind_filter, params = _kind_filter(kinds)
             with _transaction(db):
                 _seen(db, worker, now)
@@ -162,7 +164,7 @@ class SQLiteStore:
         """Extend a running job's lease; False if the worker no longer holds it."""
 
         def extend(db: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = self._clock()
             _seen(db, worker, now)
             cursor = db.execute(
                 "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND state = 'running'",
@@ -180,7 +182,7 @@ class SQLiteStore:
             cursor = db.execute(
                 "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
                 " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
-                (encoded, time.time(), job_id, worker),
+                (encoded, self._clock(), job_id, worker),
             )
             return cursor.rowcount == 1
 
@@ -196,7 +198,7 @@ class SQLiteStore:
         """
 
         def record(db: sqlite3.Connection) -> JobState | None:
-            now = time.time()
+            now = self._clock()
             with _transaction(db):
                 row = db.execute(
                     "SELECT attempts, max_attempts FROM jobs WHERE id = ? AND worker = ?"
@@ -243,7 +245,7 @@ class SQLiteStore:
             cursor = db.execute(
                 "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?"
                 " AND state = 'pending'",
-                (time.time(), job_id),
+                (self._clock(), job_id),
             )
             return cursor.rowcount == 1
 
@@ -256,7 +258,7 @@ class SQLiteStore:
             cursor = db.execute(
                 "DELETE FROM jobs WHERE state IN ('completed', 'dead', 'cancelled')"
                 " AND finished_at < ?",
-                (time.time() - older_than,),
+                (self._clock() - older_than,),
             )
             return cursor.rowcount
 
@@ -277,7 +279,7 @@ class SQLiteStore:
         """Counts by state, retries made, and workers seen in the last minute."""
 
         def count(db: sqlite3.Connection) -> QueueStatistics:
-            now = time.time()
+            now = self._clock()
             by_state = dict(
                 db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
             )
@@ -285,6 +287,9 @@ class SQLiteStore:
                 "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND run_at > ?", (now,)
             ).fetchone()[0]
             retried = db.execute("SELECT value FROM counters WHERE name = 'retried'").fetchone()
+            failed = db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND error_type IS NOT NULL"
+            ).fetchone()[0]
             workers = db.execute(
                 "SELECT COUNT(*) FROM workers WHERE seen_at > ?", (now - WORKER_ALIVE,)
             ).fetchone()[0]
@@ -293,6 +298,7 @@ class SQLiteStore:
                 scheduled=scheduled,
                 running=by_state.get("running", 0),
                 completed=by_state.get("completed", 0),
+                failed=failed,
                 dead=by_state.get("dead", 0),
                 cancelled=by_state.get("cancelled", 0),
                 retried=retried[0] if retried else 0,

@@ -1,0 +1,46 @@
+"""The protocol every job store implements (SQLite and memory here; Redis next)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ._models import JobRecord, JobState, QueueStatistics
+
+__all__ = ["JobStore"]
+
+
+class JobStore(Protocol):
+    """Durable job records with atomic claims under leases.
+
+    Implementations must make ``claim`` atomic across processes, accept ``complete`` /
+    ``fail`` / ``heartbeat`` / ``release`` only from the worker holding the lease, and
+    honour idempotency keys, priorities (FIFO within one), ``run_at``, ``depends_on``
+    and recurring slots (each slot once). ``tests/test_queue.py`` is the conformance suite.
+    """
+
+    async def add(self, record: JobRecord) -> str: ...
+
+    async def claim(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float
+    ) -> JobRecord | None: ...
+
+    async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool: ...
+
+    async def complete(self, job_id: str, worker: str, result: Any) -> bool: ...
+
+    async def fail(
+        self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
+    ) -> JobState | None: ...
+
+    async def release(self, job_id: str, worker: str) -> bool: ...
+
+    async def cancel(self, job_id: str) -> bool: ...
+
+    async def purge(self, older_than: float) -> int: ...
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def statistics(self) -> QueueStatistics: ...
+
+    async def close(self) -> None: ...
