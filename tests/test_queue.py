@@ -368,6 +368,19 @@ class TestDependencies:
         record = await queue.status(after)
         assert (record.state, record.error_type) == (JobState.DEAD, "DependencyFailed")
 
+    async def test_burial_follows_a_chain(self, queue: JobQueue) -> None:
+        """a <- b <- c: when a dies, b and c are buried at once; an unrelated job is not."""
+        a = await queue.submit(queue_tasks.explode.call("x"), max_attempts=1)
+        b = await queue.submit(queue_tasks.add.call(1, 1), depends_on=[a])
+        c = await queue.submit(queue_tasks.add.call(2, 2), depends_on=[b])
+        free = await queue.submit(queue_tasks.add.call(3, 3))
+        async with open_worker(queue, retry=FAST):
+            with pytest.raises(asyncgen.JobFailedError):
+                await queue.result(c, timeout=10)
+            assert await queue.result(free, timeout=10) == 6
+        states = [(await queue.status(i)).state for i in (a, b, c)]
+        assert states == [JobState.DEAD] * 3
+
     async def test_unknown_dependency_is_refused(self, queue: JobQueue) -> None:
         """Depending on a job that does not exist is a ValueError at submit."""
         with pytest.raises(ValueError, match="no job 'nope'"):

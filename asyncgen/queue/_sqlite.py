@@ -26,7 +26,8 @@ T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     payload TEXT NOT NULL,
     priority INTEGER NOT NULL,
@@ -44,10 +45,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     every REAL,
     cron TEXT,
-    depends_on TEXT NOT NULL DEFAULT '[]',
-    seq INTEGER NOT NULL
+    depends_on TEXT NOT NULL DEFAULT '[]'
 );
-CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC, seq);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -128,7 +128,6 @@ class SQLiteStore:
             with _transaction(db):
                 _seen(db, worker, now)
                 while True:
-                    _bury_orphans(db, now)
                     row = db.execute(
                         f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
                         f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
@@ -145,6 +144,7 @@ class SQLiteStore:
                             (f"worker {record.worker} stopped during the last attempt", now,
                              record.id),
                         )  # fmt: skip
+                        _bury_dependents(db, now)
                         continue
                     db.execute(
                         "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
@@ -220,6 +220,7 @@ class SQLiteStore:
                     " error = ?, finished_at = ? WHERE id = ?",
                     (error_type, error, now, job_id),
                 )
+                _bury_dependents(db, now)
                 return JobState.DEAD
 
         return await self._run(record)
@@ -242,12 +243,17 @@ class SQLiteStore:
         """Cancel a job that has not started; False if it is running or finished."""
 
         def stop(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?"
-                " AND state = 'pending'",
-                (self._clock(), job_id),
-            )
-            return cursor.rowcount == 1
+            now = self._clock()
+            with _transaction(db):
+                cursor = db.execute(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?"
+                    " AND state = 'pending'",
+                    (now, job_id),
+                )
+                if cursor.rowcount != 1:
+                    return False
+                _bury_dependents(db, now)
+                return True
 
         return await self._run(stop)
 
@@ -329,24 +335,29 @@ _DEPENDENCIES_DONE = (
 )
 
 
-def _bury_orphans(db: sqlite3.Connection, now: float) -> None:
-    """Pending jobs whose dependency ended dead or cancelled can never run: bury them."""
-    db.execute(
+def _bury_dependents(db: sqlite3.Connection, now: float) -> None:
+    """A job just ended dead or cancelled: bury the pending jobs that depended on it.
+
+    Repeated until nothing changes, so dependents of buried jobs follow them. Runs only
+    on those (rare) transitions, never on the claim path.
+    """
+    while db.execute(
         "UPDATE jobs SET state = 'dead', error_type = 'DependencyFailed',"
         " error = 'a job it depends on ended dead or cancelled', finished_at = ?"
         " WHERE state = 'pending' AND depends_on != '[]' AND EXISTS ("
         " SELECT 1 FROM json_each(jobs.depends_on) AS d JOIN jobs AS j2 ON j2.id = d.value"
         " WHERE j2.state IN ('dead', 'cancelled'))",
         (now,),
-    )
+    ).rowcount:
+        pass
 
 
 def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
-    seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+    # seq (the rowid) is assigned by SQLite: submission order, for FIFO within a priority.
     db.execute(
-        f"INSERT INTO jobs ({_COLUMNS}, seq) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (*_row(record), seq),
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES "
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        _row(record),
     )
 
 
