@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextvars
 import functools
 import inspect
@@ -22,7 +23,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["blocking", "in_bridge_thread", "on_shutdown", "run_blocking"]
+__all__ = ["blocking", "call_soon", "in_bridge_thread", "on_shutdown", "run_blocking", "start"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -153,6 +154,16 @@ def blocking(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
         return run_blocking(fn, *args, **kwargs)
 
     return twin
+
+
+def start(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+    """Start ``coro`` on the bridge loop without waiting; return its future."""
+    return asyncio.run_coroutine_threadsafe(coro, _LOOP.loop())
+
+
+def call_soon(callback: Callable[[], object]) -> None:
+    """Run a plain callback on the bridge loop's thread, soon (thread-safe)."""
+    _LOOP.loop().call_soon_threadsafe(callback)
 
 
 def in_bridge_thread() -> bool:

@@ -38,8 +38,14 @@ class InputSummary:
     """What a validation pass found: the number of jobs and the problems (capped)."""
 
     jobs: int = 0
+    done_before: int = 0
     problems: list[InputProblem] = field(default_factory=list)
     problem_count: int = 0
+
+    @property
+    def todo(self) -> int:
+        """Valid jobs not finished by an earlier run."""
+        return self.jobs - self.done_before
 
 
 def _parse(number: int, raw: str, default_model: str | None) -> GenerationJob:
@@ -69,19 +75,23 @@ def _lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
             yield number, raw
 
 
-def validate_input(path: Path, *, default_model: str | None = None) -> InputSummary:
-    """Check every line of ``path`` without keeping the jobs (constant memory)."""
+def validate_input(path: Path, *, skip: set[str], default_model: str | None = None) -> InputSummary:
+    """Check every line of ``path`` and count the jobs whose ids are not in ``skip``.
+
+    One pass, constant memory: the jobs themselves are not kept.
+    """
     summary = InputSummary()
     with path.open(encoding="utf-8") as stream:
         for number, raw in _lines(stream):
             try:
-                _parse(number, raw, default_model)
+                job = _parse(number, raw, default_model)
             except ValueError as exc:
                 summary.problem_count += 1
                 if len(summary.problems) < MAX_REPORTED:
                     summary.problems.append(InputProblem(number, str(exc)))
             else:
                 summary.jobs += 1
+                summary.done_before += job.id in skip
     return summary
 
 

@@ -117,7 +117,8 @@ def run_command(args: argparse.Namespace) -> int:
     if args.retries < 1:
         _err("--retries must be >= 1")
         return EXIT_USAGE
-    summary = validate_input(args.input, default_model=args.model)
+    skip, failed_before = finished_ids(args.output, include_failed=not args.retry_failed)
+    summary = validate_input(args.input, skip=skip, default_model=args.model)
     if summary.problem_count:
         for problem in summary.problems:
             _err(f"{args.input}:{problem}")
@@ -126,11 +127,9 @@ def run_command(args: argparse.Namespace) -> int:
             _err(f"... and {more} more bad lines")
         _err(f"{summary.problem_count} bad line(s); nothing was sent. Fix them and run again.")
         return EXIT_USAGE
-    skip, failed_before = finished_ids(args.output, include_failed=not args.retry_failed)
-    todo = sum(1 for _ in read_jobs(args.input, skip=skip, default_model=args.model))
     try:
         with _client(args) as client:
-            failed = asyncio.run(_run(args, client, skip, todo, summary.jobs - todo))
+            failed = asyncio.run(_run(args, client, skip, summary.todo, summary.done_before))
     except UsageProblem as exc:
         _err(str(exc))
         return EXIT_USAGE

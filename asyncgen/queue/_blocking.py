@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 from typing import Any
 
-from .._bridge import _LOOP, run_blocking
+from .._bridge import call_soon, run_blocking, start
 from ..llm import GenerationJob
 from ._models import JobRecord, QueueStatistics
 from ._queue import JobQueue, TaskCall
@@ -71,22 +70,16 @@ class WorkerThread:
 
     def start(self) -> WorkerThread:
         """Start working in the background."""
-        loop = _LOOP.loop()
 
-        async def make_and_run() -> None:
-            self.worker = Worker(self.queue, **self.options)
-            await self.worker.run()
-
-        self._future = asyncio.run_coroutine_threadsafe(make_and_run(), loop)
+        self.worker = Worker(self.queue, **self.options)
+        self._future = start(self.worker.run())
         return self
 
     def stop(self, timeout: float | None = None) -> None:
         """Drain (no new jobs, grace for running ones) and wait until the worker ends."""
-        if self._future is None:
+        if self._future is None or self.worker is None:
             return
-        worker = self.worker
-        if worker is not None:
-            _LOOP.loop().call_soon_threadsafe(worker.stop)
+        call_soon(self.worker.stop)
         self._future.result(timeout)
 
     def __enter__(self) -> WorkerThread:
