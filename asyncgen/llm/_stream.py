@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
-from typing import Any, Literal
+from typing import Literal
 
 from .._gather import map_bounded
-from .._outcome import Outcome
 from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
 from ._client import ChatClient
@@ -22,7 +20,7 @@ from ._generate import (
     _coerce_one,
     _limit_for,
 )
-from ._models import Completion, GenerationResult
+from ._models import GenerationResult
 
 __all__ = ["generate_stream"]
 
@@ -55,39 +53,29 @@ async def generate_stream(
     batch = _Batch(client, retry or RetryPolicy(), validate, on_event, budget, total=None)
     client.clear_out_of_credits()
     limit = await _limit_for(client, concurrency)
-    clock = asyncio.get_running_loop().time
 
-    async def one(item: tuple[int, JobLike]) -> GenerationResult:
-        index, job = item
-        batch.jobs[index] = _coerce_one(index, job)
-        began = clock()
-        try:
-            value = await batch.run(index)
-        except Exception as exc:
-            outcome: Outcome[tuple[Completion, Any]] = Outcome(
-                index=index, error=exc, elapsed=clock() - began
-            )
-        else:
-            outcome = Outcome(index=index, value=value, elapsed=clock() - began)
-        await batch.finished(outcome)
-        return batch.take(index)
+    async def registered() -> AsyncIterator[int]:
+        # Jobs are checked as they are pulled: a bad one ends the stream (map_bounded
+        # raises what its source raises), after cancelling the jobs still running.
+        index = 0
+        async for job in _items(jobs):
+            batch.jobs[index] = _coerce_one(index, job)
+            yield index
+            index += 1
 
+    # map_bounded times each run and turns its error into the Outcome the batch needs.
     async with contextlib.aclosing(
-        map_bounded(one, _enumerate(jobs), limit=limit, ordered=False)
+        map_bounded(batch.run, registered(), limit=limit, ordered=False)
     ) as outcomes:
         async for outcome in outcomes:
-            yield outcome.unwrap()
+            await batch.finished(outcome)
+            yield batch.take(outcome.index)
 
 
-async def _enumerate(
-    items: Iterable[JobLike] | AsyncIterable[JobLike],
-) -> AsyncIterator[tuple[int, JobLike]]:
-    index = 0
+async def _items(items: Iterable[JobLike] | AsyncIterable[JobLike]) -> AsyncIterator[JobLike]:
     if isinstance(items, AsyncIterable):
         async for item in items:
-            yield index, item
-            index += 1
+            yield item
     else:
         for item in items:
-            yield index, item
-            index += 1
+            yield item
