@@ -26,6 +26,7 @@ from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RequestTimeoutError as RequestTimeoutError
 from ._errors import ServerError as ServerError
 from ._errors import TransientError as TransientError
+from ._errors import UnsupportedServerError as UnsupportedServerError
 from ._errors import ValidationFailedError as ValidationFailedError
 from ._gather import gather_bounded as gather_bounded
 from ._gather import map_bounded as map_bounded
@@ -107,6 +108,7 @@ __all__ = [
     "ServerError",
     "Settings",
     "TransientError",
+    "UnsupportedServerError",
     "Usage",
     "ValidationFailedError",
     "Worker",

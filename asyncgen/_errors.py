@@ -19,7 +19,8 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── DeadlineExceededError      also a builtin TimeoutError
         ├── CircuitOpenError           the model's circuit breaker is open
         ├── BudgetExceededError        the batch's max_cost / max_tokens was reached
-        └── JobFailedError             a background job ended dead or cancelled
+        ├── JobFailedError             a background job ended dead or cancelled
+        └── UnsupportedServerError     a queue server too old for asyncgen (Redis < 6.2)
 
 Messages never contain API keys: the HTTP layer builds them from status codes and
 provider messages, and never from request headers.
@@ -45,6 +46,7 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "TransientError",
+    "UnsupportedServerError",
     "ValidationFailedError",
 ]
 
@@ -161,3 +163,7 @@ class BudgetExceededError(PermanentError):
 
 class JobFailedError(PermanentError):
     """A background job ended without a result (dead after its attempts, or cancelled)."""
+
+
+class UnsupportedServerError(PermanentError):
+    """The queue's server lacks what asyncgen needs (Redis 6.2 or newer): upgrade it."""

@@ -1,4 +1,4 @@
-"""Helpers for testing code that uses asyncgen: a real simulator on a free port.
+"""Helpers for testing code that uses asyncgen: a real simulator, a real redis-server.
 
 from asyncgen.testing import sim_server
 
@@ -7,6 +7,10 @@ def test_fan_out() -> None:
         client = asyncgen.ChatClient(sim.base_url)
         results = asyncgen.sync.fan_out("hi", ["a", "b"], client=client)
         assert sim.requests() == 2
+
+def test_background_jobs() -> None:
+    with RedisServer() as redis:  # redis-server on a free 127.0.0.1 port
+        queue = asyncgen.open_queue(redis.url)
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ._redis_server import RedisServer
 from .sim import Fault, ModelProfile, SimConfig, SimServer
 
-__all__ = ["Fault", "ModelProfile", "SimConfig", "SimServer", "sim_server"]
+__all__ = ["Fault", "ModelProfile", "RedisServer", "SimConfig", "SimServer", "sim_server"]
 
 
 @contextmanager

@@ -30,6 +30,7 @@ PERMANENT = [
     "CircuitOpenError",
     "BudgetExceededError",
     "JobFailedError",
+    "UnsupportedServerError",
 ]
 
 

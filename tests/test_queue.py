@@ -25,11 +25,18 @@ from tests import queue_tasks
 FAST = RetryPolicy(base_delay=0.01, jitter=0)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    if backend == "memory":
+        return "memory://"
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/jobs.db"
+    return str(request.getfixturevalue("redis_url"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
     """Each backend, with the test tasks registered."""
-    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/jobs.db"
-    opened = open_queue(url)
+    opened = open_queue(backend_url(request, request.param, tmp_path))
     for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
         opened.register(found)
     yield opened
@@ -153,6 +160,12 @@ class TestConformance:
         assert (record.state, record.attempts) == (JobState.PENDING, 0)
 
 
+@pytest.fixture(params=["sqlite", "redis"])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend that several processes share."""
+    return backend_url(request, request.param, tmp_path)
+
+
 def worker_process(url: str, log: Path, *extra: str) -> subprocess.Popen[str]:
     env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
     return subprocess.Popen(
@@ -170,15 +183,29 @@ async def wait_for(
         await asyncio.sleep(0.05)
 
 
+async def completed_run_ats(queue: JobQueue) -> list[float]:
+    """The run_at of every completed job, in order (read from the backend's own storage)."""
+    store = queue.store
+    if isinstance(store, asyncgen.queue.RedisStore):
+        client = await store._client()
+        ids = await client.zrange(f"{store.prefix}completed", 0, -1)
+        times = [await client.hget(f"{store.prefix}job:{i}", "run_at") for i in ids]
+        return sorted(float(t) for t in times if t is not None)
+    assert isinstance(store, asyncgen.queue.SQLiteStore)
+    with sqlite3.connect(store.path) as db:
+        rows = db.execute("SELECT run_at FROM jobs WHERE state = 'completed' ORDER BY run_at")
+        return [row[0] for row in rows]
+
+
 def starts(log: Path) -> collections.Counter[str]:
     lines = log.read_text().splitlines() if log.exists() else []
     return collections.Counter(line.split()[1] for line in lines if line.startswith("start"))
 
 
 class TestWorkerProcesses:
-    async def test_kill_9_mid_job_then_restart(self, tmp_path: Path) -> None:
+    async def test_kill_9_mid_job_then_restart(self, durable_url: str, tmp_path: Path) -> None:
         """kill -9 a worker mid-job; a new one finishes: one stored result per job."""
-        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+        url, log = durable_url, tmp_path / "tasks.log"
         queue = open_queue(url)
         ids = [await queue.submit(queue_tasks.add.call(i, 100, 0.2)) for i in range(20)]
         first = worker_process(url, log, "--concurrency", "2", "--lease", "1")
@@ -199,9 +226,11 @@ class TestWorkerProcesses:
         assert (await queue.statistics()).dead == 0
         await queue.aclose()
 
-    async def test_three_workers_lose_and_duplicate_nothing(self, tmp_path: Path) -> None:
-        """Three worker processes on one SQLite file run each of 60 jobs exactly once."""
-        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+    async def test_three_workers_lose_and_duplicate_nothing(
+        self, durable_url: str, tmp_path: Path
+    ) -> None:
+        """Three worker processes on one queue run each of 60 jobs exactly once."""
+        url, log = durable_url, tmp_path / "tasks.log"
         queue = open_queue(url)
         for i in range(60):
             await queue.submit(queue_tasks.add.call(i, 0, 0.01))
@@ -213,9 +242,9 @@ class TestWorkerProcesses:
         assert starts(log) == collections.Counter(str(i) for i in range(60))
         await queue.aclose()
 
-    async def test_sigterm_drains(self, tmp_path: Path) -> None:
+    async def test_sigterm_drains(self, durable_url: str, tmp_path: Path) -> None:
         """SIGTERM: the running job finishes within the grace period; exit 0."""
-        url, log = f"sqlite:///{tmp_path}/jobs.db", tmp_path / "tasks.log"
+        url, log = durable_url, tmp_path / "tasks.log"
         queue = open_queue(url)
         job_id = await queue.submit(queue_tasks.add.call(7, 1, 1.0))
         worker = worker_process(url, log, "--grace", "10")
@@ -226,9 +255,9 @@ class TestWorkerProcesses:
         await queue.aclose()
 
 
-def test_blocking_twins_and_a_worker_thread(tmp_path: Path) -> None:
+def test_blocking_twins_and_a_worker_thread(durable_url: str) -> None:
     """Sync code submits, waits and reads stats; a worker runs in a background thread."""
-    queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+    queue = open_queue(durable_url)
     queue.register(queue_tasks.shout)
     sync = queue.blocking
     ids = [sync.submit(queue_tasks.shout.call(word)) for word in ("a", "b", "c")]
@@ -237,6 +266,7 @@ def test_blocking_twins_and_a_worker_thread(tmp_path: Path) -> None:
     assert sync.statistics().completed == 3
     assert sync.status(ids[0]).state is JobState.COMPLETED
     assert sync.purge(older_than=0) == 3
+    sync.close()
 
 
 class TestSchedule:
@@ -263,19 +293,17 @@ class TestSchedule:
         with pytest.raises(ValueError, match="not both"):
             await queue.submit(queue_tasks.add.call(1, 1), cron="* * * * *", every=5)
 
-    async def test_each_slot_runs_once_with_several_workers(self, tmp_path: Path) -> None:
+    async def test_each_slot_runs_once_with_several_workers(self, durable_url: str) -> None:
         """An every=0.1 s job under 3 workers runs once per slot: no slot twice, none lost."""
-        queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+        queue = open_queue(durable_url)
         queue.register(queue_tasks.add)
         start = time.time()
         await queue.submit(queue_tasks.add.call(1, 1), every=0.1, run_at=start)
         async with (open_worker(queue, concurrency=2), open_worker(queue, concurrency=2),
                     open_worker(queue, concurrency=2)):  # fmt: skip
             await asyncio.sleep(1.0)
+        slots = await completed_run_ats(queue)
         await queue.aclose()
-        with sqlite3.connect(tmp_path / "jobs.db") as db:
-            slots = [row[0] for row in db.execute(
-                "SELECT run_at FROM jobs WHERE state = 'completed' ORDER BY run_at")]  # fmt: skip
         assert len(slots) >= 5
         gaps = [round(b - a, 6) for a, b in itertools.pairwise(slots)]
         assert gaps == [0.1] * len(gaps)
@@ -387,11 +415,15 @@ class TestDependencies:
             await queue.submit(queue_tasks.add.call(1, 1), depends_on=["nope"])
 
 
-async def test_delays_and_leases_on_a_fake_clock(tmp_path: Path) -> None:
+async def test_delays_and_leases_on_a_fake_clock(durable_url: str, tmp_path: Path) -> None:
     """With the store's clock injected, run_at and lease expiry are exact, not slept."""
     now = [1_000_000.0]
-    store = asyncgen.queue.SQLiteStore(tmp_path / "jobs.db", clock=lambda: now[0])
-    queue = JobQueue(store, "sqlite:///fake-clock")
+    store: asyncgen.queue.JobStore
+    if durable_url.startswith("redis"):
+        store = asyncgen.queue.RedisStore(durable_url, clock=lambda: now[0])
+    else:
+        store = asyncgen.queue.SQLiteStore(tmp_path / "jobs.db", clock=lambda: now[0])
+    queue = JobQueue(store, "fake-clock")
     job_id = await queue.submit(queue_tasks.add.call(1, 1), run_at=now[0] + 100)
     assert await store.claim("w1", kinds=None, lease=30) is None
     now[0] += 99.999
@@ -410,9 +442,9 @@ async def test_delays_and_leases_on_a_fake_clock(tmp_path: Path) -> None:
     await queue.aclose()
 
 
-async def test_failed_counts_jobs_waiting_for_a_retry(tmp_path: Path) -> None:
+async def test_failed_counts_jobs_waiting_for_a_retry(durable_url: str) -> None:
     """After a failed run with a retry ahead, statistics count it as failed and scheduled."""
-    queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
+    queue = open_queue(durable_url)
     queue.register(queue_tasks.explode)
     await queue.submit(queue_tasks.explode.call("x"), max_attempts=3)
     async with open_worker(queue, retry=RetryPolicy(base_delay=100)):

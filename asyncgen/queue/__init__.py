@@ -1,4 +1,4 @@
-"""Background jobs: a durable queue (SQLite embedded, or in memory) and its workers.
+"""Background jobs: a durable queue (SQLite embedded, in memory, or Redis) and its workers.
 
 Everything public here is re-exported from :mod:`asyncgen`.
 """
@@ -16,6 +16,7 @@ from ._queue import Task as Task
 from ._queue import TaskCall as TaskCall
 from ._queue import open_queue as open_queue
 from ._queue import task as task
+from ._redis import RedisStore as RedisStore
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import JobStore as JobStore
 from ._worker import Worker as Worker
@@ -31,6 +32,7 @@ __all__ = [
     "JobStore",
     "Metrics",
     "QueueStatistics",
+    "RedisStore",
     "SQLiteStore",
     "Task",
     "TaskCall",

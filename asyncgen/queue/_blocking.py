@@ -51,6 +51,10 @@ class BlockingJobQueue:
         """Blocking :meth:`JobQueue.purge`."""
         return run_blocking(self.queue.purge, older_than=older_than)
 
+    def close(self) -> None:
+        """Close the connections the blocking twins opened (they close at exit anyway)."""
+        run_blocking(self.queue.aclose)
+
 
 class WorkerThread:
     """A Worker running on asyncgen's background loop, for a Flask app or a script.

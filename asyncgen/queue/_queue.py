@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from .._errors import JobFailedError
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
+from ._redis import RedisStore
 from ._schedule import check_cron, next_run
 from ._sqlite import SQLiteStore
 from ._store import JobStore
@@ -120,11 +121,11 @@ class JobQueue:
 
     def __init__(self, store: JobStore, url: str) -> None:
         self.store = store
-        self.url = url
+        self.url = _safe_url(url)  # never the password of redis://:secret@host
         self.tasks: dict[str, Task[Any]] = {}
 
     def __repr__(self) -> str:
-        return f"JobQueue({_safe_url(self.url)!r})"
+        return f"JobQueue({self.url!r})"
 
     def task(self, fn: Callable[P, Any]) -> Task[P]:
         """Register a function as a task named after it (``@queue.task``).
@@ -203,7 +204,7 @@ class JobQueue:
         """
         record = await self.store.get(job_id)
         if record is None:
-            raise KeyError(f"no job {job_id!r} in {_safe_url(self.url)}")
+            raise KeyError(f"no job {job_id!r} in {self.url}")
         return record
 
     async def result(self, job_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
@@ -259,7 +260,15 @@ def _safe_url(url: str) -> str:
 
 
 def open_queue(url: str) -> JobQueue:
-    """Open the queue at ``url``: ``sqlite:///path/jobs.db`` or ``memory://``.
+    """Open the queue at ``url``.
+
+    - ``sqlite:///path/jobs.db``: embedded and durable, for the processes of one machine;
+    - ``memory://``: one process, gone when it ends (tests, notebooks);
+    - ``redis://[:password@]host:port/db`` or ``rediss://`` (TLS): workers on many
+      machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
+      sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
+
+    Nothing connects until the queue is first used.
 
     Raises:
         ValueError: An unsupported URL (says which forms are supported).
@@ -268,6 +277,9 @@ def open_queue(url: str) -> JobQueue:
         return JobQueue(SQLiteStore(":memory:"), url)
     if url.startswith("sqlite:///"):
         return JobQueue(SQLiteStore(url.removeprefix("sqlite:///")), url)
+    if url.startswith(("redis://", "rediss://")):
+        return JobQueue(RedisStore(url), url)
     raise ValueError(
-        f"unsupported queue URL {_safe_url(url)!r}: use sqlite:///path/to/jobs.db or memory://"
+        f"unsupported queue URL {_safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
+        "or redis://host:6379/0"
     )

@@ -8,12 +8,12 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 
-from .._errors import InsufficientCreditsError, PermanentError
+from .._errors import InsufficientCreditsError, PermanentError, TransientError
 from .._retry import RetryPolicy
 from ..llm import ChatClient, GenerationJob, generate
 from ._metrics import Metrics
@@ -25,6 +25,9 @@ __all__ = ["DEFAULT_LEASE", "Worker", "open_worker"]
 DEFAULT_LEASE = 30.0
 DEFAULT_GRACE = 10.0
 POLL = 0.05
+STORE_BACKOFF = RetryPolicy(base_delay=0.1, max_delay=5.0)  # while the store is unreachable
+
+T = TypeVar("T")
 
 _log = structlog.get_logger("asyncgen.worker")
 
@@ -84,19 +87,50 @@ class Worker:
         """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest."""
         _log.info("worker_started", worker=self.name, concurrency=self.concurrency)
         running: set[asyncio.Task[None]] = set()
+        outage = 0
         while not self.stopping.is_set():
             if len(running) >= self.concurrency:
                 await _first_of(running, self.stopping)
                 running = {t for t in running if not t.done()}
                 continue
-            record = await self.queue.store.claim(self.name, kinds=self._kinds(), lease=self.lease)
+            try:
+                record = await self.queue.store.claim(
+                    self.name, kinds=self._kinds(), lease=self.lease
+                )
+            except TransientError as exc:  # e.g. Redis restarting: wait, never crash
+                outage = outage + 1
+                _log.warning("store_unavailable", error=str(exc), failures=outage)
+                await self._pause(STORE_BACKOFF.backoff(min(outage, 10)))
+                continue
+            outage = 0
             if record is None:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.stopping.wait(), POLL)
+                await self._pause(POLL)
                 continue
             running.add(asyncio.create_task(self._execute(record)))
         await self._drain(running)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+
+    async def _persist(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a store write through an outage for up to one lease, then give up.
+
+        After that the lease has run out and another worker may hold the job: what this
+        one would have written is discarded by the store anyway.
+        """
+        give_up = time.monotonic() + self.lease
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except TransientError as exc:
+                attempt += 1
+                if time.monotonic() >= give_up:
+                    raise
+                _log.warning("store_unavailable", error=str(exc), failures=attempt)
+                await asyncio.sleep(STORE_BACKOFF.backoff(min(attempt, 10)))
 
     def _kinds(self) -> list[str] | None:
         return None if self.kinds is None else [*self.kinds, GENERATE_KIND]
@@ -117,7 +151,8 @@ class Worker:
             try:
                 result = await self._call(record)
             except asyncio.CancelledError:
-                await self.queue.store.release(record.id, self.name)
+                with contextlib.suppress(TransientError):  # unreachable: the lease expires
+                    await self.queue.store.release(record.id, self.name)
                 _log.warning("job_released", kind=record.kind)
                 raise
             except Exception as exc:
@@ -125,7 +160,9 @@ class Worker:
                 outcome = "retried" if state is JobState.PENDING else "failed"
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome=outcome)
             else:
-                stored = await self.queue.store.complete(record.id, self.name, result)
+                stored = await self._persist(
+                    lambda: self.queue.store.complete(record.id, self.name, result)
+                )
                 self.completed += stored
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome="ok")
                 if not stored:
@@ -136,7 +173,12 @@ class Worker:
     async def _heartbeat(self, job_id: str) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
-            if not await self.queue.store.heartbeat(job_id, self.name, lease=self.lease):
+            try:
+                held = await self.queue.store.heartbeat(job_id, self.name, lease=self.lease)
+            except TransientError as exc:  # the next beat may get through, within the lease
+                _log.warning("heartbeat_failed", job_id=job_id, error=str(exc))
+                continue
+            if not held:
                 _log.warning("lease_lost", job_id=job_id)
                 return
 
@@ -164,10 +206,10 @@ class Worker:
         if isinstance(error, InsufficientCreditsError):
             _log.warning("insufficient_credits", action="add credits; the job is not retried")
         delay = None if permanent else self.retry.backoff(record.attempts)
-        state = await self.queue.store.fail(
+        state = await self._persist(lambda: self.queue.store.fail(
             record.id, self.name, error_type=type(error).__name__, error=str(error),
             retry_at=None if delay is None else time.time() + delay,
-        )  # fmt: skip
+        ))  # fmt: skip
         _log.warning("job_failed", kind=record.kind, error_type=type(error).__name__,
                      error=str(error), state=state.value if state else "lease lost")  # fmt: skip
         return state

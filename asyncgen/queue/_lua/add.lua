@@ -1,0 +1,40 @@
+-- Store a new job. ARGV: 4 id, 5 idempotency key or '', 6 result ttl ms, 7 number of
+-- dependencies, then the dependency ids, then the record's field/value pairs.
+local id, idem, ttl_ms, ndeps = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+if idem ~= '' then
+  local existing = redis.call('GET', P .. 'idem:' .. idem)
+  if existing then
+    return existing
+  end
+  redis.call('SET', P .. 'idem:' .. idem, id)
+end
+local k = jkey(id)
+local fields = {}
+for i = 8 + ndeps, #ARGV do
+  table.insert(fields, ARGV[i])
+end
+redis.call('HSET', k, unpack(fields))
+
+local waiting, failed = 0, false
+for i = 8, 7 + ndeps do
+  local dep = ARGV[i]
+  local state = redis.call('HGET', jkey(dep), 'state')
+  if state == 'dead' or state == 'cancelled' or not state then
+    failed = true
+  elseif state ~= 'completed' then
+    redis.call('SADD', P .. 'dependents:' .. dep, id)
+    waiting = waiting + 1
+  end
+end
+if failed then
+  redis.call('HSET', k, 'error_type', 'DependencyFailed',
+    'error', 'a job it depends on ended dead or cancelled, or no longer exists')
+  finish(id, 'dead', ttl_ms)
+  bury(id, ttl_ms)
+elseif waiting > 0 then
+  redis.call('HSET', k, 'waiting', waiting)
+  redis.call('SADD', P .. 'blocked', id)
+else
+  schedule(id)
+end
+return id

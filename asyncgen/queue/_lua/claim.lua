@@ -1,0 +1,124 @@
+-- Take the next job for a worker. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms,
+-- 7 result ttl ms, 8.. the kinds it runs (none: all). Returns the record (HGETALL) or nil.
+local lease_until, me, ttl_ms = ARGV[4], ARGV[5], ARGV[7]
+local wanted, any = {}, #ARGV < 8
+for i = 8, #ARGV do
+  wanted[ARGV[i]] = true
+end
+
+redis.call('SET', P .. 'worker:' .. me, NOW, 'PX', ARGV[6])
+redis.call('SADD', P .. 'workers', me)
+
+-- Delayed jobs (run_at, retries) whose time has come move into their lanes.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1000)) do
+  redis.call('ZREM', P .. 'delayed', id)
+  if redis.call('HGET', jkey(id), 'state') == 'pending' then
+    enqueue(id)
+  end
+end
+
+local function take(id)
+  local k = jkey(id)
+  redis.call('HSET', k, 'state', 'running', 'worker', me, 'lease_until', lease_until)
+  redis.call('HINCRBY', k, 'attempts', 1)
+  redis.call('ZADD', P .. 'leases', lease_until, id)
+  return redis.call('HGETALL', k)
+end
+
+-- Jobs whose lease ran out (their worker died) are taken over first; the stream entry
+-- moves to this consumer with XCLAIM. One that has used its attempts goes dead instead.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NOW, 'LIMIT', 0, 100)) do
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'state', 'kind', 'attempts', 'max_attempts', 'lane', 'entry', 'worker')
+  if f[1] ~= 'running' then
+    redis.call('ZREM', P .. 'leases', id)
+  elseif any or wanted[f[2]] then
+    if tonumber(f[3]) >= tonumber(f[4]) then
+      ack(id)
+      redis.call('HSET', k, 'error_type', 'WorkerLost',
+        'error', 'worker ' .. (f[7] or '?') .. ' stopped during the last attempt')
+      finish(id, 'dead', ttl_ms)
+      bury(id, ttl_ms)
+    else
+      if f[5] and f[6] then
+        redis.call('XCLAIM', f[5], GROUP, me, 0, f[6])
+      end
+      return take(id)
+    end
+  end
+end
+
+-- The id of the entry XREADGROUP '>' would deliver next from a lane, or nil.
+local function next_entry(lane)
+  local last = '0-0'
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', lane)) do
+    local name, delivered
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then
+        name = g[j + 1]
+      elseif g[j] == 'last-delivered-id' then
+        delivered = g[j + 1]
+      end
+    end
+    if name == GROUP then
+      last = delivered
+    end
+  end
+  local r = redis.call('XRANGE', lane, '(' .. last, '+', 'COUNT', 1)
+  if #r == 0 then
+    return nil
+  end
+  return r[1][1]
+end
+
+local function older(a, b)
+  local am, as = string.match(a, '(%d+)-(%d+)')
+  local bm, bs = string.match(b, '(%d+)-(%d+)')
+  if tonumber(am) ~= tonumber(bm) then
+    return tonumber(am) < tonumber(bm)
+  end
+  return tonumber(as) < tonumber(bs)
+end
+
+-- Lanes by priority, highest first; within one priority the oldest entry wins (FIFO).
+local lanes = redis.call('ZREVRANGE', P .. 'lanes', 0, -1, 'WITHSCORES')
+local i = 1
+while i <= #lanes do
+  local score, group = lanes[i + 1], {}
+  while i <= #lanes and lanes[i + 1] == score do
+    if any or wanted[redis.call('HGET', P .. 'lanekind', lanes[i])] then
+      table.insert(group, lanes[i])
+    end
+    i = i + 2
+  end
+  while #group > 0 do
+    local lane = group[1]
+    if #group > 1 then
+      local best = nil
+      lane = nil
+      for _, candidate in ipairs(group) do
+        local e = next_entry(candidate)
+        if e and (best == nil or older(e, best)) then
+          lane, best = candidate, e
+        end
+      end
+    end
+    if lane == nil then
+      break
+    end
+    local read = redis.call('XREADGROUP', 'GROUP', GROUP, me, 'COUNT', 1, 'STREAMS', lane, '>')
+    if not read then
+      break
+    end
+    local entry = read[1][2][1]
+    local id = entry[2][2]
+    local f = redis.call('HMGET', jkey(id), 'state', 'entry')
+    if f[1] == 'pending' and f[2] == entry[1] then
+      return take(id)
+    end
+    -- a stale entry (its job was cancelled, purged or expired): drop it
+    redis.call('XACK', lane, GROUP, entry[1])
+    redis.call('XDEL', lane, entry[1])
+  end
+end
+return false

@@ -1,0 +1,117 @@
+-- Shared by every asyncgen queue script (prepended to each). Keys all start with the
+-- prefix ARGV[1] ("asyncgen:{name}:"; the braces keep one queue in one cluster slot).
+-- ARGV[2] is now (epoch seconds, the caller's clock), ARGV[3] is "1" when the server
+-- has XACKDEL. Times stay strings end to end: Lua's tostring would round them.
+local P = ARGV[1]
+local NOW = ARGV[2]
+local ACKDEL = ARGV[3] == '1'
+local GROUP = 'workers'
+
+local function jkey(id)
+  return P .. 'job:' .. id
+end
+
+-- Append a pending job to its lane: one stream per (priority, kind), so a worker that
+-- runs only some kinds never takes, and strands, another kind's entry.
+local function enqueue(id)
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'priority', 'kind')
+  local lane = P .. 'lane:' .. f[1] .. ':' .. f[2]
+  if redis.call('ZADD', P .. 'lanes', f[1], lane) == 1 then
+    redis.call('HSET', P .. 'lanekind', lane, f[2])
+    redis.pcall('XGROUP', 'CREATE', lane, GROUP, '0', 'MKSTREAM')
+  end
+  local entry = redis.call('XADD', lane, '*', 'id', id)
+  redis.call('HSET', k, 'lane', lane, 'entry', entry)
+end
+
+-- A pending job goes to its lane now, or to the delayed set until its run_at.
+local function schedule(id)
+  local run_at = redis.call('HGET', jkey(id), 'run_at')
+  if tonumber(run_at) > tonumber(NOW) then
+    redis.call('ZADD', P .. 'delayed', run_at, id)
+  else
+    enqueue(id)
+  end
+end
+
+-- Acknowledge and delete the job's stream entry (work streams are never trimmed).
+local function ack(id)
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'lane', 'entry')
+  if f[1] and f[2] then
+    if ACKDEL then
+      redis.call('XACKDEL', f[1], GROUP, 'IDS', 1, f[2])
+    else
+      redis.call('XACK', f[1], GROUP, f[2])
+      redis.call('XDEL', f[1], f[2])
+    end
+    redis.call('HDEL', k, 'lane', 'entry')
+  end
+  redis.call('ZREM', P .. 'leases', id)
+end
+
+-- A job ends completed, dead or cancelled. Completed and cancelled records (and their
+-- idempotency keys) expire after ttl_ms ("0": never); dead ones wait for purge, and
+-- each also goes to the dead-letter stream.
+local function finish(id, state, ttl_ms)
+  local k = jkey(id)
+  redis.call('HSET', k, 'state', state, 'finished_at', NOW)
+  redis.call('HDEL', k, 'lease_until')
+  redis.call('ZREM', P .. 'leases', id)
+  redis.call('ZREM', P .. 'delayed', id)
+  redis.call('SREM', P .. 'failed', id)
+  redis.call('SREM', P .. 'blocked', id)
+  redis.call('ZADD', P .. state, NOW, id)
+  if state == 'dead' then
+    local f = redis.call('HMGET', k, 'kind', 'error_type', 'error')
+    local entry = redis.call('XADD', P .. 'deadletter', '*', 'id', id, 'kind', f[1],
+      'error_type', f[2] or '', 'error', f[3] or '', 'at', NOW)
+    redis.call('HSET', k, 'deadletter', entry)
+  elseif tonumber(ttl_ms) > 0 then
+    redis.call('PEXPIRE', k, ttl_ms)
+    local key = redis.call('HGET', k, 'idempotency_key')
+    if key then
+      redis.call('PEXPIRE', P .. 'idem:' .. key, ttl_ms)
+    end
+  end
+end
+
+-- A job ended dead or cancelled: its pending dependents go dead, and theirs after them.
+local function bury(root, ttl_ms)
+  local stack = {root}
+  while #stack > 0 do
+    local parent = table.remove(stack)
+    local children = redis.call('SMEMBERS', P .. 'dependents:' .. parent)
+    redis.call('DEL', P .. 'dependents:' .. parent)
+    for _, child in ipairs(children) do
+      local ck = jkey(child)
+      if redis.call('HGET', ck, 'state') == 'pending' then
+        redis.call('HSET', ck, 'error_type', 'DependencyFailed',
+          'error', 'a job it depends on ended dead or cancelled')
+        finish(child, 'dead', ttl_ms)
+        table.insert(stack, child)
+      end
+    end
+  end
+end
+
+-- A job completed: dependents waiting on nothing else become ready.
+local function release_dependents(parent)
+  local children = redis.call('SMEMBERS', P .. 'dependents:' .. parent)
+  redis.call('DEL', P .. 'dependents:' .. parent)
+  for _, child in ipairs(children) do
+    local ck = jkey(child)
+    if redis.call('HGET', ck, 'state') == 'pending'
+        and redis.call('HINCRBY', ck, 'waiting', -1) <= 0 then
+      redis.call('SREM', P .. 'blocked', child)
+      schedule(child)
+    end
+  end
+end
+
+-- True when the running job's lease is held by this worker.
+local function holds(id, worker)
+  local f = redis.call('HMGET', jkey(id), 'state', 'worker')
+  return f[1] == 'running' and f[2] == worker
+end

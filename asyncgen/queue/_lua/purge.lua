@@ -1,0 +1,37 @@
+-- Delete finished jobs that ended before a cutoff, at most a batch of them.
+-- ARGV: 4 cutoff (epoch seconds), 5 batch size. Returns {deleted, examined}.
+local cutoff, batch = ARGV[4], tonumber(ARGV[5])
+local deleted, examined = 0, 0
+for _, state in ipairs({'completed', 'dead', 'cancelled'}) do
+  local ids = redis.call('ZRANGEBYSCORE', P .. state, '-inf', '(' .. cutoff, 'LIMIT', 0, batch - examined)
+  for _, id in ipairs(ids) do
+    local k = jkey(id)
+    local f = redis.call('HMGET', k, 'idempotency_key', 'deadletter')
+    if f[1] and redis.call('GET', P .. 'idem:' .. f[1]) == id then
+      redis.call('DEL', P .. 'idem:' .. f[1])
+    end
+    if f[2] then
+      redis.call('XDEL', P .. 'deadletter', f[2])
+    end
+    deleted = deleted + redis.call('DEL', k) -- 0 when it had expired already
+    redis.call('ZREM', P .. state, id)
+    examined = examined + 1
+  end
+  if examined >= batch then
+    return {deleted, examined}
+  end
+end
+-- Lanes left empty are dropped (enqueue makes them again); so are workers long gone.
+for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
+  if redis.call('XLEN', lane) == 0 then
+    redis.call('DEL', lane)
+    redis.call('ZREM', P .. 'lanes', lane)
+    redis.call('HDEL', P .. 'lanekind', lane)
+  end
+end
+for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
+  if redis.call('EXISTS', P .. 'worker:' .. name) == 0 then
+    redis.call('SREM', P .. 'workers', name)
+  end
+end
+return {deleted, examined}

@@ -1,0 +1,28 @@
+-- Counts for statistics(). ARGV: 4 the time before which completed and cancelled
+-- records have expired ('' when they never do). Ready and running come from the streams
+-- (XLEN and XPENDING: acknowledged entries are deleted, so XLEN - pending = undelivered).
+if ARGV[4] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', P .. 'completed', '-inf', '(' .. ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', P .. 'cancelled', '-inf', '(' .. ARGV[4])
+end
+local ready, running = 0, 0
+for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
+  local pel = redis.call('XPENDING', lane, GROUP)[1]
+  ready = ready + redis.call('XLEN', lane) - pel
+  running = running + pel
+end
+local workers = 0
+for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
+  workers = workers + redis.call('EXISTS', P .. 'worker:' .. name)
+end
+return {
+  ready + redis.call('ZCOUNT', P .. 'delayed', '-inf', NOW) + redis.call('SCARD', P .. 'blocked'),
+  redis.call('ZCOUNT', P .. 'delayed', '(' .. NOW, '+inf'),
+  running,
+  redis.call('ZCARD', P .. 'completed'),
+  redis.call('SCARD', P .. 'failed'),
+  redis.call('ZCARD', P .. 'dead'),
+  redis.call('ZCARD', P .. 'cancelled'),
+  tonumber(redis.call('GET', P .. 'retried') or '0'),
+  workers,
+}

@@ -1,0 +1,316 @@
+"""The Redis job store: one queue shared by workers on many machines.
+
+Layout (every key under ``asyncgen:{<queue>}:``, one cluster slot per queue):
+
+- ``job:<id>`` a hash per job (the JobRecord's fields, plus its stream entry);
+- ``lane:<priority>:<kind>`` streams with one consumer group, ``workers``: claims are
+  XREADGROUP, highest priority first, the oldest entry first within a priority; entries
+  are acknowledged and deleted when a job leaves (XACK + XDEL, or XACKDEL on Redis 8.2+)
+  and never trimmed by MAXLEN, which would drop jobs;
+- ``delayed`` (run_at and retries) and ``leases`` (running jobs' deadlines) sorted sets;
+  expired leases are taken over with XCLAIM, heartbeats refresh them (XCLAIM ... JUSTID);
+- ``idem:<key>`` idempotency keys (SET NX semantics), ``worker:<name>`` heartbeats with
+  a TTL, ``deadletter`` a stream of every job that went dead.
+
+Every state change is one Lua script (``_lua/``), so it is atomic however many workers
+race. Redis 6.2 or newer is required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.parse
+import weakref
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from .._bridge import in_bridge_thread, on_shutdown
+from .._errors import AuthenticationError, ConnectionFailedError, UnsupportedServerError
+from ._models import JobRecord, JobState, QueueStatistics
+from ._schedule import next_run
+
+__all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
+
+DEFAULT_RESULT_TTL = 7 * 86_400.0  # seconds completed and cancelled records are kept
+MIN_REDIS_VERSION = (6, 2)
+WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
+PURGE_BATCH = 1_000
+_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "release", "cancel", "purge",
+            "stats")  # fmt: skip
+_OWN_QUERY = ("queue", "result_ttl")
+_RECORD_FIELDS = tuple(JobRecord.model_fields)
+_JSON_FIELDS = ("payload", "result", "depends_on")
+
+
+def _load_scripts() -> dict[str, str]:
+    folder = resources.files(__package__).joinpath("_lua")
+    common = folder.joinpath("common.lua").read_text()
+    return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
+
+
+class RedisStore:
+    """Job records in Redis Streams, for workers on many machines.
+
+    Args:
+        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS). Query
+            options: ``queue`` (the queue's name, default "default": several queues can
+            share one database), ``result_ttl`` (seconds completed and cancelled records
+            are kept, default 7 days; 0 keeps them until purged), and any of redis-py's
+            (``ssl_ca_certs``, ``ssl_cert_reqs``, ``socket_timeout`` ...).
+        clock: Returns now in epoch seconds; a seam for tests of schedules and leases.
+            Workers on many machines compare times on it: keep their clocks in sync (NTP).
+
+    Raises:
+        ValueError: A URL that is not redis:// or rediss://, or a bad option value.
+    """
+
+    def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ValueError(f"not a Redis URL: use redis:// or rediss://, got {parts.scheme}://")
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        own = {name: query.pop(name)[-1] for name in _OWN_QUERY if name in query}
+        self.name = own.get("queue") or "default"
+        self.result_ttl = _seconds(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
+        self.prefix = f"asyncgen:{{{self.name}}}:"
+        rest = urllib.parse.urlencode(query, doseq=True)
+        self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
+        self._where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
+        self._clock = clock
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sources = _load_scripts()
+        self._shas: dict[str, str] = {}
+        self._ackdel: bool | None = None
+
+    def __repr__(self) -> str:
+        # The password never appears: only scheme, host, port and queue name.
+        return f"RedisStore({self._where!r}, queue={self.name!r})"
+
+    # -- connection ------------------------------------------------------------------
+
+    async def _client(self) -> Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = Redis.from_url(self._url, decode_responses=True)
+            self._clients[loop] = client
+            if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
+                on_shutdown(client.aclose)
+        if self._ackdel is None:
+            await self._check_server(client)
+        return client
+
+    async def _check_server(self, client: Redis) -> None:
+        info = await self._guard(client.info("server"))
+        version = _version(info.get("redis_version"))
+        if version < MIN_REDIS_VERSION:
+            raise UnsupportedServerError(
+                f"the Redis server at {self._where} is version {info.get('redis_version')}; "
+                "asyncgen's queue needs Redis 6.2 or newer (XAUTOCLAIM, exclusive stream "
+                "ranges): upgrade it"
+            )
+        self._ackdel = has_xackdel(info)
+
+    async def _guard(self, awaitable: Any) -> Any:
+        """Await a redis-py call; translate its errors into asyncgen's at the boundary."""
+        try:
+            return await awaitable
+        except (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError,
+                redis_errors.NoPermissionError) as exc:  # fmt: skip
+            raise AuthenticationError(
+                f"Redis at {self._where} refused the credentials in the queue URL: {exc}"
+            ) from exc
+        except redis_errors.ResponseError as exc:
+            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+                raise AuthenticationError(
+                    f"Redis at {self._where} needs a password: put it in the URL "
+                    "(redis://:PASSWORD@host:port/0)"
+                ) from exc
+            raise
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            raise ConnectionFailedError(f"cannot reach Redis at {self._where}: {exc}") from exc
+
+    async def _run(self, script: str, *args: str | int) -> Any:
+        """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""
+        client = await self._client()
+        argv: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
+        argv += args
+        sha = self._shas.get(script)
+        if sha is not None:
+            try:
+                return await self._guard(client.evalsha(sha, 0, *argv))
+            except redis_errors.NoScriptError:
+                pass
+        self._shas[script] = await self._guard(client.script_load(self._sources[script]))
+        return await self._guard(client.evalsha(self._shas[script], 0, *argv))
+
+    async def close(self) -> None:
+        """Close this event loop's connections."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def add(self, record: JobRecord) -> str:
+        """Store a new job; with an idempotency key already used, return that job's id."""
+        fields = [item for pair in _to_hash(record).items() for item in pair]
+        return str(await self._run(
+            "add", record.id, record.idempotency_key or "", self._ttl_ms(),
+            len(record.depends_on), *record.depends_on, *fields,
+        ))  # fmt: skip
+
+    async def claim(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float
+    ) -> JobRecord | None:
+        """Take the next ready job (highest priority, oldest first) for ``lease`` seconds.
+
+        Ready means pending with ``run_at`` passed, or running with an expired lease (its
+        worker died). A taken-over job that has used all its attempts goes dead instead.
+        """
+        reply = await self._run(
+            "claim", repr(self._clock() + lease), worker, int(WORKER_ALIVE * 1000),
+            self._ttl_ms(), *(kinds or ()),
+        )  # fmt: skip
+        if not reply:
+            return None
+        record = _from_hash(dict(zip(reply[::2], reply[1::2], strict=True)))
+        if record.every is not None or record.cron is not None:
+            await self._schedule_next(record)
+        return record
+
+    async def _schedule_next(self, record: JobRecord) -> None:
+        """Add a recurring job's next slot, once: its idempotency key names the slot.
+
+        Done on every claim of a slot (not only the first), so a worker that dies between
+        claiming and adding leaves it to the one that takes the job over.
+        """
+        due = next_run(record.run_at, every=record.every, cron=record.cron)
+        series = (record.idempotency_key or record.id).split("@", 1)[0]
+        await self.add(JobRecord(
+            kind=record.kind, payload=record.payload, priority=record.priority,
+            max_attempts=record.max_attempts, run_at=due, idempotency_key=f"{series}@{due:.3f}",
+            every=record.every, cron=record.cron,
+        ))  # fmt: skip
+
+    async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
+        """Extend a running job's lease; False if the worker no longer holds it."""
+        reply = await self._run(
+            "heartbeat", repr(self._clock() + lease), worker, int(WORKER_ALIVE * 1000), job_id
+        )
+        return bool(reply)
+
+    async def complete(self, job_id: str, worker: str, result: Any) -> bool:
+        """Store the result; False (and nothing stored) if the lease was lost meanwhile."""
+        encoded = json.dumps(result)
+        return bool(await self._run("complete", worker, job_id, encoded, self._ttl_ms()))
+
+    async def fail(
+        self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
+    ) -> JobState | None:
+        """Record a failed run: back to pending at ``retry_at``, or dead (None: no retry).
+
+        Returns:
+            The job's new state, or None if the worker had lost the lease.
+        """
+        reply = await self._run(
+            "fail", worker, job_id, error_type, error,
+            "" if retry_at is None else repr(retry_at), self._ttl_ms(),
+        )  # fmt: skip
+        return JobState(reply) if reply else None
+
+    async def release(self, job_id: str, worker: str) -> bool:
+        """Give a running job back untouched (a draining worker); its attempt is undone."""
+        return bool(await self._run("release", worker, job_id))
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False if it is running or finished."""
+        return bool(await self._run("cancel", job_id, self._ttl_ms()))
+
+    async def purge(self, older_than: float) -> int:
+        """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
+        cutoff = repr(self._clock() - older_than)
+        deleted = 0
+        while True:
+            gone, examined = await self._run("purge", cutoff, PURGE_BATCH)
+            deleted += int(gone)
+            if int(examined) < PURGE_BATCH:
+                return deleted
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job's record, or None (never stored, purged, or expired after result_ttl)."""
+        client = await self._client()
+        fields = await self._guard(client.hgetall(f"{self.prefix}job:{job_id}"))
+        return _from_hash(fields) if fields else None
+
+    async def statistics(self) -> QueueStatistics:
+        """Counts by state (from XLEN / XPENDING and the indexes), retries, live workers."""
+        expired = "" if not self.result_ttl else repr(self._clock() - self.result_ttl)
+        counts = [int(n) for n in await self._run("stats", expired)]
+        names = ("pending", "scheduled", "running", "completed", "failed", "dead", "cancelled",
+                 "retried", "workers")  # fmt: skip
+        return QueueStatistics(**dict(zip(names, counts, strict=True)))
+
+    async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest entries of the dead-letter stream: id, kind, error_type, error, at."""
+        client = await self._client()
+        entries = await self._guard(client.xrevrange(f"{self.prefix}deadletter", count=count))
+        return [fields for _, fields in entries]
+
+    def _ttl_ms(self) -> int:
+        return int(self.result_ttl * 1000)
+
+
+def _version(text: object) -> tuple[int, ...]:
+    return tuple(int(part) for part in str(text or "0").split(".")[:2] if part.isdigit())
+
+
+def has_xackdel(info: dict[str, Any]) -> bool:
+    """Whether the server (its INFO server section) has XACKDEL: Redis 8.2+, Valkey 9.2+."""
+    if "valkey_version" in info:
+        return _version(info["valkey_version"]) >= (9, 2)
+    return _version(info.get("redis_version")) >= (8, 2)
+
+
+def _seconds(value: str | None, default: float, name: str) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
+    if seconds < 0:
+        raise ValueError(f"{name} must be >= 0 seconds (0: keep until purged), got {value!r}")
+    return seconds
+
+
+def _to_hash(record: JobRecord) -> dict[str, str]:
+    """A record as hash fields: JSON for structured values, repr for floats, None left out."""
+    data = record.model_dump(mode="json")
+    fields: dict[str, str] = {}
+    for name in _RECORD_FIELDS:
+        value = data[name]
+        if name in _JSON_FIELDS:
+            if value is not None or name != "result":
+                fields[name] = json.dumps(value)
+        elif value is not None:
+            fields[name] = repr(value) if isinstance(value, float) else str(value)
+    return fields
+
+
+def _from_hash(fields: dict[str, str]) -> JobRecord:
+    data: dict[str, Any] = {name: fields[name] for name in _RECORD_FIELDS if name in fields}
+    for name in _JSON_FIELDS:
+        if name in data:
+            data[name] = json.loads(data[name])
+    return JobRecord.model_validate(data)
