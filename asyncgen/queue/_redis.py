@@ -28,7 +28,7 @@ from importlib import resources
 from typing import Any
 
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from .._bridge import in_bridge_thread, on_shutdown
 from .._errors import AuthenticationError, ConnectionFailedError, UnsupportedServerError
@@ -41,6 +41,8 @@ DEFAULT_RESULT_TTL = 7 * 86_400.0  # seconds completed and cancelled records are
 MIN_REDIS_VERSION = (6, 2)
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 PURGE_BATCH = 1_000
+DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
+POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 _SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "release", "cancel", "purge",
             "stats")  # fmt: skip
 _OWN_QUERY = ("queue", "result_ttl")
@@ -61,7 +63,8 @@ class RedisStore:
         url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS). Query
             options: ``queue`` (the queue's name, default "default": several queues can
             share one database), ``result_ttl`` (seconds completed and cancelled records
-            are kept, default 7 days; 0 keeps them until purged), and any of redis-py's
+            are kept, default 7 days; 0 keeps them until purged), ``max_connections``
+            (per event loop, default 32; more calls wait their turn), and any of redis-py's
             (``ssl_ca_certs``, ``ssl_cert_reqs``, ``socket_timeout`` ...).
         clock: Returns now in epoch seconds; a seam for tests of schedules and leases.
             Workers on many machines compare times on it: keep their clocks in sync (NTP).
@@ -79,9 +82,14 @@ class RedisStore:
         self.name = own.get("queue") or "default"
         self.result_ttl = _seconds(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
+        self._max_connections = int(
+            _seconds(query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS,
+                     "max_connections")
+        ) or DEFAULT_MAX_CONNECTIONS  # fmt: skip
         rest = urllib.parse.urlencode(query, doseq=True)
         self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
         self._where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
+        self._has_password = bool(parts.password)
         self._clock = clock
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
             weakref.WeakKeyDictionary()
@@ -100,7 +108,13 @@ class RedisStore:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = Redis.from_url(self._url, decode_responses=True)
+            # A blocking pool: a burst of calls waits for a free connection instead of
+            # failing with "Too many connections" (redis-py's default pool).
+            pool = BlockingConnectionPool.from_url(
+                self._url, decode_responses=True, max_connections=self._max_connections,
+                timeout=POOL_TIMEOUT,
+            )  # fmt: skip
+            client = Redis.from_pool(pool)  # closing the client closes the pool too
             self._clients[loop] = client
             if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
                 on_shutdown(client.aclose)
@@ -125,18 +139,23 @@ class RedisStore:
             return await awaitable
         except (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError,
                 redis_errors.NoPermissionError) as exc:  # fmt: skip
-            raise AuthenticationError(
-                f"Redis at {self._where} refused the credentials in the queue URL: {exc}"
-            ) from exc
+            raise self._refused() from exc
         except redis_errors.ResponseError as exc:
             if str(exc).startswith(("NOAUTH", "WRONGPASS")):
-                raise AuthenticationError(
-                    f"Redis at {self._where} needs a password: put it in the URL "
-                    "(redis://:PASSWORD@host:port/0)"
-                ) from exc
+                raise self._refused() from exc
             raise
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             raise ConnectionFailedError(f"cannot reach Redis at {self._where}: {exc}") from exc
+
+    def _refused(self) -> AuthenticationError:
+        if not self._has_password:
+            return AuthenticationError(
+                f"Redis at {self._where} needs a password: put it in the queue URL "
+                "(redis://:PASSWORD@host:port/0, or redis://USER:PASSWORD@... with ACLs)"
+            )
+        return AuthenticationError(
+            f"Redis at {self._where} refused the user or password in the queue URL: check them"
+        )
 
     async def _run(self, script: str, *args: str | int) -> Any:
         """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""

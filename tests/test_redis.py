@@ -1,0 +1,371 @@
+"""The Redis store: what only a queue shared over the network must do.
+
+The conformance suite and the worker-process tests in test_queue.py run on Redis too;
+these are the Redis-only behaviours, against real redis-server processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import structlog
+import trustme
+from redis.asyncio import Redis
+
+import asyncgen
+from asyncgen import JobQueue, JobState, open_queue, open_worker
+from asyncgen.queue import RedisStore
+from asyncgen.queue._redis import has_xackdel
+from asyncgen.testing import RedisServer
+from tests import queue_tasks
+from tests.test_queue import starts, wait_for, worker_process
+
+SECRET = "pw-9f1c2e7d-never-shown"
+
+
+def registered(url: str) -> JobQueue:
+    queue = open_queue(url)
+    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
+        queue.register(found)
+    return queue
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[JobQueue]:
+    opened = registered(redis_url)
+    yield opened
+    await opened.aclose()
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
+    """A plain redis-py client, to look at what the store wrote."""
+    client = Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def worker_with_output(url: str, output: Path) -> subprocess.Popen[bytes]:
+    """``asyncgen worker URL`` with its stdout and stderr written to ``output``."""
+    with output.open("w") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks"],
+            stdout=sink, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def store_of(queue: JobQueue) -> RedisStore:
+    assert isinstance(queue.store, RedisStore)
+    return queue.store
+
+
+class TestStreams:
+    async def test_finished_entries_are_acked_and_deleted(
+        self, queue: JobQueue, raw: Redis
+    ) -> None:
+        """Every entry a job used is acknowledged and deleted: streams end empty, untrimmed."""
+        ids = [await queue.submit(queue_tasks.add.call(i, 1), priority=i % 2) for i in range(20)]
+        async with open_worker(queue, concurrency=4):
+            assert [await queue.result(i, timeout=10) for i in ids] == [i + 1 for i in range(20)]
+        prefix = store_of(queue).prefix
+        lanes = [str(lane) for lane in await raw.zrange(f"{prefix}lanes", 0, -1)]
+        assert sorted(lanes) == [f"{prefix}lane:0:add", f"{prefix}lane:1:add"]
+        for lane in lanes:
+            assert await raw.xlen(lane) == 0
+            assert (await raw.xpending(lane, "workers"))["pending"] == 0
+            assert (await raw.xinfo_stream(lane))["entries-added"] == 10
+
+    async def test_a_running_job_is_a_pending_entry_kept_fresh(
+        self, queue: JobQueue, raw: Redis
+    ) -> None:
+        """A claim is an entry in the worker's PEL; a heartbeat resets its idle time."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 1))
+        store = store_of(queue)
+        assert await store.claim("w-1", kinds=None, lease=30) is not None
+        lane = f"{store.prefix}lane:0:add"
+        await asyncio.sleep(0.3)
+        [entry] = await raw.xpending_range(lane, "workers", "-", "+", 10)
+        assert (entry["consumer"], entry["times_delivered"]) == ("w-1", 1)
+        assert int(entry["time_since_delivered"]) >= 250
+        assert await store.heartbeat(job_id, "w-1", lease=30)
+        [entry] = await raw.xpending_range(lane, "workers", "-", "+", 10)
+        assert int(entry["time_since_delivered"]) < 250
+        assert not await store.heartbeat(job_id, "w-2", lease=30)
+
+
+class TestLeases:
+    async def test_two_reclaimers_never_take_the_same_job(self, redis_url: str) -> None:
+        """Two stores racing to take over 30 expired jobs split them: none twice, none left."""
+        ghost, first, second = RedisStore(redis_url), RedisStore(redis_url), RedisStore(redis_url)
+        queue = JobQueue(ghost, redis_url)
+        for i in range(30):
+            await queue.submit(queue_tasks.add.call(i, 0))
+        while await ghost.claim("ghost", kinds=None, lease=0.05) is not None:
+            pass
+        await asyncio.sleep(0.1)
+
+        async def take_all(store: RedisStore, name: str) -> list[str]:
+            taken = []
+            while (record := await store.claim(name, kinds=None, lease=30)) is not None:
+                assert record.attempts == 2
+                taken.append(record.id)
+                await asyncio.sleep(0)
+            return taken
+
+        a, b = await asyncio.gather(take_all(first, "a"), take_all(second, "b"))
+        assert len(a) + len(b) == 30
+        assert len(set(a) | set(b)) == 30
+        for job_id in a:
+            assert not await ghost.complete(job_id, "ghost", -1)  # its lease is gone
+            assert not await second.complete(job_id, "b", -1)
+            assert await first.complete(job_id, "a", 1)
+        for store in (ghost, first, second):
+            await store.close()
+
+    async def test_a_taken_over_job_runs_to_one_result(
+        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Two workers find a dead worker's job: it runs once more, one result is stored."""
+        log = tmp_path / "tasks.log"
+        monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
+        one, two = registered(redis_url), registered(redis_url)
+        job_id = await one.submit(queue_tasks.add.call(5, 5, 0.3))
+        assert await one.store.claim("dead-worker", kinds=None, lease=0.05) is not None
+        await asyncio.sleep(0.1)
+        async with open_worker(one, concurrency=2), open_worker(two, concurrency=2):
+            assert await one.result(job_id, timeout=10) == 10
+            await asyncio.sleep(0.3)  # time for a second run to show, if there were one
+        assert starts(log) == collections.Counter({"5": 1})
+        record = await one.status(job_id)
+        assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
+        await one.aclose()
+        await two.aclose()
+
+    async def test_a_live_long_job_is_never_taken_over(
+        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Heartbeats keep a 1.5 s job under a 0.3 s lease: another worker waits, not steals."""
+        log = tmp_path / "tasks.log"
+        monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
+        one, two = registered(redis_url), registered(redis_url)
+        job_id = await one.submit(queue_tasks.add.call(1, 2, 1.5))
+        async with open_worker(one, lease=0.3):
+            await wait_for(one, lambda s: s.running == 1, within=10)
+            async with open_worker(two, lease=0.3):
+                assert await one.result(job_id, timeout=10) == 3
+        assert starts(log) == collections.Counter({"1": 1})
+        assert (await one.status(job_id)).attempts == 1
+        await one.aclose()
+        await two.aclose()
+
+    async def test_a_poison_job_goes_to_the_dead_letter_stream(self, queue: JobQueue) -> None:
+        """A job whose worker dies on every attempt goes dead, and into the dead letters."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 1), max_attempts=2)
+        store = store_of(queue)
+        for ghost in ("ghost-1", "ghost-2"):
+            assert await store.claim(ghost, kinds=None, lease=0.05) is not None
+            await asyncio.sleep(0.1)
+        assert await store.claim("w", kinds=None, lease=30) is None
+        record = await queue.status(job_id)
+        assert (record.state, record.error_type) == (JobState.DEAD, "WorkerLost")
+        assert "ghost-2" in (record.error or "")
+        [letter] = await store.dead_letters()
+        assert (letter["id"], letter["error_type"]) == (job_id, "WorkerLost")
+        assert (await queue.statistics()).dead == 1
+        assert await queue.purge(older_than=0) == 1
+        assert await store.dead_letters() == []
+
+
+class TestDurability:
+    async def test_queued_jobs_survive_a_redis_restart(self, tmp_path: Path) -> None:
+        """kill -9 Redis (AOF on) and start it again: queued jobs, keys and order are there."""
+        with RedisServer(appendonly=True, directory=tmp_path) as server:
+            queue = registered(server.url)
+            ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=i % 3)
+                   for i in range(30)]  # fmt: skip
+            keyed = await queue.submit(queue_tasks.add.call(99, 0), idempotency_key="once")
+            later = await queue.submit(queue_tasks.add.call(98, 0), run_at=time.time() + 3600)
+            before = await queue.statistics()
+            await queue.aclose()
+            server.restart(kill=True)
+            queue = registered(server.url)
+            assert await queue.statistics() == before
+            assert (await queue.statistics()).pending == 31
+            assert await queue.submit(queue_tasks.add.call(0, 0), idempotency_key="once") == keyed
+            first = await queue.store.claim("w", kinds=None, lease=30)
+            assert first is not None
+            assert first.payload["a"] == 2  # the oldest job of the highest priority
+            assert await queue.store.complete(first.id, "w", 2)
+            async with open_worker(queue, concurrency=4):
+                results = [await queue.result(i, timeout=20) for i in ids]
+            assert results == list(range(30))
+            assert (await queue.status(later)).state is JobState.PENDING
+            await queue.aclose()
+
+    async def test_a_worker_rides_out_a_redis_restart(self, tmp_path: Path) -> None:
+        """A worker process keeps going across a Redis kill -9 and restart; nothing is lost."""
+        log = tmp_path / "tasks.log"
+        with RedisServer(appendonly=True, directory=tmp_path) as server:
+            queue = registered(server.url)
+            ids = [await queue.submit(queue_tasks.add.call(i, 0, 0.05)) for i in range(40)]
+            worker = worker_process(server.url, log, "--concurrency", "2", "--lease", "5")
+            await wait_for(queue, lambda s: s.completed >= 5)
+            await queue.aclose()
+            server.restart(kill=True)
+            queue = registered(server.url)
+            await wait_for(queue, lambda s: s.completed == 40)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(20) == 0
+            assert [(await queue.status(i)).result for i in ids] == list(range(40))
+            assert set(starts(log)) == {str(i) for i in range(40)}
+            assert (await queue.statistics()).dead == 0
+            await queue.aclose()
+
+
+async def test_four_worker_processes_run_2000_jobs_once_each(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """4 worker processes x 2,000 jobs: 2,000 results, none lost, none run twice."""
+    log = tmp_path / "tasks.log"
+    queue = registered(redis_url)
+    ids: list[str] = []
+    for chunk in range(0, 2000, 200):
+        calls = [queue.submit(queue_tasks.add.call(i, 1)) for i in range(chunk, chunk + 200)]
+        ids += await asyncio.gather(*calls)
+    workers = [worker_process(redis_url, log, "--concurrency", "8") for _ in range(4)]
+    await wait_for(queue, lambda s: s.completed == 2000, within=240)
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    assert [w.wait(20) for w in workers] == [0, 0, 0, 0]
+    assert starts(log) == collections.Counter(str(i) for i in range(2000))
+    records = await asyncio.gather(*(queue.status(i) for i in ids))
+    assert [r.result for r in records] == [i + 1 for i in range(2000)]
+    stats = await queue.statistics()
+    assert (stats.pending, stats.running, stats.dead, stats.retried) == (0, 0, 0, 0)
+    await queue.aclose()
+
+
+class TestSecurity:
+    async def test_the_password_is_never_shown(self, tmp_path: Path) -> None:
+        """Reprs, URLs, logs and a worker process's output never carry the password."""
+        with RedisServer(password=SECRET) as server:
+            queue = registered(server.url)
+            job_id = await queue.submit(queue_tasks.add.call(1, 1))
+            with structlog.testing.capture_logs() as logs:
+                async with open_worker(queue):
+                    assert await queue.result(job_id, timeout=10) == 2
+            shown = [repr(queue), queue.url, repr(queue.store), repr(logs)]
+            output = tmp_path / "worker.out"
+            process = worker_with_output(server.url, output)
+            second = await queue.submit(queue_tasks.add.call(2, 2))
+            assert await queue.result(second, timeout=20) == 4
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(20) == 0
+            shown.append(output.read_text())
+            assert "worker_started" in shown[-1]
+            for text in shown:
+                assert SECRET not in text
+            await queue.aclose()
+
+    async def test_a_wrong_or_missing_password_says_so(self) -> None:
+        """Refused credentials are an AuthenticationError that names neither password."""
+        with RedisServer(password=SECRET) as server:
+            wrong = open_queue(f"redis://:not-{SECRET}@127.0.0.1:{server.port}/0")
+            with pytest.raises(asyncgen.AuthenticationError) as refused:
+                await wrong.statistics()
+            assert SECRET not in str(refused.value)
+            missing = open_queue(f"redis://127.0.0.1:{server.port}/0")
+            with pytest.raises(asyncgen.AuthenticationError, match="needs a password"):
+                await missing.submit(queue_tasks.add.call(1, 1))
+            await wrong.aclose()
+            await missing.aclose()
+
+    async def test_an_unreachable_server_is_a_transient_connection_error(self) -> None:
+        """Nobody listening: ConnectionFailedError (transient, a ConnectionError), fast."""
+        with RedisServer() as server:
+            port = server.port
+        queue = open_queue(f"redis://:{SECRET}@127.0.0.1:{port}/0")
+        with pytest.raises(asyncgen.ConnectionFailedError, match=f"127.0.0.1:{port}") as failed:
+            await queue.statistics()
+        assert isinstance(failed.value, asyncgen.TransientError | ConnectionError)
+        assert SECRET not in str(failed.value)
+        await queue.aclose()
+
+    async def test_tls(self, tmp_path: Path) -> None:
+        """rediss:// to a TLS-only server, trusting its CA through ssl_ca_certs."""
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1")
+        files = [tmp_path / name for name in ("cert.pem", "key.pem", "ca.pem")]
+        cert.cert_chain_pems[0].write_to_path(str(files[0]))
+        cert.private_key_pem.write_to_path(str(files[1]))
+        ca.cert_pem.write_to_path(str(files[2]))
+        tls = (str(files[0]), str(files[1]), str(files[2]))
+        with RedisServer(tls=tls) as server:
+            queue = registered(f"{server.url}?ssl_ca_certs={files[2]}&queue=tls")
+            job_id = await queue.submit(queue_tasks.shout.call("secure"))
+            async with open_worker(queue):
+                assert await queue.result(job_id, timeout=10) == "SECURE"
+            await queue.aclose()
+            plain = open_queue(f"redis://127.0.0.1:{server.port}/0")
+            with pytest.raises(asyncgen.ConnectionFailedError):
+                await plain.statistics()
+            await plain.aclose()
+
+
+class TestOptions:
+    async def test_results_expire_after_result_ttl(self, redis_url: str) -> None:
+        """With result_ttl=0.3 a completed record is gone 0.3 s after it finished."""
+        queue = registered(f"{redis_url}&result_ttl=0.3")
+        job_id = await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k")
+        async with open_worker(queue):
+            assert await queue.result(job_id, timeout=10) == 2
+        assert (await queue.statistics()).completed == 1
+        await asyncio.sleep(0.6)
+        with pytest.raises(KeyError):
+            await queue.status(job_id)
+        assert (await queue.statistics()).completed == 0
+        assert await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k") != job_id
+        await queue.aclose()
+
+    async def test_queues_in_one_database_are_separate(self, redis_server: RedisServer) -> None:
+        """?queue= names keep two queues apart on one server."""
+        a = registered(f"{redis_server.url}?queue=iso-a")
+        b = registered(f"{redis_server.url}?queue=iso-b")
+        job_id = await a.submit(queue_tasks.add.call(1, 1))
+        assert await b.store.claim("w", kinds=None, lease=30) is None
+        with pytest.raises(KeyError):
+            await b.status(job_id)
+        claimed = await a.store.claim("w", kinds=None, lease=30)
+        assert claimed is not None
+        assert claimed.id == job_id
+        await a.aclose()
+        await b.aclose()
+
+    def test_bad_options_are_refused(self) -> None:
+        """Bad URLs and option values are ValueErrors that say what to write."""
+        with pytest.raises(ValueError, match="result_ttl must be a number of seconds"):
+            open_queue("redis://127.0.0.1/0?result_ttl=soon")
+        with pytest.raises(ValueError, match=">= 0"):
+            open_queue("redis://127.0.0.1/0?result_ttl=-1")
+        with pytest.raises(ValueError, match="redis:// or rediss://"):
+            RedisStore("http://127.0.0.1:6379")
+        with pytest.raises(ValueError, match=r"redis://host:6379/0") as unsupported:
+            open_queue(f"postgres://user:{SECRET}@db/jobs")
+        assert SECRET not in str(unsupported.value)
+
+    def test_xackdel_is_used_only_where_the_server_has_it(self) -> None:
+        """XACKDEL on Redis 8.2+ and Valkey 9.2+; XACK + XDEL on older servers."""
+        assert has_xackdel({"redis_version": "8.2.0"})
+        assert has_xackdel({"redis_version": "10.0.1"})
+        assert not has_xackdel({"redis_version": "8.0.3"})
+        assert not has_xackdel({"redis_version": "7.0.15"})
+        assert has_xackdel({"redis_version": "7.2.4", "valkey_version": "9.2.0"})
+        assert not has_xackdel({"redis_version": "7.2.4", "valkey_version": "8.1.1"})
