@@ -1,0 +1,180 @@
+"""Background jobs on Redis: asyncgen's Redis store vs taskiq-redis, on one redis-server.
+
+Both run the same no-op task (it returns the time) in worker processes started before
+the clock starts; one producer then submits every job (100 in flight) and the clock
+stops when the last result is stored (counted in Redis every 20 ms). Figures: jobs per
+second end to end, and how fast the producer submitted. Each system gets the same
+per-process concurrency. Writes benchmarks/results/bench_redis.json.
+
+Run: python benchmarks/bench_redis.py [--jobs 5000] [--concurrency 32]
+(needs redis-server, and the bench extra for the peer: taskiq, taskiq-redis).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from redis.asyncio import Redis
+
+from asyncgen.queue import open_queue, task
+from asyncgen.testing import RedisServer
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from _common import write_report  # noqa: E402
+
+IN_FLIGHT = 100
+
+
+@task(name="noop")
+async def noop() -> float:
+    """Return when it started (epoch seconds)."""
+    return time.time()
+
+
+async def submit_all(jobs: int, submit: Callable[[], Awaitable[object]]) -> float:
+    """Submit ``jobs`` jobs, IN_FLIGHT at a time; return the seconds it took."""
+    began = time.perf_counter()
+    for start in range(0, jobs, IN_FLIGHT):
+        await asyncio.gather(*(submit() for _ in range(min(IN_FLIGHT, jobs - start))))
+    return time.perf_counter() - began
+
+
+async def wait_count(count: Callable[[], Awaitable[int]], target: int, what: str) -> None:
+    deadline = time.monotonic() + 600
+    while (done := await count()) < target:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: only {done} of {target} finished in 600 s")
+        await asyncio.sleep(0.02)
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args, cwd=HERE, env={**os.environ, **env},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def run_asyncgen(url: str, jobs: int, workers: int, concurrency: int) -> dict[str, Any]:
+    queue_url = f"{url}?queue=bench"
+    queue = open_queue(queue_url)
+    queue.register(noop)
+    raw = Redis.from_url(url, decode_responses=True)
+    command = [sys.executable, "-m", "asyncgen", "worker", queue_url, "--tasks", "bench_redis",
+               "--concurrency", str(concurrency)]  # fmt: skip
+    crew = [spawn(command, {"PYTHONPATH": str(HERE)}) for _ in range(workers)]
+    try:
+        await wait_count(lambda: _workers(queue), workers, "asyncgen workers starting")
+        began = time.perf_counter()
+        submit_s = await submit_all(jobs, lambda: queue.submit(noop.call()))
+        await wait_count(lambda: raw.zcard("asyncgen:{bench}:completed"), jobs, "asyncgen")
+        elapsed = time.perf_counter() - began
+    finally:
+        stop(crew)
+    await raw.aclose()
+    await queue.aclose()
+    return _figures(jobs, elapsed, submit_s)
+
+
+async def _workers(queue: Any) -> int:
+    return int((await queue.statistics()).workers)
+
+
+async def run_taskiq(url: str, jobs: int, workers: int, concurrency: int) -> dict[str, Any]:
+    os.environ["BENCH_REDIS_URL"] = url
+    from _taskiq_app import broker
+    from _taskiq_app import noop as taskiq_noop
+
+    raw = Redis.from_url(url, decode_responses=True)
+    command = [sys.executable, "-m", "taskiq", "worker", "_taskiq_app:broker", "--workers", "1",
+               "--max-async-tasks", str(concurrency), "--no-configure-logging"]  # fmt: skip
+    crew = [spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)})
+            for _ in range(workers)]  # fmt: skip
+    try:
+        await wait_count(lambda: _consumers(raw), workers, "taskiq workers starting")
+        await broker.startup()
+        began = time.perf_counter()
+        submit_s = await submit_all(jobs, taskiq_noop.kiq)
+        await wait_count(lambda: _results(raw), jobs, "taskiq")
+        elapsed = time.perf_counter() - began
+        await broker.shutdown()
+    finally:
+        stop(crew)
+    await raw.aclose()
+    return _figures(jobs, elapsed, submit_s)
+
+
+async def _consumers(raw: Redis) -> int:
+    """Connections waiting in XREADGROUP: one per taskiq worker process that is ready."""
+    return sum(1 for client in await raw.client_list() if client.get("cmd") == "xreadgroup")
+
+
+async def _results(raw: Redis) -> int:
+    return int(await raw.dbsize()) - 1  # every key but the stream is one task's result
+
+
+def _figures(jobs: int, elapsed: float, submit_s: float) -> dict[str, Any]:
+    return {
+        "jobs": jobs,
+        "seconds": round(elapsed, 3),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        "submits_per_s": round(jobs / submit_s, 1),
+    }
+
+
+async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
+    figures: dict[str, Any] = {"concurrency_per_process": concurrency}
+    with RedisServer() as server:
+        raw = Redis.from_url(server.url)
+        contenders = [("asyncgen", run_asyncgen)] + ([("taskiq", run_taskiq)] if peer else [])
+        for workers in (1, 4):
+            for name, run in contenders:
+                await raw.flushall()
+                result = await run(server.url, jobs, workers, concurrency)
+                figures[f"{name}_{workers}_workers"] = result
+                print(f"{name:8} {workers} worker process(es): {result}", flush=True)
+        await raw.aclose()
+    for workers in (1, 4):
+        ours, theirs = (
+            figures[f"asyncgen_{workers}_workers"],
+            figures.get(f"taskiq_{workers}_workers"),
+        )
+        if theirs:
+            ratio = ours["jobs_per_s"] / theirs["jobs_per_s"]
+            figures[f"ratio_{workers}_workers"] = round(ratio, 2)
+            print(f"{workers} worker process(es): asyncgen / taskiq = {ratio:.2f} x")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--no-peer", action="store_true", help="asyncgen only")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    figures = asyncio.run(run_all(args.jobs, args.concurrency, not args.no_peer))
+    print(f"wrote {write_report('bench_redis', figures, args.json)}")
+
+
+if __name__ == "__main__":
+    main()
