@@ -78,6 +78,27 @@ class TestConformance:
             order.append(ids.index(record.id))
         assert order == [1, 3, 4, 0, 2]
 
+    async def test_fifo_across_kinds_within_a_priority(self, queue: JobQueue) -> None:
+        """Jobs of different kinds at one priority are claimed in submission order."""
+        calls = [queue_tasks.shout.call("a"), queue_tasks.add.call(1, 1),
+                 queue_tasks.shout.call("b"), queue_tasks.add.call(2, 2)]  # fmt: skip
+        ids = [await queue.submit(call) for call in calls]
+        order = []
+        while (record := await queue.store.claim("w", kinds=None, lease=30)) is not None:
+            order.append(ids.index(record.id))
+        assert order == [0, 1, 2, 3]
+
+    async def test_claim_many_fills_slots_in_order(self, queue: JobQueue) -> None:
+        """claim_many takes up to its limit in claim order; the next caller gets the rest."""
+        ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=i % 2) for i in range(7)]
+        first = await queue.store.claim_many("w1", kinds=None, lease=30, limit=4)
+        rest = await queue.store.claim_many("w2", kinds=None, lease=30, limit=10)
+        assert [ids.index(r.id) for r in first] == [1, 3, 5, 0]
+        assert [ids.index(r.id) for r in rest] == [2, 4, 6]
+        assert {r.worker for r in first} == {"w1"}
+        assert await queue.store.claim_many("w3", kinds=None, lease=30, limit=5) == []
+        assert (await queue.statistics()).running == 7
+
     async def test_idempotency_key(self, queue: JobQueue) -> None:
         """The same idempotency key returns the first job; nothing is stored twice."""
         first = await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k")

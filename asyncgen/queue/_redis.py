@@ -111,7 +111,7 @@ class RedisStore:
             # A blocking pool: a burst of calls waits for a free connection instead of
             # failing with "Too many connections" (redis-py's default pool).
             pool = BlockingConnectionPool.from_url(
-                self._url, decode_responses=True, max_connections=self._max_connections,
+                self._url, decode_responses=True, max_connections=self._max_connections, protocol=2,
                 timeout=POOL_TIMEOUT,
             )  # fmt: skip
             client = Redis.from_pool(pool)  # closing the client closes the pool too
@@ -195,16 +195,24 @@ class RedisStore:
         Ready means pending with ``run_at`` passed, or running with an expired lease (its
         worker died). A taken-over job that has used all its attempts goes dead instead.
         """
+        records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
+        return records[0] if records else None
+
+    async def claim_many(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
+    ) -> list[JobRecord]:
+        """Take up to ``limit`` ready jobs at once, in claim order (see :meth:`claim`)."""
         reply = await self._run(
             "claim", repr(self._clock() + lease), worker, int(WORKER_ALIVE * 1000),
-            self._ttl_ms(), *(kinds or ()),
+            self._ttl_ms(), limit, *(kinds or ()),
         )  # fmt: skip
         if not reply:
-            return None
-        record = _from_hash(dict(zip(reply[::2], reply[1::2], strict=True)))
-        if record.every is not None or record.cron is not None:
-            await self._schedule_next(record)
-        return record
+            return []
+        records = [_from_hash(fields) for fields in json.loads(reply)]
+        for record in records:
+            if record.every is not None or record.cron is not None:
+                await self._schedule_next(record)
+        return records
 
     async def _schedule_next(self, record: JobRecord) -> None:
         """Add a recurring job's next slot, once: its idempotency key names the slot.

@@ -121,44 +121,63 @@ class SQLiteStore:
         Ready means pending with ``run_at`` passed, or running with an expired lease (its
         worker died). A taken-over job that has used all its attempts goes dead instead.
         """
+        records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
+        return records[0] if records else None
 
-        def take(db: sqlite3.Connection) -> JobRecord | None:
+    async def claim_many(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
+    ) -> list[JobRecord]:
+        """Take up to ``limit`` ready jobs in one transaction, in claim order."""
+
+        def take(db: sqlite3.Connection) -> list[JobRecord]:
             now = self._clock()
-            kind_filter, params = _kind_filter(kinds)
+            taken: list[JobRecord] = []
             with _transaction(db):
                 _seen(db, worker, now)
-                while True:
-                    row = db.execute(
-                        f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
-                        f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
-                        f" AND {_DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
-                        (now, now, *params),
-                    ).fetchone()
-                    if row is None:
-                        return None
-                    record = _record(row)
-                    if record.attempts >= record.max_attempts:  # its last run died with it
-                        db.execute(
-                            "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
-                            " finished_at = ?, lease_until = NULL WHERE id = ?",
-                            (f"worker {record.worker} stopped during the last attempt", now,
-                             record.id),
-                        )  # fmt: skip
-                        _bury_dependents(db, now)
-                        continue
-                    db.execute(
-                        "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
-                        " attempts = attempts + 1 WHERE id = ?",
-                        (worker, now + lease, record.id),
-                    )
-                    if record.attempts == 0 and (record.every or record.cron):
-                        _schedule_next(db, record)
-                    return record.model_copy(
-                        update={"state": JobState.RUNNING, "worker": worker,
-                                "lease_until": now + lease, "attempts": record.attempts + 1}
-                    )  # fmt: skip
+                while len(taken) < limit:
+                    record = self._take_one(db, worker, kinds, lease, now)
+                    if record is None:
+                        break
+                    taken.append(record)
+            return taken
 
         return await self._run(take)
+
+    def _take_one(
+        self, db: sqlite3.Connection, worker: str, kinds: Sequence[str] | None, lease: float,
+        now: float,
+    ) -> JobRecord | None:  # fmt: skip
+        kind_filter, params = _kind_filter(kinds)
+        while True:
+            row = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
+                f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
+                f" AND {_DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+                (now, now, *params),
+            ).fetchone()
+            if row is None:
+                return None
+            record = _record(row)
+            if record.attempts >= record.max_attempts:  # its last run died with it
+                db.execute(
+                    "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
+                    " finished_at = ?, lease_until = NULL WHERE id = ?",
+                    (f"worker {record.worker} stopped during the last attempt", now,
+                     record.id),
+                )  # fmt: skip
+                _bury_dependents(db, now)
+                continue
+            db.execute(
+                "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
+                " attempts = attempts + 1 WHERE id = ?",
+                (worker, now + lease, record.id),
+            )
+            if record.attempts == 0 and (record.every or record.cron):
+                _schedule_next(db, record)
+            return record.model_copy(
+                update={"state": JobState.RUNNING, "worker": worker,
+                        "lease_until": now + lease, "attempts": record.attempts + 1}
+            )  # fmt: skip
 
     async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
         """Extend a running job's lease; False if the worker no longer holds it."""

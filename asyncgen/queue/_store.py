@@ -1,4 +1,4 @@
-"""The protocol every job store implements (SQLite and memory here; Redis next)."""
+"""The protocol every job store implements (SQLite, memory and Redis)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,10 @@ class JobStore(Protocol):
     async def claim(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float
     ) -> JobRecord | None: ...
+
+    async def claim_many(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
+    ) -> list[JobRecord]: ...
 
     async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool: ...
 

@@ -93,20 +93,21 @@ class Worker:
                 await _first_of(running, self.stopping)
                 running = {t for t in running if not t.done()}
                 continue
-            try:
-                record = await self.queue.store.claim(
-                    self.name, kinds=self._kinds(), lease=self.lease
-                )
+            try:  # one round trip fills every free slot
+                records = await self.queue.store.claim_many(
+                    self.name, kinds=self._kinds(), lease=self.lease,
+                    limit=self.concurrency - len(running),
+                )  # fmt: skip
             except TransientError as exc:  # e.g. Redis restarting: wait, never crash
                 outage = outage + 1
                 _log.warning("store_unavailable", error=str(exc), failures=outage)
                 await self._pause(STORE_BACKOFF.backoff(min(outage, 10)))
                 continue
             outage = 0
-            if record is None:
+            if not records:
                 await self._pause(POLL)
                 continue
-            running.add(asyncio.create_task(self._execute(record)))
+            running.update(asyncio.create_task(self._execute(r)) for r in records)
         await self._drain(running)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
 

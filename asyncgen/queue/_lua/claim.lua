@@ -1,10 +1,12 @@
--- Take the next job for a worker. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms,
--- 7 result ttl ms, 8.. the kinds it runs (none: all). Returns the record (HGETALL) or nil.
-local lease_until, me, ttl_ms = ARGV[4], ARGV[5], ARGV[7]
-local wanted, any = {}, #ARGV < 8
-for i = 8, #ARGV do
+-- Take up to `limit` jobs for a worker. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms,
+-- 7 result ttl ms, 8 limit, 9.. the kinds it runs (none: all). Returns the records'
+-- hashes as one JSON array (every value is a string, so cjson keeps them exact), or nil.
+local lease_until, me, ttl_ms, limit = ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[8])
+local wanted, any = {}, #ARGV < 9
+for i = 9, #ARGV do
   wanted[ARGV[i]] = true
 end
+local taken = {}
 
 redis.call('SET', P .. 'worker:' .. me, NOW, 'PX', ARGV[6])
 redis.call('SADD', P .. 'workers', me)
@@ -22,12 +24,19 @@ local function take(id)
   redis.call('HSET', k, 'state', 'running', 'worker', me, 'lease_until', lease_until)
   redis.call('HINCRBY', k, 'attempts', 1)
   redis.call('ZADD', P .. 'leases', lease_until, id)
-  return redis.call('HGETALL', k)
+  local flat, record = redis.call('HGETALL', k), {}
+  for j = 1, #flat, 2 do
+    record[flat[j]] = flat[j + 1]
+  end
+  table.insert(taken, record)
 end
 
 -- Jobs whose lease ran out (their worker died) are taken over first; the stream entry
 -- moves to this consumer with XCLAIM. One that has used its attempts goes dead instead.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NOW, 'LIMIT', 0, 100)) do
+  if #taken >= limit then
+    break
+  end
   local k = jkey(id)
   local f = redis.call('HMGET', k, 'state', 'kind', 'attempts', 'max_attempts', 'lane', 'entry', 'worker')
   if f[1] ~= 'running' then
@@ -43,7 +52,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NO
       if f[5] and f[6] then
         redis.call('XCLAIM', f[5], GROUP, me, 0, f[6])
       end
-      return take(id)
+      take(id)
     end
   end
 end
@@ -80,10 +89,31 @@ local function older(a, b)
   return tonumber(as) < tonumber(bs)
 end
 
--- Lanes by priority, highest first; within one priority the oldest entry wins (FIFO).
+-- Read entries from one lane; returns how many it delivered (stale ones are dropped).
+local function read(lane, count)
+  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, me, 'COUNT', count, 'STREAMS', lane, '>')
+  if not reply then
+    return 0
+  end
+  local entries = reply[1][2]
+  for _, entry in ipairs(entries) do
+    local id = entry[2][2]
+    local f = redis.call('HMGET', jkey(id), 'state', 'entry')
+    if f[1] == 'pending' and f[2] == entry[1] then
+      take(id)
+    else -- a stale entry (its job was cancelled, purged or expired): drop it
+      redis.call('XACK', lane, GROUP, entry[1])
+      redis.call('XDEL', lane, entry[1])
+    end
+  end
+  return #entries
+end
+
+-- Lanes by priority, highest first; within one priority the oldest entry wins (FIFO):
+-- with a single lane that is stream order, with several the heads are compared.
 local lanes = redis.call('ZREVRANGE', P .. 'lanes', 0, -1, 'WITHSCORES')
 local i = 1
-while i <= #lanes do
+while i <= #lanes and #taken < limit do
   local score, group = lanes[i + 1], {}
   while i <= #lanes and lanes[i + 1] == score do
     if any or wanted[redis.call('HGET', P .. 'lanekind', lanes[i])] then
@@ -91,34 +121,25 @@ while i <= #lanes do
     end
     i = i + 2
   end
-  while #group > 0 do
-    local lane = group[1]
-    if #group > 1 then
-      local best = nil
-      lane = nil
+  if #group == 1 then
+    while #taken < limit and read(group[1], limit - #taken) > 0 do
+    end
+  else
+    while #taken < limit and #group > 1 do
+      local lane, best = nil, nil
       for _, candidate in ipairs(group) do
         local e = next_entry(candidate)
         if e and (best == nil or older(e, best)) then
           lane, best = candidate, e
         end
       end
+      if lane == nil or read(lane, 1) == 0 then
+        break
+      end
     end
-    if lane == nil then
-      break
-    end
-    local read = redis.call('XREADGROUP', 'GROUP', GROUP, me, 'COUNT', 1, 'STREAMS', lane, '>')
-    if not read then
-      break
-    end
-    local entry = read[1][2][1]
-    local id = entry[2][2]
-    local f = redis.call('HMGET', jkey(id), 'state', 'entry')
-    if f[1] == 'pending' and f[2] == entry[1] then
-      return take(id)
-    end
-    -- a stale entry (its job was cancelled, purged or expired): drop it
-    redis.call('XACK', lane, GROUP, entry[1])
-    redis.call('XDEL', lane, entry[1])
   end
 end
-return false
+if #taken == 0 then
+  return false
+end
+return cjson.encode(taken)
