@@ -11,6 +11,7 @@ import sys
 
 from pydantic import ValidationError
 
+from .._logging import configure_logging
 from .._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
@@ -23,14 +24,16 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker = commands.add_parser(
         "worker",
         help="run background jobs from a queue (SIGTERM/SIGINT drain)",
-        description="Claim and run jobs from the queue at URL (sqlite:///jobs.db). On SIGTERM "
+        description="Claim and run jobs from the queue at URL (sqlite:///jobs.db, "
+        "redis://host:6379/0). On SIGTERM "
         "or SIGINT: take no new jobs, give running ones --grace seconds, release the rest.",
     )
     worker.add_argument(
         "url",
         nargs="?",
-        help="queue URL, e.g. sqlite:///jobs.db "
-        "(default: ASYNCGEN_QUEUE_URL or queue_url in asyncgen.toml)",
+        help="queue URL, e.g. sqlite:///jobs.db or redis://host:6379/0 "
+        "(default: ASYNCGEN_QUEUE_URL or queue_url in asyncgen.toml; prefer those for a URL "
+        "with a password: command lines show in ps)",
     )
     worker.add_argument("--concurrency", type=int, default=None)
     worker.add_argument("--kinds", help="comma-separated task names to run (default: all)")
@@ -71,6 +74,7 @@ async def _serve(args: argparse.Namespace) -> int:
     args.concurrency = args.concurrency or settings.worker_concurrency
     args.lease = args.lease or settings.worker_lease
     args.grace = settings.worker_grace if args.grace is None else args.grace
+    configure_logging(json=settings.log_json, level=settings.log_level)
     queue = open_queue(args.url)
     _register(queue, args.tasks)
     kinds = [k for k in (args.kinds or "").split(",") if k] or None
