@@ -369,3 +369,33 @@ class TestOptions:
         assert not has_xackdel({"redis_version": "7.0.15"})
         assert has_xackdel({"redis_version": "7.2.4", "valkey_version": "9.2.0"})
         assert not has_xackdel({"redis_version": "7.2.4", "valkey_version": "8.1.1"})
+
+
+async def test_a_server_older_than_6_2_is_refused() -> None:
+    """A server that says it is Redis 6.0 gets UnsupportedServerError, saying to upgrade."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A minimal RESP peer: +OK to everything, INFO says version 6.0.9.
+        while line := await reader.readline():
+            if not line.startswith(b"*"):
+                continue
+            words = []
+            for _ in range(int(line[1:])):
+                await reader.readline()  # $length
+                words.append((await reader.readline()).strip().upper())
+            if words[0] == b"INFO":
+                body = b"# Server\r\nredis_version:6.0.9\r\n"
+                writer.write(b"$%d\r\n%s\r\n" % (len(body), body))
+            else:
+                writer.write(b"+OK\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    queue = open_queue(f"redis://127.0.0.1:{port}/0")
+    with pytest.raises(asyncgen.UnsupportedServerError, match=r"6\.0\.9.*6\.2 or newer"):
+        await queue.submit(queue_tasks.add.call(1, 1))
+    await queue.aclose()
+    server.close()
+    await server.wait_closed()

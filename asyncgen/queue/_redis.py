@@ -7,13 +7,17 @@ Layout (every key under ``asyncgen:{<queue>}:``, one cluster slot per queue):
   XREADGROUP, highest priority first, the oldest entry first within a priority; entries
   are acknowledged and deleted when a job leaves (XACK + XDEL, or XACKDEL on Redis 8.2+)
   and never trimmed by MAXLEN, which would drop jobs;
-- ``delayed`` (run_at and retries) and ``leases`` (running jobs' deadlines) sorted sets;
-  expired leases are taken over with XCLAIM, heartbeats refresh them (XCLAIM ... JUSTID);
+- ``delayed`` (run_at and retries) and ``leases`` (running jobs' deadlines) sorted sets.
+  Heartbeats move a job's deadline and reset its entry's idle time (XCLAIM ... JUSTID);
+  a job whose deadline passed is taken over by moving its entry with XCLAIM. Deadlines,
+  not XAUTOCLAIM's idle threshold, decide: each worker picks its own lease, and one
+  threshold would let a worker with a short lease steal live jobs from one with a long
+  lease (or make a dead short-lease worker's jobs wait for the longest lease);
 - ``idem:<key>`` idempotency keys (SET NX semantics), ``worker:<name>`` heartbeats with
   a TTL, ``deadletter`` a stream of every job that went dead.
 
 Every state change is one Lua script (``_lua/``), so it is atomic however many workers
-race. Redis 6.2 or newer is required.
+race. Redis 6.2 or newer is required (exclusive stream ranges, XINFO fields).
 """
 
 from __future__ import annotations
@@ -128,8 +132,7 @@ class RedisStore:
         if version < MIN_REDIS_VERSION:
             raise UnsupportedServerError(
                 f"the Redis server at {self._where} is version {info.get('redis_version')}; "
-                "asyncgen's queue needs Redis 6.2 or newer (XAUTOCLAIM, exclusive stream "
-                "ranges): upgrade it"
+                "asyncgen's queue needs Redis 6.2 or newer (exclusive stream ranges): upgrade it"
             )
         self._ackdel = has_xackdel(info)
 

@@ -1,12 +1,8 @@
 -- Store a new job. ARGV: 4 id, 5 idempotency key or '', 6 result ttl ms, 7 number of
 -- dependencies, then the dependency ids, then the record's field/value pairs.
 local id, idem, ttl_ms, ndeps = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
-if idem ~= '' then
-  local existing = redis.call('GET', P .. 'idem:' .. idem)
-  if existing then
-    return existing
-  end
-  redis.call('SET', P .. 'idem:' .. idem, id)
+if idem ~= '' and not redis.call('SET', P .. 'idem:' .. idem, id, 'NX') then
+  return redis.call('GET', P .. 'idem:' .. idem) -- the key's first job
 end
 local k = jkey(id)
 local fields = {}
