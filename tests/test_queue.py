@@ -256,7 +256,8 @@ class TestWorkerProcesses:
         for i in range(60):
             await queue.submit(queue_tasks.add.call(i, 0, 0.01))
         workers = [worker_process(url, log, "--concurrency", "3") for _ in range(3)]
-        await wait_for(queue, lambda s: s.completed == 60)
+        # every worker up (a SIGTERM during its imports would kill it, not drain it)
+        await wait_for(queue, lambda s: s.completed == 60 and s.workers == 3)
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
         assert [w.wait(20) for w in workers] == [0, 0, 0]

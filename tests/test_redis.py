@@ -241,7 +241,7 @@ async def test_four_worker_processes_run_2000_jobs_once_each(
         calls = [queue.submit(queue_tasks.add.call(i, 1)) for i in range(chunk, chunk + 200)]
         ids += await asyncio.gather(*calls)
     workers = [worker_process(redis_url, log, "--concurrency", "8") for _ in range(4)]
-    await wait_for(queue, lambda s: s.completed == 2000, within=240)
+    await wait_for(queue, lambda s: s.completed == 2000 and s.workers == 4, within=240)
     for worker in workers:
         worker.send_signal(signal.SIGTERM)
     assert [w.wait(20) for w in workers] == [0, 0, 0, 0]
