@@ -57,8 +57,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NO
   end
 end
 
--- The id of the entry XREADGROUP '>' would deliver next from a lane, or nil.
-local function next_entry(lane)
+-- The enqueue sequence number of the entry XREADGROUP '>' would deliver next, or nil.
+local function next_seq(lane)
   local last = '0-0'
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', lane)) do
     local name, delivered
@@ -77,16 +77,13 @@ local function next_entry(lane)
   if #r == 0 then
     return nil
   end
-  return r[1][1]
-end
-
-local function older(a, b)
-  local am, as = string.match(a, '(%d+)-(%d+)')
-  local bm, bs = string.match(b, '(%d+)-(%d+)')
-  if tonumber(am) ~= tonumber(bm) then
-    return tonumber(am) < tonumber(bm)
+  local fields = r[1][2]
+  for j = 1, #fields, 2 do
+    if fields[j] == 'seq' then
+      return tonumber(fields[j + 1])
+    end
   end
-  return tonumber(as) < tonumber(bs)
+  return 0
 end
 
 -- Read entries from one lane; returns how many it delivered (stale ones are dropped).
@@ -128,9 +125,9 @@ while i <= #lanes and #taken < limit do
     while #taken < limit and #group > 1 do
       local lane, best = nil, nil
       for _, candidate in ipairs(group) do
-        local e = next_entry(candidate)
-        if e and (best == nil or older(e, best)) then
-          lane, best = candidate, e
+        local seq = next_seq(candidate)
+        if seq and (best == nil or seq < best) then
+          lane, best = candidate, seq
         end
       end
       if lane == nil or read(lane, 1) == 0 then

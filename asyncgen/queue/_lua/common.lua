@@ -21,7 +21,9 @@ local function enqueue(id)
     redis.call('HSET', P .. 'lanekind', lane, f[2])
     redis.pcall('XGROUP', 'CREATE', lane, GROUP, '0', 'MKSTREAM')
   end
-  local entry = redis.call('XADD', lane, '*', 'id', id)
+  -- Stream ids order one lane only (two lanes can share an id); seq orders them all.
+  local seq = redis.call('INCR', P .. 'seq')
+  local entry = redis.call('XADD', lane, '*', 'id', id, 'seq', seq)
   redis.call('HSET', k, 'lane', lane, 'entry', entry)
 end
 
