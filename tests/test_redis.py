@@ -46,6 +46,23 @@ async def queue(redis_url: str) -> AsyncIterator[JobQueue]:
 
 
 @pytest.fixture
+async def two_queues(redis_url: str) -> AsyncIterator[tuple[JobQueue, JobQueue]]:
+    """Two handles (two connection pools) on one Redis queue, as two machines have."""
+    one, two = registered(redis_url), registered(redis_url)
+    yield one, two
+    await one.aclose()
+    await two.aclose()
+
+
+@pytest.fixture
+def task_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The file the test tasks log their starts to (tests.queue_tasks)."""
+    log = tmp_path / "tasks.log"
+    monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
+    return log
+
+
+@pytest.fixture
 async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     """A plain redis-py client, to look at what the store wrote."""
     client = Redis.from_url(redis_server.url, decode_responses=True)
@@ -131,40 +148,32 @@ class TestLeases:
             await store.close()
 
     async def test_a_taken_over_job_runs_to_one_result(
-        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, two_queues: tuple[JobQueue, JobQueue], task_log: Path
     ) -> None:
         """Two workers find a dead worker's job: it runs once more, one result is stored."""
-        log = tmp_path / "tasks.log"
-        monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
-        one, two = registered(redis_url), registered(redis_url)
+        one, two = two_queues
         job_id = await one.submit(queue_tasks.add.call(5, 5, 0.3))
         assert await one.store.claim("dead-worker", kinds=None, lease=0.05) is not None
         await asyncio.sleep(0.1)
         async with open_worker(one, concurrency=2), open_worker(two, concurrency=2):
             assert await one.result(job_id, timeout=10) == 10
             await asyncio.sleep(0.3)  # time for a second run to show, if there were one
-        assert starts(log) == collections.Counter({"5": 1})
+        assert starts(task_log) == collections.Counter({"5": 1})
         record = await one.status(job_id)
         assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
-        await one.aclose()
-        await two.aclose()
 
     async def test_a_live_long_job_is_never_taken_over(
-        self, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, two_queues: tuple[JobQueue, JobQueue], task_log: Path
     ) -> None:
         """Heartbeats keep a 2 s job under a 0.6 s lease: another worker waits, not steals."""
-        log = tmp_path / "tasks.log"
-        monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
-        one, two = registered(redis_url), registered(redis_url)
+        one, two = two_queues
         job_id = await one.submit(queue_tasks.add.call(1, 2, 2.0))
         async with open_worker(one, lease=0.6):
             await wait_for(one, lambda s: s.running == 1, within=10)
             async with open_worker(two, lease=0.6):
                 assert await one.result(job_id, timeout=10) == 3
-        assert starts(log) == collections.Counter({"1": 1})
+        assert starts(task_log) == collections.Counter({"1": 1})
         assert (await one.status(job_id)).attempts == 1
-        await one.aclose()
-        await two.aclose()
 
     async def test_a_poison_job_goes_to_the_dead_letter_stream(self, queue: JobQueue) -> None:
         """A job whose worker dies on every attempt goes dead, and into the dead letters."""

@@ -38,6 +38,7 @@ from .._bridge import in_bridge_thread, on_shutdown
 from .._errors import AuthenticationError, ConnectionFailedError, UnsupportedServerError
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_run
+from ._store import ClaimOne
 
 __all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
 
@@ -60,7 +61,7 @@ def _load_scripts() -> dict[str, str]:
     return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
 
 
-class RedisStore:
+class RedisStore(ClaimOne):
     """Job records in Redis Streams, for workers on many machines.
 
     Args:
@@ -189,17 +190,6 @@ class RedisStore:
             "add", record.id, record.idempotency_key or "", self._ttl_ms(),
             len(record.depends_on), *record.depends_on, *fields,
         ))  # fmt: skip
-
-    async def claim(
-        self, worker: str, *, kinds: Sequence[str] | None, lease: float
-    ) -> JobRecord | None:
-        """Take the next ready job (highest priority, oldest first) for ``lease`` seconds.
-
-        Ready means pending with ``run_at`` passed, or running with an expired lease (its
-        worker died). A taken-over job that has used all its attempts goes dead instead.
-        """
-        records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
-        return records[0] if records else None
 
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int

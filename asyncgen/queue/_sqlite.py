@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_run
+from ._store import ClaimOne
 
 __all__ = ["SQLiteStore"]
 
@@ -59,7 +60,7 @@ _COLUMNS = (
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
 
-class SQLiteStore:
+class SQLiteStore(ClaimOne):
     """Job records in SQLite.
 
     Args:
@@ -112,17 +113,6 @@ class SQLiteStore:
             return record.id
 
         return await self._run(insert)
-
-    async def claim(
-        self, worker: str, *, kinds: Sequence[str] | None, lease: float
-    ) -> JobRecord | None:
-        """Take the next ready job (highest priority, oldest first) for ``lease`` seconds.
-
-        Ready means pending with ``run_at`` passed, or running with an expired lease (its
-        worker died). A taken-over job that has used all its attempts goes dead instead.
-        """
-        records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
-        return records[0] if records else None
 
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int

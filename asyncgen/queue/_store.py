@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from ._models import JobRecord, JobState, QueueStatistics
 
-__all__ = ["JobStore"]
+__all__ = ["ClaimOne", "JobStore"]
 
 
 class JobStore(Protocol):
@@ -48,3 +48,23 @@ class JobStore(Protocol):
     async def statistics(self) -> QueueStatistics: ...
 
     async def close(self) -> None: ...
+
+
+class ClaimOne:
+    """``claim`` for a store that implements ``claim_many``: a batch of one."""
+
+    async def claim_many(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
+    ) -> list[JobRecord]:
+        raise NotImplementedError
+
+    async def claim(
+        self, worker: str, *, kinds: Sequence[str] | None, lease: float
+    ) -> JobRecord | None:
+        """Take the next ready job (highest priority, oldest first) for ``lease`` seconds.
+
+        Ready means pending with ``run_at`` passed, or running with an expired lease (its
+        worker died). A taken-over job that has used all its attempts goes dead instead.
+        """
+        records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
+        return records[0] if records else None
