@@ -100,6 +100,36 @@ class TestConformance:
         assert await queue.store.claim_many("w3", kinds=None, lease=30, limit=5) == []
         assert (await queue.statistics()).running == 7
 
+    async def test_submit_many(self, queue: JobQueue) -> None:
+        """A batch is stored in order, claimed in order and run like single submits."""
+        calls = [queue_tasks.add.call(i, 1) for i in range(600)]  # > one Redis round trip
+        ids = await queue.submit_many(calls, priority=2)
+        assert len(set(ids)) == 600
+        first = await queue.store.claim_many("w", kinds=None, lease=30, limit=3)
+        assert [r.id for r in first] == ids[:3]
+        assert {(r.priority, r.payload["a"]) for r in first} == {(2, 0), (2, 1), (2, 2)}
+        async with open_worker(queue, concurrency=8):
+            results = [await queue.result(i, timeout=20) for i in ids[3:]]
+        assert results == [i + 1 for i in range(3, 600)]
+
+    async def test_submit_many_again_with_keys_stores_nothing_twice(self, queue: JobQueue) -> None:
+        """Repeating a keyed batch (an interrupted bulk submit) returns the first ids."""
+        calls = [queue_tasks.add.call(i, 0) for i in range(5)]
+        keys = [f"line-{i}" for i in range(5)]
+        ids = await queue.submit_many(calls[:3], idempotency_keys=keys[:3])
+        again = await queue.submit_many(calls, idempotency_keys=keys)
+        assert again[:3] == ids
+        assert (await queue.statistics()).pending == 5
+
+    async def test_submit_many_refuses_bad_input_whole(self, queue: JobQueue) -> None:
+        """A bad element or a short key list is refused, saying which; nothing is stored."""
+        calls: list[object] = [queue_tasks.add.call(1, 1), {"kind": "add"}]
+        with pytest.raises(TypeError, match=r"jobs\[1\]: submit a GenerationJob"):
+            await queue.submit_many(calls)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="1 idempotency keys for 2 jobs"):
+            await queue.submit_many(calls[:1] * 2, idempotency_keys=["k"])  # type: ignore[arg-type]
+        assert (await queue.statistics()).pending == 0
+
     async def test_idempotency_key(self, queue: JobQueue) -> None:
         """The same idempotency key returns the first job; nothing is stored twice."""
         first = await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k")
@@ -283,7 +313,8 @@ def test_blocking_twins_and_a_worker_thread(durable_url: str) -> None:
     queue = open_queue(durable_url)
     queue.register(queue_tasks.shout)
     sync = queue.blocking
-    ids = [sync.submit(queue_tasks.shout.call(word)) for word in ("a", "b", "c")]
+    ids = [sync.submit(queue_tasks.shout.call(word)) for word in ("a", "b")]
+    ids += sync.submit_many([queue_tasks.shout.call("c")])
     with asyncgen.queue.WorkerThread(queue, concurrency=2):
         assert [sync.result(i, timeout=10) for i in ids] == ["A", "B", "C"]
     assert sync.statistics().completed == 3

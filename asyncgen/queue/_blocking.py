@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Iterable
 from typing import Any
 
 from .._bridge import call_soon, run_blocking, start
@@ -30,6 +31,10 @@ class BlockingJobQueue:
     def submit(self, job: GenerationJob | TaskCall, **options: Any) -> str:
         """Blocking :meth:`JobQueue.submit`."""
         return run_blocking(self.queue.submit, job, **options)
+
+    def submit_many(self, jobs: Iterable[GenerationJob | TaskCall], **options: Any) -> list[str]:
+        """Blocking :meth:`JobQueue.submit_many`."""
+        return run_blocking(self.queue.submit_many, jobs, **options)
 
     def status(self, job_id: str) -> JobRecord:
         """Blocking :meth:`JobQueue.status`."""

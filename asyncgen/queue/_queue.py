@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
@@ -170,14 +170,8 @@ class JobQueue:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
             ValueError: ``max_attempts`` < 1.
         """
-        if isinstance(job, GenerationJob):
-            kind, payload = GENERATE_KIND, job.model_dump(mode="json")
-        elif isinstance(job, TaskCall):
-            kind, payload = job.kind, job.arguments
-        else:
-            raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
-        if max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+        kind, payload = _kind_and_payload(job)
+        _check_attempts(max_attempts)
         start = run_at if run_at is not None else time.time()
         if every is not None and cron is not None:
             raise ValueError("give every= or cron=, not both")
@@ -195,6 +189,54 @@ class JobQueue:
             depends_on=list(depends_on),
         )  # fmt: skip
         return await self.store.add(record)
+
+    async def submit_many(
+        self,
+        jobs: Iterable[GenerationJob | TaskCall],
+        *,
+        priority: int = 0,
+        run_at: float | None = None,
+        max_attempts: int = 3,
+        idempotency_keys: Sequence[str | None] | None = None,
+    ) -> list[str]:
+        """Store many jobs at once (one transaction, or one Redis round trip per 500).
+
+        For large batches (a file of prompts) this is several times faster than a
+        ``submit`` per job. Jobs start in the order given, within their priority.
+
+        Args:
+            jobs: GenerationJobs and ``task.call(...)`` results, in any mix.
+            priority: The priority of every job.
+            run_at: Epoch seconds before which none starts (None: now).
+            max_attempts: Runs allowed per job before it goes dead.
+            idempotency_keys: One key (or None) per job: submitting the batch again
+                returns the first ids and stores nothing twice, so an interrupted bulk
+                submission can simply be repeated.
+
+        Returns:
+            The job ids, in the order of ``jobs``.
+
+        Raises:
+            TypeError: An element is neither a GenerationJob nor a TaskCall (its index is
+                named); nothing is stored.
+            ValueError: ``max_attempts`` < 1, or not one idempotency key per job.
+        """
+        items = list(jobs)
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
+        if len(keys) != len(items):
+            raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs: give one each")
+        _check_attempts(max_attempts)
+        start = run_at if run_at is not None else time.time()
+        records = []
+        for index, (job, key) in enumerate(zip(items, keys, strict=True)):
+            try:
+                kind, payload = _kind_and_payload(job)
+            except TypeError as exc:
+                raise TypeError(f"jobs[{index}]: {exc}") from None
+            records.append(JobRecord(kind=kind, payload=payload, priority=priority,
+                                     max_attempts=max_attempts, run_at=start,
+                                     idempotency_key=key))  # fmt: skip
+        return await self.store.add_many(records)
 
     async def status(self, job_id: str) -> JobRecord:
         """The job's current record.
@@ -249,6 +291,19 @@ class JobQueue:
     async def aclose(self) -> None:
         """Close the store."""
         await self.store.close()
+
+
+def _kind_and_payload(job: object) -> tuple[str, dict[str, Any]]:
+    if isinstance(job, GenerationJob):
+        return GENERATE_KIND, job.model_dump(mode="json")
+    if isinstance(job, TaskCall):
+        return job.kind, job.arguments
+    raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
+
+
+def _check_attempts(max_attempts: int) -> None:
+    if max_attempts < 1:
+        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
 
 
 def _safe_url(url: str) -> str:

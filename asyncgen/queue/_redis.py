@@ -46,6 +46,7 @@ DEFAULT_RESULT_TTL = 7 * 86_400.0  # seconds completed and cancelled records are
 MIN_REDIS_VERSION = (6, 2)
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 PURGE_BATCH = 1_000
+ADD_BATCH = 500  # jobs per round trip in add_many
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 _SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "release", "cancel", "purge",
@@ -163,17 +164,29 @@ class RedisStore(ClaimOne):
 
     async def _run(self, script: str, *args: str | int) -> Any:
         """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""
+        return (await self._run_many(script, [list(args)]))[0]
+
+    async def _run_many(self, script: str, calls: list[list[str | int]]) -> list[Any]:
+        """Run a script once per argument list, in one round trip (a pipeline)."""
         client = await self._client()
-        argv: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
-        argv += args
-        sha = self._shas.get(script)
-        if sha is not None:
+        head: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
+        for attempt in (1, 2):
+            sha = self._shas.get(script)
+            if sha is None:
+                sha = await self._guard(client.script_load(self._sources[script]))
+                self._shas[script] = sha
             try:
-                return await self._guard(client.evalsha(sha, 0, *argv))
-            except redis_errors.NoScriptError:
-                pass
-        self._shas[script] = await self._guard(client.script_load(self._sources[script]))
-        return await self._guard(client.evalsha(self._shas[script], 0, *argv))
+                if len(calls) == 1:
+                    return [await self._guard(client.evalsha(sha, 0, *head, *calls[0]))]
+                async with client.pipeline(transaction=False) as pipe:
+                    for args in calls:
+                        pipe.evalsha(sha, 0, *head, *args)
+                    return list(await self._guard(pipe.execute()))
+            except redis_errors.NoScriptError:  # Redis restarted and forgot the script
+                if attempt == 2:
+                    raise
+                del self._shas[script]
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         """Close this event loop's connections."""
@@ -185,11 +198,24 @@ class RedisStore(ClaimOne):
 
     async def add(self, record: JobRecord) -> str:
         """Store a new job; with an idempotency key already used, return that job's id."""
+        return str(await self._run("add", *self._add_args(record)))
+
+    async def add_many(self, records: Sequence[JobRecord]) -> list[str]:
+        """Store new jobs, ADD_BATCH scripts per round trip (a pipeline); ids in order.
+
+        A batch cut short (a dropped connection) can be sent again: a job id or
+        idempotency key that is stored already is not stored twice.
+        """
+        ids: list[str] = []
+        for start in range(0, len(records), ADD_BATCH):
+            batch = records[start : start + ADD_BATCH]
+            ids += [str(i) for i in await self._run_many("add", [self._add_args(r) for r in batch])]
+        return ids
+
+    def _add_args(self, record: JobRecord) -> list[str | int]:
         fields = [item for pair in _to_hash(record).items() for item in pair]
-        return str(await self._run(
-            "add", record.id, record.idempotency_key or "", self._ttl_ms(),
-            len(record.depends_on), *record.depends_on, *fields,
-        ))  # fmt: skip
+        return [record.id, record.idempotency_key or "", self._ttl_ms(),
+                len(record.depends_on), *record.depends_on, *fields]  # fmt: skip
 
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int

@@ -101,16 +101,25 @@ class SQLiteStore(ClaimOne):
     async def add(self, record: JobRecord) -> str:
         """Store a new job; with an idempotency key already used, return that job's id."""
 
-        def insert(db: sqlite3.Connection) -> str:
+        return (await self.add_many([record]))[0]
+
+    async def add_many(self, records: Sequence[JobRecord]) -> list[str]:
+        """Store new jobs in one transaction; ids in order (an existing key's id for each)."""
+
+        def insert(db: sqlite3.Connection) -> list[str]:
+            ids = []
             with _transaction(db):
-                if record.idempotency_key is not None:
-                    row = db.execute(
-                        "SELECT id FROM jobs WHERE idempotency_key = ?", (record.idempotency_key,)
-                    ).fetchone()
-                    if row:
-                        return str(row[0])
-                _insert(db, record)
-            return record.id
+                for record in records:
+                    row = None
+                    if record.idempotency_key is not None:
+                        row = db.execute(
+                            "SELECT id FROM jobs WHERE idempotency_key = ?",
+                            (record.idempotency_key,),
+                        ).fetchone()
+                    if row is None:
+                        _insert(db, record)
+                    ids.append(record.id if row is None else str(row[0]))
+            return ids
 
         return await self._run(insert)
 

@@ -5,6 +5,9 @@ if idem ~= '' and not redis.call('SET', P .. 'idem:' .. idem, id, 'NX') then
   return redis.call('GET', P .. 'idem:' .. idem) -- the key's first job
 end
 local k = jkey(id)
+if redis.call('EXISTS', k) == 1 then
+  return id -- sent again after a dropped connection: stored already
+end
 local fields = {}
 for i = 8 + ndeps, #ARGV do
   table.insert(fields, ARGV[i])
