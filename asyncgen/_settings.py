@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASYNCGEN_", extra="forbid", frozen=True)
     toml_path: ClassVar[Path] = Path(DEFAULT_SETTINGS_FILE)
 
-    queue_url: str = "sqlite:///asyncgen-jobs.db"
+    queue_url: str = Field(default="sqlite:///asyncgen-jobs.db", repr=False)  # may hold a password
     worker_concurrency: int = Field(default=4, ge=1)
     worker_lease: float = Field(default=30.0, gt=0)
     worker_grace: float = Field(default=10.0, ge=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import signal
 import subprocess
 import sys
@@ -296,6 +297,21 @@ class TestSecurity:
                 await missing.submit(queue_tasks.add.call(1, 1))
             await wrong.aclose()
             await missing.aclose()
+
+    def test_a_worker_with_a_wrong_password_exits_saying_so(self, tmp_path: Path) -> None:
+        """`asyncgen worker` with refused credentials exits 2 with a sentence, no secret."""
+        with RedisServer(password=SECRET) as server:
+            wrong = f"redis://:{SECRET}-old@127.0.0.1:{server.port}/0"
+            env = {**os.environ, "ASYNCGEN_QUEUE_URL": wrong}
+            done = subprocess.run(
+                [sys.executable, "-m", "asyncgen", "worker"], env=env, cwd=tmp_path,
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        assert done.returncode == 2
+        assert "refused the user or password" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert SECRET not in done.stdout + done.stderr
+        assert SECRET not in repr(asyncgen.Settings(queue_url=wrong))
 
     async def test_an_unreachable_server_is_a_transient_connection_error(self) -> None:
         """Nobody listening: ConnectionFailedError (transient, a ConnectionError), fast."""

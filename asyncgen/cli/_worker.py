@@ -11,6 +11,7 @@ import sys
 
 from pydantic import ValidationError
 
+from .._errors import PermanentError
 from .._logging import configure_logging
 from .._settings import Settings
 from ..llm import ChatClient
@@ -95,6 +96,8 @@ def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
         return asyncio.run(_serve(args))
-    except (ValueError, ImportError, ValidationError) as exc:
+    except (ValueError, ImportError, ValidationError, PermanentError) as exc:
+        # PermanentError: the store refused us (a wrong password, a Redis too old);
+        # its message says what to fix and never holds the password.
         sys.stderr.write(f"asyncgen worker: {exc}\n")
         return 2
