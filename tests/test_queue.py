@@ -55,9 +55,9 @@ class TestConformance:
 
     async def test_sync_tasks_run_too(self, queue: JobQueue) -> None:
         """A plain def task runs (in a thread)."""
-        job_id = await queue.submit(queue_tasks.shout.call("hi"))
+        job_id = await queue.submit(queue_tasks.shout.call('hi "é" ✓ \\ /'))
         async with open_worker(queue):
-            assert await queue.result(job_id, timeout=10) == "HI"
+            assert await queue.result(job_id, timeout=10) == 'HI "É" ✓ \\ /'
 
     async def test_bad_arguments_are_refused_at_submit(self, queue: JobQueue) -> None:
         """Arguments are checked when the job is made, not in the worker."""

@@ -118,6 +118,24 @@ class TestStreams:
         assert int(entry["time_since_delivered"]) < 250
         assert not await store.heartbeat(job_id, "w-2", lease=30)
 
+    async def test_purge_forgets_workers_that_are_gone(self, queue: JobQueue, raw: Redis) -> None:
+        """Consumers and names of departed workers that hold nothing are cleaned up."""
+        store = store_of(queue)
+        for i in range(3):
+            await queue.submit(queue_tasks.add.call(i, 0))
+        held = await store.claim("alive", kinds=None, lease=30)
+        assert held is not None
+        gone = await store.claim("gone", kinds=None, lease=30)
+        assert gone is not None
+        assert await store.complete(gone.id, "gone", 1)
+        await raw.delete(f"{store.prefix}worker:gone")  # its heartbeat key expired
+        lane = f"{store.prefix}lane:0:add"
+        assert {c["name"] for c in await raw.xinfo_consumers(lane, "workers")} == {"alive", "gone"}
+        assert (await queue.statistics()).workers == 1
+        assert await raw.smembers(f"{store.prefix}workers") == {"alive"}
+        await queue.purge(older_than=3600)
+        assert {c["name"] for c in await raw.xinfo_consumers(lane, "workers")} == {"alive"}
+
 
 class TestLeases:
     async def test_two_reclaimers_never_take_the_same_job(self, redis_url: str) -> None:

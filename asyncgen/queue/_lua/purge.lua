@@ -21,12 +21,27 @@ for _, state in ipairs({'completed', 'dead', 'cancelled'}) do
     return {deleted, examined}
   end
 end
--- Lanes left empty are dropped (enqueue makes them again); so are workers long gone.
+-- Lanes left empty are dropped (enqueue makes them again); so are the consumers of
+-- workers that are gone and hold nothing, and the names of those workers.
 for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
   if redis.call('XLEN', lane) == 0 then
     redis.call('DEL', lane)
     redis.call('ZREM', P .. 'lanes', lane)
     redis.call('HDEL', P .. 'lanekind', lane)
+  else
+    for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', lane, GROUP)) do
+      local name, pending
+      for j = 1, #c, 2 do
+        if c[j] == 'name' then
+          name = c[j + 1]
+        elseif c[j] == 'pending' then
+          pending = c[j + 1]
+        end
+      end
+      if pending == 0 and redis.call('EXISTS', P .. 'worker:' .. name) == 0 then
+        redis.call('XGROUP', 'DELCONSUMER', lane, GROUP, name)
+      end
+    end
   end
 end
 for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do

@@ -13,7 +13,11 @@ for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
 end
 local workers = 0
 for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
-  workers = workers + redis.call('EXISTS', P .. 'worker:' .. name)
+  if redis.call('EXISTS', P .. 'worker:' .. name) == 1 then
+    workers = workers + 1
+  else -- its heartbeat key expired: the worker is gone
+    redis.call('SREM', P .. 'workers', name)
+  end
 end
 return {
   ready + redis.call('ZCOUNT', P .. 'delayed', '-inf', NOW) + redis.call('SCARD', P .. 'blocked'),
