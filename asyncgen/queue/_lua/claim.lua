@@ -61,29 +61,15 @@ end
 local function next_seq(lane)
   local last = '0-0'
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', lane)) do
-    local name, delivered
-    for j = 1, #g, 2 do
-      if g[j] == 'name' then
-        name = g[j + 1]
-      elseif g[j] == 'last-delivered-id' then
-        delivered = g[j + 1]
-      end
-    end
-    if name == GROUP then
-      last = delivered
+    if field(g, 'name') == GROUP then
+      last = field(g, 'last-delivered-id')
     end
   end
   local r = redis.call('XRANGE', lane, '(' .. last, '+', 'COUNT', 1)
   if #r == 0 then
     return nil
   end
-  local fields = r[1][2]
-  for j = 1, #fields, 2 do
-    if fields[j] == 'seq' then
-      return tonumber(fields[j + 1])
-    end
-  end
-  return 0
+  return tonumber(field(r[1][2], 'seq') or '0')
 end
 
 -- Read entries from one lane; returns how many it delivered (stale ones are dropped).

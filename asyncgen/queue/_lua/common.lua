@@ -11,6 +11,16 @@ local function jkey(id)
   return P .. 'job:' .. id
 end
 
+-- The value after `name` in a flat field/value list (XINFO replies, entry fields).
+local function field(flat, name)
+  for j = 1, #flat, 2 do
+    if flat[j] == name then
+      return flat[j + 1]
+    end
+  end
+  return nil
+end
+
 -- Append a pending job to its lane: one stream per (priority, kind), so a worker that
 -- runs only some kinds never takes, and strands, another kind's entry.
 local function enqueue(id)

@@ -30,15 +30,8 @@ for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
     redis.call('HDEL', P .. 'lanekind', lane)
   else
     for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', lane, GROUP)) do
-      local name, pending
-      for j = 1, #c, 2 do
-        if c[j] == 'name' then
-          name = c[j + 1]
-        elseif c[j] == 'pending' then
-          pending = c[j + 1]
-        end
-      end
-      if pending == 0 and redis.call('EXISTS', P .. 'worker:' .. name) == 0 then
+      local name = field(c, 'name')
+      if field(c, 'pending') == 0 and redis.call('EXISTS', P .. 'worker:' .. name) == 0 then
         redis.call('XGROUP', 'DELCONSUMER', lane, GROUP, name)
       end
     end
