@@ -1,6 +1,7 @@
 """Background jobs end to end: submit, run a no-op task, store the result.
 
-For memory:// and sqlite:// with 1 and 4 in-process workers (concurrency 8 each):
+For memory://, sqlite:// and redis:// (a redis-server on a loopback port) with 1 and 4
+in-process workers (concurrency 8 each):
 jobs per second from the first submit to the last stored result, and p50/p99 of the
 time from submit to start. Writes benchmarks/results/bench_queue.json.
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from asyncgen.queue import JobQueue, Worker, open_queue, task
+from asyncgen.testing import RedisServer
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import write_report
@@ -62,10 +64,14 @@ async def measure(queue: JobQueue, jobs: int, workers: int) -> dict[str, Any]:
 
 async def run_all(jobs: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for backend in ("memory", "sqlite"):
+    with tempfile.TemporaryDirectory() as folder, RedisServer() as redis:
+        for backend in ("memory", "sqlite", "redis"):
             for workers in (1, 4):
-                url = "memory://" if backend == "memory" else f"sqlite:///{folder}/{workers}.db"
+                url = {
+                    "memory": "memory://",
+                    "sqlite": f"sqlite:///{folder}/{workers}.db",
+                    "redis": f"{redis.url}?queue=bench-{workers}",
+                }[backend]
                 queue = open_queue(url)
                 figures[f"{backend}_{workers}_workers"] = await measure(queue, jobs, workers)
                 await queue.aclose()
