@@ -88,10 +88,9 @@ class RedisStore(ClaimOne):
         self.name = own.get("queue") or "default"
         self.result_ttl = _seconds(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
-        self._max_connections = int(
-            _seconds(query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS,
-                     "max_connections")
-        ) or DEFAULT_MAX_CONNECTIONS  # fmt: skip
+        self._max_connections = _positive_int(
+            query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS, "max_connections"
+        )
         rest = urllib.parse.urlencode(query, doseq=True)
         self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
         self._where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
@@ -116,9 +115,11 @@ class RedisStore(ClaimOne):
         if client is None:
             # A blocking pool: a burst of calls waits for a free connection instead of
             # failing with "Too many connections" (redis-py's default pool).
+            # RESP2: the scripts' replies are flat lists either way, and its parser is
+            # the cheaper of redis-py's two.
             pool = BlockingConnectionPool.from_url(
-                self._url, decode_responses=True, max_connections=self._max_connections, protocol=2,
-                timeout=POOL_TIMEOUT,
+                self._url, decode_responses=True, protocol=2,
+                max_connections=self._max_connections, timeout=POOL_TIMEOUT,
             )  # fmt: skip
             client = Redis.from_pool(pool)  # closing the client closes the pool too
             self._clients[loop] = client
@@ -326,6 +327,14 @@ def has_xackdel(info: dict[str, Any]) -> bool:
     if "valkey_version" in info:
         return _version(info["valkey_version"]) >= (9, 2)
     return _version(info.get("redis_version")) >= (8, 2)
+
+
+def _positive_int(value: str | None, default: int, name: str) -> int:
+    if value is None:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
 
 
 def _seconds(value: str | None, default: float, name: str) -> float:
