@@ -378,6 +378,20 @@ class TestOptions:
         assert await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k") != job_id
         await queue.aclose()
 
+    async def test_a_burst_waits_for_a_connection(self) -> None:
+        """200 concurrent calls through 2 connections all succeed: they queue, not fail."""
+        with RedisServer() as server:  # its own, so every connection on it is this queue's
+            queue = registered(f"{server.url}?max_connections=2")
+            calls = (queue.submit(queue_tasks.add.call(i, 0)) for i in range(200))
+            ids = await asyncio.gather(*calls)
+            assert len(set(ids)) == 200
+            assert (await queue.statistics()).pending == 200
+            raw = Redis.from_url(server.url, decode_responses=True)
+            clients = await raw.client_list()
+            assert len(clients) == 3  # the queue's two and this one
+            await raw.aclose()
+            await queue.aclose()
+
     async def test_queues_in_one_database_are_separate(self, redis_server: RedisServer) -> None:
         """?queue= names keep two queues apart on one server."""
         a = registered(f"{redis_server.url}?queue=iso-a")
