@@ -8,6 +8,7 @@ import structlog
 
 from asyncgen import RetryPolicy
 from asyncgen.testing import RedisServer, SimServer, sim_server
+from tests.processes import reap
 
 
 @pytest.fixture(autouse=True)
@@ -45,3 +46,10 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     """A queue of its own on the shared server (``?queue=`` with a fresh name)."""
     return f"{redis_server.url}?queue=test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _reap_worker_processes() -> Iterator[None]:
+    """No worker process outlives its test, whatever the test's outcome."""
+    yield
+    reap()

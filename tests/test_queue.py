@@ -6,11 +6,8 @@ import asyncio
 import collections
 import itertools
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,6 +18,7 @@ import asyncgen
 from asyncgen import JobQueue, JobState, QueueStatistics, RetryPolicy, open_queue, open_worker
 from asyncgen.testing import SimServer
 from tests import queue_tasks
+from tests.processes import worker_process
 
 FAST = RetryPolicy(base_delay=0.01, jitter=0)
 
@@ -216,14 +214,6 @@ class TestConformance:
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each backend that several processes share."""
     return backend_url(request, request.param, tmp_path)
-
-
-def worker_process(url: str, log: Path, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
 
 
 async def wait_for(

@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,8 @@ from asyncgen.queue import RedisStore
 from asyncgen.queue._redis import has_xackdel
 from asyncgen.testing import RedisServer
 from tests import queue_tasks
-from tests.test_queue import starts, wait_for, worker_process
+from tests.processes import worker_process
+from tests.test_queue import starts, wait_for
 
 SECRET = "pw-9f1c2e7d-never-shown"
 
@@ -53,6 +54,34 @@ async def two_queues(redis_url: str) -> AsyncIterator[tuple[JobQueue, JobQueue]]
     yield one, two
     await one.aclose()
     await two.aclose()
+
+
+@pytest.fixture
+async def queues() -> AsyncIterator[Callable[[str], JobQueue]]:
+    """Opens queues (with the test tasks); closes them all after, even when a test fails."""
+    made: list[JobQueue] = []
+
+    def make(url: str) -> JobQueue:
+        made.append(registered(url))
+        return made[-1]
+
+    yield make
+    for queue in made:
+        await queue.aclose()
+
+
+@pytest.fixture
+async def stores(redis_url: str) -> AsyncIterator[Callable[[], RedisStore]]:
+    """Makes stores on one queue, each with its own connections; closes them all after."""
+    made: list[RedisStore] = []
+
+    def make() -> RedisStore:
+        made.append(RedisStore(redis_url))
+        return made[-1]
+
+    yield make
+    for store in made:
+        await store.close()
 
 
 @pytest.fixture
@@ -138,10 +167,12 @@ class TestStreams:
 
 
 class TestLeases:
-    async def test_two_reclaimers_never_take_the_same_job(self, redis_url: str) -> None:
+    async def test_two_reclaimers_never_take_the_same_job(
+        self, stores: Callable[[], RedisStore]
+    ) -> None:
         """Two stores racing to take over 30 expired jobs split them: none twice, none left."""
-        ghost, first, second = RedisStore(redis_url), RedisStore(redis_url), RedisStore(redis_url)
-        queue = JobQueue(ghost, redis_url)
+        ghost, first, second = stores(), stores(), stores()
+        queue = JobQueue(ghost, "ghost")
         for i in range(30):
             await queue.submit(queue_tasks.add.call(i, 0))
         # one call, so no lease can run out while the ghost is still claiming
@@ -163,8 +194,6 @@ class TestLeases:
             assert not await ghost.complete(job_id, "ghost", -1)  # its lease is gone
             assert not await second.complete(job_id, "b", -1)
             assert await first.complete(job_id, "a", 1)
-        for store in (ghost, first, second):
-            await store.close()
 
     async def test_a_taken_over_job_runs_to_one_result(
         self, two_queues: tuple[JobQueue, JobQueue], task_log: Path
@@ -213,10 +242,12 @@ class TestLeases:
 
 
 class TestDurability:
-    async def test_queued_jobs_survive_a_redis_restart(self, tmp_path: Path) -> None:
+    async def test_queued_jobs_survive_a_redis_restart(
+        self, tmp_path: Path, queues: Callable[[str], JobQueue]
+    ) -> None:
         """kill -9 Redis (AOF on) and start it again: queued jobs, keys and order are there."""
         with RedisServer(appendonly=True, directory=tmp_path) as server:
-            queue = registered(server.url)
+            queue = queues(server.url)
             ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=i % 3)
                    for i in range(30)]  # fmt: skip
             keyed = await queue.submit(queue_tasks.add.call(99, 0), idempotency_key="once")
@@ -224,7 +255,7 @@ class TestDurability:
             before = await queue.statistics()
             await queue.aclose()
             server.restart(kill=True)
-            queue = registered(server.url)
+            queue = queues(server.url)
             assert await queue.statistics() == before
             assert (await queue.statistics()).pending == 31
             assert await queue.submit(queue_tasks.add.call(0, 0), idempotency_key="once") == keyed
@@ -238,17 +269,19 @@ class TestDurability:
             assert (await queue.status(later)).state is JobState.PENDING
             await queue.aclose()
 
-    async def test_a_worker_rides_out_a_redis_restart(self, tmp_path: Path) -> None:
+    async def test_a_worker_rides_out_a_redis_restart(
+        self, tmp_path: Path, queues: Callable[[str], JobQueue]
+    ) -> None:
         """A worker process keeps going across a Redis kill -9 and restart; nothing is lost."""
         log = tmp_path / "tasks.log"
         with RedisServer(appendonly=True, directory=tmp_path) as server:
-            queue = registered(server.url)
+            queue = queues(server.url)
             ids = [await queue.submit(queue_tasks.add.call(i, 0, 0.05)) for i in range(40)]
             worker = worker_process(server.url, log, "--concurrency", "2", "--lease", "5")
             await wait_for(queue, lambda s: s.completed >= 5)
             await queue.aclose()
             server.restart(kill=True)
-            queue = registered(server.url)
+            queue = queues(server.url)
             await wait_for(queue, lambda s: s.completed == 40)
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(20) == 0
@@ -259,11 +292,11 @@ class TestDurability:
 
 
 async def test_four_worker_processes_run_2000_jobs_once_each(
-    redis_url: str, tmp_path: Path
+    redis_url: str, tmp_path: Path, queues: Callable[[str], JobQueue]
 ) -> None:
     """4 worker processes x 2,000 jobs: 2,000 results, none lost, none run twice."""
     log = tmp_path / "tasks.log"
-    queue = registered(redis_url)
+    queue = queues(redis_url)
     ids: list[str] = []
     for chunk in range(0, 2000, 200):
         calls = [queue.submit(queue_tasks.add.call(i, 1)) for i in range(chunk, chunk + 200)]
@@ -282,10 +315,12 @@ async def test_four_worker_processes_run_2000_jobs_once_each(
 
 
 class TestSecurity:
-    async def test_the_password_is_never_shown(self, tmp_path: Path) -> None:
+    async def test_the_password_is_never_shown(
+        self, tmp_path: Path, queues: Callable[[str], JobQueue]
+    ) -> None:
         """Reprs, URLs, logs and a worker process's output never carry the password."""
         with RedisServer(password=SECRET) as server:
-            queue = registered(server.url)
+            queue = queues(server.url)
             job_id = await queue.submit(queue_tasks.add.call(1, 1))
             with structlog.testing.capture_logs() as logs:
                 async with open_worker(queue):
@@ -303,14 +338,16 @@ class TestSecurity:
                 assert SECRET not in text
             await queue.aclose()
 
-    async def test_a_wrong_or_missing_password_says_so(self) -> None:
+    async def test_a_wrong_or_missing_password_says_so(
+        self, queues: Callable[[str], JobQueue]
+    ) -> None:
         """Refused credentials are an AuthenticationError that names neither password."""
         with RedisServer(password=SECRET) as server:
-            wrong = open_queue(f"redis://:not-{SECRET}@127.0.0.1:{server.port}/0")
+            wrong = queues(f"redis://:not-{SECRET}@127.0.0.1:{server.port}/0")
             with pytest.raises(asyncgen.AuthenticationError) as refused:
                 await wrong.statistics()
             assert SECRET not in str(refused.value)
-            missing = open_queue(f"redis://127.0.0.1:{server.port}/0")
+            missing = queues(f"redis://127.0.0.1:{server.port}/0")
             with pytest.raises(asyncgen.AuthenticationError, match="needs a password"):
                 await missing.submit(queue_tasks.add.call(1, 1))
             await wrong.aclose()
@@ -331,18 +368,20 @@ class TestSecurity:
         assert SECRET not in done.stdout + done.stderr
         assert SECRET not in repr(asyncgen.Settings(queue_url=wrong))
 
-    async def test_an_unreachable_server_is_a_transient_connection_error(self) -> None:
+    async def test_an_unreachable_server_is_a_transient_connection_error(
+        self, queues: Callable[[str], JobQueue]
+    ) -> None:
         """Nobody listening: ConnectionFailedError (transient, a ConnectionError), fast."""
         with RedisServer() as server:
             port = server.port
-        queue = open_queue(f"redis://:{SECRET}@127.0.0.1:{port}/0")
+        queue = queues(f"redis://:{SECRET}@127.0.0.1:{port}/0")
         with pytest.raises(asyncgen.ConnectionFailedError, match=f"127.0.0.1:{port}") as failed:
             await queue.statistics()
         assert isinstance(failed.value, asyncgen.TransientError | ConnectionError)
         assert SECRET not in str(failed.value)
         await queue.aclose()
 
-    async def test_tls(self, tmp_path: Path) -> None:
+    async def test_tls(self, tmp_path: Path, queues: Callable[[str], JobQueue]) -> None:
         """rediss:// to a TLS-only server, trusting its CA through ssl_ca_certs."""
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1")
@@ -352,21 +391,23 @@ class TestSecurity:
         ca.cert_pem.write_to_path(str(files[2]))
         tls = (str(files[0]), str(files[1]), str(files[2]))
         with RedisServer(tls=tls) as server:
-            queue = registered(f"{server.url}?ssl_ca_certs={files[2]}&queue=tls")
+            queue = queues(f"{server.url}?ssl_ca_certs={files[2]}&queue=tls")
             job_id = await queue.submit(queue_tasks.shout.call("secure"))
             async with open_worker(queue):
                 assert await queue.result(job_id, timeout=10) == "SECURE"
             await queue.aclose()
-            plain = open_queue(f"redis://127.0.0.1:{server.port}/0")
+            plain = queues(f"redis://127.0.0.1:{server.port}/0")
             with pytest.raises(asyncgen.ConnectionFailedError):
                 await plain.statistics()
             await plain.aclose()
 
 
 class TestOptions:
-    async def test_results_expire_after_result_ttl(self, redis_url: str) -> None:
+    async def test_results_expire_after_result_ttl(
+        self, redis_url: str, queues: Callable[[str], JobQueue]
+    ) -> None:
         """With result_ttl=1 a completed record is gone 1 s after it finished."""
-        queue = registered(f"{redis_url}&result_ttl=1")
+        queue = queues(f"{redis_url}&result_ttl=1")
         job_id = await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k")
         async with open_worker(queue):
             assert await queue.result(job_id, timeout=10) == 2
@@ -378,10 +419,10 @@ class TestOptions:
         assert await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k") != job_id
         await queue.aclose()
 
-    async def test_a_burst_waits_for_a_connection(self) -> None:
+    async def test_a_burst_waits_for_a_connection(self, queues: Callable[[str], JobQueue]) -> None:
         """200 concurrent calls through 2 connections all succeed: they queue, not fail."""
         with RedisServer() as server:  # its own, so every connection on it is this queue's
-            queue = registered(f"{server.url}?max_connections=2")
+            queue = queues(f"{server.url}?max_connections=2")
             calls = (queue.submit(queue_tasks.add.call(i, 0)) for i in range(200))
             ids = await asyncio.gather(*calls)
             assert len(set(ids)) == 200
@@ -392,10 +433,12 @@ class TestOptions:
             await raw.aclose()
             await queue.aclose()
 
-    async def test_queues_in_one_database_are_separate(self, redis_server: RedisServer) -> None:
+    async def test_queues_in_one_database_are_separate(
+        self, redis_server: RedisServer, queues: Callable[[str], JobQueue]
+    ) -> None:
         """?queue= names keep two queues apart on one server."""
-        a = registered(f"{redis_server.url}?queue=iso-a")
-        b = registered(f"{redis_server.url}?queue=iso-b")
+        a = queues(f"{redis_server.url}?queue=iso-a")
+        b = queues(f"{redis_server.url}?queue=iso-b")
         job_id = await a.submit(queue_tasks.add.call(1, 1))
         assert await b.store.claim("w", kinds=None, lease=30) is None
         with pytest.raises(KeyError):
@@ -430,7 +473,7 @@ class TestOptions:
         assert not has_xackdel({"redis_version": "7.2.4", "valkey_version": "8.1.1"})
 
 
-async def test_a_server_older_than_6_2_is_refused() -> None:
+async def test_a_server_older_than_6_2_is_refused(queues: Callable[[str], JobQueue]) -> None:
     """A server that says it is Redis 6.0 gets UnsupportedServerError, saying to upgrade."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -452,7 +495,7 @@ async def test_a_server_older_than_6_2_is_refused() -> None:
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    queue = open_queue(f"redis://127.0.0.1:{port}/0")
+    queue = queues(f"redis://127.0.0.1:{port}/0")
     with pytest.raises(asyncgen.UnsupportedServerError, match=r"6\.0\.9.*6\.2 or newer"):
         await queue.submit(queue_tasks.add.call(1, 1))
     await queue.aclose()

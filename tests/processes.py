@@ -1,0 +1,32 @@
+"""Worker processes for the queue tests, reaped after each test even when it fails."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["reap", "worker_process"]
+
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
+def worker_process(url: str, log: Path, *extra: str) -> subprocess.Popen[str]:
+    """``asyncgen worker URL --tasks tests.queue_tasks``, logging task starts to ``log``."""
+    env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks", *extra],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    _SPAWNED.append(process)
+    return process
+
+
+def reap() -> None:
+    """Kill every worker process a test left running (it failed before stopping them)."""
+    while _SPAWNED:
+        process = _SPAWNED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
