@@ -71,20 +71,6 @@ async def queues() -> AsyncIterator[Callable[[str], JobQueue]]:
 
 
 @pytest.fixture
-async def stores(redis_url: str) -> AsyncIterator[Callable[[], RedisStore]]:
-    """Makes stores on one queue, each with its own connections; closes them all after."""
-    made: list[RedisStore] = []
-
-    def make() -> RedisStore:
-        made.append(RedisStore(redis_url))
-        return made[-1]
-
-    yield make
-    for store in made:
-        await store.close()
-
-
-@pytest.fixture
 def task_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The file the test tasks log their starts to (tests.queue_tasks)."""
     log = tmp_path / "tasks.log"
@@ -168,11 +154,11 @@ class TestStreams:
 
 class TestLeases:
     async def test_two_reclaimers_never_take_the_same_job(
-        self, stores: Callable[[], RedisStore]
+        self, redis_url: str, queues: Callable[[str], JobQueue]
     ) -> None:
         """Two stores racing to take over 30 expired jobs split them: none twice, none left."""
-        ghost, first, second = stores(), stores(), stores()
-        queue = JobQueue(ghost, "ghost")
+        queue = queues(redis_url)
+        ghost, first, second = (store_of(q) for q in (queue, queues(redis_url), queues(redis_url)))
         for i in range(30):
             await queue.submit(queue_tasks.add.call(i, 0))
         # one call, so no lease can run out while the ghost is still claiming
