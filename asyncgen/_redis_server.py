@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = ["RedisServer"]
@@ -24,6 +25,7 @@ class RedisServer:
             ``restart()`` then brings the data back.
         directory: Where the server keeps its files (default: a new temporary one).
         tls: ``(cert_file, key_file, ca_file)`` to serve TLS only (``rediss://``).
+        options: More redis-server flags, e.g. ``["--maxmemory", "2mb"]``.
 
     Raises:
         RuntimeError: redis-server is not installed (says how to install it), or did
@@ -37,6 +39,7 @@ class RedisServer:
         appendonly: bool = False,
         directory: str | Path | None = None,
         tls: tuple[str, str, str] | None = None,
+        options: Sequence[str] = (),
     ) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
@@ -49,6 +52,7 @@ class RedisServer:
         self.password = password
         self.appendonly = appendonly
         self.tls = tls
+        self.options = list(options)
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -76,6 +80,7 @@ class RedisServer:
             args += ["--port", str(self.port)]
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.options
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.directory
         )

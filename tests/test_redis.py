@@ -354,6 +354,25 @@ class TestSecurity:
         assert SECRET not in done.stdout + done.stderr
         assert SECRET not in repr(asyncgen.Settings(queue_url=wrong))
 
+    async def test_a_full_redis_is_a_transient_error_saying_what_to_do(
+        self, queues: Callable[[str], JobQueue]
+    ) -> None:
+        """maxmemory with noeviction: submits fail with a ServerError, nothing is evicted."""
+        flags = ["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"]
+        with RedisServer(options=flags) as server:
+            queue = queues(server.url)
+            stored: list[str] = []
+
+            async def fill() -> None:
+                for i in range(2000):
+                    stored.append(await queue.submit(queue_tasks.shout.call(f"{i}" + "x" * 5000)))
+
+            with pytest.raises(asyncgen.ServerError, match="out of memory") as full:
+                await fill()
+            assert isinstance(full.value, asyncgen.TransientError)
+            assert 0 < len(stored) < 2000
+            assert (await queue.statistics()).pending == len(stored)  # none evicted
+
     async def test_an_unreachable_server_is_a_transient_connection_error(
         self, queues: Callable[[str], JobQueue]
     ) -> None:

@@ -35,7 +35,12 @@ from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from .._bridge import in_bridge_thread, on_shutdown
-from .._errors import AuthenticationError, ConnectionFailedError, UnsupportedServerError
+from .._errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    ServerError,
+    UnsupportedServerError,
+)
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_run
 from ._store import ClaimOne
@@ -146,6 +151,11 @@ class RedisStore(ClaimOne):
         except (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError,
                 redis_errors.NoPermissionError) as exc:  # fmt: skip
             raise self._refused() from exc
+        except redis_errors.OutOfMemoryError as exc:  # maxmemory reached under noeviction
+            raise ServerError(
+                f"Redis at {self._where} is out of memory (maxmemory) and refuses writes: "
+                "purge finished jobs (queue.purge), lower result_ttl, or give it more memory"
+            ) from exc
         except redis_errors.ResponseError as exc:
             if str(exc).startswith(("NOAUTH", "WRONGPASS")):
                 raise self._refused() from exc
