@@ -12,13 +12,20 @@ __all__ = ["reap", "worker_process"]
 _SPAWNED: list[subprocess.Popen[str]] = []
 
 
-def worker_process(url: str, log: Path, *extra: str) -> subprocess.Popen[str]:
-    """``asyncgen worker URL --tasks tests.queue_tasks``, logging task starts to ``log``."""
+def worker_process(
+    url: str, log: Path, *extra: str, output: Path | None = None
+) -> subprocess.Popen[str]:
+    """``asyncgen worker URL --tasks tests.queue_tasks``, logging task starts to ``log``.
+
+    Its stdout and stderr go to ``output`` when given, else nowhere.
+    """
     env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks", *extra],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
+    with output.open("w") if output else open(os.devnull, "w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks",
+             *extra],
+            env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
     _SPAWNED.append(process)
     return process
 

@@ -31,12 +31,18 @@ def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
     return str(request.getfixturevalue("redis_url"))
 
 
+def registered(url: str) -> JobQueue:
+    """The queue at ``url`` with the test tasks registered."""
+    queue = open_queue(url)
+    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
+        queue.register(found)
+    return queue
+
+
 @pytest.fixture(params=["memory", "sqlite", "redis"])
 async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
     """Each backend, with the test tasks registered."""
-    opened = open_queue(backend_url(request, request.param, tmp_path))
-    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
-        opened.register(found)
+    opened = registered(backend_url(request, request.param, tmp_path))
     yield opened
     await opened.aclose()
 
@@ -180,8 +186,12 @@ class TestConformance:
     async def test_kinds_filter(self, queue: JobQueue) -> None:
         """A worker limited to some kinds leaves the others alone."""
         await queue.submit(queue_tasks.shout.call("x"))
-        assert await queue.store.claim("w", kinds=["add"], lease=30) is None
+        odd = await queue.submit(asyncgen.queue.TaskCall("ns:job", {}), priority=-3)
+        assert await queue.store.claim("w", kinds=["add", "ns"], lease=30) is None
         assert await queue.store.claim("w", kinds=["shout"], lease=30) is not None
+        taken = await queue.store.claim("w", kinds=["ns:job"], lease=30)
+        assert taken is not None
+        assert taken.id == odd
 
     async def test_generation_jobs(self, queue: JobQueue, sim: SimServer) -> None:
         """A GenerationJob runs through the worker's ChatClient; a 402 is not retried."""

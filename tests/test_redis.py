@@ -28,32 +28,9 @@ from asyncgen.queue._redis import has_xackdel
 from asyncgen.testing import RedisServer
 from tests import queue_tasks
 from tests.processes import worker_process
-from tests.test_queue import starts, wait_for
+from tests.test_queue import registered, starts, wait_for
 
 SECRET = "pw-9f1c2e7d-never-shown"
-
-
-def registered(url: str) -> JobQueue:
-    queue = open_queue(url)
-    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
-        queue.register(found)
-    return queue
-
-
-@pytest.fixture
-async def queue(redis_url: str) -> AsyncIterator[JobQueue]:
-    opened = registered(redis_url)
-    yield opened
-    await opened.aclose()
-
-
-@pytest.fixture
-async def two_queues(redis_url: str) -> AsyncIterator[tuple[JobQueue, JobQueue]]:
-    """Two handles (two connection pools) on one Redis queue, as two machines have."""
-    one, two = registered(redis_url), registered(redis_url)
-    yield one, two
-    await one.aclose()
-    await two.aclose()
 
 
 @pytest.fixture
@@ -71,6 +48,12 @@ async def queues() -> AsyncIterator[Callable[[str], JobQueue]]:
 
 
 @pytest.fixture
+def queue(queues: Callable[[str], JobQueue], redis_url: str) -> JobQueue:
+    """A queue of its own on the shared server."""
+    return queues(redis_url)
+
+
+@pytest.fixture
 def task_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The file the test tasks log their starts to (tests.queue_tasks)."""
     log = tmp_path / "tasks.log"
@@ -84,15 +67,6 @@ async def raw(redis_server: RedisServer) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_server.url, decode_responses=True)
     yield client
     await client.aclose()
-
-
-def worker_with_output(url: str, output: Path) -> subprocess.Popen[bytes]:
-    """``asyncgen worker URL`` with its stdout and stderr written to ``output``."""
-    with output.open("w") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks"],
-            stdout=sink, stderr=subprocess.STDOUT,
-        )  # fmt: skip
 
 
 def store_of(queue: JobQueue) -> RedisStore:
@@ -182,10 +156,10 @@ class TestLeases:
             assert await first.complete(job_id, "a", 1)
 
     async def test_a_taken_over_job_runs_to_one_result(
-        self, two_queues: tuple[JobQueue, JobQueue], task_log: Path
+        self, queues: Callable[[str], JobQueue], redis_url: str, task_log: Path
     ) -> None:
         """Two workers find a dead worker's job: it runs once more, one result is stored."""
-        one, two = two_queues
+        one, two = queues(redis_url), queues(redis_url)
         job_id = await one.submit(queue_tasks.add.call(5, 5, 0.3))
         assert await one.store.claim("dead-worker", kinds=None, lease=0.05) is not None
         await asyncio.sleep(0.1)
@@ -197,10 +171,10 @@ class TestLeases:
         assert (record.state, record.attempts) == (JobState.COMPLETED, 2)
 
     async def test_a_live_long_job_is_never_taken_over(
-        self, two_queues: tuple[JobQueue, JobQueue], task_log: Path
+        self, queues: Callable[[str], JobQueue], redis_url: str, task_log: Path
     ) -> None:
         """Heartbeats keep a 2 s job under a 0.6 s lease: another worker waits, not steals."""
-        one, two = two_queues
+        one, two = queues(redis_url), queues(redis_url)
         job_id = await one.submit(queue_tasks.add.call(1, 2, 2.0))
         async with open_worker(one, lease=0.6):
             await wait_for(one, lambda s: s.running == 1, within=10)
@@ -253,7 +227,6 @@ class TestDurability:
                 results = [await queue.result(i, timeout=20) for i in ids]
             assert results == list(range(30))
             assert (await queue.status(later)).state is JobState.PENDING
-            await queue.aclose()
 
     async def test_a_worker_rides_out_a_redis_restart(
         self, tmp_path: Path, queues: Callable[[str], JobQueue]
@@ -274,7 +247,6 @@ class TestDurability:
             assert [(await queue.status(i)).result for i in ids] == list(range(40))
             assert set(starts(log)) == {str(i) for i in range(40)}
             assert (await queue.statistics()).dead == 0
-            await queue.aclose()
 
 
 async def test_four_worker_processes_run_2000_jobs_once_each(
@@ -297,7 +269,6 @@ async def test_four_worker_processes_run_2000_jobs_once_each(
     assert [r.result for r in records] == [i + 1 for i in range(2000)]
     stats = await queue.statistics()
     assert (stats.pending, stats.running, stats.dead, stats.retried) == (0, 0, 0, 0)
-    await queue.aclose()
 
 
 class TestSecurity:
@@ -313,7 +284,7 @@ class TestSecurity:
                     assert await queue.result(job_id, timeout=10) == 2
             shown = [repr(queue), queue.url, repr(queue.store), repr(logs)]
             output = tmp_path / "worker.out"
-            process = worker_with_output(server.url, output)
+            process = worker_process(server.url, tmp_path / "tasks.log", output=output)
             second = await queue.submit(queue_tasks.add.call(2, 2))
             assert await queue.result(second, timeout=20) == 4
             process.send_signal(signal.SIGTERM)
@@ -322,7 +293,6 @@ class TestSecurity:
             assert "worker_started" in shown[-1]
             for text in shown:
                 assert SECRET not in text
-            await queue.aclose()
 
     async def test_a_wrong_or_missing_password_says_so(
         self, queues: Callable[[str], JobQueue]
@@ -336,8 +306,6 @@ class TestSecurity:
             missing = queues(f"redis://127.0.0.1:{server.port}/0")
             with pytest.raises(asyncgen.AuthenticationError, match="needs a password"):
                 await missing.submit(queue_tasks.add.call(1, 1))
-            await wrong.aclose()
-            await missing.aclose()
 
     def test_a_worker_with_a_wrong_password_exits_saying_so(self, tmp_path: Path) -> None:
         """`asyncgen worker` with refused credentials exits 2 with a sentence, no secret."""
@@ -384,7 +352,6 @@ class TestSecurity:
             await queue.statistics()
         assert isinstance(failed.value, asyncgen.TransientError | ConnectionError)
         assert SECRET not in str(failed.value)
-        await queue.aclose()
 
     async def test_tls(self, tmp_path: Path, queues: Callable[[str], JobQueue]) -> None:
         """rediss:// to a TLS-only server, trusting its CA through ssl_ca_certs."""
@@ -400,11 +367,9 @@ class TestSecurity:
             job_id = await queue.submit(queue_tasks.shout.call("secure"))
             async with open_worker(queue):
                 assert await queue.result(job_id, timeout=10) == "SECURE"
-            await queue.aclose()
             plain = queues(f"redis://127.0.0.1:{server.port}/0")
             with pytest.raises(asyncgen.ConnectionFailedError):
                 await plain.statistics()
-            await plain.aclose()
 
 
 class TestOptions:
@@ -422,7 +387,6 @@ class TestOptions:
             await queue.status(job_id)
         assert (await queue.statistics()).completed == 0
         assert await queue.submit(queue_tasks.add.call(1, 1), idempotency_key="k") != job_id
-        await queue.aclose()
 
     async def test_a_burst_waits_for_a_connection(self, queues: Callable[[str], JobQueue]) -> None:
         """200 concurrent calls through 2 connections all succeed: they queue, not fail."""
@@ -436,7 +400,6 @@ class TestOptions:
             clients = await raw.client_list()
             assert len(clients) == 3  # the queue's two and this one
             await raw.aclose()
-            await queue.aclose()
 
     async def test_queues_in_one_database_are_separate(
         self, redis_server: RedisServer, queues: Callable[[str], JobQueue]
@@ -451,8 +414,6 @@ class TestOptions:
         claimed = await a.store.claim("w", kinds=None, lease=30)
         assert claimed is not None
         assert claimed.id == job_id
-        await a.aclose()
-        await b.aclose()
 
     def test_bad_options_are_refused(self) -> None:
         """Bad URLs and option values are ValueErrors that say what to write."""
@@ -503,6 +464,5 @@ async def test_a_server_older_than_6_2_is_refused(queues: Callable[[str], JobQue
     queue = queues(f"redis://127.0.0.1:{port}/0")
     with pytest.raises(asyncgen.UnsupportedServerError, match=r"6\.0\.9.*6\.2 or newer"):
         await queue.submit(queue_tasks.add.call(1, 1))
-    await queue.aclose()
     server.close()
     await server.wait_closed()

@@ -23,6 +23,7 @@ race. Redis 6.2 or newer is required (exclusive stream ranges, XINFO fields).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 import urllib.parse
@@ -61,6 +62,7 @@ _RECORD_FIELDS = tuple(JobRecord.model_fields)
 _JSON_FIELDS = ("payload", "result", "depends_on")
 
 
+@functools.cache
 def _load_scripts() -> dict[str, str]:
     folder = resources.files(__package__).joinpath("_lua")
     common = folder.joinpath("common.lua").read_text()
@@ -181,23 +183,25 @@ class RedisStore(ClaimOne):
         """Run a script once per argument list, in one round trip (a pipeline)."""
         client = await self._client()
         head: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
-        for attempt in (1, 2):
-            sha = self._shas.get(script)
-            if sha is None:
-                sha = await self._guard(client.script_load(self._sources[script]))
-                self._shas[script] = sha
-            try:
-                if len(calls) == 1:
-                    return [await self._guard(client.evalsha(sha, 0, *head, *calls[0]))]
-                async with client.pipeline(transaction=False) as pipe:
-                    for args in calls:
-                        pipe.evalsha(sha, 0, *head, *args)
-                    return list(await self._guard(pipe.execute()))
-            except redis_errors.NoScriptError:  # Redis restarted and forgot the script
-                if attempt == 2:
-                    raise
-                del self._shas[script]
-        raise AssertionError("unreachable")
+        sha = self._shas.get(script) or await self._load(client, script)
+        try:
+            return await self._send(client, sha, head, calls)
+        except redis_errors.NoScriptError:  # Redis restarted and forgot the script
+            return await self._send(client, await self._load(client, script), head, calls)
+
+    async def _load(self, client: Redis, script: str) -> str:
+        self._shas[script] = str(await self._guard(client.script_load(self._sources[script])))
+        return self._shas[script]
+
+    async def _send(
+        self, client: Redis, sha: str, head: list[str | int], calls: list[list[str | int]]
+    ) -> list[Any]:
+        if len(calls) == 1:
+            return [await self._guard(client.evalsha(sha, 0, *head, *calls[0]))]
+        async with client.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(sha, 0, *head, *args)
+            return list(await self._guard(pipe.execute()))
 
     async def close(self) -> None:
         """Close this event loop's connections."""
@@ -365,10 +369,11 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name in _RECORD_FIELDS:
         value = data[name]
+        if value is None:
+            continue
         if name in _JSON_FIELDS:
-            if value is not None or name != "result":
-                fields[name] = json.dumps(value)
-        elif value is not None:
+            fields[name] = json.dumps(value)
+        else:
             fields[name] = repr(value) if isinstance(value, float) else str(value)
     return fields
 

@@ -128,13 +128,15 @@ class SQLiteStore(ClaimOne):
     ) -> list[JobRecord]:
         """Take up to ``limit`` ready jobs in one transaction, in claim order."""
 
+        kind_filter = _kind_filter(kinds)
+
         def take(db: sqlite3.Connection) -> list[JobRecord]:
             now = self._clock()
             taken: list[JobRecord] = []
             with _transaction(db):
                 _seen(db, worker, now)
                 while len(taken) < limit:
-                    record = self._take_one(db, worker, kinds, lease, now)
+                    record = self._take_one(db, worker, kind_filter, lease, now)
                     if record is None:
                         break
                     taken.append(record)
@@ -143,14 +145,14 @@ class SQLiteStore(ClaimOne):
         return await self._run(take)
 
     def _take_one(
-        self, db: sqlite3.Connection, worker: str, kinds: Sequence[str] | None, lease: float,
-        now: float,
+        self, db: sqlite3.Connection, worker: str, kind_filter: tuple[str, tuple[str, ...]],
+        lease: float, now: float,
     ) -> JobRecord | None:  # fmt: skip
-        kind_filter, params = _kind_filter(kinds)
+        where_kind, params = kind_filter
         while True:
             row = db.execute(
                 f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
-                f" OR (state = 'running' AND lease_until < ?)){kind_filter}"
+                f" OR (state = 'running' AND lease_until < ?)){where_kind}"
                 f" AND {_DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
                 (now, now, *params),
             ).fetchone()

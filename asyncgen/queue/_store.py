@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -52,13 +53,14 @@ class JobStore(Protocol):
     async def close(self) -> None: ...
 
 
-class ClaimOne:
+class ClaimOne(abc.ABC):
     """``claim`` for a store that implements ``claim_many``: a batch of one."""
 
+    @abc.abstractmethod
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
     ) -> list[JobRecord]:
-        raise NotImplementedError
+        """Take up to ``limit`` ready jobs at once, in claim order."""
 
     async def claim(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 import structlog
 
+from .._context import deadline_after
 from .._errors import InsufficientCreditsError, PermanentError, TransientError
-from .._retry import RetryPolicy
+from .._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob, generate
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
@@ -25,7 +26,9 @@ __all__ = ["DEFAULT_LEASE", "Worker", "open_worker"]
 DEFAULT_LEASE = 30.0
 DEFAULT_GRACE = 10.0
 POLL = 0.05
-STORE_BACKOFF = RetryPolicy(base_delay=0.1, max_delay=5.0)  # while the store is unreachable
+# While the store is unreachable: claims back off on this, writes retry under it until
+# their lease would be over (the attempt cap is never the limit; the deadline is).
+STORE_RETRY = RetryPolicy(max_attempts=1_000, base_delay=0.1, max_delay=5.0)
 
 T = TypeVar("T")
 
@@ -101,7 +104,7 @@ class Worker:
             except TransientError as exc:  # e.g. Redis restarting: wait, never crash
                 outage = outage + 1
                 _log.warning("store_unavailable", error=str(exc), failures=outage)
-                await self._pause(STORE_BACKOFF.backoff(min(outage, 10)))
+                await self._pause(STORE_RETRY.backoff(min(outage, 10)))
                 continue
             outage = 0
             if not records:
@@ -121,17 +124,8 @@ class Worker:
         After that the lease has run out and another worker may hold the job: what this
         one would have written is discarded by the store anyway.
         """
-        give_up = time.monotonic() + self.lease
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except TransientError as exc:
-                attempt += 1
-                if time.monotonic() >= give_up:
-                    raise
-                _log.warning("store_unavailable", error=str(exc), failures=attempt)
-                await asyncio.sleep(STORE_BACKOFF.backoff(min(attempt, 10)))
+        with deadline_after(self.lease):
+            return await RetryCaller(STORE_RETRY)(call)
 
     def _kinds(self) -> list[str] | None:
         return None if self.kinds is None else [*self.kinds, GENERATE_KIND]
@@ -152,7 +146,7 @@ class Worker:
             try:
                 result = await self._call(record)
             except asyncio.CancelledError:
-                with contextlib.suppress(TransientError):  # unreachable: the lease expires
+                with contextlib.suppress(TransientError):  # store down: the lease returns it
                     await self.queue.store.release(record.id, self.name)
                 _log.warning("job_released", kind=record.kind)
                 raise

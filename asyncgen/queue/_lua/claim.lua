@@ -8,8 +8,7 @@ for i = 9, #ARGV do
 end
 local taken = {}
 
-redis.call('SET', P .. 'worker:' .. me, NOW, 'PX', ARGV[6])
-redis.call('SADD', P .. 'workers', me)
+seen(me, ARGV[6])
 
 -- Delayed jobs (run_at, retries) whose time has come move into their lanes.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1000)) do
@@ -99,7 +98,7 @@ local i = 1
 while i <= #lanes and #taken < limit do
   local score, group = lanes[i + 1], {}
   while i <= #lanes and lanes[i + 1] == score do
-    if any or wanted[redis.call('HGET', P .. 'lanekind', lanes[i])] then
+    if any or wanted[lane_kind(lanes[i])] then
       table.insert(group, lanes[i])
     end
     i = i + 2

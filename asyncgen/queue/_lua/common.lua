@@ -21,6 +21,30 @@ local function field(flat, name)
   return nil
 end
 
+-- The kind a lane serves: its key is P .. 'lane:<priority>:<kind>' (priority a number).
+local function lane_kind(lane)
+  return string.match(string.sub(lane, #P + 6), '^%-?%d+:(.*)$')
+end
+
+-- A worker shows it is alive: a key with a TTL, and its name in the set of workers.
+local function seen(worker, ttl_ms)
+  redis.call('SET', P .. 'worker:' .. worker, NOW, 'PX', ttl_ms)
+  redis.call('SADD', P .. 'workers', worker)
+end
+
+-- How many workers are alive; the names of those whose key expired are dropped.
+local function live_workers()
+  local alive = 0
+  for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
+    if redis.call('EXISTS', P .. 'worker:' .. name) == 1 then
+      alive = alive + 1
+    else
+      redis.call('SREM', P .. 'workers', name)
+    end
+  end
+  return alive
+end
+
 -- Append a pending job to its lane: one stream per (priority, kind), so a worker that
 -- runs only some kinds never takes, and strands, another kind's entry.
 local function enqueue(id)
@@ -28,7 +52,6 @@ local function enqueue(id)
   local f = redis.call('HMGET', k, 'priority', 'kind')
   local lane = P .. 'lane:' .. f[1] .. ':' .. f[2]
   if redis.call('ZADD', P .. 'lanes', f[1], lane) == 1 then
-    redis.call('HSET', P .. 'lanekind', lane, f[2])
     redis.pcall('XGROUP', 'CREATE', lane, GROUP, '0', 'MKSTREAM')
   end
   -- Stream ids order one lane only (two lanes can share an id); seq orders them all.

@@ -1,8 +1,7 @@
 -- Keep a running job's lease. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms, 7 job id.
 -- XCLAIM ... JUSTID resets the entry's idle time, so XPENDING shows it alive too.
 local lease_until, me, id = ARGV[4], ARGV[5], ARGV[7]
-redis.call('SET', P .. 'worker:' .. me, NOW, 'PX', ARGV[6])
-redis.call('SADD', P .. 'workers', me)
+seen(me, ARGV[6])
 if not holds(id, me) then
   return 0
 end

@@ -27,7 +27,6 @@ for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
   if redis.call('XLEN', lane) == 0 then
     redis.call('DEL', lane)
     redis.call('ZREM', P .. 'lanes', lane)
-    redis.call('HDEL', P .. 'lanekind', lane)
   else
     for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', lane, GROUP)) do
       local name = field(c, 'name')
@@ -37,9 +36,5 @@ for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
     end
   end
 end
-for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
-  if redis.call('EXISTS', P .. 'worker:' .. name) == 0 then
-    redis.call('SREM', P .. 'workers', name)
-  end
-end
+live_workers()
 return {deleted, examined}

@@ -11,14 +11,7 @@ for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
   ready = ready + redis.call('XLEN', lane) - pel
   running = running + pel
 end
-local workers = 0
-for _, name in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
-  if redis.call('EXISTS', P .. 'worker:' .. name) == 1 then
-    workers = workers + 1
-  else -- its heartbeat key expired: the worker is gone
-    redis.call('SREM', P .. 'workers', name)
-  end
-end
+local workers = live_workers()
 return {
   ready + redis.call('ZCOUNT', P .. 'delayed', '-inf', NOW) + redis.call('SCARD', P .. 'blocked'),
   redis.call('ZCOUNT', P .. 'delayed', '(' .. NOW, '+inf'),
