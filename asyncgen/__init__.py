@@ -25,6 +25,7 @@ from ._errors import PermanentError as PermanentError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RequestTimeoutError as RequestTimeoutError
 from ._errors import ServerError as ServerError
+from ._errors import StoreError as StoreError
 from ._errors import TransientError as TransientError
 from ._errors import UnsupportedServerError as UnsupportedServerError
 from ._errors import ValidationFailedError as ValidationFailedError
@@ -107,6 +108,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Settings",
+    "StoreError",
     "TransientError",
     "UnsupportedServerError",
     "Usage",

@@ -20,7 +20,8 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── CircuitOpenError           the model's circuit breaker is open
         ├── BudgetExceededError        the batch's max_cost / max_tokens was reached
         ├── JobFailedError             a background job ended dead or cancelled
-        └── UnsupportedServerError     a queue server too old for asyncgen (Redis < 6.2)
+        ├── UnsupportedServerError     a queue server too old for asyncgen (Redis < 6.2)
+        └── StoreError                 a job store that cannot be used (damaged, not ours)
 
 Messages never contain API keys: the HTTP layer builds them from status codes and
 provider messages, and never from request headers.
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimitedError",
     "RequestTimeoutError",
     "ServerError",
+    "StoreError",
     "TransientError",
     "UnsupportedServerError",
     "ValidationFailedError",
@@ -167,3 +169,7 @@ class JobFailedError(PermanentError):
 
 class UnsupportedServerError(PermanentError):
     """The queue's server lacks what asyncgen needs (Redis 6.2 or newer): upgrade it."""
+
+
+class StoreError(PermanentError):
+    """The job store cannot be used (not a queue database, damaged, or not writable)."""

@@ -38,6 +38,25 @@ def _check_limit(limit: int) -> None:
         raise ValueError(f"limit must be >= 1 (the most calls running at once), got {limit}")
 
 
+def _check_calls(calls: list[Any]) -> None:
+    """Refuse coroutine objects (and other non-callables) before anything runs.
+
+    A coroutine object has already been made and can be awaited only once, so it cannot
+    wait for a free slot; it is closed here, so that no "never awaited" warning follows.
+    """
+    for index, call in enumerate(calls):
+        if callable(call):
+            continue
+        for other in calls:
+            if inspect.iscoroutine(other):
+                other.close()
+        what = "a coroutine object" if inspect.iscoroutine(call) else type(call).__name__
+        raise TypeError(
+            f"gather_bounded takes zero-argument callables, and item {index} is {what}: "
+            "pass functools.partial(fetch, url) or lambda: fetch(url), not fetch(url)"
+        )
+
+
 async def _run_one(index: int, call: Callable[[], Awaitable[T]], cell: list[int]) -> Outcome[T]:
     """Run one call and turn what it returns or raises into an Outcome."""
     loop_time = asyncio.get_running_loop().time
@@ -75,7 +94,8 @@ async def gather_bounded(
     retries inside the calls see the deadline and do not sleep past it.
 
     Args:
-        calls: Zero-argument async callables, e.g. ``functools.partial(fetch, url)``.
+        calls: Zero-argument async callables, e.g. ``functools.partial(fetch, url)``
+            (not coroutine objects such as ``fetch(url)``: those cannot wait for a slot).
         limit: The most calls running at once (>= 1).
         deadline: Seconds from now after which unfinished calls are abandoned.
         on_done: Called with each Outcome as it finishes (sync or async); its errors are
@@ -86,12 +106,15 @@ async def gather_bounded(
 
     Raises:
         ValueError: ``limit`` < 1 or ``deadline`` < 0.
+        TypeError: An item of ``calls`` is not callable (e.g. a coroutine object); the
+            coroutines given are closed and nothing runs.
         asyncio.CancelledError: When the caller is cancelled; the calls are cancelled first.
     """
     _check_limit(limit)
     if deadline is not None and deadline < 0:
         raise ValueError(f"deadline must be >= 0 seconds, got {deadline}")
     pending = list(calls)
+    _check_calls(pending)
     results: list[Outcome[T] | None] = [None] * len(pending)
     started: dict[int, float] = {}
     work = enumerate(pending)
@@ -220,8 +243,17 @@ class _Mapper:
         self._head = 0
         self._exhausted = False
         self._failure: BaseException | None = None
-        self._live = limit
-        self._tasks = [asyncio.get_running_loop().create_task(self._work()) for _ in range(limit)]
+        self._limit = limit
+        self._live = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """Start one more worker, up to ``limit``: workers grow with the items pulled, so
+        a huge limit over a short input costs nothing (4 items start at most 5 workers)."""
+        if len(self._tasks) < self._limit:
+            self._live += 1
+            self._tasks.append(asyncio.get_running_loop().create_task(self._work()))
 
     async def _pull(self) -> tuple[int, Any]:
         if self._exhausted:
@@ -246,6 +278,7 @@ class _Mapper:
                 if item is _END:
                     self._permits.release()
                     return
+                self._spawn()
                 outcome = await _run_one(index, functools.partial(self._fn, item), cell)
                 if self._ordered:
                     self._ready[index] = outcome

@@ -35,3 +35,9 @@ def shout(text: str) -> str:
 async def explode(message: str) -> None:
     """Always fails."""
     raise RuntimeError(message)
+
+
+@task(name="leak")
+async def leak(key: str) -> None:
+    """Fails with a message that carries an API key, as careless code does."""
+    raise RuntimeError(f"upstream refused Authorization: Bearer {key}")

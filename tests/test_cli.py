@@ -159,7 +159,7 @@ def test_demo_runs_on_the_simulator_without_a_key() -> None:
     assert done.returncode == 0, done.stderr
     assert "built-in simulator" in done.stdout
     assert "speedup:" in done.stdout
-    assert "ok: 6/6" in done.stdout
+    assert "(ok 6/6)" in done.stdout
 
 
 def test_help_lists_the_commands() -> None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Literal, cast
 
+import httpx
 import pytest
 
 import asyncgen
 from asyncgen import ChatClient
+from asyncgen.llm._mapping import map_transport_error
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer, sim_server
 
 KEY = "sk-or-v1-sim0123456789abcdef"
@@ -163,7 +166,9 @@ class TestSecrets:
         monkeypatch.delenv("OPENAI_API_KEY", raising=False)
         assert ChatClient.openrouter().has_api_key
         assert ChatClient.openrouter().base_url == "https://openrouter.ai/api/v1"
-        assert not ChatClient.openai().has_api_key
+        with pytest.raises(ValueError, match=r"ChatClient.openai\(\): no API key: set OPENAI_API"):
+            ChatClient.openai()
+        assert not ChatClient.openai(base_url="http://127.0.0.1:1/v1").has_api_key
         assert ChatClient.deepseek(base_url="http://127.0.0.1:1/v1").base_url.endswith(":1/v1")
 
     async def test_key_never_reaches_logs(self, sim: SimServer) -> None:
@@ -190,3 +195,33 @@ class TestSecrets:
         """A base URL without a scheme is a ValueError saying what is needed."""
         with pytest.raises(ValueError, match="http"):
             ChatClient("api.openai.com/v1")
+
+
+class TestKeys:
+    async def test_white_space_around_a_key_is_stripped(self, sim: SimServer) -> None:
+        """A trailing \\r\\n (a Windows .env file) is removed and the key works."""
+        sim.configure(SimConfig(api_key=KEY))
+        async with ChatClient(sim.base_url, f"  {KEY}\r\n") as client:
+            completion = await client.chat("m", HI)
+        assert completion.text
+
+    @pytest.mark.parametrize(
+        ("key", "said"),
+        [
+            ("sk-abc\rdef-123456", "a control character (U+000D) at position 7"),
+            ("sk-abc def-123456", "white space (U+0020) at position 7"),
+            ("sk-abc\u00e9def-123456", "a non-ASCII character (U+00E9) at position 7"),
+        ],
+    )
+    def test_impossible_keys_are_refused(self, key: str, said: str) -> None:
+        """A key no header can carry is a ValueError naming the character, not the key."""
+        with pytest.raises(ValueError, match=re.escape(said)) as refused:
+            ChatClient("https://x.test/v1", key)
+        assert "def-123456" not in str(refused.value)
+
+    def test_an_unsendable_request_error_is_masked(self) -> None:
+        """httpx's 'cannot send' errors are mapped with any key in them masked."""
+        exc = httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}\\r'")
+        mapped = map_transport_error(exc, model="m", timeout=1.0)
+        assert isinstance(mapped, asyncgen.BadRequestError)
+        assert KEY not in str(mapped)

@@ -31,6 +31,7 @@ PERMANENT = [
     "BudgetExceededError",
     "JobFailedError",
     "UnsupportedServerError",
+    "StoreError",
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
@@ -378,10 +379,12 @@ class TestMapBounded:
     async def test_closing_cancels_running_calls(self) -> None:
         """Leaving early and closing cancels calls still running."""
         cancelled: list[int] = []
+        started: list[int] = []
 
         async def slow(i: int) -> int:
             if i == 0:
                 return 0
+            started.append(i)
             try:
                 await asyncio.sleep(3600)
             except asyncio.CancelledError:
@@ -392,10 +395,41 @@ class TestMapBounded:
         async with aclosing(map_bounded(slow, range(10), limit=3)) as results:
             async for _ in results:
                 break
-        assert sorted(cancelled) == [1, 2, 3]
+        assert started  # workers fill the free slots at once
+        assert sorted(cancelled) == sorted(started)
+        assert len(started) <= 3
 
     async def test_window_below_limit_is_refused(self) -> None:
         """A window smaller than the limit is a ValueError."""
         with pytest.raises(ValueError, match="window"):
             async for _ in map_bounded(echo, [1], limit=4, window=2):
                 pass
+
+
+class TestRefusals:
+    async def test_coroutine_objects_are_refused_up_front(self) -> None:
+        """Coroutines instead of callables: a TypeError naming the fix, no 'never awaited'."""
+
+        async def fetch(n: int) -> int:
+            return n
+
+        calls = [fetch(1), fetch(2)]
+        with pytest.raises(TypeError, match=r"item 0 is a coroutine object: pass functools"):
+            await gather_bounded(calls, limit=2)  # type: ignore[arg-type]
+        closed = [inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in calls]
+        assert all(closed)  # so no "never awaited" warning at exit
+
+    async def test_a_huge_limit_over_a_short_input_starts_few_workers(self) -> None:
+        """map_bounded with limit 100,000 over 4 items starts workers for the items only."""
+        before = len(asyncio.all_tasks())
+        seen: list[int] = []
+
+        async def record(item: int) -> int:
+            seen.append(len(asyncio.all_tasks()) - before)
+            await asyncio.sleep(0)
+            return item
+
+        async with aclosing(map_bounded(record, range(4), limit=100_000)) as outcomes:
+            got = [o.value async for o in outcomes]
+        assert got == [0, 1, 2, 3]
+        assert max(seen) <= 5  # one worker per item pulled, plus the one that finds the end

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import structlog.testing
 
 import asyncgen
 from asyncgen import (
@@ -319,3 +320,55 @@ class TestGenerateStream:
             with pytest.raises(ValueError, match="job 1 is invalid"):
                 async for _ in asyncgen.generate_stream(jobs, client=client, concurrency=1):
                     pass
+
+
+class TestHardening:
+    async def test_an_over_long_retry_after_pauses_no_longer_than_max_retry_after(
+        self, sim: SimServer
+    ) -> None:
+        """A 429 asking for 1,000 s fails its job at once and holds the others at most the cap."""
+        limited = Fault(kind="status", status=429, retry_after=1000, first=1)
+        sim.configure(profiles(limited=ModelProfile(faults=[limited])))
+        jobs = [{"model": "limited", "prompt": "x"}, {"model": "fine", "prompt": "y"}]
+        policy = RetryPolicy(max_retry_after=0.2)
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.generate(
+                jobs, client=client, concurrency=1, retry=policy, deadline=20
+            )
+            paused = client.statistics().paused_seconds
+        assert isinstance(results[0].error, asyncgen.RateLimitedError)
+        assert results[1].ok
+        assert paused <= 0.2 + 0.05  # the cap, not the 1,000 s asked
+
+    async def test_validate_returning_false_fails_the_job(self, sim: SimServer) -> None:
+        """False (the bool) is a failed check; falsy values such as [] are kept as values."""
+        async with ChatClient(sim.base_url) as client:
+            short = await asyncgen.fan_out(
+                "x", ["m"], client=client, validate=lambda t: len(t) > 99
+            )
+            empty = await asyncgen.fan_out("x", ["m"], client=client, validate=lambda t: [])
+        assert isinstance(short[0].error, asyncgen.ValidationFailedError)
+        assert short[0].text == "[m] x"  # the answer is kept for inspection
+        assert (empty[0].ok, empty[0].value) == (True, [])
+
+    async def test_jobs_not_sent_for_one_reason_are_logged_once(self, sim: SimServer) -> None:
+        """max_cost stopping 11 jobs logs one warning for them, not 11."""
+        sim.configure(SimConfig(default=ModelProfile(price_per_token=1.0)))
+        with structlog.testing.capture_logs() as logs:
+            async with ChatClient(sim.base_url) as client:
+                results = await asyncgen.generate(
+                    [{"model": "m", "prompt": "x"}] * 12, client=client, concurrency=1,
+                    max_cost=0.5,
+                )  # fmt: skip
+        stopped = [r for r in results if isinstance(r.error, asyncgen.BudgetExceededError)]
+        assert len(stopped) == 11
+        warned = [e for e in logs if e["event"] == "job_failed"]
+        assert len(warned) == 1
+        assert warned[0]["later_unsent"] == "not logged one by one"
+
+    def test_result_has_the_job_id_and_a_lone_surrogate_is_refused(self) -> None:
+        """GenerationResult.id is the job's id; text that cannot be UTF-8 is refused early."""
+        job = GenerationJob(model="m", prompt="hi", id="mine")
+        assert asyncgen.GenerationResult(index=0, job=job).id == "mine"
+        with pytest.raises(ValueError, match=r"lone surrogate \(U\+D800\)"):
+            GenerationJob(model="m", messages=[{"role": "user", "content": "a\ud800"}])

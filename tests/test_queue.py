@@ -34,7 +34,7 @@ def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
 def registered(url: str) -> JobQueue:
     """The queue at ``url`` with the test tasks registered."""
     queue = open_queue(url)
-    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode):
+    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode, queue_tasks.leak):
         queue.register(found)
     return queue
 
@@ -209,15 +209,52 @@ class TestConformance:
         await client.aclose()
         assert sim.requests() == 1
 
-    async def test_drain_releases_unfinished_jobs(self, queue: JobQueue) -> None:
-        """Stopping a worker lets short jobs finish and releases long ones untouched."""
+    async def test_drain_gives_back_unfinished_jobs(self, queue: JobQueue) -> None:
+        """Stopping a worker lets short jobs finish; long ones go back, their attempt counted."""
         short = await queue.submit(queue_tasks.add.call(1, 1, 0.05))
         long = await queue.submit(queue_tasks.add.call(2, 2, 30))
         async with open_worker(queue, concurrency=2, grace=0.5):
             await asyncio.sleep(0.2)
         assert (await queue.status(short)).state is JobState.COMPLETED
         record = await queue.status(long)
-        assert (record.state, record.attempts) == (JobState.PENDING, 0)
+        assert (record.state, record.attempts, record.error_type) == (
+            JobState.PENDING, 1, "WorkerStopped")  # fmt: skip
+
+    async def test_a_job_that_hangs_every_worker_retires(self, queue: JobQueue) -> None:
+        """A job still running at every drain goes dead after max_attempts drains."""
+        hung = await queue.submit(queue_tasks.add.call(3, 3, 30), max_attempts=2)
+        for _ in range(2):
+            async with open_worker(queue, grace=0.05):
+                for _ in range(1000):  # until a worker has it
+                    if (await queue.status(hung)).state is JobState.RUNNING:
+                        break
+                    await asyncio.sleep(0.01)
+        record = await queue.status(hung)
+        assert (record.state, record.attempts, record.error_type) == (
+            JobState.DEAD, 2, "WorkerStopped")  # fmt: skip
+        assert "grace 0.05 s" in (record.error or "")
+
+    async def test_workers_claim_only_what_they_can_run(
+        self, queue: JobQueue, sim: SimServer
+    ) -> None:
+        """Unregistered kinds and generation jobs without a client stay pending, untouched."""
+        stranger = await queue.submit(asyncgen.queue.TaskCall("nobody-runs-this", {}))
+        generation = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
+        ok = await queue.submit(queue_tasks.add.call(1, 2))
+        async with open_worker(queue) as worker:
+            assert worker.serves() == ["add", "shout", "explode", "leak"]
+            assert await queue.result(ok, timeout=10) == 3
+            await asyncio.sleep(0.2)
+        for job_id in (stranger, generation):
+            record = await queue.status(job_id)
+            assert (record.state, record.attempts) == (JobState.PENDING, 0)
+        assert (await queue.statistics()).pending == 2
+        client = asyncgen.ChatClient(sim.base_url)
+        async with open_worker(queue, client=client, kinds=["shout"]) as worker:
+            assert worker.serves() == ["shout", "generate"]
+            assert (await queue.result(generation, timeout=10))["text"] == "[m] hi"
+        await client.aclose()
+        assert (await queue.status(stranger)).state is JobState.PENDING
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -506,3 +543,61 @@ async def test_failed_counts_jobs_waiting_for_a_retry(durable_url: str) -> None:
     stats = await queue.statistics()
     assert (stats.failed, stats.scheduled, stats.dead, stats.retried) == (1, 1, 0, 1)
     await queue.aclose()
+
+
+class TestClearErrors:
+    async def test_a_secret_in_a_task_error_is_never_stored(self, queue: JobQueue) -> None:
+        """A task error carrying a key is masked in the store and in JobFailedError."""
+        secret = "sk-or-v1-stored-secret-0123456789"
+        job_id = await queue.submit(queue_tasks.leak.call(secret), max_attempts=1)
+        async with open_worker(queue):
+            with pytest.raises(asyncgen.JobFailedError) as failed:
+                await queue.result(job_id, timeout=10)
+        assert secret not in str(failed.value)
+        assert "Bearer ***" in str(failed.value)
+        record = await queue.status(job_id)
+        assert secret not in (record.error or "")
+
+    async def test_result_timeout_says_what_happened(self, queue: JobQueue) -> None:
+        """queue.result(timeout=) raises a TimeoutError naming the job, its state, what to do."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 2))
+        with pytest.raises(TimeoutError, match=r"did not finish within 0\.1 s \(it is pending\)"):
+            await queue.result(job_id, timeout=0.1)
+
+    def test_an_unknown_keyword_is_named(self) -> None:
+        """A misspelt argument is reported as unknown, with the task's real arguments."""
+        with pytest.raises(ValueError, match="unknown argument\\(s\\) bb; it takes a, b, seconds"):
+            queue_tasks.add.call(a=1, bb=2)  # type: ignore[call-arg]
+
+
+class TestHostileSQLiteFiles:
+    def test_a_file_that_is_not_a_database(self, tmp_path: Path) -> None:
+        """Text where a database should be: a StoreError that says to give another file."""
+        path = tmp_path / "notes.db"
+        path.write_text("shopping list\n" * 200)
+        with pytest.raises(asyncgen.StoreError, match="is not a usable SQLite database"):
+            open_queue(f"sqlite:///{path}")
+
+    def test_a_database_of_another_schema(self, tmp_path: Path) -> None:
+        """Another application's 'jobs' table is named as such, before any query fails."""
+        path = tmp_path / "other.db"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE jobs (name TEXT, started TEXT)")
+        db.close()
+        with pytest.raises(asyncgen.StoreError, match="'jobs' table of another shape"):
+            open_queue(f"sqlite:///{path}")
+
+    def test_a_directory_and_an_unwritable_place(self, tmp_path: Path) -> None:
+        """A folder as the path, and a place no file can be made, are StoreErrors."""
+        with pytest.raises(asyncgen.StoreError, match="is a directory"):
+            open_queue(f"sqlite:///{tmp_path}")
+        # /proc takes no new files, even for root (which ignores permission bits).
+        with pytest.raises(asyncgen.StoreError, match="cannot write the queue database"):
+            open_queue("sqlite:////proc/asyncgen-jobs.db")
+
+    async def test_priority_out_of_range(self, tmp_path: Path) -> None:
+        """A priority SQLite cannot store is refused at submit with the allowed range."""
+        queue = registered(f"sqlite:///{tmp_path}/jobs.db")
+        with pytest.raises(ValueError, match="priority must be a whole number from"):
+            await queue.submit(queue_tasks.add.call(1, 2), priority=10**30)
+        await queue.aclose()

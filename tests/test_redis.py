@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -313,7 +315,8 @@ class TestSecurity:
             wrong = f"redis://:{SECRET}-old@127.0.0.1:{server.port}/0"
             env = {**os.environ, "ASYNCGEN_QUEUE_URL": wrong}
             done = subprocess.run(
-                [sys.executable, "-m", "asyncgen", "worker"], env=env, cwd=tmp_path,
+                [sys.executable, "-m", "asyncgen", "worker", "--tasks", "tests.queue_tasks"],
+                env={**env, "PYTHONPATH": os.getcwd()}, cwd=tmp_path,
                 capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
         assert done.returncode == 2
@@ -428,6 +431,33 @@ class TestOptions:
         with pytest.raises(ValueError, match=r"redis://host:6379/0") as unsupported:
             open_queue(f"postgres://user:{SECRET}@db/jobs")
         assert SECRET not in str(unsupported.value)
+
+    @pytest.mark.parametrize(
+        ("url", "said"),
+        [
+            ("redis://127.0.0.1/0?queu=llm", "unknown option ?queu= in the Redis URL"),
+            ("redis://127.0.0.1/zero", "the database in a Redis URL is a number"),
+            ("redis://127.0.0.1/0?socket_timeout=soon", "?socket_timeout= in the Redis URL"),
+            ("redis://127.0.0.1/0?ssl_ca_certs=/ca.pem", "is a TLS option: use a rediss:// URL"),
+            (f"redis://:{SECRET[:6]}@{SECRET[6:]}@127.0.0.1:6379/0", "percent-encode"),
+            (f"redis://:{SECRET[:6]}/{SECRET[6:]}@127.0.0.1:6379/0", "percent-encode"),
+            (f"redis://:{SECRET[:6]}#{SECRET[6:]}@127.0.0.1:6379/0", "percent-encode"),
+        ],
+    )
+    def test_url_mistakes_are_refused_up_front(self, url: str, said: str) -> None:
+        """Typos, a non-numeric database and unencoded passwords fail at open, not on first use."""
+        with pytest.raises(ValueError, match=re.escape(said)) as refused:
+            open_queue(url)
+        assert SECRET[6:] not in str(refused.value)
+
+    def test_a_percent_encoded_password_with_an_at_sign_works(self) -> None:
+        """The fix the message suggests: quote the password, and the server accepts it."""
+        password = "p@ss/w#rd?" + SECRET
+        with RedisServer(password=password) as server:
+            quoted = urllib.parse.quote(password, safe="")
+            queue = open_queue(f"redis://:{quoted}@127.0.0.1:{server.port}/0")
+            assert queue.blocking.statistics().pending == 0
+            asyncgen.blocking(queue.aclose)()
 
     def test_xackdel_is_used_only_where_the_server_has_it(self) -> None:
         """XACKDEL on Redis 8.2+ and Valkey 9.2+; XACK + XDEL on older servers."""

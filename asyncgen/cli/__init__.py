@@ -6,22 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..sim.__main__ import add_arguments as add_sim_arguments
+from ..sim.__main__ import serve as serve_sim
 from ._demo import add_demo_parser
-from ._run import EXIT_USAGE, add_run_parser
+from ._files import UsageProblem
+from ._run import EXIT_USAGE, Terminated, add_run_parser
 from ._worker import add_worker_parser
 
 __all__ = ["main"]
-
-
-def _sim_command(args: argparse.Namespace) -> int:
-    from ..sim.__main__ import main as sim_main
-
-    forwarded = ["--port", str(args.port), "--host", args.host]
-    if args.config:
-        forwarded += ["--config", args.config]
-    if args.latency is not None:
-        forwarded += ["--latency", str(args.latency)]
-    return sim_main(forwarded)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,18 +25,16 @@ def _parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_worker_parser(commands)
     sim = commands.add_parser("sim", help="serve the OpenAI-compatible simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8000)
-    sim.add_argument("--config", help="a SimConfig JSON file")
-    sim.add_argument("--latency", type=float, default=None, help="default latency (s)")
-    sim.set_defaults(handler=_sim_command)
+    add_sim_arguments(sim)
+    sim.set_defaults(handler=serve_sim)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``asyncgen`` command; returns the exit code.
 
-    Exit codes: 0 all OK, 1 some jobs failed, 2 usage or input error.
+    Exit codes: 0 all OK, 1 some jobs failed, 2 usage or input error, 130 interrupted
+    (Ctrl-C), 143 terminated (SIGTERM).
     """
     try:
         args = _parser().parse_args(argv)
@@ -52,9 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         return int(args.handler(args))
-    except KeyboardInterrupt:
-        sys.stderr.write("asyncgen: interrupted; run the same command again to resume\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        sys.stderr.write(
+            f"asyncgen: {how}; finished results are written: run the same command again to resume\n"
+        )
+        return 143 if isinstance(exc, Terminated) else 130
+    except UsageProblem as exc:
+        sys.stderr.write(f"asyncgen: {exc}\n")
+        return EXIT_USAGE
     except OSError as exc:
         sys.stderr.write(f"asyncgen: {exc}\n")
         return EXIT_USAGE

@@ -7,9 +7,12 @@ import asyncio
 import os
 import sys
 import time
+from collections.abc import Callable
 
-from ..llm import ChatClient, fan_out
+from .._logging import configure_logging
+from ..llm import ChatClient, GenerationResult, fan_out
 from ..sim import ModelProfile, SimConfig, SimServer
+from ._args import number, provider_client
 
 __all__ = ["add_demo_parser", "demo_command"]
 
@@ -32,11 +35,16 @@ def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="fan one prompt out to 6 models: sequential vs concurrent",
         description="Send one prompt to six models one after another, then all at once, "
         "and print both times and the speedup. Uses OpenRouter when OPENROUTER_API_KEY is "
-        "set, otherwise the built-in simulator (and says so).",
+        "set, otherwise the built-in simulator (and says so). Exits 1 when no model "
+        "answered, saying why.",
     )
     demo.add_argument("--prompt", default=PROMPT)
-    demo.add_argument("--sim", action="store_true", help="use the simulator even with a key")
-    demo.add_argument("--latency", type=float, default=1.0, help="simulated latency scale")
+    where = demo.add_mutually_exclusive_group()
+    where.add_argument("--sim", action="store_true", help="use the simulator even with a key")
+    where.add_argument("--base-url", help="any OpenAI-compatible root (key: $ASYNCGEN_API_KEY)")
+    demo.add_argument("--models", help="comma-separated model ids (default: six on OpenRouter)")
+    demo.add_argument("--latency", type=number("seconds", zero=True), default=1.0,
+                      help="simulated latency scale")  # fmt: skip
     demo.set_defaults(handler=demo_command)
 
 
@@ -45,38 +53,58 @@ def _out(text: str) -> None:
     sys.stdout.flush()
 
 
-async def _compare(client: ChatClient, models: list[str], prompt: str) -> None:
-    async with client:
+async def _timed(
+    make_client: Callable[[], ChatClient], models: list[str], prompt: str, *, one_by_one: bool
+) -> tuple[float, list[GenerationResult]]:
+    """One phase on a client of its own, so its breakers cannot colour the other phase."""
+    async with make_client() as client:
         began = time.perf_counter()
-        for model in models:
-            await fan_out(prompt, [model], client=client)
-        sequential = time.perf_counter() - began
-        began = time.perf_counter()
-        results = await fan_out(prompt, models, client=client)
-        concurrent = time.perf_counter() - began
+        if one_by_one:
+            results = [(await fan_out(prompt, [m], client=client))[0] for m in models]
+        else:
+            results = await fan_out(prompt, models, client=client)
+        return time.perf_counter() - began, results
+
+
+async def _compare(make_client: Callable[[], ChatClient], models: list[str], prompt: str) -> int:
+    sequential, first = await _timed(make_client, models, prompt, one_by_one=True)
+    concurrent, results = await _timed(make_client, models, prompt, one_by_one=False)
     for result in results:
         answer = (result.text or "").replace("\n", " ")[:70] if result.ok else repr(result.error)
         _out(f"  {result.model:42} {result.latency:6.2f} s  {answer}")
+    ok_first, ok = sum(r.ok for r in first), sum(r.ok for r in results)
+    if ok_first + ok == 0:
+        causes = sorted({f"{type(r.error).__name__}: {r.error}" for r in first + results})
+        _out("no model answered, so there is no speedup to show. Why:")
+        for cause in causes[:5]:
+            _out(f"  {cause}")
+        return 1
     _out(
-        f"sequential: {sequential:.2f} s   concurrent: {concurrent:.2f} s   "
-        f"speedup: {sequential / concurrent:.1f}x   ok: {sum(r.ok for r in results)}/6"
+        f"sequential: {sequential:.2f} s (ok {ok_first}/{len(models)})   concurrent: "
+        f"{concurrent:.2f} s (ok {ok}/{len(models)})   speedup: {sequential / concurrent:.1f}x"
     )
+    return 0
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    """Run the demo; returns the exit code."""
-    if os.environ.get("OPENROUTER_API_KEY") and not args.sim:
-        _out("asyncgen demo: 6 models on OpenRouter (this spends a little credit)")
-        asyncio.run(_compare(ChatClient.openrouter(), LIVE_MODELS, args.prompt))
-        return 0
+    """Run the demo; returns the exit code (1 when no model answered)."""
+    configure_logging(level="ERROR", stream=sys.stderr)  # the summary says why jobs failed
+    models = [m for m in (args.models or "").split(",") if m]
+    if args.base_url or (os.environ.get("OPENROUTER_API_KEY", "").strip() and not args.sim):
+        where = args.base_url or "OpenRouter (this spends a little credit)"
+        models = models or LIVE_MODELS
+        _out(f"asyncgen demo: {len(models)} models on {where}")
+        provider_client(None, args.base_url)  # a malformed key is refused before anything
+        return asyncio.run(
+            _compare(lambda: provider_client(None, args.base_url), models, args.prompt)
+        )
     _out(
         "asyncgen demo: no OPENROUTER_API_KEY set, so this runs against the built-in "
         "simulator (latencies 0.5-1.5 s); set the key to try real models"
     )
-    scale = max(0.0, args.latency)
+    models = models or SIM_MODELS
     config = SimConfig(models={
-        m: ModelProfile(latency=(0.5 + 0.2 * i) * scale) for i, m in enumerate(SIM_MODELS)
+        m: ModelProfile(latency=(0.5 + 0.2 * i) * args.latency) for i, m in enumerate(models)
     })  # fmt: skip
     with SimServer(config, process=True) as sim:
-        asyncio.run(_compare(ChatClient(sim.base_url), SIM_MODELS, args.prompt))
-    return 0
+        return asyncio.run(_compare(lambda: ChatClient(sim.base_url), models, args.prompt))

@@ -3,23 +3,42 @@
 Input lines: ``{"id", "model", "prompt" | "messages", "params"}``. Output lines: id,
 model, ok, text, error type and message, attempts, latency, usage — one per finished
 job, appended and flushed as each finishes, so a killed run loses nothing finished.
+Both files are read as bytes, one bounded line at a time: a bad byte or a huge line is
+a numbered problem, never a crash or an unbounded read.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from ..llm import GenerationJob, GenerationResult
+from .._validation import describe_invalid
+from ..llm import GenerationJob
 
-__all__ = ["InputProblem", "ResultWriter", "finished_ids", "read_jobs", "validate_input"]
+__all__ = [
+    "MAX_LINE",
+    "InputProblem",
+    "InputSummary",
+    "Line",
+    "UsageProblem",
+    "check_files",
+    "read_jobs",
+    "read_lines",
+    "validate_input",
+]
 
 MAX_REPORTED = 20
+MAX_LINE = 32 * 1024 * 1024  # bytes in one line of input or output, newline included
+
+
+class UsageProblem(Exception):
+    """A problem with the command line or its files, said in one sentence: exit code 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +50,67 @@ class InputProblem:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a file: its number, its text (None if unreadable) and what is wrong."""
+
+    number: int
+    text: str | None
+    problem: str | None = None
+    complete: bool = True  # ended with a newline
+
+
+def read_lines(stream: BinaryIO) -> Iterator[Line]:
+    """Yield the lines of a binary stream, decoded, each at most MAX_LINE bytes.
+
+    A UTF-8 byte order mark at the start is skipped; a line that is not UTF-8 or is
+    longer than MAX_LINE comes with a problem instead of text.
+    """
+    number = 0
+    while raw := stream.readline(MAX_LINE + 1):
+        number += 1
+        if len(raw) > MAX_LINE:
+            while raw and not raw.endswith(b"\n"):  # skip the rest of the line
+                raw = stream.readline(1 << 20)
+            yield Line(number, None, f"longer than {MAX_LINE >> 20} MiB", raw.endswith(b"\n"))
+            continue
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+            problem = f"not UTF-8 text ({where}): save the file as UTF-8"
+            yield Line(number, None, problem, raw.endswith(b"\n"))
+            continue
+        yield Line(number, text, None, raw.endswith(b"\n"))
+
+
+def check_files(input_path: Path, output: Path) -> None:
+    """Refuse an input that is not a readable file and an output we could not resume.
+
+    Raises:
+        UsageProblem: What is wrong, and what to do.
+    """
+    if input_path.is_dir():
+        raise UsageProblem(f"input {input_path} is a directory: give a JSONL file")
+    if not input_path.exists():
+        raise UsageProblem(f"input file not found: {input_path}")
+    if not input_path.is_file():
+        raise UsageProblem(f"input {input_path} is not a regular file: give a JSONL file")
+    if output.is_dir():
+        raise UsageProblem(f"output {output} is a directory: give a file name (-o out.jsonl)")
+    if not output.parent.is_dir():
+        raise UsageProblem(f"the folder of output {output} does not exist: create it first")
+    if output.exists() and not output.is_file():
+        raise UsageProblem(
+            f"output {output} is not a regular file: -o must name a file that can be read "
+            "back to resume (not a device, pipe or socket)"
+        )
+    if output.exists() and output.samefile(input_path):
+        raise UsageProblem("the output (-o) is the input file: give another file for results")
 
 
 @dataclass(slots=True)
@@ -47,51 +127,62 @@ class InputSummary:
         """Valid jobs not finished by an earlier run."""
         return self.jobs - self.done_before
 
+    def add_problem(self, number: int, reason: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_REPORTED:
+            self.problems.append(InputProblem(number, reason))
+
 
 def _parse(number: int, raw: str, default_model: str | None) -> GenerationJob:
     """Parse one line into a job; raise ValueError with a reason a person can act on."""
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+        at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at"
+        raise ValueError(f"not JSON ({exc.msg}{at} column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
     if default_model and "model" not in data:
         data["model"] = default_model
-    data.setdefault("id", f"line-{number}")
-    data["id"] = str(data["id"])
+    given = data.setdefault("id", f"line-{number}")
+    if isinstance(given, bool) or not isinstance(given, str | int):
+        raise ValueError(f"id must be a string or a whole number, got {json.dumps(given)}")
+    data["id"] = str(given)
     try:
         return GenerationJob.model_validate(data)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'job'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ValueError(reasons) from None
+        raise ValueError(describe_invalid(exc, whole="job")) from None
 
 
-def _lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(stream, start=1):
-        if raw.strip():
-            yield number, raw
+def _jobs(path: Path, default_model: str | None) -> Iterator[tuple[int, GenerationJob | str]]:
+    """Each non-blank line's number and its job, or the reason it is bad."""
+    with path.open("rb") as stream:
+        for line in read_lines(stream):
+            if line.text is None:
+                yield line.number, line.problem or "unreadable"
+            elif line.text.strip():
+                try:
+                    yield line.number, _parse(line.number, line.text, default_model)
+                except ValueError as exc:
+                    yield line.number, str(exc)
 
 
 def validate_input(path: Path, *, skip: set[str], default_model: str | None = None) -> InputSummary:
     """Check every line of ``path`` and count the jobs whose ids are not in ``skip``.
 
-    One pass, constant memory: the jobs themselves are not kept.
+    One pass; the jobs themselves are not kept, only their ids (to refuse duplicates:
+    two lines with one id would both run, and a resume could not tell them apart).
     """
     summary = InputSummary()
-    with path.open(encoding="utf-8") as stream:
-        for number, raw in _lines(stream):
-            try:
-                job = _parse(number, raw, default_model)
-            except ValueError as exc:
-                summary.problem_count += 1
-                if len(summary.problems) < MAX_REPORTED:
-                    summary.problems.append(InputProblem(number, str(exc)))
-            else:
-                summary.jobs += 1
-                summary.done_before += job.id in skip
+    first_seen: dict[str, int] = {}
+    for number, job in _jobs(path, default_model):
+        if isinstance(job, str):
+            summary.add_problem(number, job)
+        elif (first := first_seen.setdefault(job.id, number)) != number:
+            summary.add_problem(number, f"duplicate id {job.id!r} (first on line {first})")
+        else:
+            summary.jobs += 1
+            summary.done_before += job.id in skip
     return summary
 
 
@@ -99,67 +190,6 @@ def read_jobs(
     path: Path, *, skip: set[str], default_model: str | None = None
 ) -> Iterator[GenerationJob]:
     """Stream the jobs of a validated file, leaving out ids in ``skip``."""
-    with path.open(encoding="utf-8") as stream:
-        for number, raw in _lines(stream):
-            job = _parse(number, raw, default_model)
-            if job.id not in skip:
-                yield job
-
-
-def finished_ids(path: Path, *, include_failed: bool) -> tuple[set[str], int]:
-    """Ids already answered in an earlier run's output, and how many failed ones it holds.
-
-    A run killed mid-write may leave a broken last line: it is ignored (the job runs
-    again). With ``include_failed`` the failed ids count as finished (not re-run).
-    """
-    done: set[str] = set()
-    failed: set[str] = set()
-    if not path.exists():
-        return done, 0
-    with path.open(encoding="utf-8") as stream:
-        for raw in stream:
-            try:
-                record = json.loads(raw)
-                job_id, ok = str(record["id"]), bool(record["ok"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            if ok:
-                done.add(job_id)
-                failed.discard(job_id)
-            elif job_id not in done:
-                failed.add(job_id)
-    if include_failed:
-        done |= failed
-    return done, len(failed)
-
-
-class ResultWriter:
-    """Appends one JSON line per finished job and flushes it at once."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        needs_newline = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
-        self._file = path.open("a", encoding="utf-8")
-        if needs_newline:  # a killed run left half a line: finish it so ours stay whole
-            self._file.write("\n")
-
-    def write(self, result: GenerationResult) -> None:
-        """Append ``result`` as one line and flush it to the operating system."""
-        self._file.write(json.dumps(result.to_record(), ensure_ascii=False) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        """Close the file."""
-        self._file.close()
-
-    def __enter__(self) -> ResultWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as stream:
-        stream.seek(-1, 2)
-        return stream.read(1) == b"\n"
+    for _, job in _jobs(path, default_model):
+        if isinstance(job, GenerationJob) and job.id not in skip:
+            yield job

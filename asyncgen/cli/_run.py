@@ -5,30 +5,31 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Literal
 
+from .._logging import configure_logging
 from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
 from ..llm import ChatClient, generate_stream
 from ..sim import SimConfig, SimServer
-from ._files import ResultWriter, finished_ids, read_jobs, validate_input
+from ._args import PROVIDERS, number, provider_client, whole
+from ._files import UsageProblem, check_files, read_jobs, validate_input
+from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "run_command"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-PROVIDERS = {"openrouter": ChatClient.openrouter, "openai": ChatClient.openai,
-             "deepseek": ChatClient.deepseek}  # fmt: skip
-KEY_VARIABLES = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY",
-                 "deepseek": "DEEPSEEK_API_KEY"}  # fmt: skip
+MAX_CONCURRENCY = 10_000
 
 
-class UsageProblem(Exception):
-    """A problem with the command line or its inputs: exit code 2."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: stop, keep what is written, say how to resume."""
 
 
 def _err(message: str) -> None:
@@ -39,37 +40,24 @@ def _err(message: str) -> None:
 def _client(args: argparse.Namespace) -> Iterator[ChatClient]:
     """The client the flags ask for; with --sim, a simulator in a child process."""
     limiter = RateLimiter(args.rpm, args.tpm) if (args.rpm or args.tpm) else None
+    concurrency = 64 if args.concurrency == "auto" else args.concurrency
     options = {
         "rate_limit": limiter,
-        "max_connections": max(10, args.max_connections),
+        "max_connections": max(10, min(args.max_connections, concurrency)),
         "backend": args.backend,
     }
-    if args.sim:
-        with SimServer(SimConfig(), process=True) as sim:
-            yield ChatClient(sim.base_url, **options)
+    if not args.sim:
+        yield provider_client(args.provider, args.base_url, **options)
         return
-    if args.base_url:
-        yield ChatClient(args.base_url, os.environ.get("ASYNCGEN_API_KEY"), **options)
-        return
-    variable = KEY_VARIABLES[args.provider]
-    if not os.environ.get(variable):
-        raise UsageProblem(
-            f"no API key: set {variable} in the environment (or use --sim to try the "
-            "built-in simulator, or --base-url with ASYNCGEN_API_KEY)"
-        )
-    yield PROVIDERS[args.provider](**options)
+    provider_client(None, "http://127.0.0.1", **options)  # refuse a bad backend first
+    with SimServer(SimConfig(), process=True) as sim:
+        yield ChatClient(sim.base_url, **options)
 
 
 def _concurrency(text: str) -> int | Literal["auto"]:
     if text == "auto":
         return "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("concurrency must be >= 1")
-    return value
+    return whole("requests at once", minimum=1, maximum=MAX_CONCURRENCY)(text)
 
 
 def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,7 +67,9 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         help="run a JSONL file of jobs, appending results (resumable)",
         description="Run every job of INPUT.jsonl, appending one result line per job to "
         "OUTPUT.jsonl as it finishes. Run the same command again to resume: jobs already "
-        "answered are skipped. Exit codes: 0 all OK, 1 some failed, 2 usage or input error.",
+        "answered are skipped, and jobs stopped by a 402 (no credits) or by --max-cost run "
+        "again. Exit codes: 0 all OK, 1 some failed, 2 usage or input error, 130 interrupted "
+        "(Ctrl-C), 143 terminated (SIGTERM).",
     )
     run.add_argument("input", type=Path, help="JSONL: {id, model, prompt|messages, params}")
     run.add_argument("-o", "--output", type=Path, required=True, help="results JSONL")
@@ -94,10 +84,18 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     where.add_argument("--sim", action="store_true", help="use the built-in simulator")
     run.add_argument("--model", help="model for lines that name none")
     run.add_argument("--concurrency", type=_concurrency, default=6, help="N or auto (default 6)")
-    run.add_argument("--rpm", type=float, help="requests per minute limit")
-    run.add_argument("--tpm", type=float, help="tokens per minute limit")
-    run.add_argument("--retries", type=int, default=3, help="attempts per job (default 3)")
-    run.add_argument("--deadline", type=float, help="stop after this many seconds (resumable)")
+    no_limit = " (leave the flag out for no limit)"
+    run.add_argument("--rpm", type=number("requests per minute", hint=no_limit),
+                     help="requests per minute limit")  # fmt: skip
+    run.add_argument("--tpm", type=number("tokens per minute", hint=no_limit),
+                     help="tokens per minute limit")  # fmt: skip
+    run.add_argument("--retries", type=whole("attempts", minimum=1), default=3,
+                     help="attempts per job (default 3)")  # fmt: skip
+    run.add_argument("--deadline", type=number("seconds"),
+                     help="stop after this many seconds (resumable)")  # fmt: skip
+    run.add_argument("--max-cost", type=number("dollars"),
+                     help="stop starting jobs once the reported cost reaches this many dollars; "
+                     "the jobs not sent run when the command is run again")  # fmt: skip
     run.add_argument("--retry-failed", action="store_true", help="re-run jobs that failed before")
     run.add_argument(
         "--backend",
@@ -105,20 +103,31 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         default="httpx",
         help="HTTP backend; aiohttp (asyncgen[fast]) costs less CPU per request",
     )
-    run.add_argument("--max-connections", type=int, default=64, help=argparse.SUPPRESS)
+    run.add_argument("--max-connections", type=whole("connections", minimum=1), default=64,
+                     help=argparse.SUPPRESS)  # fmt: skip
     run.set_defaults(handler=run_command)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate, resume, run, report. Returns the exit code."""
-    if not args.input.is_file():
-        _err(f"input file not found: {args.input}")
+    configure_logging(level="WARNING", stream=sys.stderr)  # masks keys in every line
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        check_files(args.input, args.output)
+        with OutputLock(args.output):
+            return _locked(args)
+    except UsageProblem as exc:
+        _err(str(exc))
         return EXIT_USAGE
-    if args.retries < 1:
-        _err("--retries must be >= 1")
-        return EXIT_USAGE
-    skip, failed_before = finished_ids(args.output, include_failed=not args.retry_failed)
-    summary = validate_input(args.input, skip=skip, default_model=args.model)
+
+
+def _locked(args: argparse.Namespace) -> int:
+    resume = Resume.read(args.output, retry_failed=args.retry_failed)
+    summary = validate_input(args.input, skip=resume.skip, default_model=args.model)
     if summary.problem_count:
         for problem in summary.problems:
             _err(f"{args.input}:{problem}")
@@ -127,25 +136,28 @@ def run_command(args: argparse.Namespace) -> int:
             _err(f"... and {more} more bad lines")
         _err(f"{summary.problem_count} bad line(s); nothing was sent. Fix them and run again.")
         return EXIT_USAGE
-    try:
-        with _client(args) as client:
-            failed = asyncio.run(_run(args, client, skip, summary.todo, summary.done_before))
-    except UsageProblem as exc:
-        _err(str(exc))
-        return EXIT_USAGE
-    left_failed = 0 if args.retry_failed else failed_before
-    return EXIT_OK if failed + left_failed == 0 else EXIT_FAILED
+    if resume.rerun:
+        _err(f"{resume.rerun} job(s) stopped earlier by a 402 or --max-cost run again now")
+    with _client(args) as client:
+        failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
+    if resume.failed_before:
+        _err(
+            f"{resume.failed_before} job(s) failed in an earlier run and were not re-run: "
+            "add --retry-failed to run them again"
+        )
+    return EXIT_OK if failed + resume.failed_before == 0 else EXIT_FAILED
 
 
 async def _run(
-    args: argparse.Namespace, client: ChatClient, skip: set[str], todo: int, skipped: int
+    args: argparse.Namespace, client: ChatClient, resume: Resume, todo: int, skipped: int
 ) -> int:
-    jobs = read_jobs(args.input, skip=skip, default_model=args.model)
+    jobs = read_jobs(args.input, skip=resume.skip, default_model=args.model)
     progress = RunProgress(todo, skipped=skipped)
-    with ResultWriter(args.output) as writer, progress:
+    with ResultWriter(args.output, resume) as writer, progress:
         stream = generate_stream(
             jobs, client=client, concurrency=args.concurrency,
             retry=RetryPolicy(max_attempts=args.retries), on_event=progress.handle,
+            max_cost=args.max_cost,
         )  # fmt: skip
         try:
             async with asyncio.timeout(args.deadline), contextlib.aclosing(stream) as results:
@@ -157,7 +169,22 @@ async def _run(
                 f"deadline of {args.deadline:g} s reached: {left} job(s) not run; "
                 "run the same command again to resume"
             )
+        except OutputWriteError as exc:
+            raise UsageProblem(str(exc)) from None
         finally:
             await client.aclose()
     progress.summary(str(args.output))
+    _explain(client, progress.tally.failed)
     return progress.tally.failed + (todo - progress.tally.done)
+
+
+def _explain(client: ChatClient, failed: int) -> None:
+    """After a run with failures, say what to run next."""
+    if client.out_of_credits is not None:
+        _err(
+            "the key ran out of credits (HTTP 402): add credits, then run the same command "
+            "again; the jobs it stopped run then (no --retry-failed needed)"
+        )
+    elif failed:
+        _err(f"{failed} job(s) failed: see error_type/error in the output; "
+             "run again with --retry-failed to retry them")  # fmt: skip

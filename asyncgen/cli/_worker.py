@@ -8,14 +8,18 @@ import importlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from .._errors import PermanentError
+from .._errors import AsyncGenError
 from .._logging import configure_logging
-from .._settings import Settings
+from .._settings import DEFAULT_SETTINGS_FILE, Settings
+from .._validation import describe_invalid
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
+from ._args import PROVIDERS, number, provider_client, whole
+from ._files import UsageProblem
 
 __all__ = ["add_worker_parser"]
 
@@ -26,28 +30,40 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "worker",
         help="run background jobs from a queue (SIGTERM/SIGINT drain)",
         description="Claim and run jobs from the queue at URL (sqlite:///jobs.db, "
-        "redis://host:6379/0). On SIGTERM "
-        "or SIGINT: take no new jobs, give running ones --grace seconds, release the rest.",
+        "redis://host:6379/0). A worker claims only what it can run: the tasks of its --tasks "
+        "modules and, with --base-url or --provider (or OPENROUTER_API_KEY set), generation "
+        "jobs. On SIGTERM or SIGINT: take no new jobs, give running ones --grace seconds, "
+        "then give the rest back to the queue (their attempt counts).",
     )
     worker.add_argument(
         "url",
         nargs="?",
         help="queue URL, e.g. sqlite:///jobs.db or redis://host:6379/0 "
-        "(default: ASYNCGEN_QUEUE_URL or queue_url in asyncgen.toml; prefer those for a URL "
-        "with a password: command lines show in ps)",
+        "(default: ASYNCGEN_QUEUE_URL or queue_url in asyncgen.toml, else "
+        "sqlite:///asyncgen-jobs.db in this folder; prefer the variable for a URL with a "
+        "password: command lines show in ps)",
     )
-    worker.add_argument("--concurrency", type=int, default=None)
+    worker.add_argument("--concurrency", type=whole("jobs at once", minimum=1), default=None)
     worker.add_argument("--kinds", help="comma-separated task names to run (default: all)")
     worker.add_argument(
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
-    worker.add_argument("--lease", type=float, default=None, help="seconds per lease")
-    worker.add_argument("--grace", type=float, default=None, help="drain grace in seconds")
-    worker.add_argument("--settings", help="TOML settings file (default ./asyncgen.toml)")
+    worker.add_argument("--lease", type=number("seconds"), default=None, help="seconds per lease")
+    worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
+                        help="drain grace in seconds")  # fmt: skip
     worker.add_argument(
+        "--settings", type=Path, help="TOML settings file (default ./asyncgen.toml)"
+    )
+    where = worker.add_mutually_exclusive_group()
+    where.add_argument(
         "--base-url",
-        help="OpenAI-compatible root for generation jobs "
-        "(key: $ASYNCGEN_API_KEY); default OpenRouter if its key is set",
+        help="OpenAI-compatible root for generation jobs (key: $ASYNCGEN_API_KEY)",
+    )
+    where.add_argument(
+        "--provider",
+        choices=sorted(PROVIDERS),
+        help="API preset for generation jobs; its key comes from the environment "
+        "(default: openrouter when OPENROUTER_API_KEY is set, else no generation jobs)",
     )
     worker.set_defaults(handler=worker_command)
 
@@ -55,49 +71,94 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _register(queue: JobQueue, modules: list[str]) -> None:
     sys.path.insert(0, os.getcwd())
     for name in modules:
-        module = importlib.import_module(name)
-        for value in vars(module).values():
-            if isinstance(value, Task):
-                queue.register(value)
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            raise UsageProblem(f"--tasks {name}: cannot import it ({exc})") from None
+        found = [value for value in vars(module).values() if isinstance(value, Task)]
+        if not found:
+            raise UsageProblem(f"--tasks {name}: the module defines no task (@task)")
+        for value in found:
+            queue.register(value)
 
 
 def _client(args: argparse.Namespace) -> ChatClient | None:
-    if args.base_url:
-        return ChatClient(args.base_url, os.environ.get("ASYNCGEN_API_KEY"))
-    if os.environ.get("OPENROUTER_API_KEY"):
-        return ChatClient.openrouter()
+    if args.base_url or args.provider:
+        return provider_client(args.provider, args.base_url)
+    if os.environ.get("OPENROUTER_API_KEY", "").strip():
+        return provider_client("openrouter", None)
     return None
 
 
-async def _serve(args: argparse.Namespace) -> int:
-    settings = Settings.load(args.settings)
-    args.url = args.url or settings.queue_url
-    args.concurrency = args.concurrency or settings.worker_concurrency
-    args.lease = args.lease or settings.worker_lease
-    args.grace = settings.worker_grace if args.grace is None else args.grace
-    configure_logging(json=settings.log_json, level=settings.log_level)
-    queue = open_queue(args.url)
+def _settings(args: argparse.Namespace) -> Settings:
+    if args.settings is not None and not args.settings.is_file():
+        raise UsageProblem(f"--settings {args.settings}: no such file")
+    try:
+        return Settings.load(args.settings)
+    except ValidationError as exc:
+        where = args.settings or DEFAULT_SETTINGS_FILE
+        raise UsageProblem(f"settings ({where} or ASYNCGEN_*): {describe_invalid(exc)}") from None
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
+    url = args.url or settings.queue_url
+    if url == "memory://":
+        raise UsageProblem(
+            "memory:// lives inside one process, so no one could submit to this worker: "
+            "use sqlite:///path/jobs.db (one machine) or redis://host:6379/0"
+        )
+    queue = open_queue(url)
     _register(queue, args.tasks)
     kinds = [k for k in (args.kinds or "").split(",") if k] or None
-    worker = Worker(queue, concurrency=args.concurrency, kinds=kinds, client=_client(args),
-                    lease=args.lease, grace=args.grace)  # fmt: skip
+    unknown = sorted(set(kinds or ()) - set(queue.tasks))
+    if unknown:
+        raise UsageProblem(f"--kinds names {', '.join(unknown)}, which no --tasks module defines")
+    worker = Worker(
+        queue, kinds=kinds, client=_client(args),
+        concurrency=args.concurrency if args.concurrency is not None
+        else settings.worker_concurrency,
+        lease=args.lease if args.lease is not None else settings.worker_lease,
+        grace=args.grace if args.grace is not None else settings.worker_grace,
+    )  # fmt: skip
+    if not worker.serves():
+        raise UsageProblem(
+            "this worker could run nothing: give --tasks MODULE for task jobs, and --base-url "
+            "or --provider for generation jobs"
+        )
+    return worker
+
+
+async def _serve(worker: Worker, *, default_url: bool) -> int:
+    queue = worker.queue
+    await queue.statistics()  # reach the store now: a wrong password is said at once
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
-    sys.stdout.write(f"asyncgen worker {worker.name}: {len(queue.tasks)} task(s), "
-                     f"concurrency {args.concurrency}\n")  # fmt: skip
+    where = f"{queue.url} (the default: no URL was given)" if default_url else queue.url
+    sys.stdout.write(
+        f"asyncgen worker {worker.name}: queue {where}; serves {', '.join(worker.serves())}; "
+        f"concurrency {worker.concurrency}\n"
+    )
     sys.stdout.flush()
-    await worker.run()
-    await queue.aclose()
+    try:
+        await worker.run()
+    finally:
+        await queue.aclose()
+        if worker.client is not None:
+            await worker.client.aclose()
     return 0
 
 
 def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
-        return asyncio.run(_serve(args))
-    except (ValueError, ImportError, ValidationError, PermanentError) as exc:
-        # PermanentError: the store refused us (a wrong password, a Redis too old);
-        # its message says what to fix and never holds the password.
+        settings = _settings(args)
+        configure_logging(json=settings.log_json, level=settings.log_level)
+        worker = _worker(args, settings)
+        default_url = not args.url and "queue_url" not in settings.model_fields_set
+        return asyncio.run(_serve(worker, default_url=default_url))
+    except (UsageProblem, ValueError, AsyncGenError) as exc:
+        # AsyncGenError: the store refused us (a wrong password, a Redis too old) or
+        # cannot be reached; its message says what to fix and never holds the password.
         sys.stderr.write(f"asyncgen worker: {exc}\n")
         return 2

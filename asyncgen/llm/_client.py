@@ -20,6 +20,7 @@ from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, ConnectionFailedError, InsufficientCreditsError
 from .._logging import register_secret
 from .._ratelimit import RateLimiter
+from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import parse_duration
 from ._mapping import error_for_status, map_transport_error, parse_completion
 from ._models import Completion, KeyInfo
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_MAX_KEEPALIVE",
     "DEFAULT_TIMEOUT",
     "ChatClient",
+    "clean_api_key",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -43,6 +45,39 @@ OPENAI_URL = "https://api.openai.com/v1"
 DEEPSEEK_URL = "https://api.deepseek.com/v1"
 
 _log = structlog.get_logger("asyncgen.client")
+
+
+def clean_api_key(api_key: str | None) -> str | None:
+    """The key as it will be sent: surrounding white space stripped, the rest checked.
+
+    A trailing ``\\r`` or ``\\n`` (Windows ``.env`` files, ``echo`` into a file) is removed;
+    a key with white space, control or non-ASCII characters inside is refused, since no
+    HTTP header can carry it. Both the raw and the cleaned key are masked in logs.
+
+    Raises:
+        ValueError: The key has characters no API key has (the key is not shown).
+    """
+    if api_key is None:
+        return None
+    register_secret(api_key)
+    cleaned = api_key.strip()
+    register_secret(cleaned)
+    bad = next((c for c in cleaned if not 0x21 <= ord(c) <= 0x7E), None)
+    if bad is not None:
+        raise ValueError(
+            f"the API key contains {_describe(bad)} at position {cleaned.index(bad) + 1} "
+            f"of {len(cleaned)}: API keys are printable ASCII with no spaces; check where it "
+            "comes from (a quoted or multi-line value in a .env file?)"
+        )
+    return cleaned or None
+
+
+def _describe(char: str) -> str:
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"a control character (U+{ord(char):04X})"
+    if char.isspace():
+        return f"white space (U+{ord(char):04X})"
+    return f"a non-ASCII character (U+{ord(char):04X})"
 
 
 def _require_aiohttp() -> None:
@@ -89,7 +124,9 @@ class ChatClient:
         provider: "openrouter", "openai", "deepseek" or None; set by the presets.
 
     Raises:
-        ValueError: For a base URL that is not http(s) or non-positive limits.
+        ValueError: For a base URL that is not http(s), non-positive limits, or an API key
+            with spaces, control or non-ASCII characters inside (white space around it,
+            such as a ``\\r`` left by a Windows ``.env`` file, is stripped).
         ImportError: ``backend="aiohttp"`` without the ``fast`` extra installed.
     """
 
@@ -120,8 +157,7 @@ class ChatClient:
         if max_connections < 1 or max_keepalive < 0 or timeout <= 0 or connect_timeout <= 0:
             raise ValueError("timeouts and max_connections must be positive")
         self.base_url = base_url.rstrip("/")
-        self._api_key = api_key or None
-        register_secret(self._api_key)
+        self._api_key = clean_api_key(api_key)
         self.timeout = timeout
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
         self._limits = httpx.Limits(
@@ -149,22 +185,43 @@ class ChatClient:
     @classmethod
     def _preset(cls, url: str, env: str, api_key: str | None, kwargs: dict[str, Any]) -> ChatClient:
         base_url = kwargs.pop("base_url", url)
-        kwargs.setdefault("provider", env.split("_")[0].lower())
-        return cls(base_url, api_key if api_key is not None else os.environ.get(env), **kwargs)
+        provider = kwargs.setdefault("provider", env.split("_")[0].lower())
+        key = api_key if api_key is not None else os.environ.get(env)
+        if base_url == url and not (key or "").strip():  # no request could succeed
+            raise ValueError(
+                f"ChatClient.{provider}(): no API key: set {env} in the environment or pass "
+                "api_key=...; for a local server or the simulator give base_url=..."
+            )
+        return cls(base_url, key, **kwargs)
 
     @classmethod
     def openrouter(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY."""
+        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY.
+
+        Raises:
+            ValueError: No key given or set, for OpenRouter's own URL (``base_url=`` may
+                point the preset elsewhere, e.g. at the simulator, without a key).
+        """
         return cls._preset(OPENROUTER_URL, "OPENROUTER_API_KEY", api_key, kwargs)
 
     @classmethod
     def openai(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenAI; the key defaults to $OPENAI_API_KEY."""
+        """A client for OpenAI; the key defaults to $OPENAI_API_KEY.
+
+        Raises:
+            ValueError: No key given or set, for OpenAI's own URL (``base_url=`` may
+                point the preset elsewhere, e.g. at the simulator, without a key).
+        """
         return cls._preset(OPENAI_URL, "OPENAI_API_KEY", api_key, kwargs)
 
     @classmethod
     def deepseek(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY."""
+        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY.
+
+        Raises:
+            ValueError: No key given or set, for DeepSeek's own URL (``base_url=`` may
+                point the preset elsewhere, e.g. at the simulator, without a key).
+        """
         return cls._preset(DEEPSEEK_URL, "DEEPSEEK_API_KEY", api_key, kwargs)
 
     # -- lifecycle -----------------------------------------------------------------
@@ -276,13 +333,18 @@ class ChatClient:
         params: dict[str, Any],
         *,
         rate_limit: RateLimiter | None,
+        max_pause: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> Completion:
-        """:meth:`chat` with an explicit RateLimiter (None: no rate limit)."""
-        ticket = await self._traffic.admit(model, messages, params, rate_limit)
+        """:meth:`chat` with an explicit RateLimiter (None: no rate limit).
+
+        ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
+        client's other requests (a batch passes its policy's ``max_retry_after``).
+        """
+        ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
         error: BaseException | None = None
         try:
-            completion = await self._send(model, messages, params)
+            completion = await self._send(model, messages, params, max_pause=max_pause)
             return completion
         except BaseException as exc:
             error = exc
@@ -291,8 +353,9 @@ class ChatClient:
             self._traffic.finish(ticket, completion=completion, error=error)
 
     async def _send(
-        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
-    ) -> Completion:
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], *,
+        max_pause: float,
+    ) -> Completion:  # fmt: skip
         body = {"model": model, "messages": messages, **params}
         began = time.perf_counter()
         try:
@@ -302,7 +365,7 @@ class ChatClient:
         except self._foreign_errors as exc:  # aiohttp errors its transport does not map
             raise ConnectionFailedError(f"{model}: {type(exc).__name__}: {exc}") from exc
         latency = time.perf_counter() - began
-        self._traffic.note_headers(response.headers)
+        self._traffic.note_headers(response.headers, max_pause=max_pause)
         try:
             if response.status_code >= 300:
                 raise self._error(response, model)

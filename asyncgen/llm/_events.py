@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from .._logging import mask_secrets
 from ._models import GenerationJob, GenerationResult
 
 __all__ = [
@@ -122,7 +123,7 @@ def legacy_progress(callback: Callable[[float, str], object]) -> Callable[[Event
                 preview = (result.text or "")[:PREVIEW_CHARS].replace("\n", " ")
                 await send(percent, f"PREVIEW::{result.model}::{preview}")
             else:
-                reason = f"{type(result.error).__name__}: {result.error}"
+                reason = f"{type(result.error).__name__}: {mask_secrets(str(result.error))}"
                 await send(percent, f"MODEL_FAIL::{result.model}::{reason}")
         finished.clear()
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from .._errors import BudgetExceededError, InsufficientCreditsError, ValidationFailedError
 from .._gather import gather_bounded
+from .._logging import mask_secrets
 from .._outcome import Outcome
 from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
@@ -124,6 +125,7 @@ class _Batch:
         self.results: dict[int, GenerationResult] = {}
         self.done = 0
         self.ok = 0
+        self.quiet: set[str] = set()  # reasons already logged for jobs never sent
 
     def _check_start(self, job: GenerationJob) -> None:
         if self.client.out_of_credits is not None:
@@ -155,8 +157,9 @@ class _Batch:
         self._check_start(job)
         self.sent[index] = self.sent.get(index, 0) + 1
         completion = await self.client.request(
-            job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit
-        )
+            job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit,
+            max_pause=self.policy.max_retry_after,
+        )  # fmt: skip
         self.completions[index] = completion
         self.budget.spend(completion)
         return completion, await self._check(job, completion.text)
@@ -166,11 +169,16 @@ class _Batch:
             return None
         try:
             value = self.validate(text)
-            return await value if inspect.isawaitable(value) else value
+            value = await value if inspect.isawaitable(value) else value
         except ValidationFailedError:
             raise
         except Exception as exc:  # a validator's own error means the answer failed it
             raise ValidationFailedError(f"{job.model}: {type(exc).__name__}: {exc}") from exc
+        # False (the bool) is a verdict: `lambda t: len(t) > 10`. Other falsy values are
+        # values: json.loads("[]") is a valid answer, None is "checked, nothing to keep".
+        if value is False:
+            raise ValidationFailedError(f"{job.model}: the answer failed validation (False)")
+        return value
 
     def result_of(self, outcome: Outcome[tuple[Completion, Any]]) -> GenerationResult:
         index = outcome.index
@@ -195,18 +203,26 @@ class _Batch:
             self.ok += 1
             event = JobSucceeded(result.index, result.job, result)
         else:
-            _log.warning(
-                "job_failed",
-                job_id=result.job.id,
-                model=result.model,
-                error_type=type(result.error).__name__,
-                error=str(result.error),
-            )
+            self._log_failure(result)
             event = JobFailed(result.index, result.job, result)
         await emit(self.on_event, event)
         if self.total is not None:
             progress = BatchProgress(self.done, self.total, self.ok, self.done - self.ok)
             await emit(self.on_event, progress)
+
+    def _log_failure(self, result: GenerationResult) -> None:
+        """Log a failed job; of the jobs never sent for one reason, only the first."""
+        kind = type(result.error).__name__
+        unsent = result.attempts == 0 and isinstance(
+            result.error, BudgetExceededError | InsufficientCreditsError
+        )
+        if unsent and kind in self.quiet:
+            return
+        extra = {"later_unsent": "not logged one by one"} if unsent else {}
+        if unsent:
+            self.quiet.add(kind)
+        _log.warning("job_failed", job_id=result.job.id, model=result.model, error_type=kind,
+                     error=mask_secrets(str(result.error)), **extra)  # fmt: skip
 
     def take(self, index: int) -> GenerationResult:
         """Hand over a finished job's result and forget the job (streaming)."""
@@ -244,8 +260,9 @@ async def generate(
         deadline: Seconds for the whole batch (None: no deadline); unfinished jobs get
             DeadlineExceededError and finished ones are kept.
         validate: Called with each answer's text, sync or async; its return value is
-            kept as ``result.value``; raising (ValidationFailedError or any error) fails
-            the job, which is not retried unless the policy says so.
+            kept as ``result.value``. Returning ``False`` or raising (any error) fails
+            the job with ValidationFailedError, which is not retried unless the policy
+            says so; other values, falsy ones included (None, 0, ``[]``), pass.
         on_event: Receives JobStarted, JobRetrying, JobSucceeded, JobFailed and
             BatchProgress events, sync or async.
         rate_limit: A RateLimiter for this batch's requests; default: the client's own.

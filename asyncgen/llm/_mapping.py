@@ -153,4 +153,5 @@ def map_transport_error(exc: httpx.TransportError, *, model: str, timeout: float
     if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
         detail = mask_secrets(str(exc))[:200] or "connection dropped"
         return ConnectionFailedError(f"{model}: connection failed ({name}: {detail})")
-    return BadRequestError(f"{model}: the request could not be sent ({name}: {exc})")
+    detail = mask_secrets(str(exc))[:200]
+    return BadRequestError(f"{model}: the request could not be sent ({name}: {detail})")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+
+from .._logging import mask_secrets
 
 __all__ = ["Completion", "GenerationJob", "GenerationResult", "KeyInfo", "KeyRateLimit", "Usage"]
 
@@ -87,6 +90,23 @@ class GenerationJob(BaseModel):
             raise ValueError("give exactly one of prompt= or messages=")
         return self
 
+    @model_validator(mode="after")
+    def _sendable(self) -> GenerationJob:
+        # A lone surrogate (e.g. "\ud800" in JSON input) passes as str but cannot be
+        # encoded as UTF-8: refuse it here, not when the request is sent.
+        body = json.dumps(
+            [self.prompt, self.messages, self.params], ensure_ascii=False, default=str
+        )
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = f"U+{ord(body[exc.start]):04X}"
+            raise ValueError(
+                f"the job holds a lone surrogate ({char}), which cannot be sent as UTF-8: "
+                "fix the text it came from"
+            ) from None
+        return self
+
     @field_validator("messages")
     @classmethod
     def _messages_have_roles(cls, value: list[dict[str, Any]] | None) -> Any:
@@ -149,6 +169,11 @@ class GenerationResult(BaseModel):
         """The job's model."""
         return self.job.model
 
+    @property
+    def id(self) -> str:
+        """The job's id (as in :meth:`to_record`)."""
+        return self.job.id
+
     def to_record(self) -> dict[str, Any]:
         """A JSON-ready summary: id, model, ok, text, error type and message, usage."""
         usage = self.completion.usage.model_dump() if self.completion else None
@@ -158,7 +183,7 @@ class GenerationResult(BaseModel):
             "ok": self.ok,
             "text": self.text,
             "error_type": type(self.error).__name__ if self.error else None,
-            "error": str(self.error) if self.error else None,
+            "error": mask_secrets(str(self.error)) if self.error else None,
             "attempts": self.attempts,
             "latency": round(self.latency, 4),
             "usage": usage,

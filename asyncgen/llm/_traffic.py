@@ -19,6 +19,7 @@ from .._adaptive import AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._errors import RateLimitedError, TransientError
 from .._ratelimit import RateLimiter
+from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import estimate_tokens, pause_from_headers
 from ._models import Completion
 
@@ -54,6 +55,7 @@ class Ticket:
     estimate: int
     limiter: RateLimiter | None
     slot: float | None
+    max_pause: float = DEFAULT_MAX_RETRY_AFTER
 
 
 class Traffic:
@@ -95,8 +97,14 @@ class Traffic:
             found = self._breakers[model] = CircuitBreaker(failures, cool_down, name=model)
         return found
 
-    def pause(self, seconds: float, reason: str) -> None:
-        """Hold every new request on this client for ``seconds``."""
+    def pause(self, seconds: float, reason: str, *, limit: float = DEFAULT_MAX_RETRY_AFTER) -> None:
+        """Hold every new request on this client for ``seconds``, at most ``limit``.
+
+        The limit is the batch's ``max_retry_after``: a server asking for a longer wait
+        fails the job that got it at once, and must not freeze the other jobs longer
+        than the policy would ever wait.
+        """
+        seconds = min(seconds, limit)
         until = time.monotonic() + seconds
         if until > self._paused_until:
             self._paused_until = until
@@ -113,6 +121,8 @@ class Traffic:
         messages: list[dict[str, Any]],
         params: dict[str, Any],
         limiter: RateLimiter | None,
+        *,
+        max_pause: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> Ticket:
         """Wait until a request may go (breaker, pause, rate limit, concurrency).
 
@@ -135,13 +145,13 @@ class Traffic:
             raise
         self._counts["requests"] += 1
         self._counts["in_flight"] += 1
-        return Ticket(model, estimate, limiter, slot)
+        return Ticket(model, estimate, limiter, slot, max_pause)
 
-    def note_headers(self, headers: httpx.Headers) -> None:
+    def note_headers(self, headers: httpx.Headers, *, max_pause: float) -> None:
         """Pause when a provider's rate-limit headers say the budget is spent."""
         wait = pause_from_headers(headers)
         if wait:
-            self.pause(wait, "provider rate-limit headers: budget spent")
+            self.pause(wait, "provider rate-limit headers: budget spent", limit=max_pause)
 
     def finish(
         self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None
@@ -163,7 +173,7 @@ class Traffic:
             self._counts["rate_limited"] += 1
             retry_after = getattr(error, "retry_after", None)
             if retry_after:
-                self.pause(retry_after, "429 with Retry-After")
+                self.pause(retry_after, "429 with Retry-After", limit=ticket.max_pause)
         if self.adaptive is not None and ticket.slot is not None:
             self.adaptive.release(ticket.slot, overloaded=overloaded, ok=completion is not None)
 

@@ -16,8 +16,9 @@ __all__ = ["JobRecord", "JobState", "QueueStatistics"]
 class JobState(StrEnum):
     """Where a job is in its life.
 
-    pending -> running -> completed; running -> pending (retry, lease expiry, release);
-    running -> dead (attempts exhausted, or a permanent error); pending -> cancelled.
+    pending -> running -> completed; running -> pending (retry, lease expiry, or a
+    stopping worker whose grace ran out); running -> dead (attempts exhausted, or a
+    permanent error); pending -> cancelled.
     ``scheduled`` is pending with a ``run_at`` in the future.
     """
 

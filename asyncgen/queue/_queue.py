@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .._errors import JobFailedError
+from .._logging import mask_secrets
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._redis import RedisStore
@@ -29,6 +30,8 @@ P = ParamSpec("P")
 
 GENERATE_KIND = "generate"
 RESULT_POLL = 0.05
+MAX_PRIORITY = 2**31 - 1  # stored exactly by SQLite and as Redis scores alike
+MIN_PRIORITY = -(2**31)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,13 @@ class Task(Generic[P]):
         Raises:
             ValueError: Arguments that do not match the signature or are not JSON.
         """
+        names = inspect.signature(self.fn).parameters
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ValueError(
+                f"task {self.name}: unknown argument(s) {', '.join(unknown)}; it takes "
+                f"{', '.join(names) or 'none'}"
+            )
         try:
             bound = inspect.signature(self.fn).bind(*args, **kwargs)
         except TypeError as exc:
@@ -171,7 +181,7 @@ class JobQueue:
             ValueError: ``max_attempts`` < 1.
         """
         kind, payload = _kind_and_payload(job)
-        _check_attempts(max_attempts)
+        _check_attempts(max_attempts, priority)
         start = run_at if run_at is not None else time.time()
         if every is not None and cron is not None:
             raise ValueError("give every= or cron=, not both")
@@ -225,7 +235,7 @@ class JobQueue:
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
         if len(keys) != len(items):
             raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs: give one each")
-        _check_attempts(max_attempts)
+        _check_attempts(max_attempts, priority)
         start = run_at if run_at is not None else time.time()
         records = []
         for index, (job, key) in enumerate(zip(items, keys, strict=True)):
@@ -257,17 +267,31 @@ class JobQueue:
             TimeoutError: Not finished within ``timeout`` seconds.
             KeyError: No such job.
         """
-        async with asyncio.timeout(timeout):
-            while True:
-                record = await self.status(job_id)
-                if record.state is JobState.COMPLETED:
-                    return record.result
-                if record.state in (JobState.DEAD, JobState.CANCELLED):
-                    raise JobFailedError(
-                        f"job {job_id} is {record.state.value} after {record.attempts} "
-                        f"attempt(s): {record.error_type}: {record.error}"
-                    )
-                await asyncio.sleep(RESULT_POLL)
+        limit = asyncio.timeout(timeout)
+        try:
+            async with limit:
+                return await self._wait_result(job_id)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            record = await self.store.get(job_id)
+            state = record.state.value if record is not None else "unknown"
+            raise TimeoutError(
+                f"job {job_id} did not finish within {timeout:g} s (it is {state}): wait "
+                "longer, or check that a worker serving its kind is running"
+            ) from None
+
+    async def _wait_result(self, job_id: str) -> Any:
+        while True:
+            record = await self.status(job_id)
+            if record.state is JobState.COMPLETED:
+                return record.result
+            if record.state in (JobState.DEAD, JobState.CANCELLED):
+                raise JobFailedError(
+                    f"job {job_id} is {record.state.value} after {record.attempts} "
+                    f"attempt(s): {record.error_type}: {mask_secrets(record.error or '')}"
+                )
+            await asyncio.sleep(RESULT_POLL)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False when it is running or finished."""
@@ -301,9 +325,18 @@ def _kind_and_payload(job: object) -> tuple[str, dict[str, Any]]:
     raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
 
 
-def _check_attempts(max_attempts: int) -> None:
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
+def _check_attempts(max_attempts: int, priority: int) -> None:
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
+    if (
+        isinstance(priority, bool)
+        or not isinstance(priority, int)
+        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
+    ):
+        raise ValueError(
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
+            f"got {priority!r}"
+        )
 
 
 def _safe_url(url: str) -> str:

@@ -43,6 +43,7 @@ from .._errors import (
     UnsupportedServerError,
 )
 from ._models import JobRecord, JobState, QueueStatistics
+from ._redis_url import OWN_OPTIONS, check_url
 from ._schedule import next_run
 from ._store import ClaimOne
 
@@ -55,9 +56,7 @@ PURGE_BATCH = 1_000
 ADD_BATCH = 500  # jobs per round trip in add_many
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
-_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "release", "cancel", "purge",
-            "stats")  # fmt: skip
-_OWN_QUERY = ("queue", "result_ttl")
+_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats")
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
 _JSON_FIELDS = ("payload", "result", "depends_on")
 
@@ -91,7 +90,8 @@ class RedisStore(ClaimOne):
         if parts.scheme not in ("redis", "rediss"):
             raise ValueError(f"not a Redis URL: use redis:// or rediss://, got {parts.scheme}://")
         query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        own = {name: query.pop(name)[-1] for name in _OWN_QUERY if name in query}
+        check_url(parts, query)
+        own = {name: query.pop(name)[-1] for name in OWN_OPTIONS[:2] if name in query}
         self.name = own.get("queue") or "default"
         self.result_ttl = _seconds(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
@@ -287,10 +287,6 @@ class RedisStore(ClaimOne):
             "" if retry_at is None else repr(retry_at), self._ttl_ms(),
         )  # fmt: skip
         return JobState(reply) if reply else None
-
-    async def release(self, job_id: str, worker: str) -> bool:
-        """Give a running job back untouched (a draining worker); its attempt is undone."""
-        return bool(await self._run("release", worker, job_id))
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is running or finished."""

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_run
+from ._sqlite_errors import check_path, check_schema, store_error
 from ._store import ClaimOne
 
 __all__ = ["SQLiteStore"]
@@ -71,16 +72,19 @@ class SQLiteStore(ClaimOne):
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = str(path)
         self._clock = clock
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
         self._lock = threading.Lock()
-        with self._lock:
+        if self.path != ":memory:":
+            check_path(Path(self.path))
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            check_schema(self._db, self.path, _COLUMNS)
             self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from exc
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -88,7 +92,10 @@ class SQLiteStore(ClaimOne):
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
             with self._lock:
-                return fn(self._db)
+                try:
+                    return fn(self._db)
+                except sqlite3.Error as exc:
+                    raise store_error(exc, self.path) from exc
 
         return await asyncio.to_thread(locked)
 
@@ -244,20 +251,6 @@ class SQLiteStore(ClaimOne):
                 return JobState.DEAD
 
         return await self._run(record)
-
-    async def release(self, job_id: str, worker: str) -> bool:
-        """Give a running job back untouched (a draining worker); its attempt is undone."""
-
-        def give_back(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE jobs SET state = 'pending', lease_until = NULL, worker = NULL,"
-                " attempts = MAX(attempts - 1, 0)"
-                " WHERE id = ? AND worker = ? AND state = 'running'",
-                (job_id, worker),
-            )
-            return cursor.rowcount == 1
-
-        return await self._run(give_back)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is running or finished."""

@@ -15,7 +15,7 @@ class JobStore(Protocol):
     """Durable job records with atomic claims under leases.
 
     Implementations must make ``claim`` atomic across processes, accept ``complete`` /
-    ``fail`` / ``heartbeat`` / ``release`` only from the worker holding the lease, and
+    ``fail`` / ``heartbeat`` only from the worker holding the lease, and
     honour idempotency keys, priorities (FIFO within one), ``run_at``, ``depends_on``
     and recurring slots (each slot once). ``tests/test_queue.py`` is the conformance suite.
     """
@@ -39,8 +39,6 @@ class JobStore(Protocol):
     async def fail(
         self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
     ) -> JobState | None: ...
-
-    async def release(self, job_id: str, worker: str) -> bool: ...
 
     async def cancel(self, job_id: str) -> bool: ...
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
@@ -15,6 +16,7 @@ import structlog
 
 from .._context import deadline_after
 from .._errors import InsufficientCreditsError, PermanentError, TransientError
+from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob, generate
 from ._metrics import Metrics
@@ -41,13 +43,18 @@ class Worker:
     Args:
         queue: The queue, with its tasks registered.
         concurrency: Jobs run at once.
-        kinds: Only these task names (and "generate"), or None for all.
-        client: The ChatClient for GenerationJobs (None: they fail, saying so).
+        kinds: Only these registered task names, or None for every registered task.
+            A worker claims only jobs it can run: the tasks registered on ``queue``
+            (checked at each claim, so tasks registered later count) and, when it has a
+            ``client``, GenerationJobs. A job no worker can run stays pending.
+        client: The ChatClient for GenerationJobs (None: this worker leaves them alone).
         lease: Seconds a claim lasts without a heartbeat; a dead worker's jobs are
             taken over this long after its last heartbeat.
         retry: Backoff between attempts of a failed job (its max_attempts is the job's).
         grace: Seconds running jobs get to finish when the worker is stopped; jobs still
-            running then are released to the queue.
+            running then go back to the queue with their attempt counted (error
+            ``WorkerStopped``), so a job that hangs every worker goes dead after
+            ``max_attempts`` instead of circling for ever.
         name: The worker's name (default: host, pid and a random suffix).
         metrics: Where to count runs and durations (default: a new Metrics).
     """
@@ -65,8 +72,10 @@ class Worker:
         name: str | None = None,
         metrics: Metrics | None = None,
     ) -> None:
-        if concurrency < 1 or lease <= 0:
-            raise ValueError("concurrency must be >= 1 and lease > 0")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        if not (0 < lease < math.inf) or not (0 <= grace < math.inf):
+            raise ValueError(f"lease must be > 0 and grace >= 0 seconds, got {lease}, {grace}")
         self.queue = queue
         self.concurrency = concurrency
         self.kinds = list(kinds) if kinds else None
@@ -88,7 +97,8 @@ class Worker:
 
     async def run(self) -> None:
         """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest."""
-        _log.info("worker_started", worker=self.name, concurrency=self.concurrency)
+        _log.info("worker_started", worker=self.name, concurrency=self.concurrency,
+                  kinds=self.serves())  # fmt: skip
         running: set[asyncio.Task[None]] = set()
         outage = 0
         while not self.stopping.is_set():
@@ -96,9 +106,13 @@ class Worker:
                 await _first_of(running, self.stopping)
                 running = {t for t in running if not t.done()}
                 continue
+            kinds = self.serves()
+            if not kinds:  # nothing registered yet, and no client: claim nothing
+                await self._pause(POLL)
+                continue
             try:  # one round trip fills every free slot
                 records = await self.queue.store.claim_many(
-                    self.name, kinds=self._kinds(), lease=self.lease,
+                    self.name, kinds=kinds, lease=self.lease,
                     limit=self.concurrency - len(running),
                 )  # fmt: skip
             except TransientError as exc:  # e.g. Redis restarting: wait, never crash
@@ -127,8 +141,11 @@ class Worker:
         with deadline_after(self.lease):
             return await RetryCaller(STORE_RETRY)(call)
 
-    def _kinds(self) -> list[str] | None:
-        return None if self.kinds is None else [*self.kinds, GENERATE_KIND]
+    def serves(self) -> list[str]:
+        """The job kinds this worker claims: its runnable tasks, and "generate" with a client."""
+        wanted = self.queue.tasks if self.kinds is None else self.kinds
+        kinds = [name for name in wanted if name in self.queue.tasks]
+        return [*kinds, GENERATE_KIND] if self.client is not None else kinds
 
     async def _drain(self, running: set[asyncio.Task[None]]) -> None:
         pending = {t for t in running if not t.done()}
@@ -146,9 +163,7 @@ class Worker:
             try:
                 result = await self._call(record)
             except asyncio.CancelledError:
-                with contextlib.suppress(TransientError):  # store down: the lease returns it
-                    await self.queue.store.release(record.id, self.name)
-                _log.warning("job_released", kind=record.kind)
+                await self._give_back(record)
                 raise
             except Exception as exc:
                 state = await self._failed(record, exc)
@@ -165,6 +180,20 @@ class Worker:
             finally:
                 beat.cancel()
 
+    async def _give_back(self, record: JobRecord) -> None:
+        """Return a job still running when the grace ran out; its attempt counts.
+
+        Counting it is what lets a job that hangs every worker reach ``max_attempts``
+        (it then goes dead) instead of being handed from worker to worker for ever.
+        """
+        error = f"still running when worker {self.name} stopped (grace {self.grace:g} s)"
+        with contextlib.suppress(TransientError):  # store down: the lease returns it
+            state = await self.queue.store.fail(
+                record.id, self.name, error_type="WorkerStopped", error=error,
+                retry_at=time.time(),
+            )  # fmt: skip
+            _log.warning("job_released", kind=record.kind, state=state.value if state else None)
+
     async def _heartbeat(self, job_id: str) -> None:
         while True:
             await asyncio.sleep(self.lease / 3)
@@ -180,13 +209,10 @@ class Worker:
     async def _call(self, record: JobRecord) -> Any:
         if record.kind == GENERATE_KIND:
             return await self._generate(GenerationJob.model_validate(record.payload))
-        task = self.queue.tasks.get(record.kind)
-        if task is None:
-            raise PermanentError(f"no task named {record.kind!r} is registered in this worker")
-        return await task.run(record.payload)
+        return await self.queue.tasks[record.kind].run(record.payload)
 
     async def _generate(self, job: GenerationJob) -> Any:
-        if self.client is None:
+        if self.client is None:  # serves() claims generation jobs only with a client
             raise PermanentError("this worker has no ChatClient for generation jobs")
         results = await generate(
             [job], client=self.client, retry=RetryPolicy.never(), deadline=None
@@ -201,12 +227,13 @@ class Worker:
         if isinstance(error, InsufficientCreditsError):
             _log.warning("insufficient_credits", action="add credits; the job is not retried")
         delay = None if permanent else self.retry.backoff(record.attempts)
+        message = mask_secrets(str(error))  # stored and shown: never a key a task let slip
         state = await self._persist(lambda: self.queue.store.fail(
-            record.id, self.name, error_type=type(error).__name__, error=str(error),
+            record.id, self.name, error_type=type(error).__name__, error=message,
             retry_at=None if delay is None else time.time() + delay,
         ))  # fmt: skip
         _log.warning("job_failed", kind=record.kind, error_type=type(error).__name__,
-                     error=str(error), state=state.value if state else "lease lost")  # fmt: skip
+                     error=message, state=state.value if state else "lease lost")  # fmt: skip
         return state
 
 

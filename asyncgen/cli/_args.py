@@ -1,0 +1,82 @@
+"""What the commands share: checked argument types, and the client the flags ask for."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..llm import ChatClient
+from ._files import UsageProblem
+
+__all__ = ["KEY_VARIABLES", "PROVIDERS", "number", "provider_client", "whole"]
+
+PROVIDERS: dict[str, Callable[..., ChatClient]] = {
+    "openrouter": ChatClient.openrouter,
+    "openai": ChatClient.openai,
+    "deepseek": ChatClient.deepseek,
+}
+KEY_VARIABLES = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY",
+                 "deepseek": "DEEPSEEK_API_KEY"}  # fmt: skip
+
+
+def number(what: str, *, zero: bool = False, hint: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite number > 0 (>= 0 with ``zero``), or a usage error.
+
+    Args:
+        what: The unit, for the message ("seconds").
+        zero: Accept 0.
+        hint: Appended to the message for a value out of range.
+    """
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number of {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+            bound = ">= 0" if zero else "> 0"
+            raise argparse.ArgumentTypeError(f"must be a number of {what} {bound}{hint}")
+        return value
+
+    return parse
+
+
+def whole(what: str, *, minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in ``minimum..maximum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} {what}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum} {what}")
+        return value
+
+    return parse
+
+
+def provider_client(provider: str | None, base_url: str | None, **options: Any) -> ChatClient:
+    """The client for ``--base-url`` (key: $ASYNCGEN_API_KEY) or a ``--provider`` preset.
+
+    Raises:
+        UsageProblem: No key for the provider, a malformed key, a missing extra.
+    """
+    try:
+        if base_url:
+            return ChatClient(base_url, os.environ.get("ASYNCGEN_API_KEY"), **options)
+        name = provider or "openrouter"
+        variable = KEY_VARIABLES[name]
+        if not os.environ.get(variable, "").strip():
+            raise UsageProblem(
+                f"no API key: set {variable} in the environment (or give --base-url, with "
+                "ASYNCGEN_API_KEY if that server needs a key; asyncgen run also has --sim)"
+            )
+        return PROVIDERS[name](**options)
+    except (ValueError, ImportError) as exc:  # a malformed key, a missing extra
+        raise UsageProblem(str(exc)) from None
