@@ -107,6 +107,14 @@ class TestInput:
         assert folder.returncode == 2
         assert "is a directory" in folder.stderr
 
+    def test_json_errors_read_as_sentences(self, tmp_path: Path, sim: SimServer) -> None:
+        """A JSON syntax error names its column once ("starting at column", not "at at")."""
+        jobs = tmp_path / "in.jsonl"
+        jobs.write_text('{"id": "a", "prompt": "unterminated}\n')
+        done = asyncgen_cmd(*run_args(jobs, tmp_path / "out.jsonl", sim))
+        assert done.returncode == 2
+        assert "line 1: not JSON (Unterminated string starting at column 23)" in done.stderr
+
     def test_a_bom_file_runs(self, tmp_path: Path, sim: SimServer) -> None:
         """A file saved with a UTF-8 byte order mark runs like any other."""
         jobs = tmp_path / "in.jsonl"

@@ -136,7 +136,7 @@ class InputSummary:
 def _parse(number: int, raw: str, default_model: str | None) -> GenerationJob:
     """Parse one line into a job; raise ValueError with a reason a person can act on."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.rstrip("\r\n"))
     except json.JSONDecodeError as exc:
         at = "" if exc.msg.endswith(" at") else " at"  # "Unterminated string starting at"
         raise ValueError(f"not JSON ({exc.msg}{at} column {exc.colno})") from None

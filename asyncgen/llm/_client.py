@@ -18,10 +18,10 @@ from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, Ad
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, ConnectionFailedError, InsufficientCreditsError
-from .._logging import register_secret
 from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import parse_duration
+from ._keys import clean_api_key
 from ._mapping import error_for_status, map_transport_error, parse_completion
 from ._models import Completion, KeyInfo
 from ._traffic import ClientStatistics, Traffic
@@ -32,7 +32,6 @@ __all__ = [
     "DEFAULT_MAX_KEEPALIVE",
     "DEFAULT_TIMEOUT",
     "ChatClient",
-    "clean_api_key",
 ]
 
 DEFAULT_TIMEOUT = 60.0
@@ -45,39 +44,6 @@ OPENAI_URL = "https://api.openai.com/v1"
 DEEPSEEK_URL = "https://api.deepseek.com/v1"
 
 _log = structlog.get_logger("asyncgen.client")
-
-
-def clean_api_key(api_key: str | None) -> str | None:
-    """The key as it will be sent: surrounding white space stripped, the rest checked.
-
-    A trailing ``\\r`` or ``\\n`` (Windows ``.env`` files, ``echo`` into a file) is removed;
-    a key with white space, control or non-ASCII characters inside is refused, since no
-    HTTP header can carry it. Both the raw and the cleaned key are masked in logs.
-
-    Raises:
-        ValueError: The key has characters no API key has (the key is not shown).
-    """
-    if api_key is None:
-        return None
-    register_secret(api_key)
-    cleaned = api_key.strip()
-    register_secret(cleaned)
-    bad = next((c for c in cleaned if not 0x21 <= ord(c) <= 0x7E), None)
-    if bad is not None:
-        raise ValueError(
-            f"the API key contains {_describe(bad)} at position {cleaned.index(bad) + 1} "
-            f"of {len(cleaned)}: API keys are printable ASCII with no spaces; check where it "
-            "comes from (a quoted or multi-line value in a .env file?)"
-        )
-    return cleaned or None
-
-
-def _describe(char: str) -> str:
-    if ord(char) < 0x20 or ord(char) == 0x7F:
-        return f"a control character (U+{ord(char):04X})"
-    if char.isspace():
-        return f"white space (U+{ord(char):04X})"
-    return f"a non-ASCII character (U+{ord(char):04X})"
 
 
 def _require_aiohttp() -> None:
