@@ -10,8 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import asyncgen
+from asyncgen.sim._limits import Admitted, make_limiter
 from asyncgen.testing import ModelProfile, SimConfig, SimServer
 
 HELLO: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
@@ -103,3 +106,69 @@ def test_command_line_serves_until_terminated() -> None:
         assert child.wait(10) in (0, -signal.SIGTERM)
         assert child.stdout is not None
         child.stdout.close()
+
+
+def admitted_times(kind: str, profile: ModelProfile, arrivals: list[float]) -> list[float]:
+    """The arrival times a fresh limiter of ``kind`` admits (1 token each)."""
+    limiter = make_limiter(kind)
+    return [t for t in arrivals if isinstance(limiter.check(profile, 1, t), Admitted)]
+
+
+def most_in_any_window(times: list[float], width: float) -> int:
+    """The most of ``times`` in any half-open window [t, t + width)."""
+    return max((sum(1 for u in times if t <= u < t + width) for t in times), default=0)
+
+
+class TestLimiterKinds:
+    def test_sliding_admits_rate_per_second_and_says_when(self) -> None:
+        """600 rpm as 10 in any 1-second window: the 11th waits until the 1st leaves."""
+        profile, limiter = ModelProfile(rpm=600, limiter="sliding"), make_limiter("sliding")
+        for i in range(10):
+            assert isinstance(limiter.check(profile, 1, i * 0.01), Admitted)
+        assert limiter.check(profile, 1, 0.5) == pytest.approx(0.5)
+        assert isinstance(limiter.check(profile, 1, 1.0), Admitted)
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.lists(st.floats(0, 5, allow_nan=False), min_size=1, max_size=120))
+    def test_sliding_never_exceeds_in_any_window(self, raw: list[float]) -> None:
+        """Whatever the arrivals, no 1-second window holds more than rpm / 60 admissions."""
+        admitted = admitted_times("sliding", ModelProfile(rpm=600), sorted(raw))
+        assert most_in_any_window(admitted, 1.0) <= 10
+
+    def test_fixed_resets_at_the_minute(self) -> None:
+        """A fixed window admits rpm at once, then nothing until the next clock minute."""
+        profile, limiter = ModelProfile(rpm=5, limiter="fixed"), make_limiter("fixed")
+        for i in range(5):
+            assert isinstance(limiter.check(profile, 1, 100.0 + i), Admitted)
+        assert limiter.check(profile, 1, 110.0) == pytest.approx(50.0)
+        assert isinstance(limiter.check(profile, 1, 160.0), Admitted)
+
+    def test_bucket_lets_a_burst_through(self) -> None:
+        """The bucket admits rpm/60 x burst + 1 at once: more than a sliding window would."""
+        arrivals = [i * 0.001 for i in range(40)]
+        bucket = admitted_times("bucket", ModelProfile(rpm=600, burst=1.0), arrivals)
+        sliding = admitted_times("sliding", ModelProfile(rpm=600), arrivals)
+        assert (len(bucket), len(sliding)) == (11, 10)
+
+    def test_sliding_tokens_and_correction(self) -> None:
+        """tpm/60 tokens in any second; a corrected charge frees (or takes) room."""
+        profile, limiter = ModelProfile(tpm=600, limiter="sliding"), make_limiter("sliding")
+        first = limiter.check(profile, 8, 0.0)
+        assert isinstance(first, Admitted)
+        assert not isinstance(limiter.check(profile, 5, 0.1), Admitted)  # 8 + 5 > 10
+        limiter.correct(profile, first, -6)  # it used 2, not 8
+        assert isinstance(limiter.check(profile, 5, 0.2), Admitted)
+
+    @pytest.mark.parametrize(
+        ("header", "sent"),
+        [("both", {"retry-after", "retry-after-ms"}), ("retry-after", {"retry-after"}),
+         ("retry-after-ms", {"retry-after-ms"}), ("none", set())],
+    )  # fmt: skip
+    def test_retry_header_variants(self, sim: SimServer, header: str, sent: set[str]) -> None:
+        """A 429 carries Retry-After, retry-after-ms, both or neither, as configured."""
+        profile = ModelProfile(rpm=60, limiter="sliding", retry_header=header)  # type: ignore[arg-type]
+        sim.configure(SimConfig(models={"m": profile}))
+        assert httpx.post(f"{sim.base_url}/chat/completions", json=CHAT).status_code == 200
+        refused = httpx.post(f"{sim.base_url}/chat/completions", json=CHAT)
+        assert refused.status_code == 429
+        assert {"retry-after", "retry-after-ms"} & set(refused.headers) == sent

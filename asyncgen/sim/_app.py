@@ -8,12 +8,12 @@ import math
 import random
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from ..llm._hints import estimate_tokens
 from ._config import Fault, ModelProfile, SimConfig
+from ._limits import Admitted, Limiter, estimate_charge, make_limiter
 
 __all__ = ["SimApp"]
 
@@ -22,44 +22,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-WINDOW = 60.0
-
 
 class _Reset(Exception):
     """Raised to make the server drop the connection mid-answer."""
-
-
-class _Limiter:
-    """A model's server-side limits: GCRA meters for requests and tokens per minute.
-
-    A request is refused (429) unless both meters admit it now; the answer says how
-    long until they would (Retry-After). ``burst`` seconds of traffic may come at once.
-    """
-
-    def __init__(self) -> None:
-        self.tat_requests = float("-inf")
-        self.tat_tokens = float("-inf")
-
-    def check(self, profile: ModelProfile, tokens: int, now: float) -> float | None:
-        """Admit a request (return None) or return seconds until it would be admitted."""
-        waits = [0.0]
-        if profile.rpm is not None:
-            waits.append(self.tat_requests - profile.burst - now)
-        if profile.tpm is not None:
-            waits.append(self.tat_tokens - profile.burst - now)
-        wait = max(waits)
-        if wait > 0:
-            return wait
-        if profile.rpm is not None:
-            self.tat_requests = max(self.tat_requests, now) + WINDOW / profile.rpm
-        if profile.tpm is not None:
-            self.tat_tokens = max(self.tat_tokens, now) + tokens * WINDOW / profile.tpm
-        return None
-
-    def correct(self, profile: ModelProfile, tokens: int) -> None:
-        """Charge (or refund) the difference between estimated and reported tokens."""
-        if profile.tpm is not None:
-            self.tat_tokens += tokens * WINDOW / profile.tpm
 
 
 def _tokens(text: str) -> int:
@@ -83,7 +48,7 @@ class SimApp:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.http_versions: Counter[str] = Counter()
-        self.limiters: defaultdict[str, _Limiter] = defaultdict(_Limiter)
+        self.limiters: dict[str, Limiter] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self.model_in_flight: Counter[str] = Counter()
@@ -148,7 +113,7 @@ class SimApp:
             model = str(request["model"])
             messages = request["messages"]
             prompt = str(messages[-1].get("content", "")) if messages else ""
-            cost = estimate_tokens(messages, request)
+            cost = estimate_charge(messages, request)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             await self._error(send, 400, "invalid_request_error", "body needs model and messages")
             return
@@ -181,12 +146,12 @@ class SimApp:
     async def _limited(
         self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int
     ) -> None:
-        wait = self.limiters[model].check(profile, cost, time.monotonic())
-        if wait is not None:
-            headers = {
-                "retry-after": str(math.ceil(wait)),
-                "retry-after-ms": str(math.ceil(wait * 1000)),
-            }
+        limiter = self.limiters.get(model)
+        if limiter is None:
+            limiter = self.limiters[model] = make_limiter(profile.limiter)
+        admitted = limiter.check(profile, cost, time.monotonic())
+        if not isinstance(admitted, Admitted):
+            headers = _retry_headers(profile.retry_header, admitted)
             await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
             return
         fault = self._fault(model, profile)
@@ -199,7 +164,7 @@ class SimApp:
             await self._inject(send, fault)
             return
         completion = self._completion(model, prompt, profile)
-        self.limiters[model].correct(profile, completion["usage"]["total_tokens"] - cost)
+        limiter.correct(profile, admitted, completion["usage"]["total_tokens"] - cost)
         await _json(send, 200, completion)
 
     def _fault(self, model: str, profile: ModelProfile) -> Fault | None:
@@ -280,6 +245,16 @@ class SimApp:
                 "cost": round(cost, 10),
             },
         }
+
+
+def _retry_headers(kind: str, wait: float) -> dict[str, str]:
+    headers = {
+        "retry-after": str(math.ceil(wait)),
+        "retry-after-ms": str(math.ceil(wait * 1000)),
+    }
+    if kind == "both":
+        return headers
+    return {name: value for name, value in headers.items() if name == kind}
 
 
 async def _read_body(receive: Receive) -> bytes:

@@ -53,6 +53,13 @@ class ModelProfile(BaseModel):
             a token) plus its max_tokens (256 if unset), then corrected to its usage.
         burst: Seconds of traffic admitted at once before the rates apply (GCRA
             tolerance): with rpm=600 and burst=1, 10 requests may arrive together.
+            For the ``bucket`` limiter only.
+        limiter: How rpm and tpm are enforced: ``bucket`` (GCRA with ``burst``),
+            ``sliding`` (at most rpm/60 requests and tpm/60 tokens in any 1-second
+            window, as OpenAI enforces per-minute limits) or ``fixed`` (rpm requests and
+            tpm tokens per clock minute from the server's start, reset at each boundary).
+        retry_header: What a rate-limit 429 carries: ``both`` (Retry-After in whole
+            seconds and retry-after-ms), ``retry-after``, ``retry-after-ms`` or ``none``.
         max_concurrency: Requests of this model allowed in flight at once; beyond it,
             429 without Retry-After (as providers with concurrency limits answer).
         reply: The answer's text; ``{model}`` and ``{prompt}`` are filled in. None
@@ -68,6 +75,8 @@ class ModelProfile(BaseModel):
     rpm: int | None = Field(default=None, ge=1)
     tpm: int | None = Field(default=None, ge=1)
     burst: float = Field(default=1.0, ge=0.0)
+    limiter: Literal["bucket", "sliding", "fixed"] = "bucket"
+    retry_header: Literal["both", "retry-after", "retry-after-ms", "none"] = "both"
     max_concurrency: int | None = Field(default=None, ge=1)
     reply: str | None = None
     faults: list[Fault] = Field(default_factory=list)
