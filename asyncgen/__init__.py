@@ -42,8 +42,10 @@ from ._retry import retry as retry
 from ._retry import retrying as retrying
 from ._retry_after import parse_retry_after as parse_retry_after
 from ._settings import Settings as Settings
+from ._shared_limit import SharedRateLimiter as SharedRateLimiter
 from .llm import BatchProgress as BatchProgress
 from .llm import ChatClient as ChatClient
+from .llm import ClientPaused as ClientPaused
 from .llm import ClientStatistics as ClientStatistics
 from .llm import Completion as Completion
 from .llm import Event as Event
@@ -80,6 +82,7 @@ __all__ = [
     "ChatClient",
     "CircuitBreaker",
     "CircuitOpenError",
+    "ClientPaused",
     "ClientStatistics",
     "Completion",
     "ConnectionFailedError",
@@ -108,6 +111,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "Settings",
+    "SharedRateLimiter",
     "StoreError",
     "TransientError",
     "UnsupportedServerError",

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncgen import AdaptiveConcurrency, CircuitBreaker, CircuitOpenError, RateLimiter
@@ -22,12 +23,12 @@ class FakeClock:
 class TestRateLimiter:
     def test_requests_are_spaced_without_burst(self) -> None:
         """At 60 rpm and no burst, bookings made together start 1 s apart."""
-        limiter = RateLimiter(60, burst=0, clock=FakeClock())
+        limiter = RateLimiter(60, headroom=0, clock=FakeClock())
         assert [limiter.reserve() for _ in range(4)] == [0.0, 1.0, 2.0, 3.0]
 
     def test_burst_lets_a_second_of_traffic_through(self) -> None:
         """At 600 rpm with 1 s of burst, 11 start at once, then one every 0.1 s."""
-        limiter = RateLimiter(600, clock=FakeClock())
+        limiter = RateLimiter(600, burst=1.0, headroom=0, clock=FakeClock())
         delays = [limiter.reserve() for _ in range(14)]
         assert delays[:11] == [0.0] * 11
         assert delays[11:] == pytest.approx([0.1, 0.2, 0.3])
@@ -35,28 +36,27 @@ class TestRateLimiter:
     def test_time_passing_frees_capacity(self) -> None:
         """After waiting out the interval, the next request goes at once."""
         clock = FakeClock()
-        limiter = RateLimiter(60, burst=0, clock=clock)
+        limiter = RateLimiter(60, headroom=0, clock=clock)
         limiter.reserve()
         clock.now = 1.0
         assert limiter.reserve() == 0.0
 
     def test_tokens_per_minute(self) -> None:
         """Token costs space requests: 100 tokens at 6,000 tpm hold the next for 1 s."""
-        limiter = RateLimiter(tokens_per_minute=6000, burst=0, clock=FakeClock())
+        limiter = RateLimiter(tokens_per_minute=6000, headroom=0, clock=FakeClock())
         assert limiter.reserve(100) == 0.0
         assert limiter.reserve(100) == pytest.approx(1.0)
 
     def test_settle_refunds_an_overestimate(self) -> None:
         """Reporting fewer tokens than estimated brings the next start forward."""
-        limiter = RateLimiter(tokens_per_minute=6000, burst=0, clock=FakeClock())
-        limiter.reserve(100)
-        limiter.settle(estimated=100, actual=40)
+        limiter = RateLimiter(tokens_per_minute=6000, headroom=0, clock=FakeClock())
+        limiter.settle(limiter.book(100), 40)
         assert limiter.reserve(10) == pytest.approx(0.4)
         assert limiter.statistics().tokens == 50
 
     def test_both_limits_apply(self) -> None:
         """The later of the two meters decides."""
-        limiter = RateLimiter(60, 60_000, burst=0, clock=FakeClock())
+        limiter = RateLimiter(60, 60_000, headroom=0, clock=FakeClock())
         limiter.reserve(2000)  # 2 s worth of tokens, 1 s worth of requests
         assert limiter.reserve(1) == pytest.approx(2.0)
 
@@ -78,7 +78,7 @@ class TestRateLimiter:
     ) -> None:
         """Whatever the arrival pattern, starts in any 60 s window <= rpm + burst share."""
         clock = FakeClock()
-        limiter = RateLimiter(rpm, burst=burst, clock=clock)
+        limiter = RateLimiter(rpm, burst=burst, headroom=0, clock=clock)
         starts = []
         for gap in gaps:
             clock.now += gap
@@ -88,6 +88,51 @@ class TestRateLimiter:
             in_window = sum(first <= s < first + 60 for s in starts[i:])
             assert in_window <= allowed + 1e-9
 
+    @settings(max_examples=80, deadline=None)
+    @given(
+        rpm=st.integers(60, 3000),
+        costs=st.lists(st.tuples(st.floats(0, 0.3), st.integers(1, 400)), min_size=1,
+                       max_size=150),
+    )  # fmt: skip
+    def test_default_never_exceeds_the_limit_in_any_second(
+        self, rpm: int, costs: list[tuple[float, int]]
+    ) -> None:
+        """With defaults, no window holds more than rpm/60 a second, nor tpm/60 tokens a second."""
+        clock, tpm = FakeClock(), 60_000
+        limiter = RateLimiter(rpm, tpm, clock=clock)
+        starts: list[tuple[float, int]] = []
+        for gap, tokens in costs:
+            clock.now += gap
+            starts.append((clock.now + limiter.reserve(tokens), tokens))
+        allowed = math.ceil(rpm / 60)  # a rate that is not whole: ceil(r) per ceil(r)/r s
+        span = allowed / (rpm / 60)
+        for first, _ in starts:
+            assert sum(1 for s, _ in starts if first <= s < first + span) <= allowed
+            assert sum(t for s, t in starts if first <= s < first + 1.0) <= tpm / 60 + 1e-9
+
+    def test_a_429_lowers_the_pace_once_per_round_trip_then_it_recovers(self) -> None:
+        """A step of 10 % per round trip, never under half, back by 1 % per 10 s."""
+        clock = FakeClock()
+        limiter = RateLimiter(600, headroom=0, clock=clock)
+        early = limiter.book()
+        assert limiter.note_rejected(early)
+        assert limiter.pace() == pytest.approx(0.9)
+        assert not limiter.note_rejected(early)  # started before the cut: same overload
+        clock.now = 0.5
+        assert limiter.note_rejected(limiter.book())
+        assert limiter.pace() == pytest.approx((0.9 + 0.5 * 0.001) * 0.9)  # 0.5 s of recovery
+        for _ in range(20):
+            clock.now += 0.01
+            limiter.note_rejected(limiter.book())
+        assert limiter.pace() == pytest.approx(0.5)  # the floor
+        clock.now += 100.0
+        assert limiter.pace() == pytest.approx(0.6)  # 0.1 back in 100 s
+        assert limiter.statistics().rejections == 22
+        spaced = RateLimiter(600, headroom=0, clock=FakeClock())
+        spaced.note_rejected()
+        assert spaced.reserve() == 0.0
+        assert spaced.reserve() == pytest.approx(0.1 / 0.9)  # the interval at 90 %
+
     async def test_acquire_waits_on_the_injected_sleep(self) -> None:
         """acquire() sleeps the booked delay through the injected sleep."""
         slept: list[float] = []
@@ -95,7 +140,7 @@ class TestRateLimiter:
         async def sleep(seconds: float) -> None:
             slept.append(seconds)
 
-        limiter = RateLimiter(120, burst=0, clock=FakeClock(), sleep=sleep)
+        limiter = RateLimiter(120, headroom=0, clock=FakeClock(), sleep=sleep)
         await limiter.acquire()
         await limiter.acquire()
         assert slept == [0.5]

@@ -8,10 +8,19 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .._ratelimit import RateLimiter
 from ..llm import ChatClient
 from ._files import UsageProblem
 
-__all__ = ["KEY_VARIABLES", "PROVIDERS", "number", "provider_client", "whole"]
+__all__ = [
+    "KEY_VARIABLES",
+    "PROVIDERS",
+    "add_limit_flags",
+    "limiter_from",
+    "number",
+    "provider_client",
+    "whole",
+]
 
 PROVIDERS: dict[str, Callable[..., ChatClient]] = {
     "openrouter": ChatClient.openrouter,
@@ -59,6 +68,46 @@ def whole(what: str, *, minimum: int, maximum: int | None = None) -> Callable[[s
         return value
 
     return parse
+
+
+def add_limit_flags(parser: argparse.ArgumentParser, *, shared_default: str) -> None:
+    """Declare --rpm, --tpm and the shared limiter's --rate-limit-url / --rate-limit-name."""
+    no_limit = " (leave the flag out for no limit)"
+    parser.add_argument("--rpm", type=number("requests per minute", hint=no_limit),
+                        help="requests per minute limit")  # fmt: skip
+    parser.add_argument("--tpm", type=number("tokens per minute", hint=no_limit),
+                        help="tokens per minute limit")  # fmt: skip
+    parser.add_argument(
+        "--rate-limit-url",
+        help="redis:// URL where --rpm/--tpm are shared with every other process using the "
+        f"same --rate-limit-name ({shared_default})",
+    )
+    parser.add_argument(
+        "--rate-limit-name",
+        help="the shared budget's name, one per API key (default: the API's base URL)",
+    )
+
+
+def limiter_from(args: argparse.Namespace, *, base_url: str) -> RateLimiter | None:
+    """The RateLimiter the flags ask for: local, shared through Redis, or none.
+
+    Raises:
+        UsageProblem: A shared URL without --rpm or --tpm, or one that is not redis://.
+    """
+    url = getattr(args, "rate_limit_url", None)
+    if not (args.rpm or args.tpm):
+        if url and getattr(args, "rate_limit_explicit", True):
+            raise UsageProblem("--rate-limit-url shares --rpm/--tpm: give one of them too")
+        return None
+    if not url:
+        return RateLimiter(args.rpm, args.tpm)
+    if not url.startswith(("redis://", "rediss://")):
+        raise UsageProblem(
+            f"--rate-limit-url must be redis:// or rediss://, not {url.split(':')[0]}://"
+        )
+    name = args.rate_limit_name or base_url
+    return RateLimiter.shared(url, name=name, requests_per_minute=args.rpm,
+                              tokens_per_minute=args.tpm)  # fmt: skip
 
 
 def provider_client(provider: str | None, base_url: str | None, **options: Any) -> ChatClient:

@@ -13,11 +13,10 @@ from types import FrameType
 from typing import Literal
 
 from .._logging import configure_logging
-from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
 from ..llm import ChatClient, generate_stream
 from ..sim import SimConfig, SimServer
-from ._args import PROVIDERS, number, provider_client, whole
+from ._args import PROVIDERS, add_limit_flags, limiter_from, number, provider_client, whole
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress
@@ -39,7 +38,7 @@ def _err(message: str) -> None:
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[ChatClient]:
     """The client the flags ask for; with --sim, a simulator in a child process."""
-    limiter = RateLimiter(args.rpm, args.tpm) if (args.rpm or args.tpm) else None
+    limiter = limiter_from(args, base_url=args.base_url or args.provider)
     concurrency = 64 if args.concurrency == "auto" else args.concurrency
     options = {
         "rate_limit": limiter,
@@ -84,11 +83,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     where.add_argument("--sim", action="store_true", help="use the built-in simulator")
     run.add_argument("--model", help="model for lines that name none")
     run.add_argument("--concurrency", type=_concurrency, default=6, help="N or auto (default 6)")
-    no_limit = " (leave the flag out for no limit)"
-    run.add_argument("--rpm", type=number("requests per minute", hint=no_limit),
-                     help="requests per minute limit")  # fmt: skip
-    run.add_argument("--tpm", type=number("tokens per minute", hint=no_limit),
-                     help="tokens per minute limit")  # fmt: skip
+    add_limit_flags(run, shared_default="default: not shared")
     run.add_argument("--retries", type=whole("attempts", minimum=1), default=3,
                      help="attempts per job (default 3)")  # fmt: skip
     run.add_argument("--deadline", type=number("seconds"),
@@ -173,6 +168,8 @@ async def _run(
             raise UsageProblem(str(exc)) from None
         finally:
             await client.aclose()
+            if client.rate_limit is not None:
+                await client.rate_limit.aclose()
     progress.summary(str(args.output))
     _explain(client, progress.tally.failed)
     return progress.tally.failed + (todo - progress.tally.done)

@@ -18,7 +18,7 @@ from .._settings import DEFAULT_SETTINGS_FILE, Settings
 from .._validation import describe_invalid
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
-from ._args import PROVIDERS, number, provider_client, whole
+from ._args import PROVIDERS, add_limit_flags, limiter_from, number, provider_client, whole
 from ._files import UsageProblem
 
 __all__ = ["add_worker_parser"]
@@ -65,6 +65,7 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="API preset for generation jobs; its key comes from the environment "
         "(default: openrouter when OPENROUTER_API_KEY is set, else no generation jobs)",
     )
+    add_limit_flags(worker, shared_default="default: the queue's Redis, when it is on Redis")
     worker.set_defaults(handler=worker_command)
 
 
@@ -82,12 +83,16 @@ def _register(queue: JobQueue, modules: list[str]) -> None:
             queue.register(value)
 
 
-def _client(args: argparse.Namespace) -> ChatClient | None:
-    if args.base_url or args.provider:
-        return provider_client(args.provider, args.base_url)
-    if os.environ.get("OPENROUTER_API_KEY", "").strip():
-        return provider_client("openrouter", None)
-    return None
+def _client(args: argparse.Namespace, queue_url: str) -> ChatClient | None:
+    if not (args.base_url or args.provider or os.environ.get("OPENROUTER_API_KEY", "").strip()):
+        if args.rpm or args.tpm:
+            raise UsageProblem("--rpm/--tpm limit generation jobs: give --base-url or --provider")
+        return None
+    provider = args.provider or (None if args.base_url else "openrouter")
+    if args.rate_limit_url is None and queue_url.startswith(("redis://", "rediss://")):
+        args.rate_limit_url, args.rate_limit_explicit = queue_url, False
+    limiter = limiter_from(args, base_url=args.base_url or provider or "openrouter")
+    return provider_client(provider, args.base_url, rate_limit=limiter)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -114,7 +119,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
     if unknown:
         raise UsageProblem(f"--kinds names {', '.join(unknown)}, which no --tasks module defines")
     worker = Worker(
-        queue, kinds=kinds, client=_client(args),
+        queue, kinds=kinds, client=_client(args, url),
         concurrency=args.concurrency if args.concurrency is not None
         else settings.worker_concurrency,
         lease=args.lease if args.lease is not None else settings.worker_lease,
@@ -146,6 +151,8 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
         await queue.aclose()
         if worker.client is not None:
             await worker.client.aclose()
+            if worker.client.rate_limit is not None:
+                await worker.client.rate_limit.aclose()
     return 0
 
 

@@ -5,6 +5,7 @@ Everything public here is re-exported from :mod:`asyncgen`.
 
 from ._client import ChatClient as ChatClient
 from ._events import BatchProgress as BatchProgress
+from ._events import ClientPaused as ClientPaused
 from ._events import Event as Event
 from ._events import JobFailed as JobFailed
 from ._events import JobRetrying as JobRetrying
@@ -25,6 +26,7 @@ from ._traffic import ClientStatistics as ClientStatistics
 __all__ = [
     "BatchProgress",
     "ChatClient",
+    "ClientPaused",
     "ClientStatistics",
     "Completion",
     "Event",

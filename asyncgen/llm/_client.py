@@ -18,12 +18,14 @@ from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, Ad
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, ConnectionFailedError, InsufficientCreditsError
+from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import error_for_status, map_transport_error, parse_completion
 from ._models import Completion, KeyInfo
+from ._pauses import Pause
 from ._traffic import ClientStatistics, Traffic
 
 __all__ = [
@@ -331,7 +333,7 @@ class ChatClient:
         except self._foreign_errors as exc:  # aiohttp errors its transport does not map
             raise ConnectionFailedError(f"{model}: {type(exc).__name__}: {exc}") from exc
         latency = time.perf_counter() - began
-        self._traffic.note_headers(response.headers, max_pause=max_pause)
+        self._traffic.note_headers(model, response.headers, max_pause=max_pause)
         try:
             if response.status_code >= 300:
                 raise self._error(response, model)
@@ -346,6 +348,15 @@ class ChatClient:
     def rate_limit(self) -> RateLimiter | None:
         """The RateLimiter every request on this client passes, or None."""
         return self._traffic.rate_limit
+
+    def paused(self, model: str) -> Pause | None:
+        """The pause holding new requests to ``model`` now (its own or the key's), or None."""
+        return self._traffic.pauses.current(model)
+
+    def pacing(self, model: str) -> PacingStatistics | None:
+        """What ``concurrency="auto"`` learned of ``model``'s rate, or None if never paced."""
+        pacer = self._traffic.pacers.get(model)
+        return pacer.statistics() if pacer is not None else None
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker guarding ``model`` on this client."""

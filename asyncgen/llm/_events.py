@@ -13,6 +13,7 @@ from ._models import GenerationJob, GenerationResult
 
 __all__ = [
     "BatchProgress",
+    "ClientPaused",
     "Event",
     "JobFailed",
     "JobRetrying",
@@ -42,6 +43,21 @@ class JobRetrying:
     attempt: int
     delay: float
     error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class ClientPaused:
+    """A 429 (or a provider's rate-limit headers) paused new requests on the client.
+
+    ``scope`` is "model" (only ``job.model`` waits) or "key" (every model on the key:
+    429s from two or more models in one window, or a key-wide header).
+    """
+
+    index: int
+    job: GenerationJob
+    scope: str
+    seconds: float
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +93,7 @@ class BatchProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
 
-Event = JobStarted | JobRetrying | JobSucceeded | JobFailed | BatchProgress
+Event = JobStarted | JobRetrying | ClientPaused | JobSucceeded | JobFailed | BatchProgress
 OnEvent = Callable[[Event], object]
 
 

@@ -18,7 +18,12 @@ from typing import Any, Literal
 import structlog
 from pydantic import ValidationError
 
-from .._errors import BudgetExceededError, InsufficientCreditsError, ValidationFailedError
+from .._errors import (
+    BudgetExceededError,
+    InsufficientCreditsError,
+    RateLimitedError,
+    ValidationFailedError,
+)
 from .._gather import gather_bounded
 from .._logging import mask_secrets
 from .._outcome import Outcome
@@ -27,6 +32,7 @@ from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
 from ._events import (
     BatchProgress,
+    ClientPaused,
     Event,
     JobFailed,
     JobRetrying,
@@ -156,10 +162,17 @@ class _Batch:
         job = self.jobs[index]
         self._check_start(job)
         self.sent[index] = self.sent.get(index, 0) + 1
-        completion = await self.client.request(
-            job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit,
-            max_pause=self.policy.max_retry_after,
-        )  # fmt: skip
+        try:
+            completion = await self.client.request(
+                job.model, job.to_messages(), job.params, rate_limit=self.budget.rate_limit,
+                max_pause=self.policy.max_retry_after,
+            )  # fmt: skip
+        except RateLimitedError:
+            pause = self.client.paused(job.model)
+            if pause is not None:
+                event = ClientPaused(index, job, pause.scope, round(pause.left(), 3), pause.reason)
+                await emit(self.on_event, event)
+            raise
         self.completions[index] = completion
         self.budget.spend(completion)
         return completion, await self._check(job, completion.text)
@@ -263,8 +276,8 @@ async def generate(
             kept as ``result.value``. Returning ``False`` or raising (any error) fails
             the job with ValidationFailedError, which is not retried unless the policy
             says so; other values, falsy ones included (None, 0, ``[]``), pass.
-        on_event: Receives JobStarted, JobRetrying, JobSucceeded, JobFailed and
-            BatchProgress events, sync or async.
+        on_event: Receives JobStarted, JobRetrying, ClientPaused, JobSucceeded,
+            JobFailed and BatchProgress events, sync or async.
         rate_limit: A RateLimiter for this batch's requests; default: the client's own.
         max_cost: Once the reported cost of the batch reaches this many dollars, no new
             job or retry starts; those left fail with BudgetExceededError.

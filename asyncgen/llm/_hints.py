@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-__all__ = ["estimate_tokens", "parse_duration", "pause_from_headers"]
+__all__ = ["estimate_tokens", "parse_duration", "pause_from_headers", "scoped_pause_from_headers"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 DEFAULT_COMPLETION_ESTIMATE = 256
@@ -45,18 +45,30 @@ def pause_from_headers(headers: httpx.Headers, *, now: float | None = None) -> f
     ``x-ratelimit-reset-*`` duration. OpenRouter: ``X-RateLimit-Remaining`` at 0 with
     ``X-RateLimit-Reset`` in epoch milliseconds. None when nothing says to wait.
     """
+    found = scoped_pause_from_headers(headers, now=now)
+    return found[0] if found is not None else None
+
+
+def scoped_pause_from_headers(
+    headers: httpx.Headers, *, now: float | None = None
+) -> tuple[float, str] | None:
+    """As :func:`pause_from_headers`, with the scope the headers speak for.
+
+    OpenAI's ``x-ratelimit-*-requests/-tokens`` are per model ("model"); OpenRouter's
+    ``X-RateLimit-*`` are per key ("key"). When both say wait, the key-wide one wins.
+    """
+    if _int(headers.get("x-ratelimit-remaining")) == 0:
+        reset_ms = _int(headers.get("x-ratelimit-reset"))
+        if reset_ms is not None:
+            current = time.time() if now is None else now
+            return max(0.0, reset_ms / 1000.0 - current), "key"
     waits = []
     for kind in ("requests", "tokens"):
         if _int(headers.get(f"x-ratelimit-remaining-{kind}")) == 0:
             reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
             if reset is not None:
                 waits.append(reset)
-    if _int(headers.get("x-ratelimit-remaining")) == 0:
-        reset_ms = _int(headers.get("x-ratelimit-reset"))
-        if reset_ms is not None:
-            current = time.time() if now is None else now
-            waits.append(max(0.0, reset_ms / 1000.0 - current))
-    return max(waits) if waits else None
+    return (max(waits), "model") if waits else None
 
 
 def estimate_tokens(messages: list[dict[str, object]], params: dict[str, object]) -> int:

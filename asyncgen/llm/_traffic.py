@@ -7,8 +7,6 @@ holds back every other job on the same key.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +16,12 @@ import structlog
 from .._adaptive import AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._errors import RateLimitedError, TransientError
-from .._ratelimit import RateLimiter
+from .._pacing import AdaptiveRate
+from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
-from ._hints import estimate_tokens, pause_from_headers
+from ._hints import estimate_tokens, scoped_pause_from_headers
 from ._models import Completion
+from ._pauses import BARE_429_PAUSE, Pause, Pauses, Scope
 
 __all__ = ["ClientStatistics", "Traffic"]
 
@@ -52,10 +52,11 @@ class Ticket:
     """One admitted request: what to report back when it ends."""
 
     model: str
-    estimate: int
     limiter: RateLimiter | None
+    booking: Booking | None
     slot: float | None
     max_pause: float = DEFAULT_MAX_RETRY_AFTER
+    paced: float | None = None  # when the adaptive pacer let it start
 
 
 class Traffic:
@@ -72,7 +73,8 @@ class Traffic:
         self.adaptive: AdaptiveConcurrency | None = None
         self._breaker_settings = (breaker_failures, breaker_cool_down)
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._paused_until = 0.0
+        self.pauses = Pauses()
+        self.pacers: dict[str, AdaptiveRate] = {}  # per model, with concurrency="auto"
         self._counts = dict.fromkeys(
             (
                 "requests",
@@ -87,7 +89,6 @@ class Traffic:
             0,
         )
         self._cost = 0.0
-        self._paused = 0.0
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker for ``model`` (made on first use)."""
@@ -97,23 +98,16 @@ class Traffic:
             found = self._breakers[model] = CircuitBreaker(failures, cool_down, name=model)
         return found
 
-    def pause(self, seconds: float, reason: str, *, limit: float = DEFAULT_MAX_RETRY_AFTER) -> None:
-        """Hold every new request on this client for ``seconds``, at most ``limit``.
+    def pause(
+        self, model: str, seconds: float, reason: str, *, limit: float, scope: Scope = "model"
+    ) -> Pause | None:
+        """Hold new requests to ``model`` (or, with scope "key", all) for ``seconds``.
 
-        The limit is the batch's ``max_retry_after``: a server asking for a longer wait
-        fails the job that got it at once, and must not freeze the other jobs longer
-        than the policy would ever wait.
+        At most ``limit``: the batch's ``max_retry_after``. A server asking for a longer
+        wait fails the job that got it at once, and must not freeze the other jobs
+        longer than the policy would ever wait.
         """
-        seconds = min(seconds, limit)
-        until = time.monotonic() + seconds
-        if until > self._paused_until:
-            self._paused_until = until
-            _log.warning("client_paused", seconds=round(seconds, 3), reason=reason)
-
-    async def _wait_pause(self) -> None:
-        while (left := self._paused_until - time.monotonic()) > 0:
-            self._paused += left
-            await asyncio.sleep(left)
+        return self.pauses.order(model, min(seconds, limit), reason, scope=scope)
 
     async def admit(
         self,
@@ -132,26 +126,48 @@ class Traffic:
         breaker = self.breaker(model)
         breaker.before_call()
         try:
-            await self._wait_pause()
-            estimate = 0
+            await self.pauses.wait(model)
+            booking = None
             if limiter is not None:
-                if limiter.tokens_per_minute:
-                    estimate = estimate_tokens(messages, params)
-                await limiter.acquire(estimate)
-                await self._wait_pause()  # a 429 may have arrived while we waited
-            slot = await self.adaptive.acquire() if self.adaptive is not None else None
+                estimate = estimate_tokens(messages, params) if limiter.tokens_per_minute else 0
+                booking = await limiter.acquire(estimate)
+                await self.pauses.wait(model)  # a 429 may have arrived while we waited
+            slot = paced = None
+            if self.adaptive is not None:
+                slot = await self.adaptive.acquire()
+                paced = await self._paced(model)
         except BaseException:
             breaker.record_neutral()
             raise
         self._counts["requests"] += 1
         self._counts["in_flight"] += 1
-        return Ticket(model, estimate, limiter, slot, max_pause)
+        return Ticket(model, limiter, booking, slot, max_pause, paced)
 
-    def note_headers(self, headers: httpx.Headers, *, max_pause: float) -> None:
+    async def _paced(self, model: str) -> float:
+        """Wait for the pacer's turn; a pause that began meanwhile voids it: book again."""
+        while True:
+            await self.pauses.wait(model)
+            paced = await self.pacer(model).acquire()
+            if self.pauses.current(model) is None:
+                return paced
+
+    def pacer(self, model: str) -> AdaptiveRate:
+        """The adaptive pacer of ``model`` (made on first use)."""
+        found = self.pacers.get(model)
+        if found is None:
+            found = self.pacers[model] = AdaptiveRate()
+        return found
+
+    def note_headers(self, model: str, headers: httpx.Headers, *, max_pause: float) -> None:
         """Pause when a provider's rate-limit headers say the budget is spent."""
-        wait = pause_from_headers(headers)
-        if wait:
-            self.pause(wait, "provider rate-limit headers: budget spent", limit=max_pause)
+        advertised = headers.get("x-ratelimit-limit-requests")
+        if self.adaptive is not None and advertised and advertised.isdigit():
+            self.pacer(model).advertised(float(advertised))
+        found = scoped_pause_from_headers(headers)
+        if found and found[0] > 0:
+            wait, scope = found
+            reason = "provider rate-limit headers: budget spent"
+            self.pause(model, wait, reason, limit=max_pause, scope=scope)  # type: ignore[arg-type]
 
     def finish(
         self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None
@@ -170,12 +186,28 @@ class Traffic:
         if error is not None:
             self._counts["failed"] += 1
         if overloaded:
-            self._counts["rate_limited"] += 1
-            retry_after = getattr(error, "retry_after", None)
-            if retry_after:
-                self.pause(retry_after, "429 with Retry-After", limit=ticket.max_pause)
+            self._overloaded(ticket, getattr(error, "retry_after", None))
+        elif completion is not None and ticket.paced is not None:
+            self.pacer(ticket.model).succeeded(ticket.paced)
+        elif ticket.paced is not None:
+            self.pacer(ticket.model).abandoned(ticket.paced)
         if self.adaptive is not None and ticket.slot is not None:
-            self.adaptive.release(ticket.slot, overloaded=overloaded, ok=completion is not None)
+            # Once the pacer knows the rate it owns rate control; the window only bounds
+            # what is in flight, and halving it too would starve a slow server.
+            paced = self.pacer(ticket.model).rate is not None
+            cut = overloaded and not (paced and getattr(error, "retry_after", None))
+            self.adaptive.release(ticket.slot, overloaded=cut, ok=completion is not None)
+
+    def _overloaded(self, ticket: Ticket, retry_after: float | None) -> None:
+        """A 429: pause the model (Retry-After, or a short default), slow the limiter."""
+        self._counts["rate_limited"] += 1
+        reason = "429 with Retry-After" if retry_after else "429"
+        wait = min(retry_after or BARE_429_PAUSE, ticket.max_pause)
+        self.pause(ticket.model, wait, reason, limit=ticket.max_pause)
+        if ticket.paced is not None:
+            self.pacer(ticket.model).rejected(ticket.paced, wait)
+        if ticket.limiter is not None and ticket.booking is not None:
+            ticket.limiter.note_rejected(ticket.booking)  # the real limit is lower
 
     def _account(self, ticket: Ticket, completion: Completion) -> None:
         usage = completion.usage
@@ -183,8 +215,9 @@ class Traffic:
         self._counts["prompt"] += usage.prompt_tokens
         self._counts["completion"] += usage.completion_tokens
         self._cost += usage.cost or 0.0
-        if ticket.limiter is not None and ticket.estimate:
-            ticket.limiter.settle(ticket.estimate, usage.total_tokens or ticket.estimate)
+        if ticket.limiter is not None and ticket.booking is not None:
+            booking = ticket.booking
+            ticket.limiter.settle(booking, usage.total_tokens or booking.tokens)
 
     def count_retry(self) -> None:
         """A job on this client is about to retry."""
@@ -205,6 +238,6 @@ class Traffic:
             completion_tokens=c["completion"],
             total_tokens=c["prompt"] + c["completion"],
             cost=round(self._cost, 10),
-            paused_seconds=round(self._paused, 3),
+            paused_seconds=round(self.pauses.waited, 3),
             open_circuits=tuple(m for m, b in self._breakers.items() if b.state != "closed"),
         )

@@ -3,8 +3,9 @@
 - ``bucket``: GCRA (a token bucket): ``burst`` seconds of traffic at once, then the
   rate. Forgiving: a short burst above the rate passes.
 - ``sliding``: at most ``rpm / 60`` requests (``tpm / 60`` tokens) in any 1-second
-  window, as OpenAI enforces its per-minute limits. Exact spacing at the rate rides the
-  window's edge: any jitter is a 429.
+  window, as OpenAI enforces its per-minute limits (for a rate that is not whole,
+  ``ceil(rpm / 60)`` in any ``ceil(rpm / 60) / (rpm / 60)`` seconds). Exact spacing
+  at the rate rides the window's edge: any jitter is a 429.
 - ``fixed``: at most ``rpm`` requests (``tpm`` tokens) per clock minute, counted from
   the server's start; the counts reset at each boundary. Bursty: a fresh minute admits
   everything at once, then nothing until the next.
@@ -85,22 +86,29 @@ class _Bucket(Limiter):
 
 
 class _Sliding(Limiter):
-    """A log of admissions over the last second (longer for rates under 1 a second)."""
+    """A log of recent admissions, checked against two sliding windows.
+
+    Requests: ``ceil(r)`` in any window of ``ceil(r) / r`` seconds, for ``r = rpm / 60``
+    (exactly ``r`` in any second when ``r`` is whole, as 600 rpm is 10 a second).
+    Tokens: ``tpm / 60`` in any second.
+    """
 
     def __init__(self) -> None:
         self.log: deque[list[float]] = deque()  # [time, tokens] of each admitted request
 
     def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
-        window = max(1.0, MINUTE / profile.rpm) if profile.rpm else 1.0
-        while self.log and self.log[0][0] <= now - window:
+        rate = profile.rpm / MINUTE if profile.rpm else 1.0
+        allowed = max(1, math.ceil(rate - 1e-9))
+        window = allowed / rate
+        while self.log and self.log[0][0] <= now - max(window, 1.0):
             self.log.popleft()
         waits = [0.0]
         if profile.rpm is not None:
-            allowed = max(1, math.floor(profile.rpm * window / MINUTE + 1e-9))
-            if len(self.log) >= allowed:
-                waits.append(self.log[-allowed][0] + window - now)
+            recent = [entry for entry in self.log if entry[0] > now - window]
+            if len(recent) >= allowed:
+                waits.append(recent[-allowed][0] + window - now)
         if profile.tpm is not None:
-            waits.append(self._token_wait(profile.tpm * window / MINUTE, tokens, now, window))
+            waits.append(self._token_wait(profile.tpm / MINUTE, tokens, now))
         wait = max(waits)
         if wait > 0:
             return wait
@@ -108,14 +116,15 @@ class _Sliding(Limiter):
         self.log.append(entry)
         return Admitted(entry)
 
-    def _token_wait(self, capacity: float, tokens: int, now: float, window: float) -> float:
-        used = sum(entry[1] for entry in self.log)
-        if not self.log or used + tokens <= capacity:
+    def _token_wait(self, capacity: float, tokens: int, now: float) -> float:
+        recent = [entry for entry in self.log if entry[0] > now - 1.0]
+        used = sum(entry[1] for entry in recent)
+        if not recent or used + tokens <= capacity:
             return 0.0
-        for at, spent in self.log:  # the oldest entries leave the window first
+        for at, spent in recent:  # the oldest entries leave the window first
             used -= spent
             if used + tokens <= capacity or used <= 0:
-                return at + window - now
+                return at + 1.0 - now
         return 0.0
 
     def correct(self, profile: ModelProfile, admitted: Admitted, tokens: int) -> None:

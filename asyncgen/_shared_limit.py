@@ -1,0 +1,289 @@
+"""A rate limiter shared by every process and machine, through one Redis key.
+
+``RateLimiter.shared("redis://...", name="openai-key-1", requests_per_minute=...)``
+keeps the GCRA state of ``_ratelimit.py`` (requests and tokens, the pace lowered by
+429s) in a Redis hash, changed only by Lua scripts that read the server's own ``TIME``:
+every booking is one atomic round trip, and client clocks do not matter. Token
+settlement after a response and a 429's step down are scripts too, so what one process
+learns slows them all.
+
+If Redis cannot be reached the limiter must not open the floodgates: it falls back to a
+local RateLimiter at this process's share of the limits (the limits divided by the
+number of processes seen using the key in the last 30 s, or by ``fallback_share``
+before any was seen, less one request a second for the streams being out of step),
+warns once, and tries Redis again every few seconds.
+
+Per-second token precision: across processes the token meter is GCRA alone (no log of
+the last second), so one request's tokens may spill over a second's share; the
+``headroom`` covers estimates, not that spill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+import weakref
+from typing import Any
+
+import structlog
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+
+from ._ratelimit import DEFAULT_BURST, Booking, RateLimiter
+
+__all__ = ["DEFAULT_FALLBACK_SHARE", "DEFAULT_SHARED_HEADROOM", "SharedRateLimiter"]
+
+DEFAULT_FALLBACK_SHARE = 0.25  # of the limits, before any other process was seen
+# Processes on a busy machine start late by a few milliseconds now and then, and one
+# late start can land in the next 1-second window: more headroom than one process needs.
+DEFAULT_SHARED_HEADROOM = 0.05
+RETRY_REDIS = 5.0  # seconds between attempts to reach Redis again while falling back
+
+_log = structlog.get_logger("asyncgen.ratelimit")
+
+# ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME)
+_BOOK = """
+local function fmt(x) return string.format('%.6f', x) end
+local now = tonumber(ARGV[7])
+if not now then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+end
+local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local headroom, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+local f = redis.call('HMGET', KEYS[1], 'req', 'tok', 'cut_pace', 'cut_at')
+local req, tok = tonumber(f[1]) or 0, tonumber(f[2]) or 0
+local cut_pace, cut_at = tonumber(f[3]) or 1, tonumber(f[4]) or 0
+local pace = math.min(1, cut_pace + 0.001 * math.max(0, now - cut_at))
+local share = pace / (1 + headroom)
+local start = now
+if rpm > 0 then start = math.max(start, req - burst) end
+if tpm > 0 and tokens > 0 then start = math.max(start, tok) end
+if rpm > 0 then req = math.max(req, start) + 60 / (rpm * share) end
+if tpm > 0 and tokens > 0 then tok = math.max(tok, start) + tokens * 60 / (tpm * share) end
+redis.call('HSET', KEYS[1], 'req', fmt(req), 'tok', fmt(tok))
+redis.call('PEXPIRE', KEYS[1], 3600000)
+local who = KEYS[1] .. ':who'
+redis.call('ZADD', who, now, ARGV[6])
+redis.call('ZREMRANGEBYSCORE', who, '-inf', now - 30)
+redis.call('PEXPIRE', who, 60000)
+return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace)}
+"""
+
+# ARGV: 1 tpm, 2 token change, 3 headroom
+_SETTLE = """
+local function fmt(x) return string.format('%.6f', x) end
+local f = redis.call('HMGET', KEYS[1], 'tok', 'cut_pace', 'cut_at')
+if not f[1] then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local pace = math.min(1, (tonumber(f[2]) or 1) + 0.001 * math.max(0, now - (tonumber(f[3]) or 0)))
+local interval = 60 / (tonumber(ARGV[1]) * pace / (1 + tonumber(ARGV[3])))
+redis.call('HSET', KEYS[1], 'tok', fmt(tonumber(f[1]) + tonumber(ARGV[2]) * interval))
+return 1
+"""
+
+# ARGV: 1 the refused booking's start (server time), 2 step down, 3 floor
+_REJECT = """
+local function fmt(x) return string.format('%.6f', x) end
+local f = redis.call('HMGET', KEYS[1], 'cut_pace', 'cut_at')
+local cut_pace, cut_at = tonumber(f[1]) or 1, tonumber(f[2]) or 0
+if tonumber(ARGV[1]) <= cut_at then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local pace = math.min(1, cut_pace + 0.001 * math.max(0, now - cut_at))
+pace = math.max(tonumber(ARGV[3]), pace * tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], 'cut_pace', fmt(pace), 'cut_at', fmt(now))
+return 1
+"""
+
+
+class SharedRateLimiter(RateLimiter):
+    """A RateLimiter whose state lives in Redis, shared by every process using ``name``.
+
+    Make one with :meth:`RateLimiter.shared`. Its bookings are async (one Redis round
+    trip); ``settle`` and ``note_rejected`` send their update in the background.
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` or ``rediss://``.
+        name: The limit's name: every process giving the same name shares one budget
+            (e.g. one per API key).
+        requests_per_minute: As for RateLimiter.
+        tokens_per_minute: As for RateLimiter.
+        burst: As for RateLimiter.
+        headroom: As for RateLimiter, but 5 % by default (see DEFAULT_SHARED_HEADROOM).
+        fallback_share: The share of the limits this process keeps if Redis is down
+            before any other process was seen (default a quarter).
+
+    Raises:
+        ValueError: As RateLimiter, or an empty name.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        burst: float = DEFAULT_BURST,
+        headroom: float = DEFAULT_SHARED_HEADROOM,
+        fallback_share: float = DEFAULT_FALLBACK_SHARE,
+    ) -> None:
+        super().__init__(requests_per_minute, tokens_per_minute, burst=burst, headroom=headroom)
+        if not name:
+            raise ValueError("a shared limiter needs a name (e.g. one per API key)")
+        if not 0 < fallback_share <= 1:
+            raise ValueError(f"fallback_share must be in (0, 1], got {fallback_share}")
+        self.name = name
+        self._url = url
+        self._key = f"asyncgen:ratelimit:{{{name}}}"
+        self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._burst = burst
+        self._share = fallback_share
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[Redis, dict[str, Any]]
+        ] = weakref.WeakKeyDictionary()
+        self._fallback: RateLimiter | None = None
+        self._down_since: float | None = None
+        self._horizon = float("-inf")  # (monotonic) the last start Redis booked for us
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedRateLimiter(name={self.name!r}, requests_per_minute="
+            f"{self.requests_per_minute}, tokens_per_minute={self.tokens_per_minute})"
+        )
+
+    @property
+    def falling_back(self) -> bool:
+        """True while Redis is unreachable and the local share is in force."""
+        return self._down_since is not None
+
+    def _script(self, name: str, source: str) -> Any:
+        """This event loop's client's handle on a Lua script (EVALSHA, loaded on need)."""
+        loop = asyncio.get_running_loop()
+        found = self._clients.get(loop)
+        if found is None:
+            client = Redis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            found = self._clients[loop] = (client, {})
+        client, scripts = found
+        if name not in scripts:
+            scripts[name] = client.register_script(source)
+        return scripts[name]
+
+    def book(self, tokens: int = 0, *, now: float | None = None) -> Booking:
+        """Not available: a shared booking is a Redis round trip (use :meth:`acquire`).
+
+        Raises:
+            TypeError: Always.
+        """
+        raise TypeError("a shared limiter books through Redis: await limiter.acquire(tokens)")
+
+    async def acquire(self, tokens: int = 0) -> Booking:
+        """Book through Redis (or the local share while it is down) and wait."""
+        booking = await self.book_shared(tokens)
+        if booking.delay > 0:
+            await asyncio.sleep(booking.delay)
+        return booking
+
+    async def book_shared(self, tokens: int = 0, *, now: float | None = None) -> Booking:
+        """Book the next start in the shared state; ``now`` overrides Redis TIME (tests)."""
+        if self._down_since is not None and time.monotonic() - self._down_since < RETRY_REDIS:
+            return self._local().book(tokens)  # the local share, until the retry is due
+        args = [self.requests_per_minute or 0, self.tokens_per_minute or 0, tokens,
+                self.headroom, self._burst, self._id, "" if now is None else repr(now)]  # fmt: skip
+        try:
+            start, delay, who, _pace = await self._script("book", _BOOK)(
+                keys=[self._key], args=args
+            )
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            return self._fall_back(exc).book(tokens)
+        self._recovered(int(who))
+        booking = Booking(float(start), max(0.0, float(delay)), tokens, None)
+        self._horizon = max(self._horizon, time.monotonic() + booking.delay)
+        with self._lock:
+            self._admitted += 1
+            self._spent_tokens += tokens
+            self._waited += booking.delay
+        return booking
+
+    def _local(self) -> RateLimiter:
+        if self._fallback is None:
+            # Starts Redis already booked for us still go ahead: begin after them.
+            self._fallback = self._share_of_limits(after=self._horizon)
+        return self._fallback
+
+    def _share_of_limits(self, *, after: float) -> RateLimiter:
+        """This process's part of the limits while each process paces on its own.
+
+        Streams that are each evenly spaced but out of step can put one more start
+        each into a 1-second window than their rates say, so each process gives up one
+        request a second (at most half its share) to keep the sum under the limit.
+        """
+        share, rpm, tpm = self._share, None, None
+        if self.requests_per_minute:
+            per_second = self.requests_per_minute / 60.0 * share
+            rpm = max(per_second - 1.0, per_second / 2) * 60.0
+        if self.tokens_per_minute:
+            tpm = self.tokens_per_minute * share * 0.9
+        local = RateLimiter(rpm, tpm, burst=0.0, headroom=self.headroom)
+        local.start_after(after)
+        return local
+
+    def _fall_back(self, exc: BaseException) -> RateLimiter:
+        if self._down_since is None:
+            _log.warning(
+                "shared_limiter_unreachable", name=self.name, share=round(self._share, 4),
+                error=f"{type(exc).__name__}: {exc}",
+                action="limiting this process to its share until Redis answers again",
+            )  # fmt: skip
+            self._fallback = None
+        self._down_since = time.monotonic()
+        return self._local()
+
+    def _recovered(self, participants: int) -> None:
+        self._share = 1.0 / max(1, participants)  # this process's share, if Redis goes
+        if self._down_since is not None:
+            _log.warning("shared_limiter_reachable_again", name=self.name)
+            self._down_since = None
+            self._fallback = None
+
+    def settle(self, booking: Booking, actual: int) -> None:
+        """Correct the shared token meter (in the background) once usage is known."""
+        if not self.tokens_per_minute or not booking.tokens or actual == booking.tokens:
+            return
+        change, booking.tokens = actual - booking.tokens, actual
+        args = [self.tokens_per_minute, change, self.headroom]
+        self._spawn(self._script("settle", _SETTLE)(keys=[self._key], args=args))
+
+    def note_rejected(self, booking: Booking | None = None) -> bool:
+        """Lower the shared pace a step (in the background): every process slows down."""
+        if self._down_since is not None:
+            return self._local().note_rejected(booking)
+        if booking is None:
+            return False
+        args = [repr(booking.start), 0.9, 0.5]
+        self._spawn(self._script("reject", _REJECT)(keys=[self._key], args=args))
+        return True
+
+    def _spawn(self, call: Any) -> None:
+        async def quietly() -> None:
+            try:
+                await call
+            except (redis_errors.RedisError, OSError) as exc:
+                self._fall_back(exc)
+
+        task = asyncio.get_running_loop().create_task(quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def aclose(self) -> None:
+        """Close this event loop's Redis connection."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        found = self._clients.pop(asyncio.get_running_loop(), None)
+        if found is not None:
+            await found[0].aclose()

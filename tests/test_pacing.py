@@ -1,0 +1,75 @@
+"""AdaptiveRate on a fake clock: slow start, measuring at a 429, climbing, probing."""
+
+from __future__ import annotations
+
+import pytest
+
+from asyncgen._pacing import INITIAL_RATE, MARGIN, AdaptiveRate
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run(pacer: AdaptiveRate, clock: FakeClock, seconds: float, *, limit: float) -> int:
+    """Send as the pacer allows to a server admitting ``limit`` a second (a sliding
+    window); a refusal waits out its Retry-After. Returns the 429s."""
+    refused, admitted = 0, list[float]()
+    end = clock.now + seconds
+    while clock.now < end:
+        start = pacer.reserve()
+        clock.now = max(clock.now, start)
+        pacer._in_flight.append(start)
+        window = [t for t in admitted if t > clock.now - 1.0]
+        if len(window) >= limit:
+            refused += 1
+            pacer.rejected(start, window[-int(limit)] + 1.0 - clock.now)
+        else:
+            admitted.append(clock.now)
+            pacer.succeeded(start)
+    return refused
+
+
+class TestAdaptiveRate:
+    def test_slow_start_doubles_every_quarter_second(self) -> None:
+        """Unlimited, the pace starts at 8 a second and doubles each 0.25 s."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock)
+        first, second = pacer.reserve(), pacer.reserve()
+        assert second - first == pytest.approx(1 / INITIAL_RATE)
+        clock.now = 1.0
+        a, b = pacer.reserve(), pacer.reserve()
+        assert b - a == pytest.approx(1 / (INITIAL_RATE * 16), rel=0.01)
+
+    def test_learns_a_sliding_window_and_stays_under_it(self) -> None:
+        """Against 10 a second, it settles just under 10 with few refusals."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock)
+        early = run(pacer, clock, 10.0, limit=10)
+        later = run(pacer, clock, 30.0, limit=10)
+        assert early <= 6
+        assert later <= 3  # probing may cost one or two
+        assert pacer.rate is not None
+        assert 8.5 <= pacer.rate <= 10.0
+
+    def test_a_refusal_before_the_last_cut_counts_once(self) -> None:
+        """429s for requests that started before the cut change nothing more."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock)
+        starts = [pacer.reserve() for _ in range(5)]
+        for s in starts[:3]:
+            pacer.succeeded(s)
+        clock.now = 0.5
+        assert pacer.rejected(starts[3], 0.5)
+        assert not pacer.rejected(starts[4], 0.5)
+        assert pacer.statistics().cuts == 1
+
+    def test_an_advertised_limit_sets_the_pace(self) -> None:
+        """x-ratelimit-limit-requests: 600 paces at 97 % of 10 a second."""
+        pacer = AdaptiveRate(clock=FakeClock())
+        pacer.advertised(600)
+        assert pacer.rate == pytest.approx(10 * MARGIN)

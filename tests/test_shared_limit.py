@@ -1,0 +1,196 @@
+"""SharedRateLimiter against a real redis-server: one budget for many limiters and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import structlog.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import asyncgen
+from asyncgen import RateLimiter, SharedRateLimiter
+from asyncgen.testing import ModelProfile, RedisServer, SimConfig, SimServer
+
+
+def fresh_name() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+def shared(url: str, name: str, **limits: float) -> SharedRateLimiter:
+    return RateLimiter.shared(url, name=name, headroom=0, **limits)
+
+
+async def close_all(*limiters: SharedRateLimiter) -> None:
+    for limiter in limiters:
+        await limiter.aclose()
+
+
+class TestSharedBudget:
+    async def test_two_limiters_with_one_name_share_one_budget(
+        self, redis_server: RedisServer
+    ) -> None:
+        """Bookings through two limiters are spaced as if through one (60 rpm: 1 s)."""
+        name = fresh_name()
+        a, b = (shared(redis_server.url, name, requests_per_minute=60) for _ in range(2))
+        starts = [(await x.book_shared(now=100.0)).start for x in (a, b, a, b)]
+        await close_all(a, b)
+        assert starts == pytest.approx([100.0, 101.0, 102.0, 103.0])
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        arrivals=st.lists(st.tuples(st.floats(0, 0.2), st.integers(0, 2)), min_size=1,
+                          max_size=60),
+    )  # fmt: skip
+    def test_never_more_than_the_rate_in_any_second(
+        self, redis_server: RedisServer, arrivals: list[tuple[float, int]]
+    ) -> None:
+        """Three limiters, any arrival pattern (on a fake clock): <= rpm/60 in any 1 s."""
+
+        async def run() -> list[float]:
+            name = fresh_name()
+            limiters = [shared(redis_server.url, name, requests_per_minute=600)
+                        for _ in range(3)]  # fmt: skip
+            now, starts = 1000.0, []
+            for gap, which in arrivals:
+                now += gap
+                starts.append((await limiters[which].book_shared(now=now)).start)
+            await close_all(*limiters)
+            return starts
+
+        starts = asyncio.run(run())
+        for first in starts:
+            assert sum(1 for s in starts if first <= s < first + 1.0) <= 10
+
+    async def test_a_429_through_one_slows_every_one(self, redis_server: RedisServer) -> None:
+        """note_rejected lowers the shared pace: the other limiter's next gap widens."""
+        name = fresh_name()
+        a, b = (shared(redis_server.url, name, requests_per_minute=600) for _ in range(2))
+        refused = await a.acquire()
+        assert a.note_rejected(refused)
+        await asyncio.sleep(0.05)  # the update goes in the background
+        first, second = await b.acquire(), await b.acquire()
+        await close_all(a, b)
+        assert second.start - first.start == pytest.approx(0.1 / 0.9, rel=0.05)
+
+    async def test_settle_corrects_the_shared_token_meter(self, redis_server: RedisServer) -> None:
+        """Reporting fewer tokens than booked brings the other limiter's start forward."""
+        name = fresh_name()
+        a, b = (shared(redis_server.url, name, tokens_per_minute=6000) for _ in range(2))
+        booked = await a.book_shared(100, now=50.0)
+        a.settle(booked, 40)
+        await asyncio.sleep(0.05)
+        later = await b.book_shared(10, now=50.0)
+        await close_all(a, b)
+        assert later.start == pytest.approx(50.4)
+
+
+class TestFallback:
+    async def test_unreachable_redis_falls_back_to_a_share_and_warns_once(self) -> None:
+        """No Redis: bookings go on at a quarter of the limit, with one warning."""
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        limiter = shared(f"redis://127.0.0.1:{port}/0", fresh_name(), requests_per_minute=600)
+        with structlog.testing.capture_logs() as logs:
+            bookings = [await limiter.book_shared() for _ in range(3)]
+        await limiter.aclose()
+        assert limiter.falling_back
+        assert bookings[2].start - bookings[1].start == pytest.approx(1 / 1.5)  # 10/4 - 1 a s
+        warned = [e for e in logs if e["event"] == "shared_limiter_unreachable"]
+        assert len(warned) == 1
+
+    async def test_redis_killed_while_two_share_keeps_the_total(self) -> None:
+        """Two limiters seen by Redis, then Redis dies: each keeps half, not the whole."""
+        with RedisServer() as server:
+            name = fresh_name()
+            a, b = (shared(server.url, name, requests_per_minute=600) for _ in range(2))
+            await a.acquire()
+            await b.acquire()
+            await a.acquire()  # now a has seen two participants
+            await b.acquire()
+            server.stop(kill=True)
+            spaced = []
+            for limiter in (a, b):
+                first, second = await limiter.acquire(), await limiter.acquire()
+                spaced.append(second.start - first.start)
+            await close_all(a, b)
+        assert a.falling_back
+        assert b.falling_back
+        assert spaced == pytest.approx([0.25, 0.25])  # half of 10 a second, less one each
+
+    def test_a_shared_limiter_has_no_sync_booking(self) -> None:
+        """reserve()/book() would bypass Redis: they refuse, saying what to call."""
+        limiter = shared("redis://127.0.0.1:1/0", fresh_name(), requests_per_minute=60)
+        with pytest.raises(TypeError, match=r"await limiter\.acquire"):
+            limiter.reserve()
+        assert isinstance(limiter, asyncgen.RateLimiter)
+
+
+def start_runs(
+    tmp_path: Path, sim: SimServer, redis_url: str, name: str, processes: int, jobs: int
+) -> list[tuple[subprocess.Popen[str], Path]]:
+    """``asyncgen run`` processes, each with its own file, sharing --rpm through Redis."""
+    started = []
+    for p in range(processes):
+        source = tmp_path / f"in{p}.jsonl"
+        source.write_text("".join(json.dumps({"id": f"{p}-{i}", "model": "m", "prompt": "x"})
+                                  + "\n" for i in range(jobs)))  # fmt: skip
+        out = tmp_path / f"out{p}.jsonl"
+        command = [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
+                   "--base-url", sim.base_url, "--concurrency", "16", "--rpm", "1200",
+                   "--rate-limit-url", redis_url, "--rate-limit-name", name]  # fmt: skip
+        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 text=True)  # fmt: skip
+        started.append((child, out))
+    return started
+
+
+def finish(started: list[tuple[subprocess.Popen[str], Path]]) -> list[dict[str, object]]:
+    lines = []
+    for child, out in started:
+        _, stderr = child.communicate(timeout=120)
+        assert child.returncode == 0, stderr
+        lines += [json.loads(line) for line in out.read_text().splitlines()]
+    return lines
+
+
+class TestProcesses:
+    def test_three_runs_share_one_limit(
+        self, tmp_path: Path, sim: SimServer, redis_server: RedisServer
+    ) -> None:
+        """Three processes at --rpm 1200 each, one shared budget: a 20-a-second sliding
+        window server refuses (almost) nothing, and every job is answered."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=1200, limiter="sliding")))
+        lines = finish(start_runs(tmp_path, sim, redis_server.url, fresh_name(), 3, 40))
+        assert len(lines) == 120
+        assert all(line["ok"] for line in lines)
+        # Unshared, each process would send the whole 20 a second: ~2/3 refused.
+        assert sim.stats()["statuses"].get("429", 0) <= 6  # a generous 5 % of 120
+
+    def test_redis_killed_while_three_share_keeps_the_total(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """Redis dies mid-run: each process falls back to a third, the server still
+        refuses (almost) nothing, and every job is answered."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=1200, limiter="sliding")))
+        with RedisServer() as server:
+            started = start_runs(tmp_path, sim, server.url, fresh_name(), 3, 60)
+            deadline = time.monotonic() + 60
+            while sim.requests() < 45 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            server.stop(kill=True)
+            lines = finish(started)
+        assert len(lines) == 180
+        assert all(line["ok"] for line in lines)
+        # Unshared, each process would send the whole 20 a second: ~2/3 refused. The
+        # margin is generous: five busy processes on two cores start late now and then.
+        assert sim.stats()["statuses"].get("429", 0) <= 18  # 10 % of 180
