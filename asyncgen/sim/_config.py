@@ -57,7 +57,10 @@ class ModelProfile(BaseModel):
         limiter: How rpm and tpm are enforced: ``bucket`` (GCRA with ``burst``),
             ``sliding`` (at most rpm/60 requests and tpm/60 tokens in any 1-second
             window, as OpenAI enforces per-minute limits) or ``fixed`` (rpm requests and
-            tpm tokens per clock minute from the server's start, reset at each boundary).
+            tpm tokens per clock minute from the server's start, reset at each boundary;
+            ``fixed_window`` shortens the window, keeping the rate).
+        fixed_window: Seconds per window of the ``fixed`` limiter (60: a clock minute);
+            each admits ``rpm x fixed_window / 60`` requests.
         retry_header: What a rate-limit 429 carries: ``both`` (Retry-After in whole
             seconds and retry-after-ms), ``retry-after``, ``retry-after-ms`` or ``none``.
         max_concurrency: Requests of this model allowed in flight at once; beyond it,
@@ -76,6 +79,7 @@ class ModelProfile(BaseModel):
     tpm: int | None = Field(default=None, ge=1)
     burst: float = Field(default=1.0, ge=0.0)
     limiter: Literal["bucket", "sliding", "fixed"] = "bucket"
+    fixed_window: float = Field(default=60.0, gt=0.0)
     retry_header: Literal["both", "retry-after", "retry-after-ms", "none"] = "both"
     max_concurrency: int | None = Field(default=None, ge=1)
     reply: str | None = None

@@ -144,14 +144,18 @@ class _Fixed(Limiter):
     def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
         if self.epoch is None:
             self.epoch = now
-        minute = math.floor((now - self.epoch) / MINUTE)
+        width = profile.fixed_window
+        share = width / MINUTE
+        minute = math.floor((now - self.epoch) / width)
         if minute != self.minute:
             self.minute, self.requests, self.tokens = minute, 0, 0.0
-        full = (profile.rpm is not None and self.requests + 1 > profile.rpm) or (
-            profile.tpm is not None and self.tokens + tokens > profile.tpm and self.tokens > 0
+        full = (profile.rpm is not None and self.requests + 1 > profile.rpm * share) or (
+            profile.tpm is not None
+            and self.tokens + tokens > profile.tpm * share
+            and self.tokens > 0
         )
         if full:
-            return self.epoch + (minute + 1) * MINUTE - now
+            return self.epoch + (minute + 1) * width - now
         self.requests += 1
         self.tokens += tokens
         return Admitted()
