@@ -14,10 +14,10 @@ fixed-window or token-bucket server all admit everything it sends.
   the per-second share (the window's first request is never paid for by a gap).
 - ``headroom`` (2 %) paces a little under the limit, so that network jitter cannot push
   two starts into one window at the server.
-- An unexpected 429 (:meth:`RateLimiter.note_rejected`) lowers the pace a step (10 %,
+- An unexpected 429 (:meth:`RateLimiter.note_rejected`) lowers the pace a step (5 %,
   at most once per round trip, never under half) and it recovers slowly (1 % of the
-  limit per 10 s without a 429): a provider's real limit is often a little under the
-  published one.
+  limit per 5 s without a 429): a provider's real limit is often a little under the
+  published one, and a stray 429 (a late start) should cost little.
 
 Admission is by reservation: each caller is given the instant it may start and sleeps
 until then, so waiters are served in order and never wake together. Token costs are
@@ -48,10 +48,11 @@ __all__ = [
 
 DEFAULT_BURST = 0.0
 DEFAULT_HEADROOM = 0.02
-STEP_DOWN = 0.9  # the pace after an unexpected 429, as a share of the pace before it
+STEP_DOWN = 0.95  # the pace after an unexpected 429, as a share of the pace before it
 FLOOR = 0.5  # never slower than half the configured limit
-RECOVERY = 0.001  # share of the configured limit regained per second without a 429
+RECOVERY = 0.002  # share of the configured limit regained per second without a 429
 WINDOW = 1.0
+LOOKAHEAD = 0.2  # seconds ahead a token-costed request may book its start
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +248,12 @@ class RateLimiter:
 
         The booking is made at once: call :meth:`acquire` unless you do the waiting.
         """
+        booked = self._book(tokens, now=now, within=float("inf"))
+        assert isinstance(booked, Booking)  # nothing is too far with an infinite horizon
+        return booked
+
+    def _book(self, tokens: int, *, now: float | None, within: float) -> Booking | float:
+        """Book unless the start is more than ``within`` seconds away; then return the wait."""
         current = self.now() if now is None else now
         with self._lock:
             per_request, per_token = self._intervals(current)
@@ -256,6 +263,8 @@ class RateLimiter:
             if self._tokens is not None and tokens:
                 start = max(start, self._tokens.earliest(current))
                 start = max(start, self._second.earliest(start, tokens, WINDOW / per_token))
+            if start - current > within:
+                return start - current
             if self._requests is not None:
                 self._requests.commit(start, 1, per_request)
             if self._tokens is not None and tokens:
@@ -271,8 +280,16 @@ class RateLimiter:
         return self.book(tokens, now=now).delay
 
     async def acquire(self, tokens: int = 0) -> Booking:
-        """Wait until a request costing ``tokens`` may start; return its booking."""
-        booking = self.book(tokens)
+        """Wait until a request costing ``tokens`` may start; return its booking.
+
+        A request with a token cost books only when its start is near (``LOOKAHEAD``):
+        booked far ahead at its estimate, it would keep the estimate's spacing even after
+        the requests before it settled at their (usually smaller) real usage.
+        """
+        horizon = LOOKAHEAD if tokens and self._tokens is not None else float("inf")
+        while not isinstance(booked := self._book(tokens, now=None, within=horizon), Booking):
+            await self._sleep(booked - horizon / 2)
+        booking = booked
         if booking.delay > 0:
             await self._sleep(booking.delay)
         return booking

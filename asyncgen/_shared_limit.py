@@ -31,7 +31,7 @@ import structlog
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
-from ._ratelimit import DEFAULT_BURST, Booking, RateLimiter
+from ._ratelimit import DEFAULT_BURST, FLOOR, RECOVERY, STEP_DOWN, Booking, RateLimiter
 
 __all__ = ["DEFAULT_FALLBACK_SHARE", "DEFAULT_SHARED_HEADROOM", "SharedRateLimiter"]
 
@@ -56,7 +56,7 @@ local headroom, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
 local f = redis.call('HMGET', KEYS[1], 'req', 'tok', 'cut_pace', 'cut_at')
 local req, tok = tonumber(f[1]) or 0, tonumber(f[2]) or 0
 local cut_pace, cut_at = tonumber(f[3]) or 1, tonumber(f[4]) or 0
-local pace = math.min(1, cut_pace + 0.001 * math.max(0, now - cut_at))
+local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
 local share = pace / (1 + headroom)
 local start = now
 if rpm > 0 then start = math.max(start, req - burst) end
@@ -70,7 +70,7 @@ redis.call('ZADD', who, now, ARGV[6])
 redis.call('ZREMRANGEBYSCORE', who, '-inf', now - 30)
 redis.call('PEXPIRE', who, 60000)
 return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace)}
-"""
+""".replace("RECOVERY", repr(RECOVERY))
 
 # ARGV: 1 tpm, 2 token change, 3 headroom
 _SETTLE = """
@@ -79,11 +79,12 @@ local f = redis.call('HMGET', KEYS[1], 'tok', 'cut_pace', 'cut_at')
 if not f[1] then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local pace = math.min(1, (tonumber(f[2]) or 1) + 0.001 * math.max(0, now - (tonumber(f[3]) or 0)))
+local cut_pace, cut_at = tonumber(f[2]) or 1, tonumber(f[3]) or 0
+local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
 local interval = 60 / (tonumber(ARGV[1]) * pace / (1 + tonumber(ARGV[3])))
 redis.call('HSET', KEYS[1], 'tok', fmt(tonumber(f[1]) + tonumber(ARGV[2]) * interval))
 return 1
-"""
+""".replace("RECOVERY", repr(RECOVERY))
 
 # ARGV: 1 the refused booking's start (server time), 2 step down, 3 floor
 _REJECT = """
@@ -93,11 +94,11 @@ local cut_pace, cut_at = tonumber(f[1]) or 1, tonumber(f[2]) or 0
 if tonumber(ARGV[1]) <= cut_at then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local pace = math.min(1, cut_pace + 0.001 * math.max(0, now - cut_at))
+local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
 pace = math.max(tonumber(ARGV[3]), pace * tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], 'cut_pace', fmt(pace), 'cut_at', fmt(now))
 return 1
-"""
+""".replace("RECOVERY", repr(RECOVERY))
 
 
 class SharedRateLimiter(RateLimiter):
@@ -265,7 +266,7 @@ class SharedRateLimiter(RateLimiter):
             return self._local().note_rejected(booking)
         if booking is None:
             return False
-        args = [repr(booking.start), 0.9, 0.5]
+        args = [repr(booking.start), STEP_DOWN, FLOOR]
         self._spawn(self._script("reject", _REJECT)(keys=[self._key], args=args))
         return True
 

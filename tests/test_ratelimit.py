@@ -103,7 +103,7 @@ class TestRateLimiter:
         starts: list[tuple[float, int]] = []
         for gap, tokens in costs:
             clock.now += gap
-            starts.append((clock.now + limiter.reserve(tokens), tokens))
+            starts.append((limiter.book(tokens).start, tokens))  # exact, not now + delay
         allowed = math.ceil(rpm / 60)  # a rate that is not whole: ceil(r) per ceil(r)/r s
         span = allowed / (rpm / 60)
         for first, _ in starts:
@@ -111,27 +111,27 @@ class TestRateLimiter:
             assert sum(t for s, t in starts if first <= s < first + 1.0) <= tpm / 60 + 1e-9
 
     def test_a_429_lowers_the_pace_once_per_round_trip_then_it_recovers(self) -> None:
-        """A step of 10 % per round trip, never under half, back by 1 % per 10 s."""
+        """A step of 5 % per round trip, never under half, back by 1 % per 5 s."""
         clock = FakeClock()
         limiter = RateLimiter(600, headroom=0, clock=clock)
         early = limiter.book()
         assert limiter.note_rejected(early)
-        assert limiter.pace() == pytest.approx(0.9)
+        assert limiter.pace() == pytest.approx(0.95)
         assert not limiter.note_rejected(early)  # started before the cut: same overload
         clock.now = 0.5
         assert limiter.note_rejected(limiter.book())
-        assert limiter.pace() == pytest.approx((0.9 + 0.5 * 0.001) * 0.9)  # 0.5 s of recovery
-        for _ in range(20):
+        assert limiter.pace() == pytest.approx((0.95 + 0.5 * 0.002) * 0.95)  # 0.5 s recovered
+        for _ in range(30):
             clock.now += 0.01
             limiter.note_rejected(limiter.book())
         assert limiter.pace() == pytest.approx(0.5)  # the floor
         clock.now += 100.0
-        assert limiter.pace() == pytest.approx(0.6)  # 0.1 back in 100 s
-        assert limiter.statistics().rejections == 22
+        assert limiter.pace() == pytest.approx(0.7)  # 0.2 back in 100 s
+        assert limiter.statistics().rejections == 32
         spaced = RateLimiter(600, headroom=0, clock=FakeClock())
         spaced.note_rejected()
         assert spaced.reserve() == 0.0
-        assert spaced.reserve() == pytest.approx(0.1 / 0.9)  # the interval at 90 %
+        assert spaced.reserve() == pytest.approx(0.1 / 0.95)  # the interval at 95 %
 
     async def test_acquire_waits_on_the_injected_sleep(self) -> None:
         """acquire() sleeps the booked delay through the injected sleep."""
