@@ -33,10 +33,6 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._shared_limit import SharedRateLimiter
 
 __all__ = [
     "DEFAULT_BURST",
@@ -187,36 +183,6 @@ class RateLimiter:
         self._cut_pace = 1.0  # the pace set by the last cut, before recovery
         self._cut_at = float("-inf")
         self._rejections = 0
-
-    @classmethod
-    def shared(
-        cls,
-        url: str,
-        *,
-        name: str,
-        requests_per_minute: float | None = None,
-        tokens_per_minute: float | None = None,
-        **options: Any,
-    ) -> SharedRateLimiter:
-        """A limiter shared by every process and machine that uses ``name`` on ``url``.
-
-        The state lives in Redis (one Lua script per booking, Redis server time); if
-        Redis cannot be reached each process keeps to its share of the limits. See
-        :class:`~asyncgen.SharedRateLimiter`; close it with ``await limiter.aclose()``.
-
-        Args:
-            url: ``redis://...`` or ``rediss://...``.
-            name: One name per budget (e.g. per API key).
-            requests_per_minute: The most requests per minute, across all processes.
-            tokens_per_minute: The most tokens per minute, across all processes.
-            **options: ``burst``, ``headroom``, ``fallback_share``.
-        """
-        from ._shared_limit import SharedRateLimiter
-
-        return SharedRateLimiter(
-            url, name=name, requests_per_minute=requests_per_minute,
-            tokens_per_minute=tokens_per_minute, **options,
-        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Release what the limiter holds (nothing, for a local one)."""

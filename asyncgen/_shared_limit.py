@@ -1,6 +1,6 @@
 """A rate limiter shared by every process and machine, through one Redis key.
 
-``RateLimiter.shared("redis://...", name="openai-key-1", requests_per_minute=...)``
+``SharedRateLimiter("redis://...", name="openai-key-1", requests_per_minute=...)``
 keeps the GCRA state of ``_ratelimit.py`` (requests and tokens, the pace lowered by
 429s) in a Redis hash, changed only by Lua scripts that read the server's own ``TIME``:
 every booking is one atomic round trip, and client clocks do not matter. Token
@@ -104,7 +104,7 @@ return 1
 class SharedRateLimiter(RateLimiter):
     """A RateLimiter whose state lives in Redis, shared by every process using ``name``.
 
-    Make one with :meth:`RateLimiter.shared`. Its bookings are async (one Redis round
+    Close it with ``await limiter.aclose()`` when done. Its bookings are async (one Redis round
     trip); ``settle`` and ``note_rejected`` send their update in the background.
 
     Args:

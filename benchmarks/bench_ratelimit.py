@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import importlib.util
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -97,14 +98,19 @@ async def run_openai(base_url: str, n: int, limits: dict[str, Any]) -> int:
 
 
 async def run_litellm(base_url: str, n: int, limits: dict[str, Any]) -> int:
+    # Loopback only: LiteLLM would otherwise fetch its model price map from the internet.
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
     import litellm  # type: ignore[import-not-found, unused-ignore]
+    from litellm import Router  # type: ignore[import-not-found, attr-defined, unused-ignore]
+
+    litellm.telemetry = False
 
     deployment = {
         "model_name": "m",
         "litellm_params": {"model": "openai/m", "api_base": base_url, "api_key": "sim",
                            "rpm": limits.get("rpm"), "tpm": limits.get("tpm")},
     }  # fmt: skip
-    router = litellm.Router(model_list=[deployment], num_retries=2)
+    router = Router(model_list=[deployment], num_retries=2)
     sem = asyncio.Semaphore(CONCURRENCY)
 
     async def one() -> None:

@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import asyncgen
-from asyncgen import RateLimiter, SharedRateLimiter
+from asyncgen import SharedRateLimiter
 from asyncgen.testing import ModelProfile, RedisServer, SimConfig, SimServer
 
 
@@ -26,7 +26,7 @@ def fresh_name() -> str:
 
 
 def shared(url: str, name: str, **limits: float) -> SharedRateLimiter:
-    return RateLimiter.shared(url, name=name, headroom=0, **limits)
+    return SharedRateLimiter(url, name=name, headroom=0, **limits)
 
 
 async def close_all(*limiters: SharedRateLimiter) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .._ratelimit import RateLimiter
+from .._shared_limit import SharedRateLimiter
 from ..llm import ChatClient
 from ._files import UsageProblem
 
@@ -106,8 +107,8 @@ def limiter_from(args: argparse.Namespace, *, base_url: str) -> RateLimiter | No
             f"--rate-limit-url must be redis:// or rediss://, not {url.split(':')[0]}://"
         )
     name = args.rate_limit_name or base_url
-    return RateLimiter.shared(url, name=name, requests_per_minute=args.rpm,
-                              tokens_per_minute=args.tpm)  # fmt: skip
+    return SharedRateLimiter(url, name=name, requests_per_minute=args.rpm,
+                             tokens_per_minute=args.tpm)  # fmt: skip
 
 
 def provider_client(provider: str | None, base_url: str | None, **options: Any) -> ChatClient:
