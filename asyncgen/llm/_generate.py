@@ -266,9 +266,11 @@ async def generate(
     Args:
         jobs: GenerationJobs, or dicts with the same fields.
         client: The ChatClient to send through.
-        concurrency: The most requests in flight at once, or "auto": AIMD shared by
-            the client (starts at 4, +1 per window of successes, halved on a 429, at
-            most 64; seeded from OpenRouter's key info on an OpenRouter client).
+        concurrency: The most requests in flight at once, or "auto": request starts
+            paced per model at a rate learned from the server's 429s (slow start, then
+            just under what it admits; see ``asyncgen._pacing``), with AIMD on the
+            requests in flight shared by the client as a second bound (starts at 4,
+            +1 per window of successes, at most 64; seeded from OpenRouter's key info).
         retry: The retry policy; None means ``RetryPolicy()`` (3 attempts).
         deadline: Seconds for the whole batch (None: no deadline); unfinished jobs get
             DeadlineExceededError and finished ones are kept.
