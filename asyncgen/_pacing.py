@@ -97,6 +97,7 @@ class AdaptiveRate:
         self._last_cut = float("-inf")
         self._last_change = float("-inf")
         self._last_climb = float("-inf")
+        self._last_probe = float("-inf")
         self._cuts = 0
         self._probes = 0
 
@@ -147,8 +148,9 @@ class AdaptiveRate:
             self._recent.popleft()
         if self.rate is None or self.ceiling is None:
             return
-        if now - self._last_cut >= self._probe_after and now - self._last_change >= CLIMB_EVERY:
+        if now - max(self._last_change, self._last_probe) >= self._probe_after:
             self.ceiling *= PROBE_STEP  # no 429 for a while: the limit may have risen
+            self._last_probe = now
             self._probes += 1
         if self.rate < self.ceiling * MARGIN:  # climb, continuously, towards the ceiling
             step = CLIMB_STEP ** min(now - self._last_climb, CLIMB_EVERY)

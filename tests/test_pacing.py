@@ -5,14 +5,7 @@ from __future__ import annotations
 import pytest
 
 from asyncgen._pacing import INITIAL_RATE, MARGIN, AdaptiveRate
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.test_ratelimit import FakeClock
 
 
 def run(pacer: AdaptiveRate, clock: FakeClock, seconds: float, *, limit: float) -> int:
@@ -73,3 +66,15 @@ class TestAdaptiveRate:
         pacer = AdaptiveRate(clock=FakeClock())
         pacer.advertised(600)
         assert pacer.rate == pytest.approx(10 * MARGIN)
+
+    def test_the_ceiling_rises_once_per_probe_period(self) -> None:
+        """Without a 429, the ceiling rises 2 % per probe period, not on every success."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock, probe_after=10.0)
+        run(pacer, clock, 5.0, limit=10)  # learn the limit
+        assert pacer.ceiling is not None
+        before = pacer.ceiling
+        for _ in range(300):  # 30 s of successes, 10 a second, no 429
+            clock.now += 0.1
+            pacer.succeeded(clock.now)
+        assert before < pacer.ceiling <= before * 1.02**3 * 1.0001

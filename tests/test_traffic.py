@@ -36,9 +36,9 @@ class TestHints:
         openai = httpx.Headers(
             {"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1.5s"}
         )
-        assert pause_from_headers(openai) == 1.5
+        assert pause_from_headers(openai) == (1.5, "model")
         openrouter = httpx.Headers({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "12000"})
-        assert pause_from_headers(openrouter, now=10.0) == pytest.approx(2.0)
+        assert pause_from_headers(openrouter, now=10.0) == pytest.approx((2.0, "key"))
         plenty = httpx.Headers(
             {"x-ratelimit-remaining-requests": "9", "x-ratelimit-reset-requests": "1s"}
         )

@@ -89,17 +89,25 @@ def add_limit_flags(parser: argparse.ArgumentParser, *, shared_default: str) -> 
     )
 
 
-def limiter_from(args: argparse.Namespace, *, base_url: str) -> RateLimiter | None:
+def limiter_from(
+    args: argparse.Namespace, *, base_url: str, shared_default: str | None = None
+) -> RateLimiter | None:
     """The RateLimiter the flags ask for: local, shared through Redis, or none.
+
+    Args:
+        args: The parsed --rpm, --tpm, --rate-limit-url and --rate-limit-name.
+        base_url: The API's root: the shared budget's default name.
+        shared_default: Where to share when --rate-limit-url is not given (a worker's
+            Redis queue), or None for a local limiter.
 
     Raises:
         UsageProblem: A shared URL without --rpm or --tpm, or one that is not redis://.
     """
-    url = getattr(args, "rate_limit_url", None)
     if not (args.rpm or args.tpm):
-        if url and getattr(args, "rate_limit_explicit", True):
+        if args.rate_limit_url:
             raise UsageProblem("--rate-limit-url shares --rpm/--tpm: give one of them too")
         return None
+    url = args.rate_limit_url or shared_default
     if not url:
         return RateLimiter(args.rpm, args.tpm)
     if not url.startswith(("redis://", "rediss://")):

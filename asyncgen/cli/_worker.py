@@ -89,9 +89,9 @@ def _client(args: argparse.Namespace, queue_url: str) -> ChatClient | None:
             raise UsageProblem("--rpm/--tpm limit generation jobs: give --base-url or --provider")
         return None
     provider = args.provider or (None if args.base_url else "openrouter")
-    if args.rate_limit_url is None and queue_url.startswith(("redis://", "rediss://")):
-        args.rate_limit_url, args.rate_limit_explicit = queue_url, False
-    limiter = limiter_from(args, base_url=args.base_url or provider or "openrouter")
+    on_redis = queue_url.startswith(("redis://", "rediss://"))
+    limiter = limiter_from(args, base_url=args.base_url or provider or "openrouter",
+                           shared_default=queue_url if on_redis else None)  # fmt: skip
     return provider_client(provider, args.base_url, rate_limit=limiter)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Literal
 
 import httpx
 
-__all__ = ["estimate_tokens", "parse_duration", "pause_from_headers", "scoped_pause_from_headers"]
+__all__ = ["estimate_tokens", "parse_duration", "pause_from_headers"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 DEFAULT_COMPLETION_ESTIMATE = 256
@@ -38,24 +39,16 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def pause_from_headers(headers: httpx.Headers, *, now: float | None = None) -> float | None:
-    """Seconds to hold new requests because the provider says the budget is spent.
+def pause_from_headers(
+    headers: httpx.Headers, *, now: float | None = None
+) -> tuple[float, Literal["model", "key"]] | None:
+    """Seconds to hold new requests because the provider says the budget is spent, and
+    for what: None when nothing says to wait.
 
     OpenAI: ``x-ratelimit-remaining-requests`` / ``-tokens`` at 0 with the matching
     ``x-ratelimit-reset-*`` duration. OpenRouter: ``X-RateLimit-Remaining`` at 0 with
-    ``X-RateLimit-Reset`` in epoch milliseconds. None when nothing says to wait.
-    """
-    found = scoped_pause_from_headers(headers, now=now)
-    return found[0] if found is not None else None
-
-
-def scoped_pause_from_headers(
-    headers: httpx.Headers, *, now: float | None = None
-) -> tuple[float, str] | None:
-    """As :func:`pause_from_headers`, with the scope the headers speak for.
-
-    OpenAI's ``x-ratelimit-*-requests/-tokens`` are per model ("model"); OpenRouter's
-    ``X-RateLimit-*`` are per key ("key"). When both say wait, the key-wide one wins.
+    ``X-RateLimit-Reset`` in epoch milliseconds. OpenAI's headers are per model
+    ("model"), OpenRouter's per key ("key"); when both say wait, the key-wide one wins.
     """
     if _int(headers.get("x-ratelimit-remaining")) == 0:
         reset_ms = _int(headers.get("x-ratelimit-reset"))

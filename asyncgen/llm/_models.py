@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -15,6 +14,24 @@ __all__ = ["Completion", "GenerationJob", "GenerationResult", "KeyInfo", "KeyRat
 
 def _new_id() -> str:
     return uuid.uuid4().hex[:16]
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """The first character of ``value`` (strings inside lists and dicts too) that UTF-8
+    cannot encode, or None. ASCII strings, the usual case, cost one ``isascii`` each."""
+    if isinstance(value, str):
+        if value.isascii():
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return value[exc.start]
+        return None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list | tuple):
+        return next((c for c in map(_lone_surrogate, value) if c is not None), None)
+    return None
 
 
 class Usage(BaseModel):
@@ -94,17 +111,12 @@ class GenerationJob(BaseModel):
     def _sendable(self) -> GenerationJob:
         # A lone surrogate (e.g. "\ud800" in JSON input) passes as str but cannot be
         # encoded as UTF-8: refuse it here, not when the request is sent.
-        body = json.dumps(
-            [self.prompt, self.messages, self.params], ensure_ascii=False, default=str
-        )
-        try:
-            body.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            char = f"U+{ord(body[exc.start]):04X}"
+        bad = _lone_surrogate([self.prompt, self.messages, self.params])
+        if bad is not None:
             raise ValueError(
-                f"the job holds a lone surrogate ({char}), which cannot be sent as UTF-8: "
-                "fix the text it came from"
-            ) from None
+                f"the job holds a lone surrogate (U+{ord(bad):04X}), which cannot be sent as "
+                "UTF-8: fix the text it came from"
+            )
         return self
 
     @field_validator("messages")

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import structlog
 
 from .._adaptive import AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
@@ -19,13 +18,11 @@ from .._errors import RateLimitedError, TransientError
 from .._pacing import AdaptiveRate
 from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
-from ._hints import estimate_tokens, scoped_pause_from_headers
+from ._hints import estimate_tokens, pause_from_headers
 from ._models import Completion
 from ._pauses import BARE_429_PAUSE, Pause, Pauses, Scope
 
 __all__ = ["ClientStatistics", "Traffic"]
-
-_log = structlog.get_logger("asyncgen.client")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +160,11 @@ class Traffic:
         advertised = headers.get("x-ratelimit-limit-requests")
         if self.adaptive is not None and advertised and advertised.isdigit():
             self.pacer(model).advertised(float(advertised))
-        found = scoped_pause_from_headers(headers)
+        found = pause_from_headers(headers)
         if found and found[0] > 0:
             wait, scope = found
             reason = "provider rate-limit headers: budget spent"
-            self.pause(model, wait, reason, limit=max_pause, scope=scope)  # type: ignore[arg-type]
+            self.pause(model, wait, reason, limit=max_pause, scope=scope)
 
     def finish(
         self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None
