@@ -9,9 +9,9 @@ so ``isinstance(exc, TransientError)`` decides it::
     │   ├── RateLimitedError           429, carries retry_after
     │   ├── ServerError                5xx, 408, 409; carries status
     │   ├── RequestTimeoutError        also a builtin TimeoutError
-    │   ├── ConnectionFailedError      also a builtin ConnectionError
-    │   └── InvalidResponseError       not JSON, or no choices
-    └── PermanentError                 retrying cannot help
+    │   └── ConnectionFailedError      also a builtin ConnectionError
+    └── PermanentError                 not retried (by default)
+        ├── InvalidResponseError       a 2xx that is not JSON, or has no choices
         ├── InsufficientCreditsError   402: add credits
         ├── AuthenticationError        401, 403
         ├── BadRequestError            other 4xx
@@ -131,8 +131,12 @@ class ConnectionFailedError(TransientError, ConnectionError):
     """The connection could not be made, or was dropped before an answer came."""
 
 
-class InvalidResponseError(TransientError):
-    """The provider's answer was not the JSON we expected (malformed, or no choices)."""
+class InvalidResponseError(PermanentError):
+    """The provider's answer was not the JSON we expected (malformed, or no choices).
+
+    Not retried by default, as the retry rules asyncgen follows specify; opt in with
+    ``RetryPolicy(retry_on=(TransientError, InvalidResponseError))``.
+    """
 
 
 class InsufficientCreditsError(PermanentError):

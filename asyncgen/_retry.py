@@ -41,6 +41,8 @@ DEFAULT_MAX_RETRY_AFTER = 300.0
 RetryOn = Callable[[BaseException], bool] | type[BaseException] | tuple[type[BaseException], ...]
 OnRetry = Callable[[int, float, BaseException], object]
 
+_bind = structlog.contextvars.bind_contextvars
+_reset = structlog.contextvars.reset_contextvars
 _log = structlog.get_logger("asyncgen.retry")
 
 
@@ -63,7 +65,10 @@ class RetryPolicy:
         max_retry_after: The longest server-asked wait we accept; a longer one fails the
             call at once with its error.
         retry_on: Which errors to retry: a predicate, an exception class or a tuple of
-            classes. Default: every :class:`~asyncgen.TransientError`.
+            classes. Default: every :class:`~asyncgen.TransientError` (429, 5xx, 408,
+            409, timeouts, dropped connections), never a PermanentError (other 4xx, 402,
+            a 2xx that is not JSON, a failed validation). To retry more, name them too:
+            ``retry_on=(TransientError, InvalidResponseError)``.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -172,14 +177,16 @@ class RetryCaller:
         attempt = 1
         while True:
             note_attempt(attempt)
-            with structlog.contextvars.bound_contextvars(attempt=attempt):
-                try:
-                    return await fn(*args, **kwargs)
-                except Exception as error:
-                    delay = self._plan(attempt, error)
-                    if delay is None:
-                        raise
-                    await self._announce(attempt, delay, error)
+            tokens = _bind(attempt=attempt)
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as error:
+                delay = self._plan(attempt, error)
+                if delay is None:
+                    raise
+                await self._announce(attempt, delay, error)
+            finally:
+                _reset(**tokens)
             await self._sleep(delay)
             attempt += 1
 

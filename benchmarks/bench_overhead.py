@@ -4,6 +4,8 @@ The simulator answers at once (zero latency) from a child process, so what is me
 is the client's own cost. Side by side, in one run, on the same protocol (HTTP/1.1):
 
 - raw httpx.AsyncClient + asyncio.Semaphore (no retries, no events);
+- raw aiohttp.ClientSession + asyncio.Semaphore (HTTP/1.1 only; the floor of the fast
+  backend's transport);
 - openai.AsyncOpenAI(max_retries=0) + asyncio.Semaphore;
 - asyncgen.generate with the default retry policy and an event handler (httpx backend);
 - asyncgen.generate with backend="aiohttp" (the ``fast`` extra).
@@ -13,6 +15,7 @@ Each runs twice: plain HTTP/1.1 (uvicorn), and TLS where the server offers HTTP/
 
 Targets (issue 3): asyncgen >= 0.9 x raw httpx; >= 1.5 x the openai SDK; the aiohttp
 backend <= 1.5 ms CPU per request, i.e. >= 4 x the openai SDK's throughput.
+Target (issue 12): the aiohttp backend >= 0.6 x raw aiohttp's throughput.
 
 Run: python benchmarks/bench_overhead.py [--requests 2000] [--concurrency 64]
 """
@@ -95,6 +98,22 @@ async def run_raw_httpx(target: Target, n: int, concurrency: int) -> int:
         return await bounded(n, concurrency, one)
 
 
+async def run_raw_aiohttp(target: Target, n: int, concurrency: int) -> int:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=concurrency, ssl=target.verify)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(i: int) -> None:
+            async with session.post(
+                f"{target.base_url}/chat/completions", json={"model": "m", "messages": MESSAGES}
+            ) as response:
+                response.raise_for_status()
+                await response.json()
+
+        return await bounded(n, concurrency, one)
+
+
 async def run_openai(target: Target, n: int, concurrency: int) -> int:
     # The SDK 3.x runs on httpx2, httpx's successor, which has its own Limits type;
     # older SDKs run on httpx.
@@ -139,6 +158,7 @@ def run_asyncgen(backend: str) -> Run:
 
 CONTENDERS: dict[str, Run] = {
     "raw_httpx": run_raw_httpx,
+    "raw_aiohttp": run_raw_aiohttp,
     "openai_sdk": run_openai,
     "asyncgen_httpx": run_asyncgen("httpx"),
     "asyncgen_aiohttp": run_asyncgen("aiohttp"),
@@ -173,6 +193,7 @@ def section(http2: bool, n: int, concurrency: int) -> dict[str, Any]:
         "asyncgen_httpx_vs_raw_httpx": round(rps["asyncgen_httpx"] / rps["raw_httpx"], 3),
         "asyncgen_httpx_vs_openai": round(rps["asyncgen_httpx"] / rps["openai_sdk"], 3),
         "asyncgen_aiohttp_vs_openai": round(rps["asyncgen_aiohttp"] / rps["openai_sdk"], 3),
+        "asyncgen_aiohttp_vs_raw_aiohttp": round(rps["asyncgen_aiohttp"] / rps["raw_aiohttp"], 3),
     }
     print(f"  ratios {figures['ratios']}")
     return figures
@@ -183,17 +204,20 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--json", type=Path, default=None, help="where to write the figures")
+    parser.add_argument("--no-tls", action="store_true", help="skip the TLS/h2 section")
     args = parser.parse_args()
     figures: dict[str, Any] = {"requests": args.requests, "concurrency": args.concurrency}
     print("[http/1.1, plain]")
     figures["http1"] = section(False, args.requests, args.concurrency)
-    print("[tls, server offers h2 (ALPN); each client's default protocol]")
-    figures["tls_h2"] = section(True, args.requests, args.concurrency)
+    if not args.no_tls:
+        print("[tls, server offers h2 (ALPN); each client's default protocol]")
+        figures["tls_h2"] = section(True, args.requests, args.concurrency)
     figures["targets"] = {
         "asyncgen_vs_raw_httpx": 0.9,
         "asyncgen_vs_openai": 1.5,
         "aiohttp_vs_openai": 4.0,
         "aiohttp_cpu_ms_per_request": 1.5,
+        "asyncgen_aiohttp_vs_raw_aiohttp": 0.6,
     }
     print(f"wrote {write_report('bench_overhead', figures, args.json)}")
 

@@ -146,10 +146,10 @@ class TestInput:
         assert "Traceback" not in done.stderr
 
     def test_aiohttp_backend_without_the_extra(self, tmp_path: Path, sim: SimServer) -> None:
-        """--backend aiohttp where httpx-aiohttp is missing says how to install it."""
+        """--backend aiohttp where aiohttp is missing says how to install it."""
         shadow = tmp_path / "shadow"
         shadow.mkdir()
-        (shadow / "httpx_aiohttp.py").write_text("raise ImportError('not installed here')\n")
+        (shadow / "aiohttp.py").write_text("raise ImportError('not installed here')\n")
         jobs = write_jobs(tmp_path / "in.jsonl", 1)
         done = asyncgen_cmd(*run_args(jobs, tmp_path / "out.jsonl", sim, "--backend", "aiohttp"),
                             env={"PYTHONPATH": str(shadow)})  # fmt: skip

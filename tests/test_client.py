@@ -11,7 +11,7 @@ import pytest
 
 import asyncgen
 from asyncgen import ChatClient
-from asyncgen.llm._mapping import map_transport_error
+from asyncgen.llm._transport import map_httpx_error
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer, sim_server
 
 KEY = "sk-or-v1-sim0123456789abcdef"
@@ -222,6 +222,6 @@ class TestKeys:
     def test_an_unsendable_request_error_is_masked(self) -> None:
         """httpx's 'cannot send' errors are mapped with any key in them masked."""
         exc = httpx.LocalProtocolError(f"Illegal header value b'Bearer {KEY}\\r'")
-        mapped = map_transport_error(exc, model="m", timeout=1.0)
+        mapped = map_httpx_error(exc, what="m", timeout=1.0)
         assert isinstance(mapped, asyncgen.BadRequestError)
         assert KEY not in str(mapped)

@@ -19,9 +19,9 @@ TRANSIENT = [
     "ServerError",
     "RequestTimeoutError",
     "ConnectionFailedError",
-    "InvalidResponseError",
 ]
 PERMANENT = [
+    "InvalidResponseError",
     "InsufficientCreditsError",
     "AuthenticationError",
     "BadRequestError",

@@ -105,6 +105,24 @@ class TestGenerate:
         assert isinstance(results[0].error, asyncgen.ServerError)
         assert isinstance(results[1].error, asyncgen.BadRequestError)
 
+    async def test_a_body_that_is_not_json_is_not_retried_unless_asked(
+        self, sim: SimServer, fast_retry: RetryPolicy
+    ) -> None:
+        """A 200 that is not JSON fails at once; retry_on can name it to retry it too."""
+        sim.configure(profiles(garbled=ModelProfile(faults=[Fault(kind="malformed", first=1)])))
+        async with ChatClient(sim.base_url) as client:
+            [plain] = await asyncgen.fan_out("x", ["garbled"], client=client, retry=fast_retry)
+            assert isinstance(plain.error, asyncgen.InvalidResponseError)
+            assert plain.attempts == 1
+            sim.reset()
+            sim.configure(profiles(garbled=ModelProfile(faults=[Fault(kind="malformed", first=1)])))
+            opted = RetryPolicy(
+                base_delay=0.01, retry_on=(asyncgen.TransientError, asyncgen.InvalidResponseError)
+            )
+            [retried] = await asyncgen.fan_out("x", ["garbled"], client=client, retry=opted)
+        assert retried.ok
+        assert retried.attempts == 2
+
     async def test_402_stops_unstarted_jobs(self, sim: SimServer, fast_retry: RetryPolicy) -> None:
         """After a 402 no further request is sent; every later job fails for credits."""
         sim.configure(SimConfig(default=ModelProfile(faults=[Fault(kind="status", status=402)])))
@@ -232,6 +250,38 @@ class TestEvents:
             jobs = [{"model": "slow", "prompt": "x"}, {"model": "fast", "prompt": "x"}]
             order = [r.model async for r in asyncgen.generate_iter(jobs, client=client)]
         assert order == ["fast", "slow"]
+
+    async def test_generate_iter_keeps_the_deadline_and_the_progress(self, sim: SimServer) -> None:
+        """Past the deadline the unfinished jobs come last, each with DeadlineExceededError;
+        BatchProgress counts to the total."""
+        sim.configure(profiles(slow=ModelProfile(latency=5.0), fast=ModelProfile()))
+        progress: list[BatchProgress] = []
+        jobs = [{"model": m, "prompt": "x"} for m in ("slow", "fast", "slow", "fast", "slow")]
+        async with ChatClient(sim.base_url) as client:
+            results = [
+                r
+                async for r in asyncgen.generate_iter(
+                    jobs, client=client, concurrency=3, deadline=0.5,
+                    on_event=lambda e: progress.append(e) if isinstance(e, BatchProgress) else None,
+                )
+            ]  # fmt: skip
+        assert sorted(r.index for r in results) == [0, 1, 2, 3, 4]
+        assert [r.ok for r in results[:2]] == [True, True]  # the fast ones, first
+        late = results[2:]
+        assert all(isinstance(r.error, asyncgen.DeadlineExceededError) for r in late)
+        assert sum("still running" in str(r.error) for r in late) == 3
+        assert [p.done for p in progress] == [1, 2, 3, 4, 5]
+        assert progress[-1].ok == 2
+        assert progress[-1].total == 5
+
+    async def test_generate_iter_checks_every_job_first(self, sim: SimServer) -> None:
+        """A bad job anywhere in the list is refused before any request is sent."""
+        jobs = [{"model": "m", "prompt": "ok"}, {"model": "m"}]
+        async with ChatClient(sim.base_url) as client:
+            with pytest.raises(ValueError, match="job 1 is invalid"):
+                async for _ in asyncgen.generate_iter(jobs, client=client):
+                    pass
+        assert sim.requests() == 0
 
 
 class TestSyncTwins:

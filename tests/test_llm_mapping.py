@@ -48,10 +48,10 @@ CASES: list[tuple[int, dict[str, str], Any, type[Exception], bool]] = [
     (200, {}, {"error": {"code": 429, "message": "busy"}}, asyncgen.RateLimitedError, True),
     (200, {}, {"error": {"code": 402, "message": "pay"}}, asyncgen.InsufficientCreditsError, False),
     (200, {}, {"error": {"code": 400, "message": "bad"}}, asyncgen.BadRequestError, False),
-    (200, {}, "not json at all", asyncgen.InvalidResponseError, True),
-    (200, {}, {"id": "x", "choices": []}, asyncgen.InvalidResponseError, True),
-    (200, {}, {"id": "x"}, asyncgen.InvalidResponseError, True),
-    (200, {}, [1, 2], asyncgen.InvalidResponseError, True),
+    (200, {}, "not json at all", asyncgen.InvalidResponseError, False),
+    (200, {}, {"id": "x", "choices": []}, asyncgen.InvalidResponseError, False),
+    (200, {}, {"id": "x"}, asyncgen.InvalidResponseError, False),
+    (200, {}, [1, 2], asyncgen.InvalidResponseError, False),
 ]
 
 

@@ -15,12 +15,12 @@ from ._events import legacy_progress as legacy_progress
 from ._generate import fan_out as fan_out
 from ._generate import generate as generate
 from ._generate import generate_iter as generate_iter
+from ._generate import generate_stream as generate_stream
 from ._models import Completion as Completion
 from ._models import GenerationJob as GenerationJob
 from ._models import GenerationResult as GenerationResult
 from ._models import KeyInfo as KeyInfo
 from ._models import Usage as Usage
-from ._stream import generate_stream as generate_stream
 from ._traffic import ClientStatistics as ClientStatistics
 
 __all__ = [

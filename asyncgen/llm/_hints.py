@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from typing import Literal
-
-import httpx
 
 __all__ = ["estimate_tokens", "parse_duration", "pause_from_headers"]
 
@@ -40,7 +39,7 @@ def _int(value: str | None) -> int | None:
 
 
 def pause_from_headers(
-    headers: httpx.Headers, *, now: float | None = None
+    headers: Mapping[str, str], *, now: float | None = None
 ) -> tuple[float, Literal["model", "key"]] | None:
     """Seconds to hold new requests because the provider says the budget is spent, and
     for what: None when nothing says to wait.

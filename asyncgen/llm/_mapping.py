@@ -14,28 +14,26 @@ The rules, in order:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
-
-import httpx
 
 from .._errors import (
     AsyncGenError,
     AuthenticationError,
     BadRequestError,
-    ConnectionFailedError,
     InsufficientCreditsError,
     InvalidResponseError,
     PermanentError,
     RateLimitedError,
-    RequestTimeoutError,
     ServerError,
     TransientError,
 )
 from .._logging import mask_secrets
 from .._retry_after import parse_retry_after
 from ._models import Completion, Usage
+from ._transport import Reply
 
-__all__ = ["error_for_status", "map_transport_error", "parse_completion"]
+__all__ = ["error_for_status", "parse_completion"]
 
 _MAX_MESSAGE = 500
 _TRANSIENT_STATUS = {408, 409, 429}
@@ -64,13 +62,13 @@ def _error_fields(body: Any) -> tuple[str, str]:
     return str(error.get("code") or ""), str(error.get("type") or "")
 
 
-def _should_retry_header(headers: httpx.Headers) -> bool | None:
+def _should_retry_header(headers: Mapping[str, str]) -> bool | None:
     value = headers.get("x-should-retry", "").strip().lower()
     return {"true": True, "false": False}.get(value)
 
 
 def error_for_status(
-    status: int, headers: httpx.Headers, body: Any, *, model: str, text: str = ""
+    status: int, headers: Mapping[str, str], body: Any, *, model: str, text: str = ""
 ) -> AsyncGenError:
     """Return the error for a non-2xx answer (or a 2xx carrying an error body)."""
     said = mask_secrets(_provider_message(body, text.strip()[:_MAX_MESSAGE] or "no message"))
@@ -102,7 +100,7 @@ def _status_of_error_body(body: dict[str, Any]) -> int:
     return status if 400 <= status <= 599 else 502
 
 
-def parse_completion(response: httpx.Response, *, model: str, latency: float) -> Completion:
+def parse_completion(response: Reply, *, model: str, latency: float) -> Completion:
     """Return the Completion in a 2xx answer, or raise the error it really carries.
 
     Raises:
@@ -112,9 +110,9 @@ def parse_completion(response: httpx.Response, *, model: str, latency: float) ->
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidResponseError(
-            f"{model}: HTTP {response.status_code} but the body is not JSON: "
+            f"{model}: HTTP {response.status} but the body is not JSON: "
             f"{mask_secrets(response.text[:200])!r}",
-            status=response.status_code,
+            status=response.status,
         ) from exc
     if not isinstance(body, dict):
         raise InvalidResponseError(f"{model}: expected a JSON object, got {type(body).__name__}")
@@ -143,15 +141,3 @@ def _completion_from(body: dict[str, Any], *, model: str, latency: float) -> Com
         latency=latency,
         id=body.get("id"),
     )
-
-
-def map_transport_error(exc: httpx.TransportError, *, model: str, timeout: float) -> AsyncGenError:
-    """Return the asyncgen error for an httpx transport failure."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return RequestTimeoutError(f"{model}: no answer in time ({name}, timeout {timeout:g} s)")
-    if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
-        detail = mask_secrets(str(exc))[:200] or "connection dropped"
-        return ConnectionFailedError(f"{model}: connection failed ({name}: {detail})")
-    detail = mask_secrets(str(exc))[:200]
-    return BadRequestError(f"{model}: the request could not be sent ({name}: {detail})")

@@ -5,7 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidatorFunctionWrapHandler,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from .._logging import mask_secrets
 
@@ -169,6 +177,13 @@ class GenerationResult(BaseModel):
     attempts: int = 0
     latency: float = 0.0
     value: Any = None
+
+    @field_validator("job", mode="wrap")
+    @classmethod
+    def _job_as_given(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # A GenerationJob was checked when it was made (it is frozen): do not walk its
+        # text again for every result.
+        return value if type(value) is GenerationJob else handler(value)
 
     @computed_field  # type: ignore[prop-decorator]
     @property

@@ -7,14 +7,13 @@ holds back every other job on the same key.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from .._adaptive import AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
-from .._errors import RateLimitedError, TransientError
+from .._errors import InvalidResponseError, RateLimitedError, TransientError
 from .._pacing import AdaptiveRate
 from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
@@ -155,7 +154,7 @@ class Traffic:
             found = self.pacers[model] = AdaptiveRate()
         return found
 
-    def note_headers(self, model: str, headers: httpx.Headers, *, max_pause: float) -> None:
+    def note_headers(self, model: str, headers: Mapping[str, str], *, max_pause: float) -> None:
         """Pause when a provider's rate-limit headers say the budget is spent."""
         advertised = headers.get("x-ratelimit-limit-requests")
         if self.adaptive is not None and advertised and advertised.isdigit():
@@ -176,7 +175,7 @@ class Traffic:
         if completion is not None:
             breaker.record_success()
             self._account(ticket, completion)
-        elif isinstance(error, TransientError) and not overloaded:
+        elif isinstance(error, TransientError | InvalidResponseError) and not overloaded:
             breaker.record_failure()
         else:
             breaker.record_neutral()

@@ -18,7 +18,8 @@ from .._context import deadline_after
 from .._errors import InsufficientCreditsError, PermanentError, TransientError
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
-from ..llm import ChatClient, GenerationJob, generate
+from ..llm import ChatClient, GenerationJob
+from ..llm._job import JobRun, JobRunner
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
 from ._queue import GENERATE_KIND, JobQueue
@@ -87,6 +88,13 @@ class Worker:
         self.stopping = asyncio.Event()
         self.completed = 0
         self.metrics = metrics if metrics is not None else Metrics()
+        # Generation jobs run one attempt each (the queue retries, with backoff between
+        # claims) and every claimed job is sent, whatever an earlier one met.
+        self._runner = (
+            JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
+            if client is not None
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -212,15 +220,12 @@ class Worker:
         return await self.queue.tasks[record.kind].run(record.payload)
 
     async def _generate(self, job: GenerationJob) -> Any:
-        if self.client is None:  # serves() claims generation jobs only with a client
+        if self._runner is None:  # serves() claims generation jobs only with a client
             raise PermanentError("this worker has no ChatClient for generation jobs")
-        results = await generate(
-            [job], client=self.client, retry=RetryPolicy.never(), deadline=None
-        )
-        result = results[0]
-        if result.error is not None:
-            raise result.error
-        return result.to_record()
+        run = JobRun(0, job)
+        began = time.monotonic()
+        await self._runner.run(run)  # raises what the attempt failed with
+        return JobRunner.result(run, None, time.monotonic() - began).to_record()
 
     async def _failed(self, record: JobRecord, error: Exception) -> JobState | None:
         permanent = isinstance(error, PermanentError)

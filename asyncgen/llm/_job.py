@@ -1,0 +1,217 @@
+"""One generation job on one client: the path every generation takes.
+
+``generate``, ``generate_iter``, ``generate_stream`` and the queue worker all run a job
+through :class:`JobRunner`: the batch's spend guard and 402 stop, the retry policy, the
+client's traffic controls (breaker, pauses, rate limiter, pacing) and request, the
+answer's validation, and the job's events.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from .._errors import (
+    BudgetExceededError,
+    InsufficientCreditsError,
+    RateLimitedError,
+    ValidationFailedError,
+)
+from .._ratelimit import RateLimiter
+from .._retry import RetryCaller, RetryPolicy
+from ._client import ChatClient
+from ._events import ClientPaused, JobRetrying, JobStarted, OnEvent, emit
+from ._models import Completion, GenerationJob, GenerationResult
+
+__all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
+
+Validate = Callable[[str], Any]
+
+_bind = structlog.contextvars.bind_contextvars
+_reset = structlog.contextvars.reset_contextvars
+
+
+@dataclass
+class Budget:
+    """A batch's spend guard: no job or retry starts once reported usage crossed a limit."""
+
+    max_cost: float | None = None
+    max_tokens: int | None = None
+    cost: float = 0.0
+    tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("max_cost", "max_tokens"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be > 0, got {value}")
+
+    def spend(self, completion: Completion) -> None:
+        self.cost += completion.usage.cost or 0.0
+        self.tokens += completion.usage.total_tokens
+
+    def check(self, job: GenerationJob) -> None:
+        """Raise BudgetExceededError once reported usage has crossed a limit."""
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            spent = f"max_cost=${self.max_cost:g} (spent ${self.cost:.6f})"
+        elif self.max_tokens is not None and self.tokens >= self.max_tokens:
+            spent = f"max_tokens={self.max_tokens} (spent {self.tokens})"
+        else:
+            return
+        raise BudgetExceededError(f"{job.model}: not sent: the batch reached {spent}")
+
+
+@dataclass(slots=True)
+class JobRun:
+    """One job while it runs: its place in the batch, requests sent, what came back."""
+
+    index: int
+    job: GenerationJob
+    sent: int = 0
+    completion: Completion | None = None
+    value: Any = None
+
+
+class JobRunner:
+    """Runs generation jobs on one client with one batch's settings.
+
+    Args:
+        client: The ChatClient to send through.
+        retry: The retry policy (the queue worker passes ``RetryPolicy.never()``: it
+            retries at the queue, with backoff between claims).
+        validate: Called with each answer's text, sync or async (see ``generate``).
+        on_event: Receives JobStarted, JobRetrying and ClientPaused.
+        rate_limit: The RateLimiter for these requests; None: the client's own.
+        budget: The batch's spend guard, or None.
+        stop_after_402: Refuse to send once the client has seen a 402 (a batch); the
+            queue worker sends every job it claims.
+    """
+
+    __slots__ = ("budget", "client", "on_event", "policy", "rate_limit", "stop_after_402",
+                 "validate")  # fmt: skip
+
+    def __init__(
+        self,
+        client: ChatClient,
+        *,
+        retry: RetryPolicy | None = None,
+        validate: Validate | None = None,
+        on_event: OnEvent | None = None,
+        rate_limit: RateLimiter | None = None,
+        budget: Budget | None = None,
+        stop_after_402: bool = True,
+    ) -> None:
+        self.client = client
+        self.policy = retry or RetryPolicy()
+        self.validate = validate
+        self.on_event = on_event
+        self.rate_limit = rate_limit or client.rate_limit
+        self.budget = budget
+        self.stop_after_402 = stop_after_402
+
+    async def run(self, run: JobRun) -> Any:
+        """Run the job, retrying per the policy; return what ``validate`` returned.
+
+        The completion and the number of requests sent are kept on ``run``.
+
+        Raises:
+            AsyncGenError: What the last attempt failed with (or why none was sent).
+        """
+        self._check_start(run.job)
+        if self.on_event is not None:
+            await emit(self.on_event, JobStarted(run.index, run.job))
+        on_retry = None if self.policy.max_attempts == 1 else _Retrying(self, run)
+        tokens = _bind(job_id=run.job.id, model=run.job.model)
+        try:
+            return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
+        finally:
+            _reset(**tokens)
+
+    async def _attempt(self, run: JobRun) -> Any:
+        job = run.job
+        self._check_start(job)
+        run.sent += 1
+        try:
+            completion = await self.client.request(
+                job.model, job.to_messages(), job.params, rate_limit=self.rate_limit,
+                max_pause=self.policy.max_retry_after,
+            )  # fmt: skip
+        except RateLimitedError:
+            await self._paused(run)
+            raise
+        run.completion = completion
+        if self.budget is not None:
+            self.budget.spend(completion)
+        if self.validate is None:
+            return None
+        run.value = await self._check(job, completion.text)
+        return run.value
+
+    def _check_start(self, job: GenerationJob) -> None:
+        if self.stop_after_402 and self.client.out_of_credits is not None:
+            raise InsufficientCreditsError(
+                f"{job.model}: not sent: an earlier request on this key got HTTP 402 -- "
+                "add credits to your provider account, then run again",
+                status=402,
+            )
+        if self.budget is not None:
+            self.budget.check(job)
+
+    async def _paused(self, run: JobRun) -> None:
+        pause = self.client.paused(run.job.model)
+        if pause is not None and self.on_event is not None:
+            seconds = round(pause.left(), 3)
+            event = ClientPaused(run.index, run.job, pause.scope, seconds, pause.reason)
+            await emit(self.on_event, event)
+
+    async def _check(self, job: GenerationJob, text: str) -> Any:
+        assert self.validate is not None
+        try:
+            value = self.validate(text)
+            if inspect.isawaitable(value):
+                value = await value
+        except ValidationFailedError:
+            raise
+        except Exception as exc:  # a validator's own error means the answer failed it
+            raise ValidationFailedError(f"{job.model}: {type(exc).__name__}: {exc}") from exc
+        # False (the bool) is a verdict: `lambda t: len(t) > 10`. Other falsy values are
+        # values: json.loads("[]") is a valid answer, None is "checked, nothing to keep".
+        if value is False:
+            raise ValidationFailedError(f"{job.model}: the answer failed validation (False)")
+        return value
+
+    @staticmethod
+    def result(run: JobRun, error: BaseException | None, elapsed: float) -> GenerationResult:
+        """The job's result: its answer and value, or ``error`` (with the last answer, if
+        one came back, e.g. the one that failed validation)."""
+        completion = run.completion
+        return GenerationResult(
+            index=run.index,
+            job=run.job,
+            text=completion.text if completion is not None else None,
+            completion=completion,
+            error=error,
+            attempts=run.sent,
+            latency=elapsed,
+            value=run.value if error is None else None,
+        )
+
+
+class _Retrying:
+    """The retry hook: count the retry on the client and tell the batch's handler."""
+
+    __slots__ = ("run", "runner")
+
+    def __init__(self, runner: JobRunner, run: JobRun) -> None:
+        self.runner = runner
+        self.run = run
+
+    async def __call__(self, attempt: int, delay: float, error: BaseException) -> None:
+        self.runner.client.count_retry()
+        if self.runner.on_event is not None:
+            event = JobRetrying(self.run.index, self.run.job, attempt, delay, error)
+            await emit(self.runner.on_event, event)
