@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 import structlog
 
 from ._context import current_deadline, note_attempt
+from ._defaults import DEFAULT_MAX_ATTEMPTS
 from ._errors import TransientError
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
 P = ParamSpec("P")
 T = TypeVar("T")
 
-DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_BASE_DELAY = 0.5
 DEFAULT_MULTIPLIER = 2.0
 DEFAULT_MAX_DELAY = 60.0

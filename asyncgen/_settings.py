@@ -13,33 +13,58 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ._defaults import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_GRACE,
+    DEFAULT_LEASE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_QUEUE_URL,
+    DEFAULT_WORKER_CONCURRENCY,
+)
+
 __all__ = ["DEFAULT_SETTINGS_FILE", "Settings"]
 
 DEFAULT_SETTINGS_FILE = "asyncgen.toml"
 
 
 class Settings(BaseSettings):
-    """asyncgen's configuration: environment variables win over the TOML file.
+    """The commands' configuration: flags win over environment variables, which win
+    over the TOML file, which wins over the library's defaults.
 
     Every field reads ``ASYNCGEN_<FIELD>`` (e.g. ``ASYNCGEN_QUEUE_URL``), then the
     file's top-level key of the same name, then the default. ``api_key`` is a secret:
     never shown in reprs or logs.
+
+    Attributes:
+        queue_url: ``asyncgen worker``'s queue when no URL is given.
+        worker_concurrency: Jobs a worker runs at once (``--concurrency``).
+        worker_lease: Seconds a worker's claim lasts (``--lease``).
+        worker_grace: Seconds running jobs get when a worker stops (``--grace``).
+        concurrency: Requests at once for ``asyncgen run`` (``--concurrency``).
+        retries: Attempts per request for ``asyncgen run`` (``--retries``).
+        deadline: Seconds ``asyncgen run`` may take (``--deadline``); None: no limit.
+        base_url: The OpenAI-compatible root both commands use when no ``--base-url``,
+            ``--provider`` (or ``--sim``) is given.
+        api_key: The key sent to ``base_url`` (``ASYNCGEN_API_KEY``).
+        log_json: JSON log lines (None: JSON unless stderr is a terminal).
+        log_level: The log level of both commands (None: INFO for the worker,
+            WARNING for ``asyncgen run``, whose standard error shows progress).
     """
 
     model_config = SettingsConfigDict(env_prefix="ASYNCGEN_", extra="forbid", frozen=True)
     toml_path: ClassVar[Path] = Path(DEFAULT_SETTINGS_FILE)
 
-    queue_url: str = Field(default="sqlite:///asyncgen-jobs.db", repr=False)  # may hold a password
-    worker_concurrency: int = Field(default=4, ge=1)
-    worker_lease: float = Field(default=30.0, gt=0)
-    worker_grace: float = Field(default=10.0, ge=0)
-    concurrency: int = Field(default=6, ge=1)
-    retries: int = Field(default=3, ge=1)
-    deadline: float = Field(default=400.0, gt=0)
+    queue_url: str = Field(default=DEFAULT_QUEUE_URL, repr=False)  # may hold a password
+    worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
+    worker_lease: float = Field(default=DEFAULT_LEASE, gt=0)
+    worker_grace: float = Field(default=DEFAULT_GRACE, ge=0)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    retries: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
+    deadline: float | None = Field(default=None, gt=0)
     base_url: str | None = None
     api_key: SecretStr | None = None
     log_json: bool | None = None
-    log_level: str = "INFO"
+    log_level: str | None = None
 
     @classmethod
     def settings_customise_sources(

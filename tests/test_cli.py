@@ -178,3 +178,44 @@ def test_run_with_the_built_in_simulator(tmp_path: Path, backend: str) -> None:
     done = asyncgen_cmd("run", str(jobs), "-o", str(out), "--sim", "--backend", backend)
     assert done.returncode == 0, done.stderr
     assert len(records(out)) == 5
+
+
+class TestSettings:
+    def test_run_honours_the_settings_file_and_variables(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """base_url, api_key, retries and concurrency come from asyncgen.toml and
+        ASYNCGEN_*; a flag wins over both."""
+        sim.configure(SimConfig(
+            api_key="sk-from-env-1",
+            models={"down": ModelProfile(faults=[Fault(kind="status", status=503)])},
+        ))  # fmt: skip
+        settings = tmp_path / "asyncgen.toml"
+        settings.write_text(f'base_url = "{sim.base_url}"\nretries = 1\nconcurrency = 2\n')
+        jobs = tmp_path / "in.jsonl"
+        jobs.write_text('{"id": "a", "model": "m", "prompt": "x"}\n'
+                        '{"id": "b", "model": "down", "prompt": "x"}\n')  # fmt: skip
+        env = {"ASYNCGEN_API_KEY": "sk-from-env-1"}
+        done = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "out.jsonl"),
+                            "--settings", str(settings), env=env)  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        by_id = {r["id"]: r for r in records(tmp_path / "out.jsonl")}
+        assert by_id["a"]["ok"] is True  # the key reached the server (else 401)
+        assert by_id["b"]["attempts"] == 1  # retries = 1 from the file
+        assert sim.stats()["max_in_flight"] <= 2
+        again = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "out2.jsonl"),
+                             "--settings", str(settings), "--retries", "2", env=env)  # fmt: skip
+        retried = {r["id"]: r for r in records(tmp_path / "out2.jsonl")}
+        assert again.returncode == 1
+        assert retried["b"]["attempts"] == 2  # the flag wins
+
+    def test_a_bad_settings_file_is_a_usage_error(self, tmp_path: Path) -> None:
+        """A misspelt key in the settings file is named; exit 2, no traceback."""
+        settings = tmp_path / "asyncgen.toml"
+        settings.write_text("retires = 2\n")
+        jobs = write_jobs(tmp_path / "in.jsonl", 1)
+        done = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "o.jsonl"), "--sim",
+                            "--settings", str(settings))  # fmt: skip
+        assert done.returncode == 2
+        assert "retires" in done.stderr
+        assert "Traceback" not in done.stderr

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
@@ -321,6 +322,35 @@ class TestSim:
         missing = asyncgen_cmd("sim", "--port", "0", "--config", str(tmp_path / "nope.json"))
         assert missing.returncode == 2
         assert "No such file or directory" in missing.stderr
+
+    def test_flags_configure_the_served_simulator(self, tmp_path: Path) -> None:
+        """--rpm/--limiter/--retry-header/--api-key reach the server it starts: a second
+        request in the same second is refused with a bare 429, a wrong key with 401."""
+        child = subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", "sim", "--port", "0", "--rpm", "60",
+             "--limiter", "sliding", "--retry-header", "none", "--api-key", "sk-sim-1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            assert line.startswith("asyncgen simulator: http://127.0.0.1:"), line
+            base_url = line.split()[-1]
+            body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+            good = {"Authorization": "Bearer sk-sim-1"}
+            with httpx.Client(timeout=5) as http:
+                first = http.post(f"{base_url}/chat/completions", json=body, headers=good)
+                second = http.post(f"{base_url}/chat/completions", json=body, headers=good)
+                wrong = http.post(f"{base_url}/chat/completions", json=body)
+            assert first.status_code == 200
+            assert second.status_code == 429
+            assert "retry-after" not in second.headers
+            assert "retry-after-ms" not in second.headers
+            assert wrong.status_code == 401
+        finally:
+            child.terminate()
+            rest, errors = child.communicate(timeout=10)
+        assert "sk-sim-1" not in rest + errors
 
 
 def worker_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -80,9 +80,9 @@ class TestRateLimits:
 
 
 def test_command_line_serves_until_terminated() -> None:
-    """python -m asyncgen.sim starts, announces its URL, answers, and stops on SIGTERM."""
+    """asyncgen sim starts, announces its URL, answers, and stops on SIGTERM."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen.sim", "--port", "0", "--latency", "0"],
+        [sys.executable, "-m", "asyncgen", "sim", "--port", "0", "--latency", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -6,11 +6,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..sim.__main__ import add_arguments as add_sim_arguments
-from ..sim.__main__ import serve as serve_sim
 from ._demo import add_demo_parser
 from ._files import UsageProblem
 from ._run import EXIT_USAGE, Terminated, add_run_parser
+from ._sim import add_sim_parser
 from ._worker import add_worker_parser
 
 __all__ = ["main"]
@@ -24,9 +23,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_demo_parser(commands)
     add_worker_parser(commands)
-    sim = commands.add_parser("sim", help="serve the OpenAI-compatible simulator")
-    add_sim_arguments(sim)
-    sim.set_defaults(handler=serve_sim)
+    add_sim_parser(commands)
     return parser
 
 

@@ -6,10 +6,15 @@ import argparse
 import math
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from .._ratelimit import RateLimiter
+from .._settings import DEFAULT_SETTINGS_FILE, Settings
 from .._shared_limit import SharedRateLimiter
+from .._validation import describe_invalid
 from ..llm import ChatClient
 from ._files import UsageProblem
 
@@ -17,7 +22,9 @@ __all__ = [
     "KEY_VARIABLES",
     "PROVIDERS",
     "add_limit_flags",
+    "add_settings_flag",
     "limiter_from",
+    "load_settings",
     "number",
     "provider_client",
     "whole",
@@ -119,15 +126,49 @@ def limiter_from(
                              tokens_per_minute=args.tpm)  # fmt: skip
 
 
-def provider_client(provider: str | None, base_url: str | None, **options: Any) -> ChatClient:
-    """The client for ``--base-url`` (key: $ASYNCGEN_API_KEY) or a ``--provider`` preset.
+def add_settings_flag(parser: argparse.ArgumentParser) -> None:
+    """Declare --settings (the TOML file; ASYNCGEN_* variables win over it)."""
+    parser.add_argument(
+        "--settings", type=Path,
+        help=f"TOML settings file (default ./{DEFAULT_SETTINGS_FILE}, if present); ASYNCGEN_* "
+        "variables win over it and flags over both",
+    )  # fmt: skip
+
+
+def load_settings(path: Path | None) -> Settings:
+    """Settings from the environment and the TOML file (``path`` or ./asyncgen.toml).
+
+    Raises:
+        UsageProblem: A named file that does not exist; a bad value or an unknown key.
+    """
+    if path is not None and not path.is_file():
+        raise UsageProblem(f"--settings {path}: no such file")
+    try:
+        return Settings.load(path)
+    except ValidationError as exc:
+        where = path or DEFAULT_SETTINGS_FILE
+        raise UsageProblem(f"settings ({where} or ASYNCGEN_*): {describe_invalid(exc)}") from None
+
+
+def provider_client(
+    provider: str | None, base_url: str | None, *, settings: Settings | None = None,
+    **options: Any,
+) -> ChatClient:  # fmt: skip
+    """The client for ``--base-url`` or a ``--provider`` preset (default: OpenRouter).
+
+    A ``--base-url`` (or ``base_url`` in the settings, when no provider was asked for)
+    is sent the settings' ``api_key`` (``ASYNCGEN_API_KEY``); a preset reads its own
+    provider's variable.
 
     Raises:
         UsageProblem: No key for the provider, a malformed key, a missing extra.
     """
+    settings = settings or load_settings(None)
+    base_url = base_url or (settings.base_url if provider is None else None)
     try:
         if base_url:
-            return ChatClient(base_url, os.environ.get("ASYNCGEN_API_KEY"), **options)
+            key = settings.api_key.get_secret_value() if settings.api_key else None
+            return ChatClient(base_url, key, **options)
         name = provider or "openrouter"
         variable = KEY_VARIABLES[name]
         if not os.environ.get(variable, "").strip():

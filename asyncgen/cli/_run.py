@@ -12,11 +12,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Literal
 
+from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
 from .._logging import configure_logging
 from .._retry import RetryPolicy
+from .._settings import Settings
 from ..llm import ChatClient, generate_stream
 from ..sim import SimConfig, SimServer
-from ._args import PROVIDERS, add_limit_flags, limiter_from, number, provider_client, whole
+from ._args import (
+    PROVIDERS,
+    add_limit_flags,
+    add_settings_flag,
+    limiter_from,
+    load_settings,
+    number,
+    provider_client,
+    whole,
+)
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress
@@ -36,9 +47,10 @@ def _err(message: str) -> None:
 
 
 @contextlib.contextmanager
-def _client(args: argparse.Namespace) -> Iterator[ChatClient]:
+def _client(args: argparse.Namespace, settings: Settings) -> Iterator[ChatClient]:
     """The client the flags ask for; with --sim, a simulator in a child process."""
-    limiter = limiter_from(args, base_url=args.base_url or args.provider)
+    budget = args.base_url or args.provider or settings.base_url or "openrouter"
+    limiter = limiter_from(args, base_url=budget)
     concurrency = 64 if args.concurrency == "auto" else args.concurrency
     options = {
         "rate_limit": limiter,
@@ -46,9 +58,9 @@ def _client(args: argparse.Namespace) -> Iterator[ChatClient]:
         "backend": args.backend,
     }
     if not args.sim:
-        yield provider_client(args.provider, args.base_url, **options)
+        yield provider_client(args.provider, args.base_url, settings=settings, **options)
         return
-    provider_client(None, "http://127.0.0.1", **options)  # refuse a bad backend first
+    provider_client(None, "http://127.0.0.1", settings=settings, **options)  # a bad backend
     with SimServer(SimConfig(), process=True) as sim:
         yield ChatClient(sim.base_url, **options)
 
@@ -76,16 +88,17 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     where.add_argument(
         "--provider",
         choices=sorted(PROVIDERS),
-        default="openrouter",
-        help="API preset; its key comes from the environment",
+        help="API preset; its key comes from the environment (default: base_url from the "
+        "settings, else openrouter)",
     )
     where.add_argument("--base-url", help="any OpenAI-compatible root; key: $ASYNCGEN_API_KEY")
     where.add_argument("--sim", action="store_true", help="use the built-in simulator")
     run.add_argument("--model", help="model for lines that name none")
-    run.add_argument("--concurrency", type=_concurrency, default=6, help="N or auto (default 6)")
+    run.add_argument("--concurrency", type=_concurrency, default=None,
+                     help=f"N or auto (default {DEFAULT_CONCURRENCY})")  # fmt: skip
     add_limit_flags(run, shared_default="default: not shared")
-    run.add_argument("--retries", type=whole("attempts", minimum=1), default=3,
-                     help="attempts per job (default 3)")  # fmt: skip
+    run.add_argument("--retries", type=whole("attempts", minimum=1), default=None,
+                     help=f"attempts per job (default {DEFAULT_MAX_ATTEMPTS})")  # fmt: skip
     run.add_argument("--deadline", type=number("seconds"),
                      help="stop after this many seconds (resumable)")  # fmt: skip
     run.add_argument("--max-cost", type=number("dollars"),
@@ -100,6 +113,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     run.add_argument("--max-connections", type=whole("connections", minimum=1), default=64,
                      help=argparse.SUPPRESS)  # fmt: skip
+    add_settings_flag(run)
     run.set_defaults(handler=run_command)
 
 
@@ -109,18 +123,24 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Validate, resume, run, report. Returns the exit code."""
-    configure_logging(level="WARNING", stream=sys.stderr)  # masks keys in every line
     signal.signal(signal.SIGTERM, _terminate)
     try:
+        settings = load_settings(args.settings)
+        # Masks keys in every line; stderr shows progress, so warnings and up by default.
+        configure_logging(json=settings.log_json, level=settings.log_level or "WARNING",
+                          stream=sys.stderr)  # fmt: skip
+        for name in ("concurrency", "retries", "deadline"):  # flags win over settings
+            if getattr(args, name) is None:
+                setattr(args, name, getattr(settings, name))
         check_files(args.input, args.output)
         with OutputLock(args.output):
-            return _locked(args)
+            return _locked(args, settings)
     except UsageProblem as exc:
         _err(str(exc))
         return EXIT_USAGE
 
 
-def _locked(args: argparse.Namespace) -> int:
+def _locked(args: argparse.Namespace, settings: Settings) -> int:
     resume = Resume.read(args.output, retry_failed=args.retry_failed)
     summary = validate_input(args.input, skip=resume.skip, default_model=args.model)
     if summary.problem_count:
@@ -133,7 +153,7 @@ def _locked(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if resume.rerun:
         _err(f"{resume.rerun} job(s) stopped earlier by a 402 or --max-cost run again now")
-    with _client(args) as client:
+    with _client(args, settings) as client:
         failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
     if resume.failed_before:
         _err(

@@ -8,17 +8,22 @@ import importlib
 import os
 import signal
 import sys
-from pathlib import Path
-
-from pydantic import ValidationError
 
 from .._errors import AsyncGenError
 from .._logging import configure_logging
-from .._settings import DEFAULT_SETTINGS_FILE, Settings
-from .._validation import describe_invalid
+from .._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
-from ._args import PROVIDERS, add_limit_flags, limiter_from, number, provider_client, whole
+from ._args import (
+    PROVIDERS,
+    add_limit_flags,
+    add_settings_flag,
+    limiter_from,
+    load_settings,
+    number,
+    provider_client,
+    whole,
+)
 from ._files import UsageProblem
 
 __all__ = ["add_worker_parser"]
@@ -51,9 +56,7 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--lease", type=number("seconds"), default=None, help="seconds per lease")
     worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
                         help="drain grace in seconds")  # fmt: skip
-    worker.add_argument(
-        "--settings", type=Path, help="TOML settings file (default ./asyncgen.toml)"
-    )
+    add_settings_flag(worker)
     where = worker.add_mutually_exclusive_group()
     where.add_argument(
         "--base-url",
@@ -83,26 +86,16 @@ def _register(queue: JobQueue, modules: list[str]) -> None:
             queue.register(value)
 
 
-def _client(args: argparse.Namespace, queue_url: str) -> ChatClient | None:
-    if not (args.base_url or args.provider or os.environ.get("OPENROUTER_API_KEY", "").strip()):
+def _client(args: argparse.Namespace, queue_url: str, settings: Settings) -> ChatClient | None:
+    asked = args.base_url or args.provider or settings.base_url
+    if not (asked or os.environ.get("OPENROUTER_API_KEY", "").strip()):
         if args.rpm or args.tpm:
             raise UsageProblem("--rpm/--tpm limit generation jobs: give --base-url or --provider")
         return None
-    provider = args.provider or (None if args.base_url else "openrouter")
     on_redis = queue_url.startswith(("redis://", "rediss://"))
-    limiter = limiter_from(args, base_url=args.base_url or provider or "openrouter",
-                           shared_default=queue_url if on_redis else None)  # fmt: skip
-    return provider_client(provider, args.base_url, rate_limit=limiter)
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    if args.settings is not None and not args.settings.is_file():
-        raise UsageProblem(f"--settings {args.settings}: no such file")
-    try:
-        return Settings.load(args.settings)
-    except ValidationError as exc:
-        where = args.settings or DEFAULT_SETTINGS_FILE
-        raise UsageProblem(f"settings ({where} or ASYNCGEN_*): {describe_invalid(exc)}") from None
+    budget = args.base_url or args.provider or settings.base_url or "openrouter"
+    limiter = limiter_from(args, base_url=budget, shared_default=queue_url if on_redis else None)
+    return provider_client(args.provider, args.base_url, settings=settings, rate_limit=limiter)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
@@ -119,7 +112,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
     if unknown:
         raise UsageProblem(f"--kinds names {', '.join(unknown)}, which no --tasks module defines")
     worker = Worker(
-        queue, kinds=kinds, client=_client(args, url),
+        queue, kinds=kinds, client=_client(args, url, settings),
         concurrency=args.concurrency if args.concurrency is not None
         else settings.worker_concurrency,
         lease=args.lease if args.lease is not None else settings.worker_lease,
@@ -159,8 +152,8 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
 def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
-        settings = _settings(args)
-        configure_logging(json=settings.log_json, level=settings.log_level)
+        settings = load_settings(args.settings)
+        configure_logging(json=settings.log_json, level=settings.log_level or "INFO")
         worker = _worker(args, settings)
         default_url = not args.url and "queue_url" not in settings.model_fields_set
         return asyncio.run(_serve(worker, default_url=default_url))

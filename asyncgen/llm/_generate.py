@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
 from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
 from ._batch import Batch, JobLike, coerce_jobs, concurrency_limit
@@ -22,9 +23,6 @@ __all__ = [
     "generate_iter",
     "generate_stream",
 ]
-
-DEFAULT_CONCURRENCY = 6
-DEFAULT_DEADLINE = 400.0
 
 
 def _batch(

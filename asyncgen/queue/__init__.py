@@ -3,23 +3,23 @@
 Everything public here is re-exported from :mod:`asyncgen`.
 """
 
-from ._blocking import BlockingJobQueue as BlockingJobQueue
-from ._blocking import WorkerThread as WorkerThread
 from ._metrics import Alert as Alert
 from ._metrics import AlertEvent as AlertEvent
 from ._metrics import Metrics as Metrics
 from ._models import JobRecord as JobRecord
 from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
+from ._queue import BlockingJobQueue as BlockingJobQueue
 from ._queue import JobQueue as JobQueue
-from ._queue import Task as Task
-from ._queue import TaskCall as TaskCall
 from ._queue import open_queue as open_queue
-from ._queue import task as task
 from ._redis import RedisStore as RedisStore
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import JobStore as JobStore
+from ._tasks import Task as Task
+from ._tasks import TaskCall as TaskCall
+from ._tasks import task as task
 from ._worker import Worker as Worker
+from ._worker import WorkerThread as WorkerThread
 from ._worker import open_worker as open_worker
 
 __all__ = [

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import inspect
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec
+from typing import Any, ParamSpec
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
-
+from .._bridge import run_blocking
 from .._errors import JobFailedError
 from .._logging import mask_secrets
 from ..llm import GenerationJob
@@ -20,106 +16,14 @@ from ._redis import RedisStore
 from ._schedule import check_cron, next_run
 from ._sqlite import SQLiteStore
 from ._store import JobStore
+from ._tasks import GENERATE_KIND, Task, TaskCall, task
 
-if TYPE_CHECKING:
-    from ._blocking import BlockingJobQueue
-
-__all__ = ["GENERATE_KIND", "JobQueue", "Task", "TaskCall", "open_queue", "task"]
+__all__ = ["BlockingJobQueue", "JobQueue", "open_queue"]
 
 P = ParamSpec("P")
-
-GENERATE_KIND = "generate"
 RESULT_POLL = 0.05
 MAX_PRIORITY = 2**31 - 1  # stored exactly by SQLite and as Redis scores alike
 MIN_PRIORITY = -(2**31)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskCall:
-    """A validated call of a registered task: its name and JSON-ready arguments."""
-
-    kind: str
-    arguments: dict[str, Any]
-
-
-class Task(Generic[P]):
-    """A function registered on a queue under a name; ``call()`` makes a job of it."""
-
-    def __init__(self, fn: Callable[P, Any], name: str) -> None:
-        self.fn = fn
-        self.name = name
-        self._arguments = _arguments_model(fn, name)
-
-    def __repr__(self) -> str:
-        return f"Task({self.name!r})"
-
-    def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall:
-        """Validate the arguments now (not in the worker) and return the job to submit.
-
-        Raises:
-            ValueError: Arguments that do not match the signature or are not JSON.
-        """
-        names = inspect.signature(self.fn).parameters
-        unknown = sorted(set(kwargs) - set(names))
-        if unknown:
-            raise ValueError(
-                f"task {self.name}: unknown argument(s) {', '.join(unknown)}; it takes "
-                f"{', '.join(names) or 'none'}"
-            )
-        try:
-            bound = inspect.signature(self.fn).bind(*args, **kwargs)
-        except TypeError as exc:
-            raise ValueError(f"task {self.name}: {exc}") from None
-        try:
-            model = self._arguments.model_validate(dict(bound.arguments))
-        except ValidationError as exc:
-            raise ValueError(f"task {self.name}: invalid arguments: {exc}") from None
-        return TaskCall(self.name, model.model_dump(mode="json"))
-
-    async def run(self, arguments: dict[str, Any]) -> Any:
-        """Run the function with stored arguments (async or sync; sync runs in a thread)."""
-        values = self._arguments.model_validate(arguments)
-        kwargs = {name: getattr(values, name) for name in type(values).model_fields}
-        fn: Callable[..., Any] = self.fn
-        if inspect.iscoroutinefunction(fn):
-            return await fn(**kwargs)
-        return await asyncio.to_thread(functools.partial(fn, **kwargs))
-
-
-class _TaskMaker:
-    def __init__(self, name: str | None) -> None:
-        self.name = name
-
-    def __call__(self, fn: Callable[P, Any]) -> Task[P]:
-        task_name = self.name or f"{fn.__module__}.{fn.__qualname__}"
-        if task_name == GENERATE_KIND:
-            raise ValueError(f"'{GENERATE_KIND}' is reserved for GenerationJobs")
-        return Task(fn, task_name)
-
-
-def task(*, name: str | None = None) -> _TaskMaker:
-    """Make a Task of a function without a queue: ``@task()`` or ``@task(name=...)``.
-
-    Register it on a queue with ``queue.register(t)``; ``asyncgen worker --tasks MODULE``
-    registers every Task found in MODULE.
-
-    Raises:
-        ValueError: The reserved name "generate".
-        TypeError: A signature with ``*args`` or ``**kwargs``.
-    """
-    return _TaskMaker(name)
-
-
-def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
-    fields: dict[str, Any] = {}
-    for parameter in inspect.signature(fn).parameters.values():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise TypeError(f"task {name}: *args and **kwargs cannot be stored as job data")
-        annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
-        default = ... if parameter.default is parameter.empty else parameter.default
-        fields[parameter.name] = (annotation, default)
-    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
-    return create_model(f"{name}_arguments", __config__=config, **fields)
 
 
 class JobQueue:
@@ -308,8 +212,6 @@ class JobQueue:
     @property
     def blocking(self) -> BlockingJobQueue:
         """This queue's blocking twins (submit, status, result, ...) for sync code."""
-        from ._blocking import BlockingJobQueue
-
         return BlockingJobQueue(self)
 
     async def aclose(self) -> None:
@@ -371,3 +273,49 @@ def open_queue(url: str) -> JobQueue:
         f"unsupported queue URL {_safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
         "or redis://host:6379/0"
     )
+
+
+class BlockingJobQueue:
+    """The JobQueue API for Flask views, scripts and Celery-style code: every call blocks.
+
+    Args:
+        queue: The queue to wrap (its coroutines run on asyncgen's background loop).
+    """
+
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+
+    def __repr__(self) -> str:
+        return f"BlockingJobQueue({self.queue!r})"
+
+    def submit(self, job: GenerationJob | TaskCall, **options: Any) -> str:
+        """Blocking :meth:`JobQueue.submit`."""
+        return run_blocking(self.queue.submit, job, **options)
+
+    def submit_many(self, jobs: Iterable[GenerationJob | TaskCall], **options: Any) -> list[str]:
+        """Blocking :meth:`JobQueue.submit_many`."""
+        return run_blocking(self.queue.submit_many, jobs, **options)
+
+    def status(self, job_id: str) -> JobRecord:
+        """Blocking :meth:`JobQueue.status`."""
+        return run_blocking(self.queue.status, job_id)
+
+    def result(self, job_id: str, *, timeout: float | None = None) -> Any:
+        """Blocking :meth:`JobQueue.result`."""
+        return run_blocking(self.queue.result, job_id, timeout=timeout)
+
+    def cancel(self, job_id: str) -> bool:
+        """Blocking :meth:`JobQueue.cancel`."""
+        return run_blocking(self.queue.cancel, job_id)
+
+    def statistics(self) -> QueueStatistics:
+        """Blocking :meth:`JobQueue.statistics`."""
+        return run_blocking(self.queue.statistics)
+
+    def purge(self, *, older_than: float) -> int:
+        """Blocking :meth:`JobQueue.purge`."""
+        return run_blocking(self.queue.purge, older_than=older_than)
+
+    def close(self) -> None:
+        """Close the connections the blocking twins opened (they close at exit anyway)."""
+        run_blocking(self.queue.aclose)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import math
 import os
@@ -14,7 +15,9 @@ from typing import Any, TypeVar
 
 import structlog
 
+from .._bridge import call_soon, start
 from .._context import deadline_after
+from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
 from .._errors import InsufficientCreditsError, PermanentError, TransientError
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
@@ -22,12 +25,11 @@ from ..llm import ChatClient, GenerationJob
 from ..llm._job import JobRun, JobRunner
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
-from ._queue import GENERATE_KIND, JobQueue
+from ._queue import JobQueue
+from ._tasks import GENERATE_KIND
 
-__all__ = ["DEFAULT_LEASE", "Worker", "open_worker"]
+__all__ = ["DEFAULT_LEASE", "Worker", "WorkerThread", "open_worker"]
 
-DEFAULT_LEASE = 30.0
-DEFAULT_GRACE = 10.0
 POLL = 0.05
 # While the store is unreachable: claims back off on this, writes retry under it until
 # their lease would be over (the attempt cap is never the limit; the deadline is).
@@ -64,7 +66,7 @@ class Worker:
         self,
         queue: JobQueue,
         *,
-        concurrency: int = 4,
+        concurrency: int = DEFAULT_WORKER_CONCURRENCY,
         kinds: Sequence[str] | None = None,
         client: ChatClient | None = None,
         lease: float = DEFAULT_LEASE,
@@ -263,3 +265,40 @@ async def open_worker(queue: JobQueue, **options: Any) -> AsyncIterator[Worker]:
     finally:
         worker.stop()
         await task
+
+
+class WorkerThread:
+    """A Worker running on asyncgen's background loop, for a Flask app or a script.
+
+    ``start()`` returns at once; ``stop()`` drains like SIGTERM and waits for it.
+
+    Args:
+        queue: The queue.
+        **options: As for :class:`Worker` (concurrency, kinds, client, lease, ...).
+    """
+
+    def __init__(self, queue: JobQueue, **options: Any) -> None:
+        self.queue = queue
+        self.options = options
+        self.worker: Worker | None = None
+        self._future: concurrent.futures.Future[None] | None = None
+
+    def start(self) -> WorkerThread:
+        """Start working in the background."""
+
+        self.worker = Worker(self.queue, **self.options)
+        self._future = start(self.worker.run())
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain (no new jobs, grace for running ones) and wait until the worker ends."""
+        if self._future is None or self.worker is None:
+            return
+        call_soon(self.worker.stop)
+        self._future.result(timeout)
+
+    def __enter__(self) -> WorkerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,6 +1,6 @@
 """asyncgen's own OpenAI-compatible simulator: latency, rate limits and faults on demand.
 
-Run it with ``python -m asyncgen.sim --port 8000``, or in tests with
+Run it with ``asyncgen sim --port 8000``, from code with :func:`serve`, or in tests with
 :func:`asyncgen.testing.sim_server`.
 """
 
@@ -8,6 +8,7 @@ from ._app import SimApp as SimApp
 from ._config import Fault as Fault
 from ._config import ModelProfile as ModelProfile
 from ._config import SimConfig as SimConfig
+from ._serve import serve as serve
 from ._server import SimServer as SimServer
 
-__all__ = ["Fault", "ModelProfile", "SimApp", "SimConfig", "SimServer"]
+__all__ = ["Fault", "ModelProfile", "SimApp", "SimConfig", "SimServer", "serve"]

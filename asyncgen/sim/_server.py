@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
@@ -126,14 +127,14 @@ class SimServer:
 
     def _start_process(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        command = [sys.executable, "-m", "asyncgen.sim", "--fd", str(fd), "--config", "-"]
-        command += ["--log-level", "critical"]
+        spec: dict[str, Any] = {"fd": fd, "http2": self._tls is not None,
+                                "config": self.config.model_dump(mode="json")}  # fmt: skip
         if self._tls is not None:
-            command += ["--http2", "--certfile", str(self._tls.certfile)]
-            command += ["--keyfile", str(self._tls.keyfile)]
+            spec |= {"certfile": str(self._tls.certfile), "keyfile": str(self._tls.keyfile)}
+        command = [sys.executable, "-m", "asyncgen.sim._child"]
         self._child = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=[fd])
         assert self._child.stdin is not None
-        self._child.stdin.write(self.config.model_dump_json().encode())
+        self._child.stdin.write(json.dumps(spec).encode())
         self._child.stdin.close()
 
     def _wait_ready(self) -> None:

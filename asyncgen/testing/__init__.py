@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..sim import Fault, ModelProfile, SimConfig, SimServer
 from ._redis_server import RedisServer
-from .sim import Fault, ModelProfile, SimConfig, SimServer
 
 __all__ = ["Fault", "ModelProfile", "RedisServer", "SimConfig", "SimServer", "sim_server"]
 

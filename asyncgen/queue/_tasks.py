@@ -1,0 +1,106 @@
+"""Tasks: functions registered on a queue by name, their calls validated as job data."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, ParamSpec
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+__all__ = ["GENERATE_KIND", "Task", "TaskCall", "task"]
+
+P = ParamSpec("P")
+
+GENERATE_KIND = "generate"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCall:
+    """A validated call of a registered task: its name and JSON-ready arguments."""
+
+    kind: str
+    arguments: dict[str, Any]
+
+
+class Task(Generic[P]):
+    """A function registered on a queue under a name; ``call()`` makes a job of it."""
+
+    def __init__(self, fn: Callable[P, Any], name: str) -> None:
+        self.fn = fn
+        self.name = name
+        self._arguments = _arguments_model(fn, name)
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall:
+        """Validate the arguments now (not in the worker) and return the job to submit.
+
+        Raises:
+            ValueError: Arguments that do not match the signature or are not JSON.
+        """
+        names = inspect.signature(self.fn).parameters
+        unknown = sorted(set(kwargs) - set(names))
+        if unknown:
+            raise ValueError(
+                f"task {self.name}: unknown argument(s) {', '.join(unknown)}; it takes "
+                f"{', '.join(names) or 'none'}"
+            )
+        try:
+            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ValueError(f"task {self.name}: {exc}") from None
+        try:
+            model = self._arguments.model_validate(dict(bound.arguments))
+        except ValidationError as exc:
+            raise ValueError(f"task {self.name}: invalid arguments: {exc}") from None
+        return TaskCall(self.name, model.model_dump(mode="json"))
+
+    async def run(self, arguments: dict[str, Any]) -> Any:
+        """Run the function with stored arguments (async or sync; sync runs in a thread)."""
+        values = self._arguments.model_validate(arguments)
+        kwargs = {name: getattr(values, name) for name in type(values).model_fields}
+        fn: Callable[..., Any] = self.fn
+        if inspect.iscoroutinefunction(fn):
+            return await fn(**kwargs)
+        return await asyncio.to_thread(functools.partial(fn, **kwargs))
+
+
+class _TaskMaker:
+    def __init__(self, name: str | None) -> None:
+        self.name = name
+
+    def __call__(self, fn: Callable[P, Any]) -> Task[P]:
+        task_name = self.name or f"{fn.__module__}.{fn.__qualname__}"
+        if task_name == GENERATE_KIND:
+            raise ValueError(f"'{GENERATE_KIND}' is reserved for GenerationJobs")
+        return Task(fn, task_name)
+
+
+def task(*, name: str | None = None) -> _TaskMaker:
+    """Make a Task of a function without a queue: ``@task()`` or ``@task(name=...)``.
+
+    Register it on a queue with ``queue.register(t)``; ``asyncgen worker --tasks MODULE``
+    registers every Task found in MODULE.
+
+    Raises:
+        ValueError: The reserved name "generate".
+        TypeError: A signature with ``*args`` or ``**kwargs``.
+    """
+    return _TaskMaker(name)
+
+
+def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+    fields: dict[str, Any] = {}
+    for parameter in inspect.signature(fn).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise TypeError(f"task {name}: *args and **kwargs cannot be stored as job data")
+        annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
+    return create_model(f"{name}_arguments", __config__=config, **fields)
