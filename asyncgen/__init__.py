@@ -3,74 +3,146 @@
 Bounded, ordered concurrency with partial-failure tolerance, jittered retries that
 honour Retry-After and deadlines, blocking twins for sync code, and structured logs
 that never show a secret.
+
+Names are imported on first use (``asyncgen.generate`` loads the LLM layer, ``open_queue``
+the queue, neither loads Redis until a Redis URL is opened), so ``import asyncgen`` and
+the ``asyncgen`` command start quickly; type checkers see ordinary imports.
 """
 
+import importlib as _importlib
 import types as _types
+import typing as _typing
 
-from . import sync as sync
-from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
-from ._breaker import CircuitBreaker as CircuitBreaker
-from ._bridge import blocking as blocking
-from ._errors import AsyncGenError as AsyncGenError
-from ._errors import AuthenticationError as AuthenticationError
-from ._errors import BadRequestError as BadRequestError
-from ._errors import BudgetExceededError as BudgetExceededError
-from ._errors import CircuitOpenError as CircuitOpenError
-from ._errors import ConnectionFailedError as ConnectionFailedError
-from ._errors import DeadlineExceededError as DeadlineExceededError
-from ._errors import InsufficientCreditsError as InsufficientCreditsError
-from ._errors import InvalidResponseError as InvalidResponseError
-from ._errors import JobFailedError as JobFailedError
-from ._errors import PermanentError as PermanentError
-from ._errors import RateLimitedError as RateLimitedError
-from ._errors import RequestTimeoutError as RequestTimeoutError
-from ._errors import ServerError as ServerError
-from ._errors import StoreError as StoreError
-from ._errors import TransientError as TransientError
-from ._errors import UnsupportedServerError as UnsupportedServerError
-from ._errors import ValidationFailedError as ValidationFailedError
-from ._gather import gather_bounded as gather_bounded
-from ._gather import map_bounded as map_bounded
-from ._logging import configure_logging as configure_logging
-from ._logging import mask_secrets as mask_secrets
-from ._logging import redact_secrets as redact_secrets
-from ._outcome import Outcome as Outcome
-from ._ratelimit import RateLimiter as RateLimiter
-from ._retry import RetryCaller as RetryCaller
-from ._retry import RetryPolicy as RetryPolicy
-from ._retry import retry as retry
-from ._retry import retrying as retrying
-from ._retry_after import parse_retry_after as parse_retry_after
-from ._settings import Settings as Settings
-from ._shared_limit import SharedRateLimiter as SharedRateLimiter
-from .llm import BatchProgress as BatchProgress
-from .llm import ChatClient as ChatClient
-from .llm import ClientPaused as ClientPaused
-from .llm import ClientStatistics as ClientStatistics
-from .llm import Completion as Completion
-from .llm import Event as Event
-from .llm import GenerationJob as GenerationJob
-from .llm import GenerationResult as GenerationResult
-from .llm import JobFailed as JobFailed
-from .llm import JobRetrying as JobRetrying
-from .llm import JobStarted as JobStarted
-from .llm import JobSucceeded as JobSucceeded
-from .llm import KeyInfo as KeyInfo
-from .llm import Usage as Usage
-from .llm import fan_out as fan_out
-from .llm import generate as generate
-from .llm import generate_iter as generate_iter
-from .llm import generate_stream as generate_stream
-from .llm import legacy_progress as legacy_progress
-from .queue import JobQueue as JobQueue
-from .queue import JobRecord as JobRecord
-from .queue import JobState as JobState
-from .queue import QueueStatistics as QueueStatistics
-from .queue import Worker as Worker
-from .queue import open_queue as open_queue
-from .queue import open_worker as open_worker
+if _typing.TYPE_CHECKING:
+    from . import sync as sync
+    from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
+    from ._breaker import CircuitBreaker as CircuitBreaker
+    from ._bridge import blocking as blocking
+    from ._errors import AsyncGenError as AsyncGenError
+    from ._errors import AuthenticationError as AuthenticationError
+    from ._errors import BadRequestError as BadRequestError
+    from ._errors import BudgetExceededError as BudgetExceededError
+    from ._errors import CircuitOpenError as CircuitOpenError
+    from ._errors import ConnectionFailedError as ConnectionFailedError
+    from ._errors import DeadlineExceededError as DeadlineExceededError
+    from ._errors import InsufficientCreditsError as InsufficientCreditsError
+    from ._errors import InvalidResponseError as InvalidResponseError
+    from ._errors import JobFailedError as JobFailedError
+    from ._errors import PermanentError as PermanentError
+    from ._errors import RateLimitedError as RateLimitedError
+    from ._errors import RequestTimeoutError as RequestTimeoutError
+    from ._errors import ServerError as ServerError
+    from ._errors import StoreError as StoreError
+    from ._errors import TransientError as TransientError
+    from ._errors import UnsupportedServerError as UnsupportedServerError
+    from ._errors import ValidationFailedError as ValidationFailedError
+    from ._gather import gather_bounded as gather_bounded
+    from ._gather import map_bounded as map_bounded
+    from ._logging import configure_logging as configure_logging
+    from ._logging import mask_secrets as mask_secrets
+    from ._logging import redact_secrets as redact_secrets
+    from ._outcome import Outcome as Outcome
+    from ._ratelimit import RateLimiter as RateLimiter
+    from ._retry import RetryCaller as RetryCaller
+    from ._retry import RetryPolicy as RetryPolicy
+    from ._retry import retry as retry
+    from ._retry import retrying as retrying
+    from ._retry_after import parse_retry_after as parse_retry_after
+    from ._settings import Settings as Settings
+    from ._shared_limit import SharedRateLimiter as SharedRateLimiter
+    from .llm import BatchProgress as BatchProgress
+    from .llm import ChatClient as ChatClient
+    from .llm import ClientPaused as ClientPaused
+    from .llm import ClientStatistics as ClientStatistics
+    from .llm import Completion as Completion
+    from .llm import Event as Event
+    from .llm import GenerationJob as GenerationJob
+    from .llm import GenerationResult as GenerationResult
+    from .llm import JobFailed as JobFailed
+    from .llm import JobRetrying as JobRetrying
+    from .llm import JobStarted as JobStarted
+    from .llm import JobSucceeded as JobSucceeded
+    from .llm import KeyInfo as KeyInfo
+    from .llm import Usage as Usage
+    from .llm import fan_out as fan_out
+    from .llm import generate as generate
+    from .llm import generate_iter as generate_iter
+    from .llm import generate_stream as generate_stream
+    from .llm import legacy_progress as legacy_progress
+    from .queue import JobQueue as JobQueue
+    from .queue import JobRecord as JobRecord
+    from .queue import JobState as JobState
+    from .queue import QueueStatistics as QueueStatistics
+    from .queue import Worker as Worker
+    from .queue import open_queue as open_queue
+    from .queue import open_worker as open_worker
 
 __version__ = "0.1.0.dev0"
+
+# Each public name and the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "AdaptiveConcurrency": "._adaptive",
+    "AsyncGenError": "._errors",
+    "AuthenticationError": "._errors",
+    "BadRequestError": "._errors",
+    "BatchProgress": ".llm",
+    "BudgetExceededError": "._errors",
+    "ChatClient": ".llm",
+    "CircuitBreaker": "._breaker",
+    "CircuitOpenError": "._errors",
+    "ClientPaused": ".llm",
+    "ClientStatistics": ".llm",
+    "Completion": ".llm",
+    "ConnectionFailedError": "._errors",
+    "DeadlineExceededError": "._errors",
+    "Event": ".llm",
+    "GenerationJob": ".llm",
+    "GenerationResult": ".llm",
+    "InsufficientCreditsError": "._errors",
+    "InvalidResponseError": "._errors",
+    "JobFailed": ".llm",
+    "JobFailedError": "._errors",
+    "JobQueue": ".queue",
+    "JobRecord": ".queue",
+    "JobRetrying": ".llm",
+    "JobStarted": ".llm",
+    "JobState": ".queue",
+    "JobSucceeded": ".llm",
+    "KeyInfo": ".llm",
+    "Outcome": "._outcome",
+    "PermanentError": "._errors",
+    "QueueStatistics": ".queue",
+    "RateLimitedError": "._errors",
+    "RateLimiter": "._ratelimit",
+    "RequestTimeoutError": "._errors",
+    "RetryCaller": "._retry",
+    "RetryPolicy": "._retry",
+    "ServerError": "._errors",
+    "Settings": "._settings",
+    "SharedRateLimiter": "._shared_limit",
+    "StoreError": "._errors",
+    "TransientError": "._errors",
+    "UnsupportedServerError": "._errors",
+    "Usage": ".llm",
+    "ValidationFailedError": "._errors",
+    "Worker": ".queue",
+    "blocking": "._bridge",
+    "configure_logging": "._logging",
+    "fan_out": ".llm",
+    "gather_bounded": "._gather",
+    "generate": ".llm",
+    "generate_iter": ".llm",
+    "generate_stream": ".llm",
+    "legacy_progress": ".llm",
+    "map_bounded": "._gather",
+    "mask_secrets": "._logging",
+    "open_queue": ".queue",
+    "open_worker": ".queue",
+    "parse_retry_after": "._retry_after",
+    "redact_secrets": "._logging",
+    "retry": "._retry",
+    "retrying": "._retry",
+}
 
 __all__ = [
     "AdaptiveConcurrency",
@@ -137,10 +209,24 @@ __all__ = [
     "retrying",
 ]
 
-# Public classes and functions report the public module, as httpx does, so reprs and
-# docs say asyncgen.X rather than a private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type | _types.FunctionType) and _obj.__module__.startswith("asyncgen."):
-        _obj.__module__ = "asyncgen"
-del _name, _obj
+
+if not _typing.TYPE_CHECKING:  # type checkers see the imports above, and a typo is an error
+
+    def __getattr__(name: str) -> _typing.Any:
+        if name == "sync":
+            return _importlib.import_module(".sync", __name__)
+        where = _EXPORTS.get(name)
+        if where is None:
+            raise AttributeError(f"module 'asyncgen' has no attribute {name!r}")
+        value = getattr(_importlib.import_module(where, __name__), name)
+        # Public classes and functions report the public module, as httpx does, so reprs
+        # and docs say asyncgen.X rather than a private module.
+        private = getattr(value, "__module__", "").startswith("asyncgen.")
+        if isinstance(value, type | _types.FunctionType) and private:
+            value.__module__ = "asyncgen"
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "sync"})

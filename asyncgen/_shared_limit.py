@@ -25,13 +25,14 @@ import os
 import time
 import uuid
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
 from ._ratelimit import DEFAULT_BURST, FLOOR, RECOVERY, STEP_DOWN, Booking, RateLimiter
+
+if TYPE_CHECKING:  # redis-py is imported where used: only shared limiters pay for it
+    from redis.asyncio import Redis
 
 __all__ = ["DEFAULT_FALLBACK_SHARE", "DEFAULT_SHARED_HEADROOM", "SharedRateLimiter"]
 
@@ -168,6 +169,8 @@ class SharedRateLimiter(RateLimiter):
         loop = asyncio.get_running_loop()
         found = self._clients.get(loop)
         if found is None:
+            from redis.asyncio import Redis
+
             client = Redis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0)
             found = self._clients[loop] = (client, {})
         client, scripts = found
@@ -192,6 +195,8 @@ class SharedRateLimiter(RateLimiter):
 
     async def book_shared(self, tokens: int = 0, *, now: float | None = None) -> Booking:
         """Book the next start in the shared state; ``now`` overrides Redis TIME (tests)."""
+        from redis import exceptions as redis_errors
+
         if self._down_since is not None and time.monotonic() - self._down_since < RETRY_REDIS:
             return self._local().book(tokens)  # the local share, until the retry is due
         args = [self.requests_per_minute or 0, self.tokens_per_minute or 0, tokens,
@@ -271,6 +276,8 @@ class SharedRateLimiter(RateLimiter):
         return True
 
     def _spawn(self, call: Any) -> None:
+        from redis import exceptions as redis_errors
+
         async def quietly() -> None:
             try:
                 await call

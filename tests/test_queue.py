@@ -384,6 +384,40 @@ class TestSchedule:
         with pytest.raises(ValueError, match="not both"):
             await queue.submit(queue_tasks.add.call(1, 1), cron="* * * * *", every=5)
 
+    async def test_a_retried_slot_adds_its_next_slot_once(self, queue: JobQueue) -> None:
+        """Each claim of a slot adds the next one, idempotently: a slot failing twice
+        leaves exactly one next slot, keyed by series and time (every store)."""
+        start = time.time()
+        job_id = await queue.submit(queue_tasks.explode.call("x"), every=3600, run_at=start,
+                                    max_attempts=2)  # fmt: skip
+        async with open_worker(queue, retry=FAST):
+            for _ in range(200):
+                if (await queue.status(job_id)).state is JobState.DEAD:
+                    break
+                await asyncio.sleep(0.05)
+        assert (await queue.status(job_id)).attempts == 2
+        stats = await queue.statistics()
+        assert (stats.pending, stats.scheduled) == (0, 1)  # the next slot, an hour out
+
+    def test_next_slot_names_its_series_and_time(self) -> None:
+        """The next slot's key is <series>@<due>, the series kept from slot to slot."""
+        from asyncgen.queue._models import JobRecord
+        from asyncgen.queue._schedule import next_slot
+
+        first = JobRecord(kind="k", payload={}, run_at=1000.0, every=30.0,
+                          idempotency_key="a@b@1000.000")  # fmt: skip
+        second = next_slot(first, first_claim=True)
+        assert second is not None
+        # A retry moved the slot's start: its own time still comes from its key.
+        retried = second.model_copy(update={"run_at": 1047.5, "attempts": 1})
+        third = next_slot(retried, first_claim=False)
+        assert third is not None
+        assert (second.run_at, second.idempotency_key) == (1030.0, "a@b@1030.000")
+        assert (third.run_at, third.idempotency_key) == (1060.0, "a@b@1060.000")
+        assert third.attempts == 0
+        mine = JobRecord(kind="k", payload={}, run_at=5.0, every=1.0, idempotency_key="mine")
+        assert next_slot(mine, first_claim=False) is None  # retried: time unknown
+
     async def test_each_slot_runs_once_with_several_workers(self, durable_url: str) -> None:
         """An every=0.1 s job under 3 workers runs once per slot: no slot twice, none lost."""
         queue = open_queue(durable_url)

@@ -11,7 +11,8 @@ import structlog.testing
 
 import asyncgen
 from asyncgen import ChatClient, RateLimiter, RetryPolicy
-from asyncgen.llm._hints import estimate_tokens, parse_duration, pause_from_headers
+from asyncgen.llm._hints import parse_duration, pause_from_headers
+from asyncgen.llm._tokens import estimate_tokens
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
 
 HI = [{"role": "user", "content": "hi"}]

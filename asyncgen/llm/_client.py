@@ -265,9 +265,9 @@ class ChatClient:
             TransientError: Rate limits, 5xx, timeouts, dropped connections, garbage.
             PermanentError: 402 (add credits), 401/403, other 4xx, an open circuit.
         """
-        return await self.request(model, messages, params, rate_limit=self.rate_limit)
+        return await self.chat_limited(model, messages, params, rate_limit=self.rate_limit)
 
-    async def request(
+    async def chat_limited(
         self,
         model: str,
         messages: list[dict[str, Any]],
@@ -276,7 +276,8 @@ class ChatClient:
         rate_limit: RateLimiter | None,
         max_pause: float = DEFAULT_MAX_RETRY_AFTER,
     ) -> Completion:
-        """:meth:`chat` with an explicit RateLimiter (None: no rate limit).
+        """:meth:`chat` through a given RateLimiter (None: no rate limit) rather than the
+        client's own: a batch's ``rate_limit=``.
 
         ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
         client's other requests (a batch passes its policy's ``max_retry_after``).

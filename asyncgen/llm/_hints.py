@@ -7,11 +7,9 @@ import time
 from collections.abc import Mapping
 from typing import Literal
 
-__all__ = ["estimate_tokens", "parse_duration", "pause_from_headers"]
+__all__ = ["parse_duration", "pause_from_headers"]
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-DEFAULT_COMPLETION_ESTIMATE = 256
-_CHARS_PER_TOKEN = 4
 
 
 def parse_duration(text: str) -> float | None:
@@ -61,12 +59,3 @@ def pause_from_headers(
             if reset is not None:
                 waits.append(reset)
     return (max(waits), "model") if waits else None
-
-
-def estimate_tokens(messages: list[dict[str, object]], params: dict[str, object]) -> int:
-    """A cheap upper-ish estimate of a request's tokens: prompt chars / 4 plus the
-    completion budget (``max_tokens`` / ``max_completion_tokens`` or 256)."""
-    chars = sum(len(str(m.get("content") or "")) + 8 for m in messages)
-    budget = params.get("max_tokens") or params.get("max_completion_tokens")
-    completion = int(budget) if isinstance(budget, int | float) else DEFAULT_COMPLETION_ESTIMATE
-    return chars // _CHARS_PER_TOKEN + 1 + completion

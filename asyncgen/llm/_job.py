@@ -136,7 +136,7 @@ class JobRunner:
         self._check_start(job)
         run.sent += 1
         try:
-            completion = await self.client.request(
+            completion = await self.client.chat_limited(
                 job.model, job.to_messages(), job.params, rate_limit=self.rate_limit,
                 max_pause=self.policy.max_retry_after,
             )  # fmt: skip

@@ -17,9 +17,10 @@ from .._errors import InvalidResponseError, RateLimitedError, TransientError
 from .._pacing import AdaptiveRate
 from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
-from ._hints import estimate_tokens, pause_from_headers
+from ._hints import pause_from_headers
 from ._models import Completion
 from ._pauses import BARE_429_PAUSE, Pause, Pauses, Scope
+from ._tokens import estimate_tokens
 
 __all__ = ["ClientStatistics", "Traffic"]
 

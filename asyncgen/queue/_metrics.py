@@ -59,6 +59,19 @@ class Alert:
     min_count: int = 10
     _firing: set[Key] = field(default_factory=set)
 
+    def judge(self, key: Key, count: int, value: float) -> AlertEvent | None:
+        """The event to send when ``value`` (of ``count`` finished jobs of ``key``) has
+        just crossed the threshold; None otherwise (below it, or already firing)."""
+        if count < self.min_count:
+            return None
+        if value <= self.threshold:
+            self._firing.discard(key)
+            return None
+        if key in self._firing:
+            return None
+        self._firing.add(key)
+        return AlertEvent(self.name, key[0], key[1], value, self.threshold)
+
 
 @dataclass(slots=True)
 class _Series:
@@ -111,18 +124,13 @@ class Metrics:
 
     def _judge(self, key: Key, series: _Series) -> None:
         for alert in self.alerts:
-            if series.count < alert.min_count:
+            event = alert.judge(key, series.count, getattr(series, alert.metric))
+            if event is None:
                 continue
-            value = getattr(series, alert.metric)
-            if value > alert.threshold and key not in alert._firing:
-                alert._firing.add(key)
-                event = AlertEvent(alert.name, key[0], key[1], value, alert.threshold)
-                _log.warning("alert", **{k: getattr(event, k) for k in event.__slots__})
-                result = alert.callback(event)
-                if inspect.isawaitable(result):
-                    _schedule(result)
-            elif value <= alert.threshold:
-                alert._firing.discard(key)
+            _log.warning("alert", **{k: getattr(event, k) for k in event.__slots__})
+            result = alert.callback(event)
+            if inspect.isawaitable(result):
+                _schedule(result)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Per (kind, model): counts, error rate, mean duration, histogram buckets."""

@@ -13,7 +13,7 @@ from .._logging import mask_secrets
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._redis import RedisStore
-from ._schedule import check_cron, next_run
+from ._schedule import check_cron, next_run, slot_key
 from ._sqlite import SQLiteStore
 from ._store import JobStore
 from ._tasks import GENERATE_KIND, Task, TaskCall, task
@@ -102,6 +102,11 @@ class JobQueue:
             run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
             depends_on=list(depends_on),
         )  # fmt: skip
+        if (every is not None or cron is not None) and idempotency_key is None:
+            # The series' first slot keeps its own time in its key (see _schedule).
+            record = record.model_copy(
+                update={"idempotency_key": slot_key(record.id, record.run_at)}
+            )
         return await self.store.add(record)
 
     async def submit_many(

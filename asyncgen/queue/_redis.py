@@ -30,10 +30,7 @@ import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
 from importlib import resources
-from typing import Any
-
-from redis import exceptions as redis_errors
-from redis.asyncio import BlockingConnectionPool, Redis
+from typing import TYPE_CHECKING, Any
 
 from .._bridge import in_bridge_thread, on_shutdown
 from .._errors import (
@@ -44,8 +41,12 @@ from .._errors import (
 )
 from ._models import JobRecord, JobState, QueueStatistics
 from ._redis_url import OWN_OPTIONS, check_url
-from ._schedule import next_run
+from ._schedule import next_slot
 from ._store import ClaimOne
+
+if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
+    from redis.asyncio import Redis
+
 
 __all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
 
@@ -120,6 +121,8 @@ class RedisStore(ClaimOne):
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            from redis.asyncio import BlockingConnectionPool, Redis
+
             # A blocking pool: a burst of calls waits for a free connection instead of
             # failing with "Too many connections" (redis-py's default pool).
             # RESP2: the scripts' replies are flat lists either way, and its parser is
@@ -148,6 +151,8 @@ class RedisStore(ClaimOne):
 
     async def _guard(self, awaitable: Any) -> Any:
         """Await a redis-py call; translate its errors into asyncgen's at the boundary."""
+        from redis import exceptions as redis_errors
+
         try:
             return await awaitable
         except (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError,
@@ -181,6 +186,8 @@ class RedisStore(ClaimOne):
 
     async def _run_many(self, script: str, calls: list[list[str | int]]) -> list[Any]:
         """Run a script once per argument list, in one round trip (a pipeline)."""
+        from redis import exceptions as redis_errors
+
         client = await self._client()
         head: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
         sha = self._shas.get(script) or await self._load(client, script)
@@ -249,18 +256,10 @@ class RedisStore(ClaimOne):
         return records
 
     async def _schedule_next(self, record: JobRecord) -> None:
-        """Add a recurring job's next slot, once: its idempotency key names the slot.
-
-        Done on every claim of a slot (not only the first), so a worker that dies between
-        claiming and adding leaves it to the one that takes the job over.
-        """
-        due = next_run(record.run_at, every=record.every, cron=record.cron)
-        series = (record.idempotency_key or record.id).split("@", 1)[0]
-        await self.add(JobRecord(
-            kind=record.kind, payload=record.payload, priority=record.priority,
-            max_attempts=record.max_attempts, run_at=due, idempotency_key=f"{series}@{due:.3f}",
-            every=record.every, cron=record.cron,
-        ))  # fmt: skip
+        """Add a recurring job's next slot, once (see ``_schedule``)."""
+        slot = next_slot(record, first_claim=record.attempts == 1)  # counted by the claim
+        if slot is not None:
+            await self.add(slot)
 
     async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
         """Extend a running job's lease; False if the worker no longer holds it."""

@@ -11,8 +11,6 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
-
 __all__ = ["OWN_OPTIONS", "check_url"]
 
 OWN_OPTIONS = ("queue", "result_ttl", "max_connections")
@@ -55,6 +53,8 @@ def check_url(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> N
                 f"{', '.join(OWN_OPTIONS)}; redis-py's accepted here are "
                 f"{', '.join(allowed[len(OWN_OPTIONS) :])}"
             )
+        from redis.connection import URL_QUERY_ARGUMENT_PARSERS  # a Redis URL: redis is used
+
         parse: Callable[[str], object] | None = URL_QUERY_ARGUMENT_PARSERS.get(name)  # type: ignore[assignment]
         if parse is not None and name not in OWN_OPTIONS:
             try:

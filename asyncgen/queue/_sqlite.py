@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ._models import JobRecord, JobState, QueueStatistics
-from ._schedule import next_run
+from ._schedule import next_slot
 from ._sqlite_errors import check_path, check_schema, store_error
 from ._store import ClaimOne
 
@@ -180,7 +180,7 @@ class SQLiteStore(ClaimOne):
                 " attempts = attempts + 1 WHERE id = ?",
                 (worker, now + lease, record.id),
             )
-            if record.attempts == 0 and (record.every or record.cron):
+            if record.every is not None or record.cron is not None:
                 _schedule_next(db, record)
             return record.model_copy(
                 update={"state": JobState.RUNNING, "worker": worker,
@@ -375,21 +375,16 @@ def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
 
 
 def _schedule_next(db: sqlite3.Connection, record: JobRecord) -> None:
-    """Insert a recurring job's next slot, once: its idempotency key names the slot.
-
-    Runs in the claim's transaction, so however many workers race, one claim of a slot
-    creates the next one, and a slot key that exists already is never inserted again.
-    """
-    due = next_run(record.run_at, every=record.every, cron=record.cron)
-    series = (record.idempotency_key or record.id).split("@", 1)[0]
-    key = f"{series}@{due:.3f}"
-    if db.execute("SELECT 1 FROM jobs WHERE idempotency_key = ?", (key,)).fetchone():
+    """Insert a recurring job's next slot, once (see ``_schedule``), in the claim's
+    transaction."""
+    slot = next_slot(record, first_claim=record.attempts == 0)
+    if slot is None:
         return
-    _insert(db, JobRecord(
-        kind=record.kind, payload=record.payload, priority=record.priority,
-        max_attempts=record.max_attempts, run_at=due, idempotency_key=key,
-        every=record.every, cron=record.cron,
-    ))  # fmt: skip
+    if db.execute(
+        "SELECT 1 FROM jobs WHERE idempotency_key = ?", (slot.idempotency_key,)
+    ).fetchone():
+        return
+    _insert(db, slot)
 
 
 def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
