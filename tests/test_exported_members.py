@@ -50,3 +50,16 @@ def test_public_objects_report_the_public_module() -> None:
         obj = getattr(asyncgen, name)
         if isinstance(obj, type | types.FunctionType):
             assert obj.__module__ == "asyncgen", name
+
+
+def test_the_layers_say_truly_what_asyncgen_re_exports() -> None:
+    """Every public name of asyncgen.llm is in asyncgen (its docstring says so); the
+    queue's everyday names are too, as its docstring lists."""
+    import asyncgen.llm
+    import asyncgen.queue
+
+    assert set(asyncgen.llm.__all__) <= set(asyncgen.__all__)
+    everyday = {"open_queue", "JobQueue", "Worker", "open_worker", "JobRecord", "JobState",
+                "QueueStatistics"}  # fmt: skip
+    assert everyday <= set(asyncgen.__all__) & set(asyncgen.queue.__all__)
+    assert all(name in (asyncgen.queue.__doc__ or "") for name in everyday)

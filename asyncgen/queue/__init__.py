@@ -1,6 +1,9 @@
 """Background jobs: a durable queue (SQLite embedded, in memory, or Redis) and its workers.
 
-Everything public here is re-exported from :mod:`asyncgen`.
+The everyday names (``open_queue``, ``JobQueue``, ``Worker``, ``open_worker``,
+``JobRecord``, ``JobState``, ``QueueStatistics``) are also in :mod:`asyncgen`; the rest
+(tasks, the blocking twins, the stores, metrics and alerts) live here only:
+``from asyncgen.queue import task, WorkerThread, Metrics``.
 """
 
 from ._metrics import Alert as Alert
