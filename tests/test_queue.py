@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import json
 import signal
@@ -521,6 +522,17 @@ class TestDependencies:
         record = await queue.status(after)
         assert (record.state, record.error_type) == (JobState.DEAD, "DependencyFailed")
 
+    async def test_depending_on_an_already_ended_job_buries_at_once(self, queue: JobQueue) -> None:
+        """A job submitted after its dependency was cancelled goes dead at submit (it
+        stayed pending for ever on SQLite), on every store."""
+        first = await queue.submit(queue_tasks.add.call(1, 1))
+        assert await queue.cancel(first)
+        after = await queue.submit(queue_tasks.add.call(2, 2), depends_on=[first])
+        record = await queue.status(after)
+        assert (record.state, record.error_type) == (JobState.DEAD, "DependencyFailed")
+        with pytest.raises(asyncgen.JobFailedError):
+            await queue.result(after, timeout=5)
+
     async def test_burial_follows_a_chain(self, queue: JobQueue) -> None:
         """a <- b <- c: when a dies, b and c are buried at once; an unrelated job is not."""
         a = await queue.submit(queue_tasks.explode.call("x"), max_attempts=1)
@@ -538,6 +550,76 @@ class TestDependencies:
         """Depending on a job that does not exist is a ValueError at submit."""
         with pytest.raises(ValueError, match="no job 'nope'"):
             await queue.submit(queue_tasks.add.call(1, 1), depends_on=["nope"])
+
+
+class TestDeadLetters:
+    async def test_requeue_runs_dead_jobs_again_with_fresh_attempts(self, queue: JobQueue) -> None:
+        """A dead job requeued by id runs again from attempt 0, its id and last error kept
+        until the new run; a completed or pending job is left alone."""
+        dead = await queue.submit(queue_tasks.explode.call("boom"), max_attempts=2)
+        ok = await queue.submit(queue_tasks.add.call(1, 2))
+        async with open_worker(queue, retry=FAST):
+            assert await queue.result(ok, timeout=10) == 3
+            with pytest.raises(asyncgen.JobFailedError):
+                await queue.result(dead, timeout=10)
+        waiting = await queue.submit(queue_tasks.add.call(5, 5))
+        assert await queue.requeue([dead, ok, waiting, "no-such-job"]) == [dead]
+        record = await queue.status(dead)
+        assert (record.state, record.attempts, record.error_type) == (
+            JobState.PENDING, 0, "RuntimeError",
+        )  # fmt: skip
+        assert record.payload == {"message": "boom"}
+        async with open_worker(queue, retry=FAST):
+            with pytest.raises(asyncgen.JobFailedError):
+                await queue.result(dead, timeout=10)
+        assert (await queue.status(dead)).attempts == 2  # ran again, twice
+        assert (await queue.status(ok)).state is JobState.COMPLETED
+
+    async def test_requeue_every_dead_job_of_a_kind(self, queue: JobQueue) -> None:
+        """requeue(kind=...) takes every dead job of that kind and no other; a cancelled
+        job is requeued only by id."""
+        dead = [await queue.submit(queue_tasks.explode.call(str(i)), max_attempts=1)
+                for i in range(3)]  # fmt: skip
+        other = await queue.submit(queue_tasks.leak.call("sk-x"), max_attempts=1)
+        async with open_worker(queue, retry=FAST):
+            for job_id in (*dead, other):
+                with contextlib.suppress(asyncgen.JobFailedError):
+                    await queue.result(job_id, timeout=10)
+        stopped = await queue.submit(queue_tasks.add.call(1, 1), run_at=time.time() + 3600)
+        assert await queue.cancel(stopped)
+        assert sorted(await queue.requeue(kind="explode")) == sorted(dead)
+        assert (await queue.status(other)).state is JobState.DEAD
+        assert (await queue.status(stopped)).state is JobState.CANCELLED
+        assert await queue.requeue([stopped]) == [stopped]
+        assert (await queue.status(stopped)).state is JobState.PENDING
+
+    async def test_a_job_whose_dependency_died_is_not_requeued(self, queue: JobQueue) -> None:
+        """Requeueing a buried dependent alone would leave it waiting on a dead job."""
+        first = await queue.submit(queue_tasks.add.call(1, 1))
+        after = await queue.submit(queue_tasks.add.call(2, 2), depends_on=[first])
+        assert await queue.cancel(first)
+        assert (await queue.status(after)).state is JobState.DEAD
+        assert await queue.requeue([after]) == []
+        assert await queue.requeue([first]) == [first]
+        assert await queue.requeue([after]) == [after]
+        async with open_worker(queue):
+            assert await queue.result(after, timeout=10) == 4
+
+    async def test_jobs_lists_by_state_and_kind(self, queue: JobQueue) -> None:
+        """jobs() filters by state and kind, newest first, and honours the limit."""
+        done = await queue.submit(queue_tasks.add.call(1, 1))
+        async with open_worker(queue):
+            await queue.result(done, timeout=10)
+        later = [await queue.submit(queue_tasks.add.call(i, i), run_at=time.time() + 3600)
+                 for i in range(3)]  # fmt: skip
+        shout = await queue.submit(queue_tasks.shout.call("hi"), run_at=time.time() + 3600)
+        pending = await queue.jobs(state="pending", kind="add")
+        assert {r.id for r in pending} == set(later)
+        assert [r.id for r in await queue.jobs(state=JobState.COMPLETED)] == [done]
+        assert len(await queue.jobs(limit=2)) == 2
+        assert {r.id for r in await queue.jobs()} == {done, shout, *later}
+        with pytest.raises(ValueError, match="unknown state 'lost'"):
+            await queue.jobs(state="lost")
 
 
 async def test_delays_and_leases_on_a_fake_clock(durable_url: str, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ._demo import add_demo_parser
 from ._files import UsageProblem
+from ._jobs import add_jobs_parser
 from ._run import EXIT_USAGE, Terminated, add_run_parser
 from ._sim import add_sim_parser
 from ._worker import add_worker_parser
@@ -23,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     add_run_parser(commands)
     add_demo_parser(commands)
     add_worker_parser(commands)
+    add_jobs_parser(commands)
     add_sim_parser(commands)
     return parser
 

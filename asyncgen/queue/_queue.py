@@ -22,6 +22,7 @@ __all__ = ["BlockingJobQueue", "JobQueue", "open_queue"]
 
 P = ParamSpec("P")
 RESULT_POLL = 0.05
+REQUEUE_PAGE = 500
 MAX_PRIORITY = 2**31 - 1  # stored exactly by SQLite and as Redis scores alike
 MIN_PRIORITY = -(2**31)
 
@@ -214,6 +215,54 @@ class JobQueue:
         """Delete finished jobs older than ``older_than`` seconds; return how many."""
         return await self.store.purge(older_than)
 
+    async def requeue(
+        self, job_ids: Iterable[str] | None = None, *, kind: str | None = None
+    ) -> list[str]:
+        """Run dead (or cancelled) jobs again, with fresh attempts and the same payload.
+
+        Their ids stay, and the last error stays on the record until the next run
+        replaces it. A job whose dependency ended dead or cancelled is left as it is.
+
+        Args:
+            job_ids: The jobs to requeue (dead or cancelled ones; others are left alone).
+                None: every dead job (of ``kind``, when given).
+            kind: Only jobs of this task name ("generate" for GenerationJobs).
+
+        Returns:
+            The ids requeued.
+        """
+        if job_ids is not None:
+            wanted = list(job_ids)
+            if kind is not None:
+                records = [await self.store.get(job_id) for job_id in wanted]
+                wanted = [r.id for r in records if r is not None and r.kind == kind]
+            return await self.store.requeue(wanted)
+        requeued: list[str] = []
+        while True:  # a page at a time: each page leaves the dead set as it is requeued
+            page = await self.store.find(state=JobState.DEAD, kind=kind, limit=REQUEUE_PAGE)
+            done = await self.store.requeue([record.id for record in page])
+            requeued += done
+            if len(page) < REQUEUE_PAGE or not done:
+                return requeued
+
+    async def jobs(
+        self, *, state: JobState | str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Jobs in a state (pending, running, completed, dead, cancelled; None: any) and
+        of a kind (None: any), newest first, at most ``limit``.
+
+        Raises:
+            ValueError: An unknown state, or ``limit`` < 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        try:
+            wanted = JobState(state) if state is not None else None
+        except ValueError:
+            names = ", ".join(s.value for s in JobState)
+            raise ValueError(f"unknown state {state!r}: use one of {names}") from None
+        return await self.store.find(state=wanted, kind=kind, limit=limit)
+
     @property
     def blocking(self) -> BlockingJobQueue:
         """This queue's blocking twins (submit, status, result, ...) for sync code."""
@@ -320,6 +369,18 @@ class BlockingJobQueue:
     def purge(self, *, older_than: float) -> int:
         """Blocking :meth:`JobQueue.purge`."""
         return run_blocking(self.queue.purge, older_than=older_than)
+
+    def requeue(
+        self, job_ids: Iterable[str] | None = None, *, kind: str | None = None
+    ) -> list[str]:
+        """Blocking :meth:`JobQueue.requeue`."""
+        return run_blocking(self.queue.requeue, job_ids, kind=kind)
+
+    def jobs(
+        self, *, state: JobState | str | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Blocking :meth:`JobQueue.jobs`."""
+        return run_blocking(self.queue.jobs, state=state, kind=kind, limit=limit)
 
     def close(self) -> None:
         """Close the connections the blocking twins opened (they close at exit anyway)."""

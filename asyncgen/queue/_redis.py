@@ -57,7 +57,8 @@ PURGE_BATCH = 1_000
 ADD_BATCH = 500  # jobs per round trip in add_many
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
-_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats")
+_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats",
+            "requeue")  # fmt: skip
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
 _JSON_FIELDS = ("payload", "result", "depends_on")
 
@@ -290,6 +291,60 @@ class RedisStore(ClaimOne):
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is running or finished."""
         return bool(await self._run("cancel", job_id, self._ttl_ms()))
+
+    async def requeue(self, job_ids: Sequence[str]) -> list[str]:
+        """Run dead or cancelled jobs again: pending now, attempts from 0, same payload;
+        the last error is kept. A job whose dependency ended dead or cancelled (or is
+        gone) is left as it is. Returns the ids requeued."""
+        if not job_ids:
+            return []
+        done = await self._run_many("requeue", [[job_id] for job_id in job_ids])
+        return [job_id for job_id, ok in zip(job_ids, done, strict=True) if int(ok)]
+
+    async def find(
+        self, *, state: JobState | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Jobs in ``state`` (any: None) of ``kind`` (any: None), newest first.
+
+        Finished jobs come from their state's index, running ones from the leases,
+        pending ones from the delayed set, the lanes and the blocked set.
+        """
+        client = await self._client()
+        found: list[JobRecord] = []
+        order = [state] if state is not None else [
+            JobState.RUNNING, JobState.PENDING, JobState.DEAD, JobState.CANCELLED,
+            JobState.COMPLETED,
+        ]  # fmt: skip
+        for wanted in order:
+            ids = await self._ids_in(client, wanted)
+            for start in range(0, len(ids), 200):
+                async with client.pipeline(transaction=False) as pipe:
+                    for job_id in ids[start : start + 200]:
+                        pipe.hgetall(f"{self.prefix}job:{job_id}")
+                    rows: list[dict[str, str]] = await self._guard(pipe.execute())
+                for fields in rows:
+                    record = _from_hash(fields) if fields else None  # empty: expired
+                    if record is None or record.state is not wanted:
+                        continue
+                    if kind is None or record.kind == kind:
+                        found.append(record)
+                        if len(found) >= limit:
+                            return found
+        return found
+
+    async def _ids_in(self, client: Redis, state: JobState) -> list[str]:
+        """The ids the indexes hold for ``state``, newest first where they are ordered."""
+        p = self.prefix
+        if state in (JobState.DEAD, JobState.CANCELLED, JobState.COMPLETED):
+            return list(await self._guard(client.zrevrange(f"{p}{state.value}", 0, -1)))
+        if state is JobState.RUNNING:
+            return list(await self._guard(client.zrange(f"{p}leases", 0, -1)))
+        ids: list[str] = list(await self._guard(client.zrange(f"{p}delayed", 0, -1)))
+        lanes: list[str] = await self._guard(client.zrange(f"{p}lanes", 0, -1))
+        for lane in lanes:
+            entries: Any = await self._guard(client.xrange(lane))
+            ids += [fields["id"] for _, fields in entries]
+        return ids + list(await self._guard(client.smembers(f"{p}blocked")))
 
     async def purge(self, older_than: float) -> int:
         """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""

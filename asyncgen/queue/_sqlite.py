@@ -126,6 +126,9 @@ class SQLiteStore(ClaimOne):
                     if row is None:
                         _insert(db, record)
                     ids.append(record.id if row is None else str(row[0]))
+                if any(record.depends_on for record in records):
+                    # A dependency that already ended dead or cancelled buries it now.
+                    _bury_dependents(db, self._clock())
             return ids
 
         return await self._run(insert)
@@ -270,6 +273,50 @@ class SQLiteStore(ClaimOne):
 
         return await self._run(stop)
 
+    async def requeue(self, job_ids: Sequence[str]) -> list[str]:
+        """Run dead or cancelled jobs again: pending now, attempts from 0, same payload;
+        the last error is kept. A job whose dependency ended dead or cancelled (or is
+        gone) is left as it is. Returns the ids requeued."""
+
+        def again(db: sqlite3.Connection) -> list[str]:
+            now = self._clock()
+            done: list[str] = []
+            with _transaction(db):
+                for job_id in job_ids:
+                    cursor = db.execute(
+                        "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?,"
+                        " finished_at = NULL, worker = NULL, lease_until = NULL WHERE id = ?"
+                        f" AND state IN ('dead', 'cancelled') AND {_NO_DEAD_DEPENDENCY}",
+                        (now, job_id),
+                    )
+                    if cursor.rowcount == 1:
+                        done.append(job_id)
+            return done
+
+        return await self._run(again)
+
+    async def find(
+        self, *, state: JobState | None = None, kind: str | None = None, limit: int = 100
+    ) -> list[JobRecord]:
+        """Jobs in ``state`` (any: None) of ``kind`` (any: None), newest first."""
+
+        def read(db: sqlite3.Connection) -> list[JobRecord]:
+            where, args = ["1"], []
+            if state is not None:
+                where.append("state = ?")
+                args.append(state.value)
+            if kind is not None:
+                where.append("kind = ?")
+                args.append(kind)
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+                " ORDER BY COALESCE(finished_at, created_at) DESC, seq DESC LIMIT ?",
+                (*args, limit),
+            ).fetchall()
+            return [_record(row) for row in rows]
+
+        return await self._run(read)
+
     async def purge(self, older_than: float) -> int:
         """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
 
@@ -345,6 +392,14 @@ _DEPENDENCIES_DONE = (
     "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
     " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
     " OR j2.state != 'completed')"
+)
+
+
+# None of the jobs it depends on ended dead or cancelled, or is gone.
+_NO_DEAD_DEPENDENCY = (
+    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
+    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
+    " OR j2.state IN ('dead', 'cancelled'))"
 )
 
 

@@ -1,0 +1,102 @@
+"""asyncgen jobs: list, show, requeue, cancel, purge and stats on SQLite and Redis queues."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from asyncgen import GenerationJob, JobState, open_queue, open_worker
+from asyncgen.queue import JobQueue
+from tests import queue_tasks
+from tests.test_cli import asyncgen_cmd
+
+SECRET = "sk-or-v1-0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/jobs.db"
+    return str(request.getfixturevalue("redis_url"))
+
+
+def jobs(url: str, *args: str) -> tuple[int, str, str]:
+    done = asyncgen_cmd("jobs", *args, "--queue", url)
+    return done.returncode, done.stdout, done.stderr
+
+
+async def seeded(url: str) -> dict[str, str]:
+    """One completed, one dead (its error and payload carry a key), one pending job."""
+    queue: JobQueue = open_queue(url)
+    for found in (queue_tasks.add, queue_tasks.leak):
+        queue.register(found)
+    ids = {
+        "done": await queue.submit(queue_tasks.add.call(1, 2)),
+        "dead": await queue.submit(queue_tasks.leak.call(SECRET), max_attempts=1),
+    }
+    async with open_worker(queue):
+        await queue.result(ids["done"], timeout=10)
+        for _ in range(200):
+            if (await queue.status(ids["dead"])).state is JobState.DEAD:
+                break
+            await asyncio.sleep(0.05)
+    ids["later"] = await queue.submit(
+        GenerationJob(model="m", prompt=f"my key is {SECRET}"), run_at=time.time() + 3600
+    )
+    await queue.aclose()
+    return ids
+
+
+async def test_list_show_and_stats(url: str) -> None:
+    """The table and --json list the jobs; show prints one in full; secrets are masked."""
+    ids = await seeded(url)
+    code, out, _ = jobs(url, "list")
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["ID", "KIND", "STATE"]
+    assert {ids["done"], ids["dead"], ids["later"]} <= set(out.split())
+    assert SECRET not in out
+    code, out, _ = jobs(url, "list", "--state", "dead", "--json")
+    [dead] = [json.loads(line) for line in out.splitlines()]
+    assert (dead["id"], dead["error_type"]) == (ids["dead"], "RuntimeError")
+    assert SECRET not in json.dumps(dead)
+    code, out, _ = jobs(url, "show", ids["later"])
+    assert code == 0
+    assert "kind:             generate" in out
+    assert SECRET not in out
+    code, out, _ = jobs(url, "show", "no-such-job")
+    assert code == 1
+    code, out, _ = jobs(url, "stats", "--json")
+    counts = json.loads(out)
+    assert (counts["completed"], counts["dead"], counts["scheduled"]) == (1, 1, 1)
+
+
+async def test_requeue_cancel_and_purge(url: str) -> None:
+    """requeue revives the dead job, cancel stops the pending one, purge clears old ones;
+    what could not be done exits 1, a bad request exits 2."""
+    ids = await seeded(url)
+    assert jobs(url, "requeue")[0] == 2  # neither ids nor --all-dead
+    code, out, err = jobs(url, "requeue", ids["dead"], ids["done"])
+    assert code == 1
+    assert "requeued 1 job(s)" in out
+    assert f"{ids['done']}: not requeued" in err
+    queue = open_queue(url)
+    assert (await queue.status(ids["dead"])).state is JobState.PENDING
+    await queue.aclose()
+    code, out, _ = jobs(url, "cancel", ids["later"])
+    assert (code, out.strip()) == (0, f"cancelled {ids['later']}")
+    assert jobs(url, "cancel", ids["later"])[0] == 1  # cancelled already
+    code, out, _ = jobs(url, "purge", "--older-than", "0")
+    assert code == 0
+    assert "purged 2 job(s)" in out  # the completed and the cancelled one
+
+
+def test_unusable_queue_url_is_a_usage_error(tmp_path: Path) -> None:
+    """memory:// and unsupported URLs exit 2 with one line."""
+    for bad in ("memory://", "ftp://x"):
+        code, _, err = jobs(bad, "list")
+        assert code == 2
+        assert "Traceback" not in err
