@@ -14,6 +14,7 @@ from .._logging import configure_logging
 from .._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
+from ..queue._credits import DEFAULT_CREDIT_PROBE
 from ._args import (
     PROVIDERS,
     add_limit_flags,
@@ -57,6 +58,10 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
                         help="drain grace in seconds")  # fmt: skip
     add_settings_flag(worker)
+    worker.add_argument("--credit-probe", type=number("seconds"), default=DEFAULT_CREDIT_PROBE,
+                        help="while the key is out of credits (HTTP 402), generation jobs wait "
+                        "and one is tried every this many seconds (default "
+                        f"{DEFAULT_CREDIT_PROBE:g})")  # fmt: skip
     where = worker.add_mutually_exclusive_group()
     where.add_argument(
         "--base-url",
@@ -117,6 +122,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
         else settings.worker_concurrency,
         lease=args.lease if args.lease is not None else settings.worker_lease,
         grace=args.grace if args.grace is not None else settings.worker_grace,
+        credit_probe=args.credit_probe,
     )  # fmt: skip
     if not worker.serves():
         raise UsageProblem(

@@ -6,6 +6,7 @@ The everyday names (``open_queue``, ``JobQueue``, ``Worker``, ``open_worker``,
 ``from asyncgen.queue import task, WorkerThread, Metrics``.
 """
 
+from ._credits import CreditPause as CreditPause
 from ._metrics import Alert as Alert
 from ._metrics import AlertEvent as AlertEvent
 from ._metrics import Metrics as Metrics
@@ -29,6 +30,7 @@ __all__ = [
     "Alert",
     "AlertEvent",
     "BlockingJobQueue",
+    "CreditPause",
     "JobQueue",
     "JobRecord",
     "JobState",

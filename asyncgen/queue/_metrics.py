@@ -104,7 +104,18 @@ class Metrics:
     def __init__(self, alerts: Sequence[Alert] = ()) -> None:
         self.alerts = list(alerts)
         self._series: dict[Key, _Series] = {}
+        self._states: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def set_state(self, name: str, value: float) -> None:
+        """Set a gauge of the worker's state (``credit_paused``: 1 while paused)."""
+        with self._lock:
+            self._states[name] = value
+
+    def states(self) -> dict[str, float]:
+        """The gauges set with :meth:`set_state`."""
+        with self._lock:
+            return dict(self._states)
 
     def observe(self, kind: str, model: str | None, seconds: float, *, outcome: str) -> None:
         """Record one run: ``outcome`` is "ok", "failed" (dead) or "retried"."""
@@ -153,7 +164,7 @@ class Metrics:
 
     def to_json(self) -> str:
         """The snapshot as JSON."""
-        return json.dumps({"jobs": self.snapshot()})
+        return json.dumps({"jobs": self.snapshot(), "states": self.states()})
 
     def to_prometheus(self) -> str:
         """The metrics in Prometheus text format."""
@@ -178,6 +189,8 @@ class Metrics:
                 base = _labels(kind=kind, model=model)
                 lines.append(f"asyncgen_job_duration_seconds_sum{{{base}}} {s.total_seconds:.6f}")
                 lines.append(f"asyncgen_job_duration_seconds_count{{{base}}} {s.count}")
+            for state, level in sorted(self._states.items()):
+                lines += [f"# TYPE asyncgen_{state} gauge", f"asyncgen_{state} {level:g}"]
         return "\n".join(lines) + "\n"
 
 

@@ -58,7 +58,7 @@ ADD_BATCH = 500  # jobs per round trip in add_many
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 _SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats",
-            "requeue")  # fmt: skip
+            "requeue", "postpone")  # fmt: skip
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
 _JSON_FIELDS = ("payload", "result", "depends_on")
 
@@ -287,6 +287,15 @@ class RedisStore(ClaimOne):
             "" if retry_at is None else repr(retry_at), self._ttl_ms(),
         )  # fmt: skip
         return JobState(reply) if reply else None
+
+    async def postpone(
+        self, job_id: str, worker: str, *, run_at: float, error_type: str, error: str
+    ) -> bool:
+        """Give a running job back, pending at ``run_at``, without using an attempt (its
+        run could not start for a reason outside the job: an empty credit balance).
+        False if the worker had lost the lease."""
+        reply = await self._run("postpone", worker, job_id, repr(run_at), error_type, error)
+        return bool(reply)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is running or finished."""

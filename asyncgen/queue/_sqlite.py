@@ -255,6 +255,25 @@ class SQLiteStore(ClaimOne):
 
         return await self._run(record)
 
+    async def postpone(
+        self, job_id: str, worker: str, *, run_at: float, error_type: str, error: str
+    ) -> bool:
+        """Give a running job back, pending at ``run_at``, without using an attempt (its
+        run could not start for a reason outside the job: an empty credit balance).
+        False if the worker had lost the lease."""
+
+        def back(db: sqlite3.Connection) -> bool:
+            with _transaction(db):
+                cursor = db.execute(
+                    "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
+                    " worker = NULL, attempts = MAX(attempts - 1, 0), error_type = ?,"
+                    " error = ? WHERE id = ? AND worker = ? AND state = 'running'",
+                    (run_at, error_type, error, job_id, worker),
+                )
+                return cursor.rowcount == 1
+
+        return await self._run(back)
+
     async def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False if it is running or finished."""
 

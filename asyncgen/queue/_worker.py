@@ -23,6 +23,7 @@ from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob
 from ..llm._job import JobRun, JobRunner
+from ._credits import DEFAULT_CREDIT_PROBE, CreditGate, CreditPause
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
 from ._queue import JobQueue
@@ -60,6 +61,12 @@ class Worker:
             ``max_attempts`` instead of circling for ever.
         name: The worker's name (default: host, pid and a random suffix).
         metrics: Where to count runs and durations (default: a new Metrics).
+        credit_probe: While the key is out of credits (a generation request got 402),
+            generation jobs go back to the queue without using an attempt and are not
+            claimed; every this many seconds one is let through as a probe (on
+            OpenRouter once ``/key`` shows credits), and claiming resumes when it gets
+            an answer. Other kinds of job go on meanwhile.
+        on_credit_pause: Called with a CreditPause when generation pauses and resumes.
     """
 
     def __init__(
@@ -74,6 +81,8 @@ class Worker:
         grace: float = DEFAULT_GRACE,
         name: str | None = None,
         metrics: Metrics | None = None,
+        credit_probe: float = DEFAULT_CREDIT_PROBE,
+        on_credit_pause: Callable[[CreditPause], object] | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -92,11 +101,12 @@ class Worker:
         self.metrics = metrics if metrics is not None else Metrics()
         # Generation jobs run one attempt each (the queue retries, with backoff between
         # claims) and every claimed job is sent, whatever an earlier one met.
-        self._runner = (
-            JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
-            if client is not None
-            else None
-        )
+        self._runner: JobRunner | None = None
+        self._credits: CreditGate | None = None
+        if client is not None:
+            self._runner = JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
+            self._credits = CreditGate(client, worker=self.name, probe=credit_probe,
+                                       on_pause=on_credit_pause, metrics=self.metrics)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -121,10 +131,7 @@ class Worker:
                 await self._pause(POLL)
                 continue
             try:  # one round trip fills every free slot
-                records = await self.queue.store.claim_many(
-                    self.name, kinds=kinds, lease=self.lease,
-                    limit=self.concurrency - len(running),
-                )  # fmt: skip
+                records = await self._claim(kinds, self.concurrency - len(running))
             except TransientError as exc:  # e.g. Redis restarting: wait, never crash
                 outage = outage + 1
                 _log.warning("store_unavailable", error=str(exc), failures=outage)
@@ -137,6 +144,21 @@ class Worker:
             running.update(asyncio.create_task(self._execute(r)) for r in records)
         await self._drain(running)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
+
+    async def _claim(self, kinds: list[str], limit: int) -> list[JobRecord]:
+        """Claim up to ``limit`` jobs; while out of credits, generation only as the probe."""
+        store = self.queue.store
+        if self._credits is None or not self._credits.paused:
+            return await store.claim_many(self.name, kinds=kinds, lease=self.lease, limit=limit)
+        others = [kind for kind in kinds if kind != GENERATE_KIND]
+        records: list[JobRecord] = []
+        if await self._credits.may_probe():
+            records = await store.claim_many(self.name, kinds=[GENERATE_KIND],
+                                             lease=self.lease, limit=1)  # fmt: skip
+        if others and limit > len(records):
+            records += await store.claim_many(self.name, kinds=others, lease=self.lease,
+                                              limit=limit - len(records))  # fmt: skip
+        return records
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -175,6 +197,11 @@ class Worker:
             except asyncio.CancelledError:
                 await self._give_back(record)
                 raise
+            except InsufficientCreditsError as exc:
+                if record.kind != GENERATE_KIND or self._credits is None:
+                    await self._failed(record, exc)
+                else:
+                    await self._out_of_credits(record, exc)
             except Exception as exc:
                 state = await self._failed(record, exc)
                 outcome = "retried" if state is JobState.PENDING else "failed"
@@ -189,6 +216,16 @@ class Worker:
                     _log.warning("result_discarded_lease_lost", kind=record.kind)
             finally:
                 beat.cancel()
+
+    async def _out_of_credits(self, record: JobRecord, error: InsufficientCreditsError) -> None:
+        """A 402: the job goes back without using an attempt, and generation pauses."""
+        assert self._credits is not None
+        message = mask_secrets(str(error))
+        await self._persist(lambda: self.queue.store.postpone(
+            record.id, self.name, run_at=time.time(), error_type=type(error).__name__,
+            error=message,
+        ))  # fmt: skip
+        await self._credits.ran_out(message)
 
     async def _give_back(self, record: JobRecord) -> None:
         """Return a job still running when the grace ran out; its attempt counts.
@@ -227,6 +264,8 @@ class Worker:
         run = JobRun(0, job)
         began = time.monotonic()
         await self._runner.run(run)  # raises what the attempt failed with
+        if self._credits is not None:
+            await self._credits.answered()
         return JobRunner.result(run, None, time.monotonic() - began).to_record()
 
     async def _failed(self, record: JobRecord, error: Exception) -> JobState | None:

@@ -130,6 +130,10 @@ class SimApp:
             self.in_flight -= 1
 
     async def _answer(self, model: str, prompt: str, send: Send, cost: int) -> None:
+        if self.spent >= self.config.credits:  # the account is empty, as OpenRouter says
+            await self._error(send, 402, "insufficient_credits",
+                              "Insufficient credits: add more at /settings/credits")  # fmt: skip
+            return
         profile = self.config.profile(model)
         if profile.max_concurrency is not None:
             if self.model_in_flight[model] >= profile.max_concurrency:

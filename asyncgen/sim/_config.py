@@ -94,7 +94,8 @@ class SimConfig(BaseModel):
         models: Profiles by model id; other models use ``default``.
         default: The profile of models not listed.
         api_key: When set, requests must carry it as a bearer token (else 401).
-        credits: The account's credit limit in dollars, for ``/api/v1/key``.
+        credits: The account's credit limit in dollars, for ``/api/v1/key``; once the
+            answers' cost reaches it, requests get 402 (0: the account is empty).
         seed: Seed for latency draws and fault rates, so runs repeat.
     """
 
@@ -103,7 +104,7 @@ class SimConfig(BaseModel):
     models: dict[str, ModelProfile] = Field(default_factory=dict)
     default: ModelProfile = Field(default_factory=ModelProfile)
     api_key: str | None = None
-    credits: float = 100.0
+    credits: float = Field(default=100.0, ge=0.0)
     seed: int = 0
 
     def profile(self, model: str) -> ModelProfile:

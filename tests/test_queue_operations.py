@@ -1,0 +1,95 @@
+"""Running queues in production: out of credits pauses generation, it does not kill it."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from asyncgen import ChatClient, GenerationJob, JobState, open_queue, open_worker
+from asyncgen.queue import CreditPause, JobQueue
+from asyncgen.testing import SimConfig, SimServer
+from tests import queue_tasks
+from tests.processes import worker_process
+from tests.test_queue import backend_url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return backend_url(request, request.param, tmp_path)
+
+
+async def states(queue: JobQueue, ids: list[str]) -> list[JobState]:
+    return [(await queue.status(job_id)).state for job_id in ids]
+
+
+async def test_credits_off_then_on_with_two_worker_processes(
+    durable_url: str, tmp_path: Path, sim: SimServer
+) -> None:
+    """With the account empty, no generation job dies or is lost: each 402 goes back
+    without using an attempt, the workers pause and probe; credits back, every job is
+    done once."""
+    sim.configure(SimConfig(credits=0))
+    queue = open_queue(durable_url)
+    jobs = [GenerationJob(model="m", prompt=f"job {i}") for i in range(20)]
+    ids = await queue.submit_many(jobs)
+    outputs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [
+        worker_process(durable_url, tmp_path / "tasks.log", "--base-url", sim.base_url,
+                       "--concurrency", "4", "--credit-probe", "0.3", output=out)
+        for out in outputs
+    ]  # fmt: skip
+    try:
+        await asyncio.sleep(2.5)  # both up, several probes each, all refused
+        refused = sim.stats()["statuses"].get("402", 0)
+        assert refused >= 2
+        assert refused < 40  # probes, not every job again and again
+        assert set(await states(queue, ids)) == {JobState.PENDING}
+        assert {(await queue.status(i)).attempts for i in ids} == {0}
+        sim.configure(SimConfig(credits=100))
+        results = [await queue.result(job_id, timeout=30) for job_id in ids]
+        assert [r["text"] for r in results] == [f"[m] job {i}" for i in range(20)]
+        assert {(await queue.status(i)).attempts for i in ids} == {1}
+        assert sim.stats()["statuses"] == {"200": 20}  # each job answered once
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [worker.wait(30) for worker in workers]
+        await queue.aclose()
+    assert codes == [0, 0]
+    logs = "".join(out.read_text() for out in outputs)
+    assert logs.count("credits_exhausted") >= 1
+    assert "credits_restored" in logs
+
+
+async def test_other_kinds_go_on_while_generation_waits(durable_url: str, sim: SimServer) -> None:
+    """During a credit pause task jobs still run; the pause and the resume are told to
+    the callback and shown in the metrics."""
+    sim.configure(SimConfig(credits=0))
+    queue = open_queue(durable_url)
+    queue.register(queue_tasks.add)
+    events: list[CreditPause] = []
+    client = ChatClient(sim.base_url)
+    generation = await queue.submit(GenerationJob(model="m", prompt="hi"))
+    async with open_worker(queue, client=client, credit_probe=0.2,
+                           on_credit_pause=events.append) as worker:  # fmt: skip
+        for _ in range(100):
+            if events:
+                break
+            await asyncio.sleep(0.05)
+        assert worker.metrics.states() == {"credit_paused": 1}
+        task = await queue.submit(queue_tasks.add.call(2, 3))
+        assert await queue.result(task, timeout=10) == 5
+        assert (await queue.status(generation)).state is JobState.PENDING
+        sim.configure(SimConfig(credits=100))
+        began = time.monotonic()
+        assert (await queue.result(generation, timeout=10))["text"] == "[m] hi"
+        assert time.monotonic() - began < 5
+        assert worker.metrics.states() == {"credit_paused": 0}
+    await client.aclose()
+    await queue.aclose()
+    assert [e.paused for e in events] == [True, False]
+    assert "asyncgen_credit_paused 0" in worker.metrics.to_prometheus()
