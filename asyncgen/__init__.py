@@ -28,6 +28,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import InsufficientCreditsError as InsufficientCreditsError
     from ._errors import InvalidResponseError as InvalidResponseError
     from ._errors import JobFailedError as JobFailedError
+    from ._errors import JobTimeoutError as JobTimeoutError
     from ._errors import PermanentError as PermanentError
     from ._errors import RateLimitedError as RateLimitedError
     from ._errors import RequestTimeoutError as RequestTimeoutError
@@ -102,6 +103,7 @@ _EXPORTS: dict[str, str] = {
     "InvalidResponseError": "._errors",
     "JobFailed": ".llm",
     "JobFailedError": "._errors",
+    "JobTimeoutError": "._errors",
     "JobQueue": ".queue",
     "JobRecord": ".queue",
     "JobRetrying": ".llm",
@@ -172,6 +174,7 @@ __all__ = [
     "JobStarted",
     "JobState",
     "JobSucceeded",
+    "JobTimeoutError",
     "KeyInfo",
     "Outcome",
     "PermanentError",

@@ -9,7 +9,8 @@ so ``isinstance(exc, TransientError)`` decides it::
     │   ├── RateLimitedError           429, carries retry_after
     │   ├── ServerError                5xx, 408, 409; carries status
     │   ├── RequestTimeoutError        also a builtin TimeoutError
-    │   └── ConnectionFailedError      also a builtin ConnectionError
+    │   ├── ConnectionFailedError      also a builtin ConnectionError
+    │   └── JobTimeoutError            a queued job ran past its timeout (retried)
     └── PermanentError                 not retried (by default)
         ├── InvalidResponseError       a 2xx that is not JSON, or has no choices
         ├── InsufficientCreditsError   402: add credits
@@ -42,6 +43,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidResponseError",
     "JobFailedError",
+    "JobTimeoutError",
     "PermanentError",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -129,6 +131,10 @@ class RequestTimeoutError(TransientError, TimeoutError):
 
 class ConnectionFailedError(TransientError, ConnectionError):
     """The connection could not be made, or was dropped before an answer came."""
+
+
+class JobTimeoutError(TransientError, TimeoutError):
+    """A background job ran past its timeout: it was cancelled, and is retried."""
 
 
 class InvalidResponseError(PermanentError):

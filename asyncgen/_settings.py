@@ -40,6 +40,8 @@ class Settings(BaseSettings):
         worker_concurrency: Jobs a worker runs at once (``--concurrency``).
         worker_lease: Seconds a worker's claim lasts (``--lease``).
         worker_grace: Seconds running jobs get when a worker stops (``--grace``).
+        worker_timeout: Seconds a job may run when neither its submit nor its task set
+            a timeout (``--timeout``); None: no limit.
         concurrency: Requests at once for ``asyncgen run`` (``--concurrency``).
         retries: Attempts per request for ``asyncgen run`` (``--retries``).
         deadline: Seconds ``asyncgen run`` may take (``--deadline``); None: no limit.
@@ -58,6 +60,7 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=DEFAULT_WORKER_CONCURRENCY, ge=1)
     worker_lease: float = Field(default=DEFAULT_LEASE, gt=0)
     worker_grace: float = Field(default=DEFAULT_GRACE, ge=0)
+    worker_timeout: float | None = Field(default=None, gt=0)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
     retries: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1)
     deadline: float | None = Field(default=None, gt=0)

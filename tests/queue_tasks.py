@@ -41,3 +41,10 @@ async def explode(message: str) -> None:
 async def leak(key: str) -> None:
     """Fails with a message that carries an API key, as careless code does."""
     raise RuntimeError(f"upstream refused Authorization: Bearer {key}")
+
+
+@task(name="slow", timeout=0.3)
+async def slow(seconds: float) -> float:
+    """Sleeps; its task-level timeout is 0.3 s."""
+    await asyncio.sleep(seconds)
+    return seconds

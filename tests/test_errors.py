@@ -19,6 +19,7 @@ TRANSIENT = [
     "ServerError",
     "RequestTimeoutError",
     "ConnectionFailedError",
+    "JobTimeoutError",
 ]
 PERMANENT = [
     "InvalidResponseError",

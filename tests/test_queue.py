@@ -559,6 +559,66 @@ class TestDependencies:
             await queue.submit(queue_tasks.add.call(1, 1), depends_on=["nope"])
 
 
+class TestTimeLimits:
+    async def test_a_run_past_its_timeout_is_retried_then_dead(self, queue: JobQueue) -> None:
+        """submit(timeout=): each run is cancelled at the limit, counted as an attempt
+        (JobTimeoutError, retried with backoff) and the job goes dead after max_attempts;
+        a job within its limit completes."""
+        late = await queue.submit(queue_tasks.add.call(1, 1, 30), timeout=0.2, max_attempts=2)
+        quick = await queue.submit(queue_tasks.add.call(2, 2, 0.01), timeout=5)
+        began = time.monotonic()
+        async with open_worker(queue, retry=FAST):
+            assert await queue.result(quick, timeout=10) == 4
+            with pytest.raises(asyncgen.JobFailedError, match="JobTimeoutError"):
+                await queue.result(late, timeout=10)
+        assert time.monotonic() - began < 8  # not the task's 30 s
+        record = await queue.status(late)
+        assert (record.attempts, record.error_type, record.timeout) == (2, "JobTimeoutError", 0.2)
+
+    async def test_task_and_worker_defaults(self, queue: JobQueue) -> None:
+        """@task(timeout=) applies unless submit gives one; Worker(timeout=) applies to the
+        rest."""
+        queue.register(queue_tasks.slow)
+        by_task = await queue.submit(queue_tasks.slow.call(5), max_attempts=1)
+        overridden = await queue.submit(queue_tasks.slow.call(0.5), timeout=5)
+        by_worker = await queue.submit(queue_tasks.add.call(1, 1, 30), max_attempts=1)
+        async with open_worker(queue, concurrency=3, timeout=0.3):
+            assert await queue.result(overridden, timeout=10) == 0.5
+            for job_id in (by_task, by_worker):
+                with pytest.raises(asyncgen.JobFailedError, match="JobTimeoutError"):
+                    await queue.result(job_id, timeout=10)
+
+    def test_bad_timeouts_are_refused(self) -> None:
+        """A timeout that is not a positive number is refused where it is given."""
+        with pytest.raises(ValueError, match="timeout must be > 0"):
+            asyncgen.queue.task(name="t", timeout=0)(queue_tasks.add.fn)
+        with pytest.raises(ValueError, match="timeout must be > 0"):
+            asyncgen.Worker(open_queue("memory://"), timeout=-1)
+
+
+async def test_an_old_queue_file_gains_the_new_columns(tmp_path: Path) -> None:
+    """A SQLite queue made before time limits existed opens, keeps its jobs, and takes
+    jobs with a timeout."""
+    from asyncgen.queue._sqlite import _FIRST_COLUMNS, _SCHEMA
+
+    path = tmp_path / "old.db"
+    old_schema = _SCHEMA.replace(",\n    timeout REAL", "")
+    assert "timeout" not in old_schema
+    with sqlite3.connect(path) as db:
+        db.executescript(old_schema)
+        db.execute(
+            f"INSERT INTO jobs ({_FIRST_COLUMNS}) VALUES ('old1', 'add', '{{\"a\": 1, \"b\": 2}}',"
+            " 0, 'pending', 0, 3, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, '[]')"
+        )
+    queue = registered(f"sqlite:///{path}")
+    new = await queue.submit(queue_tasks.add.call(3, 4), timeout=5)
+    async with open_worker(queue):
+        assert await queue.result("old1", timeout=10) == 3
+        assert await queue.result(new, timeout=10) == 7
+    assert (await queue.status(new)).timeout == 5
+    await queue.aclose()
+
+
 class TestDeadLetters:
     async def test_requeue_runs_dead_jobs_again_with_fresh_attempts(self, queue: JobQueue) -> None:
         """A dead job requeued by id runs again from attempt 0, its id and last error kept

@@ -58,6 +58,9 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
                         help="drain grace in seconds")  # fmt: skip
     add_settings_flag(worker)
+    worker.add_argument("--timeout", type=number("seconds"), default=None,
+                        help="seconds a job may run when neither its submit nor its task "
+                        "sets a timeout (default: no limit)")  # fmt: skip
     worker.add_argument("--credit-probe", type=number("seconds"), default=DEFAULT_CREDIT_PROBE,
                         help="while the key is out of credits (HTTP 402), generation jobs wait "
                         "and one is tried every this many seconds (default "
@@ -123,6 +126,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
         lease=args.lease if args.lease is not None else settings.worker_lease,
         grace=args.grace if args.grace is not None else settings.worker_grace,
         credit_probe=args.credit_probe,
+        timeout=args.timeout if args.timeout is not None else settings.worker_timeout,
     )  # fmt: skip
     if not worker.serves():
         raise UsageProblem(

@@ -57,6 +57,8 @@ class JobRecord(BaseModel):
         cron: For a recurring job: a cron expression (UTC) for its slots.
         depends_on: Ids of jobs that must complete first; if one ends dead or
             cancelled, this job goes dead too.
+        timeout: Seconds a run may take before it is cancelled and counted as a failed
+            attempt (JobTimeoutError, retried); None: the worker's default, if any.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -80,6 +82,7 @@ class JobRecord(BaseModel):
     every: float | None = Field(default=None, gt=0)
     cron: str | None = None
     depends_on: list[str] = Field(default_factory=list)
+    timeout: float | None = Field(default=None, gt=0)
 
 
 @dataclass(frozen=True, slots=True)

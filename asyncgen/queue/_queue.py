@@ -66,6 +66,7 @@ class JobQueue:
         every: float | None = None,
         cron: str | None = None,
         depends_on: Sequence[str] = (),
+        timeout: float | None = None,  # noqa: ASYNC109 - the job's, not this call's
     ) -> str:
         """Store a job and return its id at once.
 
@@ -80,6 +81,10 @@ class JobQueue:
                 run_at. Each slot runs once however many workers there are.
             depends_on: Ids of jobs that must complete before this one starts; if one
                 of them ends dead or cancelled, this job goes dead as well.
+            timeout: Seconds each run may take (default: the task's ``timeout``, else
+                the worker's): a run past it is cancelled and counted as a failed
+                attempt (JobTimeoutError), retried with backoff, dead after
+                ``max_attempts``. A sync task's thread cannot be stopped: it runs on.
 
         Raises:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
@@ -90,6 +95,8 @@ class JobQueue:
         start = run_at if run_at is not None else time.time()
         if every is not None and cron is not None:
             raise ValueError("give every= or cron=, not both")
+        if timeout is not None and not 0 < timeout < float("inf"):
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if every is not None and every <= 0:
             raise ValueError(f"every must be > 0 seconds, got {every}")
         for dependency in depends_on:
@@ -101,7 +108,7 @@ class JobQueue:
         record = JobRecord(
             kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
             run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
-            depends_on=list(depends_on),
+            depends_on=list(depends_on), timeout=timeout,
         )  # fmt: skip
         if (every is not None or cron is not None) and idempotency_key is None:
             # The series' first slot keeps its own time in its key (see _schedule).

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_slot
-from ._sqlite_errors import check_path, check_schema, store_error
+from ._sqlite_errors import add_columns, check_path, check_schema, store_error
 from ._store import ClaimOne
 
 __all__ = ["SQLiteStore"]
@@ -47,17 +47,21 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL,
     every REAL,
     cron TEXT,
-    depends_on TEXT NOT NULL DEFAULT '[]'
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    timeout REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-_COLUMNS = (
+_FIRST_COLUMNS = (
     "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
     "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron, "
     "depends_on"
 )
+# Columns added since the first release: a queue file made before gets them on open.
+_ADDED_COLUMNS = {"timeout": "REAL"}
+_COLUMNS = ", ".join([_FIRST_COLUMNS, *_ADDED_COLUMNS])
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
 
@@ -81,8 +85,9 @@ class SQLiteStore(ClaimOne):
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            check_schema(self._db, self.path, _COLUMNS)
+            check_schema(self._db, self.path, _FIRST_COLUMNS)
             self._db.executescript(_SCHEMA)
+            add_columns(self._db, _ADDED_COLUMNS)
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
 
@@ -442,8 +447,7 @@ def _bury_dependents(db: sqlite3.Connection, now: float) -> None:
 def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
     # seq (the rowid) is assigned by SQLite: submission order, for FIFO within a priority.
     db.execute(
-        f"INSERT INTO jobs ({_COLUMNS}) VALUES "
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in _COLUMNS.split(','))})",
         _row(record),
     )
 
@@ -489,7 +493,7 @@ def _row(record: JobRecord) -> tuple[Any, ...]:
         record.attempts, record.max_attempts, record.run_at, record.lease_until, record.worker,
         json.dumps(record.result) if record.result is not None else None, record.error_type,
         record.error, record.idempotency_key, record.created_at, record.finished_at,
-        record.every, record.cron, json.dumps(record.depends_on),
+        record.every, record.cron, json.dumps(record.depends_on), record.timeout,
     )  # fmt: skip
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._errors import ServerError, StoreError
 
-__all__ = ["check_path", "check_schema", "store_error"]
+__all__ = ["add_columns", "check_path", "check_schema", "store_error"]
 
 
 def check_path(path: Path) -> None:
@@ -37,6 +37,18 @@ def check_schema(db: sqlite3.Connection, path: str, columns: str) -> None:
             f"{path} holds a 'jobs' table of another shape (no column {missing[0]!r}): it is "
             "not an asyncgen queue; give another file"
         )
+
+
+def add_columns(db: sqlite3.Connection, columns: dict[str, str]) -> None:
+    """Add the columns (name: SQL type) a queue file made by an earlier version lacks."""
+    have = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name, kind in columns.items():
+        if name not in have:
+            try:
+                db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def store_error(exc: sqlite3.Error, path: str) -> Exception:

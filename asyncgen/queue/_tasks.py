@@ -27,11 +27,18 @@ class TaskCall:
 
 
 class Task(Generic[P]):
-    """A function registered on a queue under a name; ``call()`` makes a job of it."""
+    """A function registered on a queue under a name; ``call()`` makes a job of it.
 
-    def __init__(self, fn: Callable[P, Any], name: str) -> None:
+    ``timeout`` (seconds, or None) bounds each run of its jobs unless ``submit`` gives
+    one: a run past it is cancelled and retried as a failed attempt.
+    """
+
+    def __init__(self, fn: Callable[P, Any], name: str, *, timeout: float | None = None) -> None:
+        if timeout is not None and not 0 < timeout < float("inf"):
+            raise ValueError(f"task {name}: timeout must be > 0 seconds, got {timeout}")
         self.fn = fn
         self.name = name
+        self.timeout = timeout
         self._arguments = _arguments_model(fn, name)
 
     def __repr__(self) -> str:
@@ -71,27 +78,29 @@ class Task(Generic[P]):
 
 
 class _TaskMaker:
-    def __init__(self, name: str | None) -> None:
+    def __init__(self, name: str | None, timeout: float | None) -> None:
         self.name = name
+        self.timeout = timeout
 
     def __call__(self, fn: Callable[P, Any]) -> Task[P]:
         task_name = self.name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name == GENERATE_KIND:
             raise ValueError(f"'{GENERATE_KIND}' is reserved for GenerationJobs")
-        return Task(fn, task_name)
+        return Task(fn, task_name, timeout=self.timeout)
 
 
-def task(*, name: str | None = None) -> _TaskMaker:
-    """Make a Task of a function without a queue: ``@task()`` or ``@task(name=...)``.
+def task(*, name: str | None = None, timeout: float | None = None) -> _TaskMaker:
+    """Make a Task of a function without a queue: ``@task()``, ``@task(name=...)``,
+    ``@task(timeout=60)`` (seconds per run; a run past it is cancelled and retried).
 
     Register it on a queue with ``queue.register(t)``; ``asyncgen worker --tasks MODULE``
     registers every Task found in MODULE.
 
     Raises:
-        ValueError: The reserved name "generate".
+        ValueError: The reserved name "generate", or a timeout that is not > 0.
         TypeError: A signature with ``*args`` or ``**kwargs``.
     """
-    return _TaskMaker(name)
+    return _TaskMaker(name, timeout)
 
 
 def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:

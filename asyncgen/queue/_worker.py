@@ -18,7 +18,7 @@ import structlog
 from .._bridge import call_soon, start
 from .._context import deadline_after
 from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
-from .._errors import InsufficientCreditsError, PermanentError, TransientError
+from .._errors import InsufficientCreditsError, JobTimeoutError, PermanentError, TransientError
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob
@@ -67,6 +67,9 @@ class Worker:
             OpenRouter once ``/key`` shows credits), and claiming resumes when it gets
             an answer. Other kinds of job go on meanwhile.
         on_credit_pause: Called with a CreditPause when generation pauses and resumes.
+        timeout: Seconds a run may take when neither its submit nor its task set one
+            (None: no limit); a run past its limit is cancelled and counted as a
+            failed attempt (JobTimeoutError).
     """
 
     def __init__(
@@ -83,12 +86,16 @@ class Worker:
         metrics: Metrics | None = None,
         credit_probe: float = DEFAULT_CREDIT_PROBE,
         on_credit_pause: Callable[[CreditPause], object] | None = None,
+        timeout: float | None = None,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
         if not (0 < lease < math.inf) or not (0 <= grace < math.inf):
             raise ValueError(f"lease must be > 0 and grace >= 0 seconds, got {lease}, {grace}")
+        if timeout is not None and not 0 < timeout < math.inf:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         self.queue = queue
+        self.timeout = timeout
         self.concurrency = concurrency
         self.kinds = list(kinds) if kinds else None
         self.client = client
@@ -254,6 +261,21 @@ class Worker:
                 return
 
     async def _call(self, record: JobRecord) -> Any:
+        """Run the job within its time limit (the submit's, the task's, or the worker's)."""
+        task = self.queue.tasks.get(record.kind)
+        limit = record.timeout or (task.timeout if task is not None else None) or self.timeout
+        if limit is None:
+            return await self._run_job(record)
+        scope = asyncio.timeout(limit)
+        try:
+            async with scope:
+                return await self._run_job(record)
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise  # the job's own TimeoutError (e.g. a request that timed out)
+            raise JobTimeoutError(f"{record.kind}: ran past its timeout of {limit:g} s") from exc
+
+    async def _run_job(self, record: JobRecord) -> Any:
         if record.kind == GENERATE_KIND:
             return await self._generate(GenerationJob.model_validate(record.payload))
         return await self.queue.tasks[record.kind].run(record.payload)
