@@ -619,6 +619,55 @@ async def test_an_old_queue_file_gains_the_new_columns(tmp_path: Path) -> None:
     await queue.aclose()
 
 
+class TestAbort:
+    async def test_cancel_stops_a_running_job_and_the_worker_goes_on(
+        self, queue: JobQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """cancel() on a running job: cancelled at once, stopped within a heartbeat, no
+        result stored; the worker then runs the next job."""
+        log = tmp_path / "tasks.log"
+        monkeypatch.setenv("ASYNCGEN_TEST_TASK_LOG", str(log))
+        long = await queue.submit(queue_tasks.add.call(1, 1, 30))
+        async with open_worker(queue, concurrency=1, lease=0.6):
+            for _ in range(200):
+                if (await queue.status(long)).state is JobState.RUNNING:
+                    break
+                await asyncio.sleep(0.02)
+            began = time.monotonic()
+            assert await queue.cancel(long)
+            assert (await queue.status(long)).state is JobState.CANCELLED
+            after = await queue.submit(queue_tasks.add.call(2, 2))
+            assert await queue.result(after, timeout=10) == 4  # the one slot came free
+            assert time.monotonic() - began < 5
+        record = await queue.status(long)
+        assert (record.state, record.result) == (JobState.CANCELLED, None)
+        assert "done 1" not in log.read_text()  # the task never got to its end
+        with pytest.raises(asyncgen.JobFailedError, match="cancelled"):
+            await queue.result(long, timeout=1)
+        assert not await queue.cancel(long)  # finished: nothing to cancel
+
+    async def test_abort_reaches_a_worker_process(self, durable_url: str, tmp_path: Path) -> None:
+        """Across processes (SQLite) and machines (Redis): the worker process holding the
+        job stops it within one heartbeat and keeps serving."""
+        log = tmp_path / "tasks.log"
+        queue = registered(durable_url)
+        long = await queue.submit(queue_tasks.add.call(7, 7, 60))
+        worker = worker_process(durable_url, log, "--concurrency", "1", "--lease", "1.5")
+        try:
+            await wait_for(queue, lambda s: s.running == 1, within=30)
+            began = time.monotonic()
+            assert await queue.cancel(long)
+            after = await queue.submit(queue_tasks.add.call(3, 3))
+            assert await queue.result(after, timeout=30) == 6
+            assert time.monotonic() - began < 15
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        assert (await queue.status(long)).state is JobState.CANCELLED
+        assert "done 7" not in log.read_text()
+        await queue.aclose()
+
+
 class TestDeadLetters:
     async def test_requeue_runs_dead_jobs_again_with_fresh_attempts(self, queue: JobQueue) -> None:
         """A dead job requeued by id runs again from attempt 0, its id and last error kept

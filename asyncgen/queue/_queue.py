@@ -211,7 +211,10 @@ class JobQueue:
             await asyncio.sleep(RESULT_POLL)
 
     async def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not started; False when it is running or finished."""
+        """Cancel a pending job, or abort a running one: its state becomes cancelled at
+        once, no result is stored, and the worker running it stops it within one
+        heartbeat (a third of its lease) and moves on. False when the job is finished
+        or unknown."""
         return await self.store.cancel(job_id)
 
     async def statistics(self) -> QueueStatistics:

@@ -298,7 +298,8 @@ class RedisStore(ClaimOne):
         return bool(reply)
 
     async def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not started; False if it is running or finished."""
+        """Cancel a pending or running job (its worker loses the lease); False if it is
+        finished or unknown."""
         return bool(await self._run("cancel", job_id, self._ttl_ms()))
 
     async def requeue(self, job_ids: Sequence[str]) -> list[str]:

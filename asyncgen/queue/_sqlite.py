@@ -280,14 +280,15 @@ class SQLiteStore(ClaimOne):
         return await self._run(back)
 
     async def cancel(self, job_id: str) -> bool:
-        """Cancel a job that has not started; False if it is running or finished."""
+        """Cancel a pending or running job (its worker loses the lease); False if it is
+        finished or unknown."""
 
         def stop(db: sqlite3.Connection) -> bool:
             now = self._clock()
             with _transaction(db):
                 cursor = db.execute(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = ? WHERE id = ?"
-                    " AND state = 'pending'",
+                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,"
+                    " worker = NULL WHERE id = ? AND state IN ('pending', 'running')",
                     (now, job_id),
                 )
                 if cursor.rowcount != 1:

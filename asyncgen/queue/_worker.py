@@ -108,6 +108,7 @@ class Worker:
         self.metrics = metrics if metrics is not None else Metrics()
         # Generation jobs run one attempt each (the queue retries, with backoff between
         # claims) and every claimed job is sent, whatever an earlier one met.
+        self._lost: set[str] = set()  # running jobs whose lease is gone: stop, keep going
         self._runner: JobRunner | None = None
         self._credits: CreditGate | None = None
         if client is not None:
@@ -195,13 +196,19 @@ class Worker:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def _execute(self, record: JobRecord) -> None:
-        beat = asyncio.create_task(self._heartbeat(record.id))
+        job = asyncio.current_task()
+        assert job is not None
+        beat = asyncio.create_task(self._heartbeat(record.id, job))
         began = time.monotonic()
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
         with structlog.contextvars.bound_contextvars(job_id=record.id, attempt=record.attempts):
             try:
                 result = await self._call(record)
             except asyncio.CancelledError:
+                if record.id in self._lost:  # cancelled in the store, or taken over
+                    self._lost.discard(record.id)
+                    job.uncancel()
+                    return
                 await self._give_back(record)
                 raise
             except InsufficientCreditsError as exc:
@@ -223,6 +230,7 @@ class Worker:
                     _log.warning("result_discarded_lease_lost", kind=record.kind)
             finally:
                 beat.cancel()
+                self._lost.discard(record.id)
 
     async def _out_of_credits(self, record: JobRecord, error: InsufficientCreditsError) -> None:
         """A 402: the job goes back without using an attempt, and generation pauses."""
@@ -248,7 +256,10 @@ class Worker:
             )  # fmt: skip
             _log.warning("job_released", kind=record.kind, state=state.value if state else None)
 
-    async def _heartbeat(self, job_id: str) -> None:
+    async def _heartbeat(self, job_id: str, job: asyncio.Task[None]) -> None:
+        """Keep the lease fresh; when it is gone (the job was cancelled, or another
+        worker took it over after a stall), stop the run: its result would be thrown
+        away. So an abort reaches the running job within one beat (lease / 3)."""
         while True:
             await asyncio.sleep(self.lease / 3)
             try:
@@ -257,7 +268,11 @@ class Worker:
                 _log.warning("heartbeat_failed", job_id=job_id, error=str(exc))
                 continue
             if not held:
-                _log.warning("lease_lost", job_id=job_id)
+                record = await self.queue.store.get(job_id)
+                aborted = record is not None and record.state is JobState.CANCELLED
+                _log.warning("job_aborted" if aborted else "lease_lost", job_id=job_id)
+                self._lost.add(job_id)
+                job.cancel()
                 return
 
     async def _call(self, record: JobRecord) -> Any:
