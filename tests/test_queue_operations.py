@@ -93,3 +93,63 @@ async def test_other_kinds_go_on_while_generation_waits(durable_url: str, sim: S
     await queue.aclose()
     assert [e.paused for e in events] == [True, False]
     assert "asyncgen_credit_paused 0" in worker.metrics.to_prometheus()
+
+
+async def test_processes_supervisor_restarts_a_killed_child_and_drains(
+    durable_url: str, tmp_path: Path
+) -> None:
+    """--processes 2: two worker processes; kill -9 of one is noticed and it is replaced;
+    jobs keep running; SIGTERM drains both and the supervisor exits 0."""
+    import psutil
+
+    queue = open_queue(durable_url)
+    queue.register(queue_tasks.add)
+    output = tmp_path / "supervisor.log"
+    supervisor = worker_process(durable_url, tmp_path / "tasks.log", "--processes", "2",
+                                "--concurrency", "2", "--lease", "2", output=output)  # fmt: skip
+    try:
+        parent = psutil.Process(supervisor.pid)
+        for _ in range(300):
+            children = parent.children()
+            if len(children) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(children) == 2
+        first = [await queue.submit(queue_tasks.add.call(i, i)) for i in range(10)]
+        assert [await queue.result(j, timeout=30) for j in first] == [2 * i for i in range(10)]
+        victim = children[0].pid
+        children[0].kill()
+        for _ in range(300):
+            now = {child.pid for child in parent.children()}
+            if len(now) == 2 and victim not in now:
+                break
+            await asyncio.sleep(0.05)
+        assert len(now) == 2
+        assert victim not in now
+        second = [await queue.submit(queue_tasks.add.call(i, 1)) for i in range(10)]
+        assert [await queue.result(j, timeout=30) for j in second] == [i + 1 for i in range(10)]
+    finally:
+        supervisor.send_signal(signal.SIGTERM)
+        code = supervisor.wait(60)
+        await queue.aclose()
+    assert code == 0
+    text = output.read_text()
+    assert "killed by SIGKILL" in text
+    assert "restarting in 1 s" in text
+    alive = [pid for pid in now if psutil.pid_exists(pid)
+             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    assert alive == []  # both children drained and exited
+
+
+def test_a_usage_error_stops_the_supervisor(tmp_path: Path) -> None:
+    """A bad flag is refused before any process starts: exit 2, one line."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "worker", f"sqlite:///{tmp_path}/q.db",
+         "--processes", "2", "--kinds", "nope", "--tasks", "tests.queue_tasks"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "--kinds names nope" in done.stderr

@@ -36,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     (Ctrl-C), 143 terminated (SIGTERM).
     """
     try:
-        args = _parser().parse_args(argv)
+        # The raw arguments ride along for a command that starts copies of itself
+        # (asyncgen worker --processes N).
+        given = list(sys.argv[1:] if argv is None else argv)
+        args = _parser().parse_args(given, namespace=argparse.Namespace(argv=given))
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
     try:

@@ -26,6 +26,7 @@ from ._args import (
     whole,
 )
 from ._files import UsageProblem
+from ._supervisor import CHILD_VARIABLE, supervise
 
 __all__ = ["add_worker_parser"]
 
@@ -58,6 +59,9 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
                         help="drain grace in seconds")  # fmt: skip
     add_settings_flag(worker)
+    worker.add_argument("--processes", type=whole("processes", minimum=1), default=1,
+                        help="run this many worker processes under a supervisor that "
+                        "restarts one that dies and drains them all on SIGTERM/SIGINT")  # fmt: skip
     worker.add_argument("--timeout", type=number("seconds"), default=None,
                         help="seconds a job may run when neither its submit nor its task "
                         "sets a timeout (default: no limit)")  # fmt: skip
@@ -159,12 +163,19 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
     return 0
 
 
+def _child_command(argv: list[str]) -> list[str]:
+    """This command line, to run as one supervised worker process."""
+    return [sys.executable, "-m", "asyncgen", *argv]
+
+
 def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
         settings = load_settings(args.settings)
         configure_logging(json=settings.log_json, level=settings.log_level or "INFO")
-        worker = _worker(args, settings)
+        worker = _worker(args, settings)  # every flag checked before any process starts
+        if args.processes > 1 and not os.environ.get(CHILD_VARIABLE):
+            return supervise(_child_command(args.argv), args.processes)
         default_url = not args.url and "queue_url" not in settings.model_fields_set
         return asyncio.run(_serve(worker, default_url=default_url))
     except (UsageProblem, ValueError, AsyncGenError) as exc:
