@@ -460,15 +460,28 @@ class TestMetrics:
         assert series["buckets"]["+Inf"] == 4
 
     def test_prometheus_text(self) -> None:
-        """The Prometheus export has typed families, labels and histogram lines."""
+        """The Prometheus export (prometheus_client's) has typed families, labels and
+        histogram lines, read back with its own parser."""
+        from prometheus_client.parser import text_string_to_metric_families
+
         metrics = asyncgen.queue.Metrics()
         metrics.observe("add", None, 0.3, outcome="ok")
+        metrics.set_state("credit_paused", 1)
         text = metrics.to_prometheus()
         assert "# TYPE asyncgen_jobs_total counter" in text
-        assert 'asyncgen_jobs_total{kind="add",model="",outcome="ok"} 1' in text
-        assert 'asyncgen_job_duration_seconds_bucket{kind="add",model="",le="0.5"} 1' in text
-        assert 'asyncgen_job_duration_seconds_bucket{kind="add",model="",le="0.25"} 0' in text
-        assert 'asyncgen_job_duration_seconds_count{kind="add",model=""} 1' in text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("asyncgen_jobs_total", (("kind", "add"), ("model", ""),
+                                                ("outcome", "ok")))] == 1  # fmt: skip
+        bucket = "asyncgen_job_duration_seconds_bucket"
+        assert samples[(bucket, (("kind", "add"), ("le", "0.5"), ("model", "")))] == 1
+        assert samples[(bucket, (("kind", "add"), ("le", "0.25"), ("model", "")))] == 0
+        assert samples[("asyncgen_job_duration_seconds_count",
+                        (("kind", "add"), ("model", "")))] == 1  # fmt: skip
+        assert samples[("asyncgen_credit_paused", ())] == 1
         assert json.loads(metrics.to_json())["jobs"][0]["kind"] == "add"
 
     def test_alert_fires_once_per_crossing(self) -> None:

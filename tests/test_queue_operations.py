@@ -153,3 +153,80 @@ def test_a_usage_error_stops_the_supervisor(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "--kinds names nope" in done.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def scrape(
+    port: int, within: float = 30
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """GET /metrics (retrying until the endpoint is up) and parse it."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            async with httpx.AsyncClient() as http:
+                reply = await http.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the metrics endpoint never answered"
+            await asyncio.sleep(0.1)
+    assert reply.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(reply.text)
+        for s in family.samples
+    }
+
+
+@pytest.mark.parametrize("processes", ["1", "2"])
+async def test_metrics_endpoint_over_http(
+    durable_url: str, tmp_path: Path, sim: SimServer, processes: str
+) -> None:
+    """--metrics-port serves prometheus_client's exposition: job counters by kind and
+    outcome (summed over the processes under --processes), queue depth by state and
+    kind, the credit-pause state and the breakers."""
+    queue = open_queue(durable_url)
+    queue.register(queue_tasks.add)
+    queue.register(queue_tasks.explode)
+    port = free_port()
+    worker = worker_process(durable_url, tmp_path / "tasks.log", "--base-url", sim.base_url,
+                            "--metrics-port", str(port), "--processes", processes,
+                            output=tmp_path / "out.log")  # fmt: skip
+    try:
+        ok = [await queue.submit(queue_tasks.add.call(i, i)) for i in range(6)]
+        bad = await queue.submit(queue_tasks.explode.call("x"), max_attempts=1)
+        text = await queue.submit(GenerationJob(model="m", prompt="hi"))
+        waiting = await queue.submit(queue_tasks.add.call(0, 0), run_at=time.time() + 3600)
+        for job_id in (*ok, text):
+            await queue.result(job_id, timeout=30)
+        for _ in range(200):
+            if (await queue.status(bad)).state is JobState.DEAD:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        samples = await scrape(port)
+        jobs = "asyncgen_jobs_total"
+        assert samples[(jobs, (("kind", "add"), ("model", ""), ("outcome", "ok")))] == 6
+        assert samples[(jobs, (("kind", "explode"), ("model", ""), ("outcome", "failed")))] == 1
+        assert samples[(jobs, (("kind", "generate"), ("model", "m"), ("outcome", "ok")))] == 1
+        depth = {k[1]: v for k, v in samples.items() if k[0] == "asyncgen_queue_jobs"}
+        scheduled_kind = "add" if durable_url.startswith("sqlite") else "*"
+        assert depth[(("kind", scheduled_kind), ("state", "scheduled"))] == 1
+        assert sum(v for labels, v in depth.items() if ("state", "completed") in labels) == 7
+        assert samples[("asyncgen_credit_paused", ())] == 0
+        assert samples[("asyncgen_breaker_open", (("model", "m"),))] == 0
+        assert waiting
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(60)
+        await queue.aclose()
+    assert code == 0

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -45,8 +46,13 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def supervise(command: list[str], processes: int) -> int:
-    """Run ``command`` in ``processes`` child processes until SIGTERM/SIGINT; see module."""
+def supervise(
+    command: list[str], processes: int, *, on_exit: Callable[[int], object] | None = None
+) -> int:
+    """Run ``command`` in ``processes`` child processes until SIGTERM/SIGINT; see module.
+
+    ``on_exit`` is called with the pid of each child that ends.
+    """
     slots = [_Slot(number) for number in range(1, processes + 1)]
     stopping: list[int] = []
 
@@ -65,7 +71,9 @@ def supervise(command: list[str], processes: int) -> int:
         while True:
             now = time.monotonic()
             for slot in slots:
-                _tend(slot, command, env, now, stopping=bool(stopping))
+                ended = _tend(slot, command, env, now, stopping=bool(stopping))
+                if ended is not None and on_exit is not None:
+                    on_exit(ended)
                 if EXIT_USAGE in slot.codes and not stopping:
                     _say(f"process {slot.number} exited {EXIT_USAGE} (a usage or store "
                          "error): not restarting; draining the others")  # fmt: skip
@@ -87,17 +95,18 @@ def supervise(command: list[str], processes: int) -> int:
 
 def _tend(
     slot: _Slot, command: list[str], env: dict[str, str], now: float, *, stopping: bool
-) -> None:
-    """Start the slot's process when due; notice when it died and plan its restart."""
+) -> int | None:
+    """Start the slot's process when due; notice when it ended (its pid is returned,
+    once) and plan its restart."""
     process = slot.process
     if process is not None and process.poll() is None:
-        return
+        return None
     if process is not None and slot.restart_at <= slot.started:  # it just ended
         code = process.returncode
         slot.codes.append(code)
         if stopping or code == EXIT_USAGE:
             slot.restart_at = float("inf")
-            return
+            return process.pid
         lived = now - slot.started
         slot.backoff = FIRST_BACKOFF if lived >= STEADY else slot.backoff
         slot.restart_at = now + slot.backoff
@@ -105,10 +114,11 @@ def _tend(
         _say(f"process {slot.number} (pid {process.pid}) {how} after {lived:.1f} s; "
              f"restarting in {slot.backoff:g} s")  # fmt: skip
         slot.backoff = min(MAX_BACKOFF, slot.backoff * 2)
-        return
+        return process.pid
     if stopping or now < slot.restart_at:
-        return
+        return None
     slot.process = subprocess.Popen(command, env=env)
     slot.started = now
     if process is not None:
         slot.restarts += 1
+    return None

@@ -8,6 +8,7 @@ import importlib
 import os
 import signal
 import sys
+import tempfile
 
 from .._errors import AsyncGenError
 from .._logging import configure_logging
@@ -15,6 +16,7 @@ from .._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE
+from ..queue._exporter import MULTIPROCESS_VARIABLE, require_prometheus, serve_metrics
 from ._args import (
     PROVIDERS,
     add_limit_flags,
@@ -59,6 +61,13 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
                         help="drain grace in seconds")  # fmt: skip
     add_settings_flag(worker)
+    worker.add_argument("--metrics-port", type=whole("port", minimum=1, maximum=65535),
+                        help="serve Prometheus metrics on this port at /metrics (needs "
+                        "asyncgen[metrics]; under --processes the supervisor serves "
+                        "all)")  # fmt: skip
+    worker.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a "
+                        "scraper on another host)")  # fmt: skip
     worker.add_argument("--processes", type=whole("processes", minimum=1), default=1,
                         help="run this many worker processes under a supervisor that "
                         "restarts one that dies and drains them all on SIGTERM/SIGINT")  # fmt: skip
@@ -163,9 +172,22 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
     return 0
 
 
-def _child_command(argv: list[str]) -> list[str]:
-    """This command line, to run as one supervised worker process."""
-    return [sys.executable, "-m", "asyncgen", *argv]
+def _supervise(args: argparse.Namespace, queue: JobQueue) -> int:
+    """Run ``--processes`` copies of this command; serve their summed metrics."""
+    command = [sys.executable, "-m", "asyncgen", *args.argv]
+    if args.metrics_port is None:
+        return supervise(command, args.processes)
+    with tempfile.TemporaryDirectory(prefix="asyncgen-metrics-") as folder:
+        os.environ[MULTIPROCESS_VARIABLE] = folder  # the children inherit it
+        serve_metrics(args.metrics_port, host=args.metrics_host, queue=queue)
+        return supervise(command, args.processes, on_exit=_mark_dead)
+
+
+def _mark_dead(pid: int) -> None:
+    """Drop a finished worker process's live gauges from the summed metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def worker_command(args: argparse.Namespace) -> int:
@@ -174,8 +196,18 @@ def worker_command(args: argparse.Namespace) -> int:
         settings = load_settings(args.settings)
         configure_logging(json=settings.log_json, level=settings.log_level or "INFO")
         worker = _worker(args, settings)  # every flag checked before any process starts
-        if args.processes > 1 and not os.environ.get(CHILD_VARIABLE):
-            return supervise(_child_command(args.argv), args.processes)
+        if args.metrics_port is not None:
+            require_prometheus()
+        supervised = bool(os.environ.get(CHILD_VARIABLE))
+        if args.processes > 1 and not supervised:
+            return _supervise(args, worker.queue)
+        if args.metrics_port is not None and not supervised:
+            from prometheus_client import CollectorRegistry
+
+            endpoint = CollectorRegistry()
+            endpoint.register(worker.metrics.registry)
+            serve_metrics(args.metrics_port, host=args.metrics_host, registry=endpoint,
+                          queue=worker.queue)  # fmt: skip
         default_url = not args.url and "queue_url" not in settings.model_fields_set
         return asyncio.run(_serve(worker, default_url=default_url))
     except (UsageProblem, ValueError, AsyncGenError) as exc:

@@ -1,6 +1,7 @@
 """Job metrics: counters and latency histograms per task kind and model, with alerts.
 
-Exported as JSON or in the Prometheus text exposition format (version 0.0.4).
+Exported as JSON, or for Prometheus through prometheus_client (``asyncgen[metrics]``;
+see ``_exporter``): ``to_prometheus()`` and ``asyncgen worker --metrics-port``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import structlog
+
+from ._exporter import Families, require_prometheus
 
 __all__ = ["DEFAULT_BUCKETS", "Alert", "AlertEvent", "Metrics"]
 
@@ -97,20 +100,41 @@ class _Series:
 class Metrics:
     """Collects one observation per finished job run (thread-safe).
 
+    With prometheus_client installed (``asyncgen[metrics]``) the same figures are kept in
+    its families on ``registry`` too, for :meth:`to_prometheus` and the worker's
+    ``/metrics`` endpoint.
+
     Args:
         alerts: Alerts to evaluate after every observation.
+        registry: The prometheus_client CollectorRegistry to register on (default: a
+            new one per Metrics).
     """
 
-    def __init__(self, alerts: Sequence[Alert] = ()) -> None:
+    def __init__(self, alerts: Sequence[Alert] = (), *, registry: Any = None) -> None:
         self.alerts = list(alerts)
         self._series: dict[Key, _Series] = {}
         self._states: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.registry: Any = None
+        self._families: Families | None = None
+        try:
+            from prometheus_client import CollectorRegistry
+        except ImportError:
+            return
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._families = Families(self.registry, DEFAULT_BUCKETS)
 
     def set_state(self, name: str, value: float) -> None:
         """Set a gauge of the worker's state (``credit_paused``: 1 while paused)."""
         with self._lock:
             self._states[name] = value
+        if self._families is not None:
+            self._families.state(name, value)
+
+    def set_breaker(self, model: str, is_open: bool) -> None:
+        """Show whether ``model``'s circuit breaker is open (``asyncgen_breaker_open``)."""
+        if self._families is not None:
+            self._families.breaker.labels(model=model).set(1 if is_open else 0)
 
     def states(self) -> dict[str, float]:
         """The gauges set with :meth:`set_state`."""
@@ -131,6 +155,10 @@ class Metrics:
             if outcome != "retried":
                 series.total_seconds += seconds
                 series.buckets[bisect.bisect_left(DEFAULT_BUCKETS, seconds)] += 1
+        if self._families is not None:
+            self._families.jobs.labels(kind=kind, model=key[1], outcome=outcome).inc()
+            if outcome != "retried":
+                self._families.duration.labels(kind=kind, model=key[1]).observe(seconds)
         self._judge(key, series)
 
     def _judge(self, key: Key, series: _Series) -> None:
@@ -167,31 +195,15 @@ class Metrics:
         return json.dumps({"jobs": self.snapshot(), "states": self.states()})
 
     def to_prometheus(self) -> str:
-        """The metrics in Prometheus text format."""
-        lines = [
-            "# HELP asyncgen_jobs_total Job runs by outcome.",
-            "# TYPE asyncgen_jobs_total counter",
-        ]
-        with self._lock:
-            items = sorted(self._series.items())
-            for (kind, model), s in items:
-                for outcome, value in (("ok", s.ok), ("failed", s.failed), ("retried", s.retried)):
-                    labels = _labels(kind=kind, model=model, outcome=outcome)
-                    lines.append(f"asyncgen_jobs_total{{{labels}}} {value}")
-            lines += [
-                "# HELP asyncgen_job_duration_seconds Duration of finished job runs.",
-                "# TYPE asyncgen_job_duration_seconds histogram",
-            ]
-            for (kind, model), s in items:
-                for bound, count in zip(DEFAULT_BUCKETS, _cumulative(s), strict=True):
-                    labels = _labels(kind=kind, model=model, le=_le(bound))
-                    lines.append(f"asyncgen_job_duration_seconds_bucket{{{labels}}} {count}")
-                base = _labels(kind=kind, model=model)
-                lines.append(f"asyncgen_job_duration_seconds_sum{{{base}}} {s.total_seconds:.6f}")
-                lines.append(f"asyncgen_job_duration_seconds_count{{{base}}} {s.count}")
-            for state, level in sorted(self._states.items()):
-                lines += [f"# TYPE asyncgen_{state} gauge", f"asyncgen_{state} {level:g}"]
-        return "\n".join(lines) + "\n"
+        """The metrics in the Prometheus text format (prometheus_client's exposition).
+
+        Raises:
+            ImportError: prometheus_client is not installed (``asyncgen[metrics]``).
+        """
+        require_prometheus()
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry).decode()
 
 
 def _cumulative(series: _Series) -> list[int]:
@@ -204,12 +216,6 @@ def _cumulative(series: _Series) -> list[int]:
 
 def _le(bound: float) -> str:
     return "+Inf" if math.isinf(bound) else f"{bound:g}"
-
-
-def _labels(**values: str) -> str:
-    escaped = {k: v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-               for k, v in values.items()}  # fmt: skip
-    return ",".join(f'{k}="{v}"' for k, v in escaped.items())
 
 
 _running_alerts: set[asyncio.Task[Any]] = set()

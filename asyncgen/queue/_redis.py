@@ -382,6 +382,29 @@ class RedisStore(ClaimOne):
                  "retried", "workers")  # fmt: skip
         return QueueStatistics(**dict(zip(names, counts, strict=True)))
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        """Jobs by (state, kind). Ready and running jobs are counted per kind from their
+        lanes; the other states have no per-kind index, so their kind is "*"."""
+        client = await self._client()
+        depth: dict[tuple[str, str], int] = {}
+        lanes: list[str] = await self._guard(client.zrange(f"{self.prefix}lanes", 0, -1))
+        for lane in lanes:
+            kind = lane[len(self.prefix) + len("lane:") :].split(":", 1)[1]
+            length = int(await self._guard(client.xlen(lane)))
+            info: Any = await self._guard(client.xpending(lane, "workers"))
+            running = int(info["pending"]) if isinstance(info, dict) else int(info[0])
+            for state, n in (("pending", length - running), ("running", running)):
+                if n:
+                    depth[(state, kind)] = depth.get((state, kind), 0) + n
+        stats = await self.statistics()
+        for state in ("scheduled", "completed", "dead", "cancelled"):
+            if getattr(stats, state):
+                depth[(state, "*")] = getattr(stats, state)
+        ready_elsewhere = stats.pending - sum(n for (s, _), n in depth.items() if s == "pending")
+        if ready_elsewhere > 0:  # due retries and jobs waiting on dependencies
+            depth[("pending", "*")] = ready_elsewhere
+        return depth
+
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         """The newest entries of the dead-letter stream: id, kind, error_type, error, at."""
         client = await self._client()

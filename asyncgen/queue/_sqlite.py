@@ -366,6 +366,19 @@ class SQLiteStore(ClaimOne):
 
         return await self._run(read)
 
+    async def depth(self) -> dict[tuple[str, str], int]:
+        """Jobs by (state, kind); "scheduled" is pending with a ``run_at`` to come."""
+
+        def count(db: sqlite3.Connection) -> dict[tuple[str, str], int]:
+            rows = db.execute(
+                "SELECT CASE WHEN state = 'pending' AND run_at > ? THEN 'scheduled'"
+                " ELSE state END AS shown, kind, COUNT(*) FROM jobs GROUP BY shown, kind",
+                (self._clock(),),
+            ).fetchall()
+            return {(str(state), str(kind)): int(n) for state, kind, n in rows}
+
+        return await self._run(count)
+
     async def statistics(self) -> QueueStatistics:
         """Counts by state, retries made, and workers seen in the last minute."""
 

@@ -231,6 +231,9 @@ class Worker:
             finally:
                 beat.cancel()
                 self._lost.discard(record.id)
+                if self.client is not None and isinstance(model, str):
+                    is_open = self.client.breaker(model).state == "open"
+                    self.metrics.set_breaker(model, is_open)
 
     async def _out_of_credits(self, record: JobRecord, error: InsufficientCreditsError) -> None:
         """A 402: the job goes back without using an attempt, and generation pauses."""
