@@ -78,6 +78,7 @@ class Booking:
     delay: float  # seconds from booking to start
     tokens: int
     entry: list[float] | None = None  # its place in the last second's log
+    ref: str | None = None  # its entry in a shared limiter's last-second log
 
 
 class _Gcra:

@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ._ratelimit import DEFAULT_BURST, FLOOR, RECOVERY, STEP_DOWN, Booking, RateLimiter
+from ._ratelimit import (
+    DEFAULT_BURST,
+    FLOOR,
+    LOOKAHEAD,
+    RECOVERY,
+    STEP_DOWN,
+    Booking,
+    RateLimiter,
+)
 
 if TYPE_CHECKING:  # redis-py is imported where used: only shared limiters pay for it
     from redis.asyncio import Redis
@@ -44,7 +52,9 @@ RETRY_REDIS = 5.0  # seconds between attempts to reach Redis again while falling
 
 _log = structlog.get_logger("asyncgen.ratelimit")
 
-# ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME)
+# ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME),
+# 8 the furthest ahead a start may be booked ('' = any). Returns start, delay, participants,
+# pace, the booking's entry in the last second's log, and 1 when booked (0: come back).
 _BOOK = """
 local function fmt(x) return string.format('%.6f', x) end
 local now = tonumber(ARGV[7])
@@ -62,20 +72,63 @@ local share = pace / (1 + headroom)
 local start = now
 if rpm > 0 then start = math.max(start, req - burst) end
 if tpm > 0 and tokens > 0 then start = math.max(start, tok) end
-if rpm > 0 then req = math.max(req, start) + 60 / (rpm * share) end
-if tpm > 0 and tokens > 0 then tok = math.max(tok, start) + tokens * 60 / (tpm * share) end
-redis.call('HSET', KEYS[1], 'req', fmt(req), 'tok', fmt(tok))
-redis.call('PEXPIRE', KEYS[1], 3600000)
+local ref = ''
+local within = tonumber(ARGV[8])
 local who = KEYS[1] .. ':who'
 redis.call('ZADD', who, now, ARGV[6])
 redis.call('ZREMRANGEBYSCORE', who, '-inf', now - 30)
 redis.call('PEXPIRE', who, 60000)
-return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace)}
+if tpm > 0 and tokens > 0 then
+  -- The last second's token bookings, as the local limiter keeps them: spacing alone
+  -- would let a window's first request in unpaid for. Entries: start -> tokens.
+  local sec, sectok = KEYS[1] .. ':sec', KEYS[1] .. ':sectok'
+  local old = redis.call('ZRANGEBYSCORE', sec, '-inf', '(' .. fmt(now - 1))
+  if #old > 0 then
+    redis.call('ZREM', sec, unpack(old))
+    redis.call('HDEL', sectok, unpack(old))
+  end
+  local flat = redis.call('ZRANGEBYSCORE', sec, '(' .. fmt(start - 1), '+inf', 'WITHSCORES')
+  local ids, at = {}, {}
+  for i = 1, #flat, 2 do
+    table.insert(ids, flat[i])
+    table.insert(at, tonumber(flat[i + 1]))
+  end
+  local spent = {}
+  if #ids > 0 then spent = redis.call('HMGET', sectok, unpack(ids)) end
+  local used = 0
+  for i = 1, #ids do used = used + (tonumber(spent[i]) or 0) end
+  local capacity = tpm / 60 * share
+  local i = 1
+  while used + tokens > capacity and i <= #ids do -- wait for the oldest to leave
+    start = math.max(start, at[i] + 1)
+    used = used - (tonumber(spent[i]) or 0)
+    i = i + 1
+  end
+  if within and start - now > within then
+    return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), '', 0}
+  end
+  ref = ARGV[6] .. ':' .. redis.call('INCR', KEYS[1] .. ':n')
+  redis.call('ZADD', sec, fmt(start), ref)
+  redis.call('HSET', sectok, ref, tokens)
+  redis.call('PEXPIRE', sec, 60000)
+  redis.call('PEXPIRE', sectok, 60000)
+  redis.call('PEXPIRE', KEYS[1] .. ':n', 3600000)
+end
+if rpm > 0 then req = math.max(req, start) + 60 / (rpm * share) end
+if tpm > 0 and tokens > 0 then tok = math.max(tok, start) + tokens * 60 / (tpm * share) end
+redis.call('HSET', KEYS[1], 'req', fmt(req), 'tok', fmt(tok))
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), ref, 1}
 """.replace("RECOVERY", repr(RECOVERY))
 
-# ARGV: 1 tpm, 2 token change, 3 headroom
+# ARGV: 1 tpm, 2 token change, 3 headroom, 4 the booking's entry in the last second
 _SETTLE = """
 local function fmt(x) return string.format('%.6f', x) end
+local sectok = KEYS[1] .. ':sectok'
+if ARGV[4] ~= '' and redis.call('HEXISTS', sectok, ARGV[4]) == 1 then
+  local left = tonumber(redis.call('HGET', sectok, ARGV[4])) + tonumber(ARGV[2])
+  redis.call('HSET', sectok, ARGV[4], fmt(math.max(0, left)))
+end
 local f = redis.call('HMGET', KEYS[1], 'tok', 'cut_pace', 'cut_at')
 if not f[1] then return 0 end
 local t = redis.call('TIME')
@@ -187,28 +240,50 @@ class SharedRateLimiter(RateLimiter):
         raise TypeError("a shared limiter books through Redis: await limiter.acquire(tokens)")
 
     async def acquire(self, tokens: int = 0) -> Booking:
-        """Book through Redis (or the local share while it is down) and wait."""
-        booking = await self.book_shared(tokens)
-        if booking.delay > 0:
-            await asyncio.sleep(booking.delay)
-        return booking
+        """Book through Redis (or the local share while it is down) and wait.
+
+        As the local limiter does, a request with a token cost books only when its start
+        is near (``LOOKAHEAD``), so that the requests before it have settled at their
+        real usage by then.
+        """
+        horizon = LOOKAHEAD if tokens and self.tokens_per_minute else None
+        while True:
+            booked = await self._book_remote(tokens, None, horizon)
+            if isinstance(booked, Booking):
+                break
+            await asyncio.sleep(max(0.0, booked - LOOKAHEAD / 2))
+        if booked.delay > 0:
+            await asyncio.sleep(booked.delay)
+        return booked
 
     async def book_shared(self, tokens: int = 0, *, now: float | None = None) -> Booking:
         """Book the next start in the shared state; ``now`` overrides Redis TIME (tests)."""
+        booked = await self._book_remote(tokens, now, None)
+        assert isinstance(booked, Booking)  # nothing is too far without a horizon
+        return booked
+
+    async def _book_remote(
+        self, tokens: int, now: float | None, within: float | None
+    ) -> Booking | float:
+        """Book, unless the start is more than ``within`` s away: then return the wait."""
         from redis import exceptions as redis_errors
 
         if self._down_since is not None and time.monotonic() - self._down_since < RETRY_REDIS:
             return self._local().book(tokens)  # the local share, until the retry is due
         args = [self.requests_per_minute or 0, self.tokens_per_minute or 0, tokens,
-                self.headroom, self._burst, self._id, "" if now is None else repr(now)]  # fmt: skip
+                self.headroom, self._burst, self._id, "" if now is None else repr(now),
+                "" if within is None else repr(within)]  # fmt: skip
         try:
-            start, delay, who, _pace = await self._script("book", _BOOK)(
+            start, delay, who, _pace, ref, booked = await self._script("book", _BOOK)(
                 keys=[self._key], args=args
             )
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             return self._fall_back(exc).book(tokens)
         self._recovered(int(who))
-        booking = Booking(float(start), max(0.0, float(delay)), tokens, None)
+        if not int(booked):
+            return float(delay)
+        booking = Booking(float(start), max(0.0, float(delay)), tokens, None,
+                          _text(ref) or None)  # fmt: skip
         self._horizon = max(self._horizon, time.monotonic() + booking.delay)
         with self._lock:
             self._admitted += 1
@@ -262,7 +337,7 @@ class SharedRateLimiter(RateLimiter):
         if not self.tokens_per_minute or not booking.tokens or actual == booking.tokens:
             return
         change, booking.tokens = actual - booking.tokens, actual
-        args = [self.tokens_per_minute, change, self.headroom]
+        args = [self.tokens_per_minute, change, self.headroom, booking.ref or ""]
         self._spawn(self._script("settle", _SETTLE)(keys=[self._key], args=args))
 
     def note_rejected(self, booking: Booking | None = None) -> bool:
@@ -295,3 +370,8 @@ class SharedRateLimiter(RateLimiter):
         found = self._clients.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found[0].aclose()
+
+
+def _text(value: Any) -> str:
+    """A Redis reply as text (bytes unless the client decodes)."""
+    return value.decode() if isinstance(value, bytes) else str(value or "")
