@@ -3,7 +3,10 @@
 Both run the same no-op task (it returns the time) in worker processes started before
 the clock starts; one producer then submits every job (100 in flight; "asyncgen_bulk":
 one submit_many call, which taskiq has no equivalent of) and the clock
-stops when the last result is stored (counted in Redis every 20 ms). Figures: jobs per
+stops when the last result is back: asyncgen reads every result back with
+queue.results(ids) (as users do); taskiq's are counted in Redis every 20 ms (kinder to it
+than its own wait_result polling). Then: enqueue-to-start latency of an idle worker
+(jobs submitted one at a time, 30 ms apart). Figures: jobs per
 second end to end, and how fast the producer submitted. Each system gets the same
 per-process concurrency. Writes benchmarks/results/bench_redis.json.
 
@@ -42,12 +45,16 @@ async def noop() -> float:
     return time.time()
 
 
-async def submit_all(jobs: int, submit: Callable[[], Awaitable[object]]) -> float:
-    """Submit ``jobs`` jobs, IN_FLIGHT at a time; return the seconds it took."""
+async def submit_all(
+    jobs: int, submit: Callable[[], Awaitable[object]]
+) -> tuple[float, list[object]]:
+    """Submit ``jobs`` jobs, IN_FLIGHT at a time; return the seconds it took and what each
+    submit returned."""
     began = time.perf_counter()
+    handles: list[object] = []
     for start in range(0, jobs, IN_FLIGHT):
-        await asyncio.gather(*(submit() for _ in range(min(IN_FLIGHT, jobs - start))))
-    return time.perf_counter() - began
+        handles += await asyncio.gather(*(submit() for _ in range(min(IN_FLIGHT, jobs - start))))
+    return time.perf_counter() - began, handles
 
 
 async def wait_count(count: Callable[[], Awaitable[int]], target: int, what: str) -> None:
@@ -95,17 +102,48 @@ async def run_asyncgen(
         began = time.perf_counter()
         if bulk:
             submitted = time.perf_counter()
-            await queue.submit_many(noop.call() for _ in range(jobs))
+            ids = await queue.submit_many(noop.call() for _ in range(jobs))
             submit_s = time.perf_counter() - submitted
         else:
-            submit_s = await submit_all(jobs, lambda: queue.submit(noop.call()))
-        await wait_count(lambda: raw.zcard("asyncgen:{bench}:completed"), jobs, "asyncgen")
+            submit_s, handles = await submit_all(jobs, lambda: queue.submit(noop.call()))
+            ids = [str(handle) for handle in handles]
+        await queue.results(ids, timeout=600)  # every result read back, as users do
         elapsed = time.perf_counter() - began
     finally:
         stop(crew)
     await raw.aclose()
     await queue.aclose()
     return _figures(jobs, elapsed, submit_s)
+
+
+async def pickup_latency(url: str, jobs: int = 60, gap: float = 0.03) -> dict[str, Any]:
+    """Enqueue-to-start for an idle asyncgen worker process: jobs submitted one at a time,
+    ``gap`` apart; each no-op returns when it started."""
+    queue_url = f"{url}?queue=pickup"
+    queue = open_queue(queue_url)
+    queue.register(noop)
+    command = [sys.executable, "-m", "asyncgen", "worker", queue_url, "--tasks", "bench_redis",
+               "--concurrency", "4"]  # fmt: skip
+    crew = [spawn(command, {"PYTHONPATH": str(HERE)})]
+    delays: list[float] = []
+    try:
+        await wait_count(lambda: _workers(queue), 1, "asyncgen worker starting")
+        await asyncio.sleep(1.0)  # idle
+        for _ in range(jobs):
+            submitted = time.time()
+            job_id = await queue.submit(noop.call())
+            started = await queue.result(job_id, timeout=30)
+            delays.append(started - submitted)
+            await asyncio.sleep(gap)
+    finally:
+        stop(crew)
+    await queue.aclose()
+    delays.sort()
+    return {
+        "jobs": jobs,
+        "p50_ms": round(1e3 * delays[len(delays) // 2], 2),
+        "p99_ms": round(1e3 * delays[min(len(delays) - 1, int(len(delays) * 0.99))], 2),
+    }
 
 
 async def _workers(queue: Any) -> int:
@@ -126,7 +164,7 @@ async def run_taskiq(url: str, jobs: int, workers: int, concurrency: int) -> dic
         await wait_count(lambda: _consumers(raw), workers, "taskiq workers starting")
         await broker.startup()
         began = time.perf_counter()
-        submit_s = await submit_all(jobs, taskiq_noop.kiq)
+        submit_s, _ = await submit_all(jobs, taskiq_noop.kiq)
         await wait_count(lambda: _results(raw), jobs, "taskiq")
         elapsed = time.perf_counter() - began
         await broker.shutdown()
@@ -160,6 +198,8 @@ async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
         raw = Redis.from_url(server.url)
         contenders = [("asyncgen", run_asyncgen), ("asyncgen_bulk", run_asyncgen_bulk)]
         contenders += [("taskiq", run_taskiq)] if peer else []
+        figures["idle_pickup"] = await pickup_latency(server.url)
+        print(f"idle worker pickup (enqueue to start): {figures['idle_pickup']}", flush=True)
         for workers in (1, 4):
             for name, run in contenders:
                 await raw.flushall()

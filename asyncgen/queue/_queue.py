@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, ParamSpec
 
 from .._bridge import run_blocking
@@ -21,7 +21,8 @@ from ._tasks import GENERATE_KIND, Task, TaskCall, task
 __all__ = ["BlockingJobQueue", "JobQueue", "open_queue"]
 
 P = ParamSpec("P")
-RESULT_POLL = 0.05
+RESULT_WAIT = 1.0  # the longest a result waiter waits before it looks again
+WAIT_KEYS = 256  # jobs one blocking wait watches at most (the oldest unfinished ones)
 REQUEUE_PAGE = 500
 MAX_PRIORITY = 2**31 - 1  # stored exactly by SQLite and as Redis scores alike
 MIN_PRIORITY = -(2**31)
@@ -204,11 +205,60 @@ class JobQueue:
             if record.state is JobState.COMPLETED:
                 return record.result
             if record.state in (JobState.DEAD, JobState.CANCELLED):
-                raise JobFailedError(
-                    f"job {job_id} is {record.state.value} after {record.attempts} "
-                    f"attempt(s): {record.error_type}: {mask_secrets(record.error or '')}"
-                )
-            await asyncio.sleep(RESULT_POLL)
+                raise _failed(record)
+            # Woken when the job finishes (Redis: by the finishing script; SQLite: in this
+            # process), else after a short wait: then look again.
+            await self.store.wait_finished([job_id], RESULT_WAIT)
+
+    async def results(
+        self,
+        job_ids: Iterable[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[Any]:
+        """Wait for every job and return their results, in the order given.
+
+        One wait covers all of them (on Redis one blocking read for many jobs), so a
+        producer reading a batch back pays no round trip per job per poll.
+
+        Raises:
+            JobFailedError: The first job (in the order given) that went dead or was
+                cancelled; TimeoutError: not all finished within ``timeout`` s (an id
+                that is not in the queue never finishes).
+        """
+        wanted = list(job_ids)
+        done: dict[str, Any] = {}
+        async with asyncio.timeout(timeout):
+            async for job_id, outcome in self.as_completed(wanted):
+                done[job_id] = outcome
+        for job_id in wanted:
+            if isinstance(done[job_id], JobFailedError):
+                raise done[job_id]
+        return [done[job_id] for job_id in wanted]
+
+    async def as_completed(self, job_ids: Iterable[str]) -> AsyncIterator[tuple[str, Any]]:
+        """Yield ``(job_id, result)`` as each job finishes; a job that went dead or was
+        cancelled yields its JobFailedError as the result (it is not raised).
+
+        Finished jobs are read in bulk, and the wait in between is one blocking read for
+        many jobs on Redis (an id that is not in the queue never finishes: bound the
+        loop with ``asyncio.timeout``).
+        """
+        left = dict.fromkeys(job_ids)
+        look: list[str] | None = None  # which jobs to look at: None, all of them
+        while left:
+            ids = list(left) if look is None else [i for i in look if i in left]
+            for record in await self.store.finished(ids):
+                if left.pop(record.id, 0) is None:
+                    done = record.state is JobState.COMPLETED
+                    yield record.id, record.result if done else _failed(record)
+            if left:
+                # Wait on the oldest jobs (they finish first: FIFO); when one of them
+                # finishes look at them all (one bulk read), else (a quiet wait: some may
+                # have finished in another process, or beyond them) look at every job.
+                watched = list(left)[:WAIT_KEYS]
+                hint = await self.store.wait_finished(watched, RESULT_WAIT)
+                look = watched if hint else None
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a pending job, or abort a running one: its state becomes cancelled at
@@ -281,6 +331,13 @@ class JobQueue:
     async def aclose(self) -> None:
         """Close the store."""
         await self.store.close()
+
+
+def _failed(record: JobRecord) -> JobFailedError:
+    return JobFailedError(
+        f"job {record.id} is {record.state.value} after {record.attempts} attempt(s): "
+        f"{record.error_type}: {mask_secrets(record.error or '')}"
+    )
 
 
 def _kind_and_payload(job: object) -> tuple[str, dict[str, Any]]:
@@ -367,6 +424,10 @@ class BlockingJobQueue:
     def result(self, job_id: str, *, timeout: float | None = None) -> Any:
         """Blocking :meth:`JobQueue.result`."""
         return run_blocking(self.queue.result, job_id, timeout=timeout)
+
+    def results(self, job_ids: Iterable[str], *, timeout: float | None = None) -> list[Any]:
+        """Blocking :meth:`JobQueue.results`."""
+        return run_blocking(self.queue.results, job_ids, timeout=timeout)
 
     def cancel(self, job_id: str) -> bool:
         """Blocking :meth:`JobQueue.cancel`."""

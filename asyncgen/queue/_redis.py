@@ -57,6 +57,8 @@ PURGE_BATCH = 1_000
 ADD_BATCH = 500  # jobs per round trip in add_many
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
+RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
+_SPARED: Any = object()  # _block's answer when it slept instead of blocking
 _SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats",
             "requeue", "postpone")  # fmt: skip
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
@@ -106,6 +108,9 @@ class RedisStore(ClaimOne):
         self._has_password = bool(parts.password)
         self._clock = clock
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._blockers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
         self._sources = _load_scripts()
@@ -404,6 +409,72 @@ class RedisStore(ClaimOne):
         if ready_elsewhere > 0:  # due retries and jobs waiting on dependencies
             depth[("pending", "*")] = ready_elsewhere
         return depth
+
+    # -- waiting -------------------------------------------------------------------
+
+    blocking_wait = True  # wait_for_work blocks on the server: a worker need not poll
+
+    async def wait_for_work(self, within: float) -> None:
+        """Return when a job may be ready: a wake token from a script that made one
+        ready, the next delayed job's time, or ``within`` seconds."""
+        client = await self._client()
+        due: Any = await self._guard(client.zrange(f"{self.prefix}delayed", 0, 0, withscores=True))
+        if due:
+            within = min(within, float(due[0][1]) - self._clock())
+        if within > 0:
+            await self._block(client, [f"{self.prefix}wake"], within)
+
+    async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None:
+        """Return when one of the jobs has finished (its script left a token for its
+        waiters, passed on to the next waiter): ``[that job]``; after ``within`` s with
+        nothing, ``[]``; None when no blocking wait could be spared (look at all)."""
+        client = await self._client()
+        head = f"{self.prefix}done:"
+        keys = [head + job_id for job_id in job_ids]
+        popped = await self._block(client, keys, within)
+        if popped is _SPARED:
+            return None
+        if popped is None:
+            return []
+        key = popped[0]
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, "1")  # the next waiter on this job wakes too
+            pipe.pexpire(key, 60_000)
+            await self._guard(pipe.execute())
+        return [key[len(head) :]]
+
+    async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The records of those of ``job_ids`` that are completed, dead or cancelled."""
+        client = await self._client()
+        found: list[JobRecord] = []
+        for start in range(0, len(job_ids), 500):
+            chunk = job_ids[start : start + 500]
+            async with client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.hget(f"{self.prefix}job:{job_id}", "state")
+                states: list[str | None] = await self._guard(pipe.execute())
+            ended = [i for i, s in zip(chunk, states, strict=True)
+                     if s in ("completed", "dead", "cancelled")]  # fmt: skip
+            if ended:
+                async with client.pipeline(transaction=False) as pipe:
+                    for job_id in ended:
+                        pipe.hgetall(f"{self.prefix}job:{job_id}")
+                    rows: list[dict[str, str]] = await self._guard(pipe.execute())
+                found += [_from_hash(fields) for fields in rows if fields]
+        return found
+
+    async def _block(self, client: Redis, keys: list[str], within: float) -> Any:
+        """BLPOP on ``keys``, holding a connection; when too many are blocked already
+        (they would starve the pool), a short sleep instead."""
+        loop = asyncio.get_running_loop()
+        gate = self._blockers.get(loop)
+        if gate is None:
+            gate = self._blockers[loop] = asyncio.Semaphore(max(1, self._max_connections // 4))
+        if gate.locked():
+            await asyncio.sleep(min(within, RESULT_POLL))
+            return _SPARED
+        async with gate:
+            return await self._guard(client.blpop(keys, timeout=max(within, 0.001)))
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         """The newest entries of the dead-letter stream: id, kind, error_type, error, at."""

@@ -21,6 +21,7 @@ from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
 from ._store import ClaimOne
+from ._wake import Wakeups
 
 __all__ = ["SQLiteStore"]
 
@@ -77,6 +78,8 @@ class SQLiteStore(ClaimOne):
         self.path = str(path)
         self._clock = clock
         self._lock = threading.Lock()
+        self._work = Wakeups()  # a job was added or made ready in this process
+        self._finished = Wakeups()  # a job finished in this process
         if self.path != ":memory:":
             check_path(Path(self.path))
         try:
@@ -108,6 +111,44 @@ class SQLiteStore(ClaimOne):
         """Close the database."""
         await self._run(lambda db: db.close())
 
+    # -- waiting -------------------------------------------------------------------
+
+    blocking_wait = False  # woken from this process only: a worker polls as well
+
+    def _changed(self) -> None:
+        """A job finished or went back to the queue: wake this process's waiters."""
+        self._finished.notify()
+        self._work.notify()
+
+    async def wait_for_work(self, within: float) -> None:
+        """Return when this process adds or retries a job, or after ``within`` s."""
+        await self._work.wait(within)
+
+    async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None:
+        """Return when a job finishes in this process, or after ``within`` s (other
+        processes' changes are seen by the caller's next check). Which job is not
+        known here: None."""
+        await self._finished.wait(within)
+        return None
+
+    async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]:
+        """The records of those of ``job_ids`` that are completed, dead or cancelled."""
+
+        def read(db: sqlite3.Connection) -> list[JobRecord]:
+            found: list[JobRecord] = []
+            for start in range(0, len(job_ids), 500):
+                chunk = list(job_ids[start : start + 500])
+                marks = ", ".join("?" for _ in chunk)
+                rows = db.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})"
+                    " AND state IN ('completed', 'dead', 'cancelled')",
+                    chunk,
+                ).fetchall()
+                found += [_record(row) for row in rows]
+            return found
+
+        return await self._run(read)
+
     # -- writes ----------------------------------------------------------------------
 
     async def add(self, record: JobRecord) -> str:
@@ -136,7 +177,9 @@ class SQLiteStore(ClaimOne):
                     _bury_dependents(db, self._clock())
             return ids
 
-        return await self._run(insert)
+        ids = await self._run(insert)
+        self._work.notify()
+        return ids
 
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
@@ -221,7 +264,9 @@ class SQLiteStore(ClaimOne):
             )
             return cursor.rowcount == 1
 
-        return await self._run(finish)
+        stored = await self._run(finish)
+        self._changed()
+        return stored
 
     async def fail(
         self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
@@ -258,7 +303,9 @@ class SQLiteStore(ClaimOne):
                 _bury_dependents(db, now)
                 return JobState.DEAD
 
-        return await self._run(record)
+        state = await self._run(record)
+        self._changed()
+        return state
 
     async def postpone(
         self, job_id: str, worker: str, *, run_at: float, error_type: str, error: str
@@ -277,7 +324,9 @@ class SQLiteStore(ClaimOne):
                 )
                 return cursor.rowcount == 1
 
-        return await self._run(back)
+        back_ok = await self._run(back)
+        self._work.notify()
+        return back_ok
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a pending or running job (its worker loses the lease); False if it is
@@ -296,7 +345,9 @@ class SQLiteStore(ClaimOne):
                 _bury_dependents(db, now)
                 return True
 
-        return await self._run(stop)
+        stopped = await self._run(stop)
+        self._changed()
+        return stopped
 
     async def requeue(self, job_ids: Sequence[str]) -> list[str]:
         """Run dead or cancelled jobs again: pending now, attempts from 0, same payload;
@@ -318,7 +369,9 @@ class SQLiteStore(ClaimOne):
                         done.append(job_id)
             return done
 
-        return await self._run(again)
+        done = await self._run(again)
+        self._work.notify()
+        return done
 
     async def find(
         self, *, state: JobState | None = None, kind: str | None = None, limit: int = 100

@@ -60,6 +60,16 @@ class JobStore(Protocol):
 
     async def depth(self) -> dict[tuple[str, str], int]: ...
 
+    # True when wait_for_work blocks on the server (Redis); False: it is woken only from
+    # this process, so a worker also polls (SQLite, memory).
+    blocking_wait: bool
+
+    async def wait_for_work(self, within: float) -> None: ...
+
+    async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None: ...
+
+    async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]: ...
+
     async def close(self) -> None: ...
 
 

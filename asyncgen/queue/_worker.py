@@ -31,7 +31,9 @@ from ._tasks import GENERATE_KIND
 
 __all__ = ["DEFAULT_LEASE", "Worker", "WorkerThread", "open_worker"]
 
-POLL = 0.05
+POLL = 0.05  # the longest an idle worker waits between claims on a store it polls
+FIRST_POLL = 0.005  # ... and the first wait after work: it doubles up to POLL
+IDLE_BLOCK = 1.0  # the longest an idle worker blocks on a store that wakes it (Redis)
 # While the store is unreachable: claims back off on this, writes retry under it until
 # their lease would be over (the attempt cap is never the limit; the deadline is).
 STORE_RETRY = RetryPolicy(max_attempts=1_000, base_delay=0.1, max_delay=5.0)
@@ -129,6 +131,7 @@ class Worker:
                   kinds=self.serves())  # fmt: skip
         running: set[asyncio.Task[None]] = set()
         outage = 0
+        idle = 0  # claims in a row that found nothing
         while not self.stopping.is_set():
             if len(running) >= self.concurrency:
                 await _first_of(running, self.stopping)
@@ -147,8 +150,10 @@ class Worker:
                 continue
             outage = 0
             if not records:
-                await self._pause(POLL)
+                await self._idle(idle)
+                idle += 1
                 continue
+            idle = 0
             running.update(asyncio.create_task(self._execute(r)) for r in records)
         await self._drain(running)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
@@ -167,6 +172,26 @@ class Worker:
             records += await store.claim_many(self.name, kinds=others, lease=self.lease,
                                               limit=limit - len(records))  # fmt: skip
         return records
+
+    async def _idle(self, rounds: int) -> None:
+        """Wait for work: block on a store that wakes workers (Redis: a submit wakes one
+        at once), else poll from 5 ms doubling to POLL (and wake at once for a job added
+        in this process). A stop ends the wait."""
+        store = self.queue.store
+        within = IDLE_BLOCK if store.blocking_wait else min(POLL, FIRST_POLL * 2**rounds)
+        waiting = asyncio.ensure_future(store.wait_for_work(within))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({waiting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (waiting, stop):
+                task.cancel()
+            await asyncio.gather(waiting, stop, return_exceptions=True)
+        if waiting.done() and not waiting.cancelled() and waiting.exception() is not None:
+            # The store is down (the next claim says so and backs off) or the wait broke:
+            # fall back to a plain poll rather than stop working.
+            _log.warning("idle_wait_failed", error=str(waiting.exception()))
+            await self._pause(POLL)
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -239,11 +264,11 @@ class Worker:
         """A 402: the job goes back without using an attempt, and generation pauses."""
         assert self._credits is not None
         message = mask_secrets(str(error))
+        await self._credits.ran_out(message)  # paused before the job is claimable again
         await self._persist(lambda: self.queue.store.postpone(
             record.id, self.name, run_at=time.time(), error_type=type(error).__name__,
             error=message,
         ))  # fmt: skip
-        await self._credits.ran_out(message)
 
     async def _give_back(self, record: JobRecord) -> None:
         """Return a job still running when the grace ran out; its attempt counts.

@@ -124,4 +124,9 @@ end
 if #taken == 0 then
   return false
 end
+if #taken >= limit then
+  -- This worker is full and there may be more: wake another idle worker to help.
+  redis.call('LPUSH', P .. 'wake', '1')
+  redis.call('LTRIM', P .. 'wake', 0, 0)
+end
 return cjson.encode(taken)

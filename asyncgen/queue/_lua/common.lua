@@ -58,6 +58,11 @@ local function enqueue(id)
   local seq = redis.call('INCR', P .. 'seq')
   local entry = redis.call('XADD', lane, '*', 'id', id, 'seq', seq)
   redis.call('HSET', k, 'lane', lane, 'entry', entry)
+  -- Wake one idle worker (BLPOP on 'wake'). One token at most: a burst wakes one worker,
+  -- which wakes the next when its claim fills up (claim.lua); a token left over only
+  -- costs a spare claim.
+  redis.call('LPUSH', P .. 'wake', '1')
+  redis.call('LTRIM', P .. 'wake', 0, 0)
 end
 
 -- A pending job goes to its lane now, or to the delayed set until its run_at.
@@ -91,6 +96,9 @@ end
 -- each also goes to the dead-letter stream.
 local function finish(id, state, ttl_ms)
   local k = jkey(id)
+  -- Wake the job's result waiters (BLPOP on 'done:<id>'; each passes the token on).
+  redis.call('LPUSH', P .. 'done:' .. id, '1')
+  redis.call('PEXPIRE', P .. 'done:' .. id, 60000)
   redis.call('HSET', k, 'state', state, 'finished_at', NOW)
   redis.call('HDEL', k, 'lease_until')
   redis.call('ZREM', P .. 'leases', id)
