@@ -1,4 +1,5 @@
-"""Background jobs on Redis: asyncgen's Redis store vs taskiq-redis, on one redis-server.
+"""Background jobs on Redis: asyncgen's Redis store vs taskiq-redis and Dramatiq, on one
+redis-server.
 
 Both run the same no-op task (it returns the time) in worker processes started before
 the clock starts; one producer then submits every job (100 in flight; "asyncgen_bulk":
@@ -11,13 +12,17 @@ second end to end, and how fast the producer submitted. Each system gets the sam
 per-process concurrency. Writes benchmarks/results/bench_redis.json.
 
 Run: python benchmarks/bench_redis.py [--jobs 5000] [--concurrency 32]
-(needs redis-server, and the bench extra for the peer: taskiq, taskiq-redis).
+(needs redis-server, and the bench extra for the peers: taskiq, taskiq-redis, dramatiq).
+Dramatiq is sent to and read back from a thread pool (its client is sync), with
+``get_result(block=True)`` per job.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
+import functools
 import os
 import signal
 import subprocess
@@ -174,6 +179,41 @@ async def run_taskiq(url: str, jobs: int, workers: int, concurrency: int) -> dic
     return _figures(jobs, elapsed, submit_s)
 
 
+async def run_dramatiq(url: str, jobs: int, workers: int, concurrency: int) -> dict[str, Any]:
+    """Dramatiq 2: its Redis broker, results read back with get_result (blocking reads),
+    from a thread pool as a sync client would; worker threads = the same concurrency."""
+    os.environ["BENCH_REDIS_URL"] = url
+    from _dramatiq_app import noop as dramatiq_noop
+
+    command = [sys.executable, "-m", "dramatiq", "_dramatiq_app", "--processes", "1",
+               "--threads", str(concurrency)]  # fmt: skip
+    crew = [spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)})
+            for _ in range(workers)]  # fmt: skip
+    pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT)
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(workers):  # every process up: each answers one warm-up job
+            warm = await loop.run_in_executor(pool, dramatiq_noop.send)
+            await loop.run_in_executor(pool, functools.partial(_dramatiq_result, warm, 60))
+        began = time.perf_counter()
+        submit_s, messages = await submit_all(
+            jobs, lambda: loop.run_in_executor(pool, dramatiq_noop.send)
+        )
+        await asyncio.gather(*(
+            loop.run_in_executor(pool, functools.partial(_dramatiq_result, m, 600))
+            for m in messages
+        ))  # fmt: skip
+        elapsed = time.perf_counter() - began
+    finally:
+        stop(crew)
+        pool.shutdown()
+    return _figures(jobs, elapsed, submit_s)
+
+
+def _dramatiq_result(message: Any, seconds: int) -> Any:
+    return message.get_result(block=True, timeout=seconds * 1000)
+
+
 async def _consumers(raw: Redis) -> int:
     """Connections waiting in XREADGROUP: one per taskiq worker process that is ready."""
     return sum(1 for client in await raw.client_list() if client.get("cmd") == "xreadgroup")
@@ -197,7 +237,7 @@ async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
     with RedisServer() as server:
         raw = Redis.from_url(server.url)
         contenders = [("asyncgen", run_asyncgen), ("asyncgen_bulk", run_asyncgen_bulk)]
-        contenders += [("taskiq", run_taskiq)] if peer else []
+        contenders += [("taskiq", run_taskiq), ("dramatiq", run_dramatiq)] if peer else []
         figures["idle_pickup"] = await pickup_latency(server.url)
         print(f"idle worker pickup (enqueue to start): {figures['idle_pickup']}", flush=True)
         for workers in (1, 4):
@@ -208,19 +248,16 @@ async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
                 print(f"{name:8} {workers} worker process(es): {result}", flush=True)
         await raw.aclose()
     for workers in (1, 4):
-        ours, theirs = (
-            figures[f"asyncgen_{workers}_workers"],
-            figures.get(f"taskiq_{workers}_workers"),
-        )
-        bulk = figures[f"asyncgen_bulk_{workers}_workers"]
-        if theirs:
-            ratio = ours["jobs_per_s"] / theirs["jobs_per_s"]
-            figures[f"ratio_{workers}_workers"] = round(ratio, 2)
-            figures[f"ratio_bulk_{workers}_workers"] = round(
-                bulk["jobs_per_s"] / theirs["jobs_per_s"], 2
-            )
-            bulk_ratio = figures[f"ratio_bulk_{workers}_workers"]
-            print(f"{workers} worker process(es): asyncgen / taskiq = {ratio:.2f} x "
+        ours = figures[f"asyncgen_{workers}_workers"]["jobs_per_s"]
+        bulk = figures[f"asyncgen_bulk_{workers}_workers"]["jobs_per_s"]
+        for peer_name in ("taskiq", "dramatiq"):
+            theirs = figures.get(f"{peer_name}_{workers}_workers")
+            if not theirs:
+                continue
+            ratio, bulk_ratio = ours / theirs["jobs_per_s"], bulk / theirs["jobs_per_s"]
+            figures[f"ratio_{peer_name}_{workers}_workers"] = round(ratio, 2)
+            figures[f"ratio_bulk_{peer_name}_{workers}_workers"] = round(bulk_ratio, 2)
+            print(f"{workers} worker process(es): asyncgen / {peer_name} = {ratio:.2f} x "
                   f"(with submit_many: {bulk_ratio:.2f} x)")  # fmt: skip
     return figures
 
