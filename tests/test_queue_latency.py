@@ -59,9 +59,7 @@ async def test_a_result_waiter_is_woken_by_each_ending(queue: JobQueue, ending: 
         if ending == "cancel":
             assert await queue.cancel(job_id)
         for _ in range(500):
-            if (await queue.status(job_id)).state is not JobState.PENDING and (
-                (await queue.status(job_id)).state is not JobState.RUNNING
-            ):
+            if (await queue.status(job_id)).state not in (JobState.PENDING, JobState.RUNNING):
                 break
             await asyncio.sleep(0.005)
         ended = time.perf_counter()

@@ -37,7 +37,6 @@ class _Slot:
     started: float = 0.0
     backoff: float = FIRST_BACKOFF
     restart_at: float = 0.0
-    restarts: int = 0
     codes: list[int] = field(default_factory=list)
 
 
@@ -119,6 +118,4 @@ def _tend(
         return None
     slot.process = subprocess.Popen(command, env=env)
     slot.started = now
-    if process is not None:
-        slot.restarts += 1
     return None

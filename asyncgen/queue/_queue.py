@@ -249,7 +249,8 @@ class JobQueue:
         while left:
             ids = list(left) if look is None else [i for i in look if i in left]
             for record in await self.store.finished(ids):
-                if left.pop(record.id, 0) is None:
+                if record.id in left:
+                    del left[record.id]
                     done = record.state is JobState.COMPLETED
                     yield record.id, record.result if done else _failed(record)
             if left:

@@ -331,7 +331,7 @@ class RedisStore(ClaimOne):
             JobState.COMPLETED,
         ]  # fmt: skip
         for wanted in order:
-            ids = await self._ids_in(client, wanted)
+            ids = await self._ids_in(client, wanted, kind, limit)
             for start in range(0, len(ids), 200):
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ids[start : start + 200]:
@@ -347,17 +347,27 @@ class RedisStore(ClaimOne):
                             return found
         return found
 
-    async def _ids_in(self, client: Redis, state: JobState) -> list[str]:
-        """The ids the indexes hold for ``state``, newest first where they are ordered."""
+    async def _ids_in(
+        self, client: Redis, state: JobState, kind: str | None, limit: int
+    ) -> list[str]:
+        """The ids the indexes hold for ``state``, newest first where they are ordered;
+        no more than ``limit`` from an index whose jobs all match (any kind, or a lane
+        of ``kind``), so a short listing does not read a long queue."""
         p = self.prefix
+        last = limit - 1 if kind is None else -1
         if state in (JobState.DEAD, JobState.CANCELLED, JobState.COMPLETED):
-            return list(await self._guard(client.zrevrange(f"{p}{state.value}", 0, -1)))
+            return list(await self._guard(client.zrevrange(f"{p}{state.value}", 0, last)))
         if state is JobState.RUNNING:
-            return list(await self._guard(client.zrange(f"{p}leases", 0, -1)))
-        ids: list[str] = list(await self._guard(client.zrange(f"{p}delayed", 0, -1)))
+            return list(await self._guard(client.zrange(f"{p}leases", 0, last)))
+        ids: list[str] = list(await self._guard(client.zrange(f"{p}delayed", 0, last)))
         lanes: list[str] = await self._guard(client.zrange(f"{p}lanes", 0, -1))
         for lane in lanes:
-            entries: Any = await self._guard(client.xrange(lane))
+            if kind is not None and lane_kind(lane, p) != kind:
+                continue  # a lane holds one kind only
+            # Delivered (running) entries stay first in the stream until acknowledged.
+            running: Any = await self._guard(client.xpending(lane, "workers"))
+            held = int(running["pending"]) if isinstance(running, dict) else int(running[0])
+            entries: Any = await self._guard(client.xrange(lane, count=limit + held))
             ids += [fields["id"] for _, fields in entries]
         return ids + list(await self._guard(client.smembers(f"{p}blocked")))
 
@@ -394,7 +404,7 @@ class RedisStore(ClaimOne):
         depth: dict[tuple[str, str], int] = {}
         lanes: list[str] = await self._guard(client.zrange(f"{self.prefix}lanes", 0, -1))
         for lane in lanes:
-            kind = lane[len(self.prefix) + len("lane:") :].split(":", 1)[1]
+            kind = lane_kind(lane, self.prefix)
             length = int(await self._guard(client.xlen(lane)))
             info: Any = await self._guard(client.xpending(lane, "workers"))
             running = int(info["pending"]) if isinstance(info, dict) else int(info[0])
@@ -484,6 +494,11 @@ class RedisStore(ClaimOne):
 
     def _ttl_ms(self) -> int:
         return int(self.result_ttl * 1000)
+
+
+def lane_kind(lane: str, prefix: str) -> str:
+    """The kind a lane serves: its key is ``<prefix>lane:<priority>:<kind>``."""
+    return lane[len(prefix) + len("lane:") :].split(":", 1)[1]
 
 
 def _version(text: object) -> tuple[int, ...]:
