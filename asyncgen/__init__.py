@@ -32,6 +32,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import PermanentError as PermanentError
     from ._errors import RateLimitedError as RateLimitedError
     from ._errors import RequestTimeoutError as RequestTimeoutError
+    from ._errors import ResultNotStorableError as ResultNotStorableError
     from ._errors import ServerError as ServerError
     from ._errors import StoreError as StoreError
     from ._errors import TransientError as TransientError
@@ -119,6 +120,7 @@ _EXPORTS: dict[str, str] = {
     "RequestTimeoutError": "._errors",
     "RetryCaller": "._retry",
     "RetryPolicy": "._retry",
+    "ResultNotStorableError": "._errors",
     "ServerError": "._errors",
     "Settings": "._settings",
     "SharedRateLimiter": "._shared_limit",
@@ -182,6 +184,7 @@ __all__ = [
     "RateLimitedError",
     "RateLimiter",
     "RequestTimeoutError",
+    "ResultNotStorableError",
     "RetryCaller",
     "RetryPolicy",
     "ServerError",

@@ -21,6 +21,7 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── CircuitOpenError           the model's circuit breaker is open
         ├── BudgetExceededError        the batch's max_cost / max_tokens was reached
         ├── JobFailedError             a background job ended dead or cancelled
+        ├── ResultNotStorableError     a queued job returned what JSON cannot hold
         ├── UnsupportedServerError     a queue server too old for asyncgen (Redis < 6.2)
         └── StoreError                 a job store that cannot be used (damaged, not ours)
 
@@ -47,6 +48,7 @@ __all__ = [
     "PermanentError",
     "RateLimitedError",
     "RequestTimeoutError",
+    "ResultNotStorableError",
     "ServerError",
     "StoreError",
     "TransientError",
@@ -175,6 +177,10 @@ class BudgetExceededError(PermanentError):
 
 class JobFailedError(PermanentError):
     """A background job ended without a result (dead after its attempts, or cancelled)."""
+
+
+class ResultNotStorableError(PermanentError):
+    """A queued job returned a value that cannot be stored as JSON."""
 
 
 class UnsupportedServerError(PermanentError):

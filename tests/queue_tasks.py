@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 from pathlib import Path
+
+from pydantic import BaseModel
 
 from asyncgen.queue import task
 
@@ -48,3 +51,19 @@ async def slow(seconds: float) -> float:
     """Sleeps; its task-level timeout is 0.3 s."""
     await asyncio.sleep(seconds)
     return seconds
+
+
+@task(name="stamp")
+async def stamp(kind: str) -> object:
+    """Returns a value JSON holds only after conversion ("model", "datetime"), or one it
+    cannot hold at all ("object")."""
+    if kind == "model":
+        return Stamp(at=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC), tags={"a"})
+    if kind == "datetime":
+        return datetime.date(2026, 1, 2)
+    return object()
+
+
+class Stamp(BaseModel):
+    at: datetime.datetime
+    tags: set[str]

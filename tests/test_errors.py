@@ -31,6 +31,7 @@ PERMANENT = [
     "CircuitOpenError",
     "BudgetExceededError",
     "JobFailedError",
+    "ResultNotStorableError",
     "UnsupportedServerError",
     "StoreError",
 ]

@@ -35,7 +35,9 @@ def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
 def registered(url: str) -> JobQueue:
     """The queue at ``url`` with the test tasks registered."""
     queue = open_queue(url)
-    for found in (queue_tasks.add, queue_tasks.shout, queue_tasks.explode, queue_tasks.leak):
+    tasks = (queue_tasks.add, queue_tasks.shout, queue_tasks.explode, queue_tasks.leak,
+             queue_tasks.stamp)  # fmt: skip
+    for found in tasks:
         queue.register(found)
     return queue
 
@@ -184,6 +186,51 @@ class TestConformance:
         assert await queue.store.complete(job_id, "live-worker", 8)
         assert (await queue.status(job_id)).result == 8
 
+    async def test_batch_writes_answer_per_job(self, queue: JobQueue) -> None:
+        """heartbeat_many and complete_many: each job is answered for itself, and only
+        the worker holding a job's lease may keep or finish it."""
+        ids = [await queue.submit(queue_tasks.add.call(i, 0)) for i in range(3)]
+        mine = await queue.store.claim_many("w-1", kinds=None, lease=30, limit=2)
+        assert [r.id for r in mine] == ids[:2]
+        beats = await queue.store.heartbeat_many([ids[0], ids[2], ids[1]], "w-1", lease=30)
+        assert beats == [True, False, True]  # ids[2] was never claimed
+        assert await queue.store.heartbeat_many([], "w-1", lease=30) == []
+        assert await queue.store.complete_many("w-2", [(ids[0], 1)]) == [False]
+        stored = await queue.store.complete_many("w-1", [(ids[1], {"b": [1]}), (ids[0], 0)])
+        assert stored == [True, True]
+        assert await queue.store.complete_many("w-1", [(ids[0], 5)]) == [False]  # finished
+        assert [(await queue.status(i)).result for i in ids[:2]] == [0, {"b": [1]}]
+        assert (await queue.status(ids[2])).state is JobState.PENDING
+
+    async def test_many_concurrent_submits_and_results(self, queue: JobQueue) -> None:
+        """300 submits at once (they share round trips where the store allows it) each
+        store their own job, and a worker's results finishing together each land on
+        their own job."""
+        calls = [queue_tasks.add.call(i, 1) for i in range(300)]
+        ids = await asyncio.gather(*(queue.submit(call) for call in calls))
+        assert len(set(ids)) == 300
+        async with open_worker(queue, concurrency=50):
+            results = await queue.results(ids, timeout=30)
+        assert results == [i + 1 for i in range(300)]
+
+    async def test_results_are_stored_as_json(self, queue: JobQueue) -> None:
+        """A pydantic model or a date comes back as its JSON form; a value JSON cannot
+        hold fails its job at once (not retried) with an error that says so, and the
+        worker goes on."""
+        model, day, bad = [await queue.submit(queue_tasks.stamp.call(k), max_attempts=3)
+                           for k in ("model", "datetime", "object")]  # fmt: skip
+        async with open_worker(queue, retry=FAST):
+            assert await queue.result(model, timeout=10) == {
+                "at": "2026-01-02T03:04:05Z", "tags": ["a"]
+            }  # fmt: skip
+            assert await queue.result(day, timeout=10) == "2026-01-02"
+            with pytest.raises(asyncgen.JobFailedError):
+                await queue.result(bad, timeout=10)
+        record = await queue.status(bad)
+        assert (record.state, record.attempts) == (JobState.DEAD, 1)
+        assert record.error_type == "ResultNotStorableError"
+        assert "returned a value of type object" in str(record.error)
+
     async def test_kinds_filter(self, queue: JobQueue) -> None:
         """A worker limited to some kinds leaves the others alone."""
         await queue.submit(queue_tasks.shout.call("x"))
@@ -250,7 +297,7 @@ class TestConformance:
         generation = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
         ok = await queue.submit(queue_tasks.add.call(1, 2))
         async with open_worker(queue) as worker:
-            assert worker.serves() == ["add", "shout", "explode", "leak"]
+            assert worker.serves() == ["add", "shout", "explode", "leak", "stamp"]
             assert await queue.result(ok, timeout=10) == 3
             await asyncio.sleep(0.2)
         for job_id in (stranger, generation):

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from ._models import JobRecord, JobState, QueueStatistics
 from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
-from ._store import ClaimOne
+from ._store import SingleCalls
 from ._wake import Wakeups
 
 __all__ = ["SQLiteStore"]
@@ -66,7 +66,7 @@ _COLUMNS = ", ".join([_FIRST_COLUMNS, *_ADDED_COLUMNS])
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
 
-class SQLiteStore(ClaimOne):
+class SQLiteStore(SingleCalls):
     """Job records in SQLite.
 
     Args:
@@ -238,32 +238,48 @@ class SQLiteStore(ClaimOne):
                         "lease_until": now + lease, "attempts": record.attempts + 1}
             )  # fmt: skip
 
-    async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
-        """Extend a running job's lease; False if the worker no longer holds it."""
+    async def heartbeat_many(
+        self, job_ids: Sequence[str], worker: str, *, lease: float
+    ) -> list[bool]:
+        """Extend the leases of running jobs; per job, False if the worker no longer
+        holds it."""
 
-        def extend(db: sqlite3.Connection) -> bool:
+        def extend(db: sqlite3.Connection) -> list[bool]:
             now = self._clock()
-            _seen(db, worker, now)
-            cursor = db.execute(
-                "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ? AND state = 'running'",
-                (now + lease, job_id, worker),
-            )
-            return cursor.rowcount == 1
+            with _transaction(db):
+                _seen(db, worker, now)
+                return [
+                    db.execute(
+                        "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ?"
+                        " AND state = 'running'",
+                        (now + lease, job_id, worker),
+                    ).rowcount
+                    == 1
+                    for job_id in job_ids
+                ]
 
-        return await self._run(extend)
+        return await self._run(extend) if job_ids else []
 
-    async def complete(self, job_id: str, worker: str, result: Any) -> bool:
-        """Store the result; False (and nothing stored) if the lease was lost meanwhile."""
-        encoded = json.dumps(result)
+    async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
+        """Store results in one transaction; per job, False (and nothing stored) if the
+        lease was lost meanwhile."""
+        encoded = [(job_id, json.dumps(result)) for job_id, result in results]
 
-        def finish(db: sqlite3.Connection) -> bool:
-            cursor = db.execute(
-                "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
-                " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
-                (encoded, self._clock(), job_id, worker),
-            )
-            return cursor.rowcount == 1
+        def finish(db: sqlite3.Connection) -> list[bool]:
+            now = self._clock()
+            with _transaction(db):
+                return [
+                    db.execute(
+                        "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+                        " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
+                        (text, now, job_id, worker),
+                    ).rowcount
+                    == 1
+                    for job_id, text in encoded
+                ]
 
+        if not encoded:
+            return []
         stored = await self._run(finish)
         self._changed()
         return stored

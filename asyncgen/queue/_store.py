@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from ._models import JobRecord, JobState, QueueStatistics
 
-__all__ = ["ClaimOne", "JobStore"]
+__all__ = ["JobStore", "SingleCalls"]
 
 
 class JobStore(Protocol):
@@ -34,7 +34,15 @@ class JobStore(Protocol):
 
     async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool: ...
 
+    async def heartbeat_many(
+        self, job_ids: Sequence[str], worker: str, *, lease: float
+    ) -> list[bool]: ...
+
     async def complete(self, job_id: str, worker: str, result: Any) -> bool: ...
+
+    async def complete_many(
+        self, worker: str, results: Sequence[tuple[str, Any]]
+    ) -> list[bool]: ...
 
     async def fail(
         self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
@@ -73,8 +81,9 @@ class JobStore(Protocol):
     async def close(self) -> None: ...
 
 
-class ClaimOne(abc.ABC):
-    """``claim`` for a store that implements ``claim_many``: a batch of one."""
+class SingleCalls(abc.ABC):
+    """``claim``, ``heartbeat`` and ``complete`` for a store that implements their
+    batch forms: a batch of one."""
 
     @abc.abstractmethod
     async def claim_many(
@@ -92,3 +101,23 @@ class ClaimOne(abc.ABC):
         """
         records = await self.claim_many(worker, kinds=kinds, lease=lease, limit=1)
         return records[0] if records else None
+
+    @abc.abstractmethod
+    async def heartbeat_many(
+        self, job_ids: Sequence[str], worker: str, *, lease: float
+    ) -> list[bool]:
+        """Extend the leases of running jobs at once; per job, False if ``worker`` no
+        longer holds it."""
+
+    async def heartbeat(self, job_id: str, worker: str, *, lease: float) -> bool:
+        """Extend a running job's lease; False if the worker no longer holds it."""
+        return (await self.heartbeat_many([job_id], worker, lease=lease))[0]
+
+    @abc.abstractmethod
+    async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
+        """Store the results of ``(job_id, result)`` pairs at once (results are JSON
+        values); per job, False (and nothing stored) if the lease was lost meanwhile."""
+
+    async def complete(self, job_id: str, worker: str, result: Any) -> bool:
+        """Store the result; False (and nothing stored) if the lease was lost meanwhile."""
+        return (await self.complete_many(worker, [(job_id, result)]))[0]

@@ -14,15 +14,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .._bridge import call_soon, start
 from .._context import deadline_after
 from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
-from .._errors import InsufficientCreditsError, JobTimeoutError, PermanentError, TransientError
+from .._errors import (
+    InsufficientCreditsError,
+    JobTimeoutError,
+    PermanentError,
+    ResultNotStorableError,
+    TransientError,
+)
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob
 from ..llm._job import JobRun, JobRunner
+from ._coalesce import Coalesced
 from ._credits import DEFAULT_CREDIT_PROBE, CreditGate, CreditPause
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
@@ -107,6 +115,11 @@ class Worker:
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stopping = asyncio.Event()
         self.completed = 0
+        self._freed = asyncio.Event()  # a run ended (or stop): a slot may be free
+        self._running: set[asyncio.Task[None]] = set()
+        self._held: dict[str, asyncio.Task[None]] = {}  # job id -> its run, beaten for
+        # Results finishing together are stored together (one round trip under load).
+        self._complete = Coalesced(self._complete_many)
         self.metrics = metrics if metrics is not None else Metrics()
         # Generation jobs run one attempt each (the queue retries, with backoff between
         # claims) and every claimed job is sent, whatever an earlier one met.
@@ -124,18 +137,20 @@ class Worker:
     def stop(self) -> None:
         """Take no new jobs; running ones get the grace period."""
         self.stopping.set()
+        self._freed.set()
 
     async def run(self) -> None:
         """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest."""
         _log.info("worker_started", worker=self.name, concurrency=self.concurrency,
                   kinds=self.serves())  # fmt: skip
-        running: set[asyncio.Task[None]] = set()
+        running = self._running
+        beat = asyncio.create_task(self._beat())
         outage = 0
         idle = 0  # claims in a row that found nothing
         while not self.stopping.is_set():
             if len(running) >= self.concurrency:
-                await _first_of(running, self.stopping)
-                running = {t for t in running if not t.done()}
+                self._freed.clear()
+                await self._freed.wait()  # a run's end (or stop) sets it
                 continue
             kinds = self.serves()
             if not kinds:  # nothing registered yet, and no client: claim nothing
@@ -154,9 +169,21 @@ class Worker:
                 idle += 1
                 continue
             idle = 0
-            running.update(asyncio.create_task(self._execute(r)) for r in records)
+            for record in records:
+                run = asyncio.create_task(self._execute(record))
+                running.add(run)
+                run.add_done_callback(self._ended)
         await self._drain(running)
+        beat.cancel()
+        await asyncio.gather(beat, return_exceptions=True)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
+
+    def _ended(self, run: asyncio.Task[None]) -> None:
+        self._running.discard(run)
+        self._freed.set()
+
+    async def _complete_many(self, results: list[tuple[str, Any]]) -> list[bool]:
+        return await self.queue.store.complete_many(self.name, results)
 
     async def _claim(self, kinds: list[str], limit: int) -> list[JobRecord]:
         """Claim up to ``limit`` jobs; while out of credits, generation only as the probe."""
@@ -223,12 +250,15 @@ class Worker:
     async def _execute(self, record: JobRecord) -> None:
         job = asyncio.current_task()
         assert job is not None
-        beat = asyncio.create_task(self._heartbeat(record.id, job))
+        self._held[record.id] = job  # beaten for by _beat while it runs
         began = time.monotonic()
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
         with structlog.contextvars.bound_contextvars(job_id=record.id, attempt=record.attempts):
             try:
-                result = await self._call(record)
+                try:
+                    result = _storable(record.kind, await self._call(record))
+                finally:  # ran: no more beats (a lost lease now shows in the write)
+                    self._held.pop(record.id, None)
             except asyncio.CancelledError:
                 if record.id in self._lost:  # cancelled in the store, or taken over
                     self._lost.discard(record.id)
@@ -246,15 +276,12 @@ class Worker:
                 outcome = "retried" if state is JobState.PENDING else "failed"
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome=outcome)
             else:
-                stored = await self._persist(
-                    lambda: self.queue.store.complete(record.id, self.name, result)
-                )
+                stored = await self._persist(lambda: self._complete((record.id, result)))
                 self.completed += stored
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome="ok")
                 if not stored:
                     _log.warning("result_discarded_lease_lost", kind=record.kind)
             finally:
-                beat.cancel()
                 self._lost.discard(record.id)
                 if self.client is not None and isinstance(model, str):
                     is_open = self.client.breaker(model).state == "open"
@@ -284,24 +311,35 @@ class Worker:
             )  # fmt: skip
             _log.warning("job_released", kind=record.kind, state=state.value if state else None)
 
-    async def _heartbeat(self, job_id: str, job: asyncio.Task[None]) -> None:
-        """Keep the lease fresh; when it is gone (the job was cancelled, or another
-        worker took it over after a stall), stop the run: its result would be thrown
-        away. So an abort reaches the running job within one beat (lease / 3)."""
+    async def _beat(self) -> None:
+        """Keep the leases of every running job fresh, in one store call per beat (a
+        third of the lease); stop a run whose lease is gone (the job was cancelled, or
+        another worker took it over after a stall): its result would be thrown away.
+        So an abort reaches the running job within one beat."""
         while True:
             await asyncio.sleep(self.lease / 3)
-            try:
-                held = await self.queue.store.heartbeat(job_id, self.name, lease=self.lease)
-            except TransientError as exc:  # the next beat may get through, within the lease
-                _log.warning("heartbeat_failed", job_id=job_id, error=str(exc))
-                continue
+            held = dict(self._held)
             if not held:
-                record = await self.queue.store.get(job_id)
-                aborted = record is not None and record.state is JobState.CANCELLED
-                _log.warning("job_aborted" if aborted else "lease_lost", job_id=job_id)
-                self._lost.add(job_id)
-                job.cancel()
-                return
+                continue
+            try:
+                kept = await self.queue.store.heartbeat_many(list(held), self.name,
+                                                             lease=self.lease)  # fmt: skip
+            except TransientError as exc:  # the next beat may get through, within the lease
+                _log.warning("heartbeat_failed", jobs=len(held), error=str(exc))
+                continue
+            for (job_id, job), ok in zip(held.items(), kept, strict=True):
+                if not ok and self._held.get(job_id) is job:  # still running: stop it
+                    await self._stop_lost(job_id, job)
+
+    async def _stop_lost(self, job_id: str, job: asyncio.Task[None]) -> None:
+        try:
+            record = await self.queue.store.get(job_id)
+        except TransientError:
+            record = None
+        aborted = record is not None and record.state is JobState.CANCELLED
+        _log.warning("job_aborted" if aborted else "lease_lost", job_id=job_id)
+        self._lost.add(job_id)
+        job.cancel()
 
     async def _call(self, record: JobRecord) -> Any:
         """Run the job within its time limit (the submit's, the task's, or the worker's)."""
@@ -348,12 +386,17 @@ class Worker:
         return state
 
 
-async def _first_of(tasks: set[asyncio.Task[None]], stopping: asyncio.Event) -> None:
-    stop = asyncio.create_task(stopping.wait())
+def _storable(kind: str, value: Any) -> Any:
+    """A run's return value as JSON values (pydantic models, dataclasses, datetimes,
+    UUIDs and sets converted); what JSON cannot hold fails the job, not the worker."""
     try:
-        await asyncio.wait({*tasks, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
+        return to_jsonable_python(value)
+    except PydanticSerializationError as exc:
+        raise ResultNotStorableError(
+            f"task {kind} returned a value of type {type(value).__name__}, which cannot be "
+            "stored as JSON: "
+            "return dicts, lists, strings, numbers, or a pydantic model"
+        ) from exc
 
 
 @contextlib.asynccontextmanager
