@@ -16,8 +16,16 @@ import typing as _typing
 if _typing.TYPE_CHECKING:
     from . import sync as sync
     from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
+    from ._background import BackgroundStats as BackgroundStats
+    from ._background import BackgroundTasks as BackgroundTasks
+    from ._background import BackgroundTasksFull as BackgroundTasksFull
+    from ._background import BlockingBackgroundTasks as BlockingBackgroundTasks
+    from ._background import TaskFailure as TaskFailure
     from ._breaker import CircuitBreaker as CircuitBreaker
     from ._bridge import blocking as blocking
+    from ._conversation import Conversation as Conversation
+    from ._conversation import ConversationLog as ConversationLog
+    from ._conversation import conversation as conversation
     from ._errors import AsyncGenError as AsyncGenError
     from ._errors import AuthenticationError as AuthenticationError
     from ._errors import BadRequestError as BadRequestError
@@ -92,6 +100,14 @@ _EXPORTS: dict[str, str] = {
     "ChatClient": ".llm",
     "CircuitBreaker": "._breaker",
     "CircuitOpenError": "._errors",
+    "BackgroundStats": "._background",
+    "BackgroundTasks": "._background",
+    "BackgroundTasksFull": "._background",
+    "BlockingBackgroundTasks": "._background",
+    "TaskFailure": "._background",
+    "Conversation": "._conversation",
+    "ConversationLog": "._conversation",
+    "conversation": "._conversation",
     "ClientPaused": ".llm",
     "ClientStatistics": ".llm",
     "Completion": ".llm",
@@ -152,8 +168,12 @@ __all__ = [
     "AdaptiveConcurrency",
     "AsyncGenError",
     "AuthenticationError",
+    "BackgroundStats",
+    "BackgroundTasks",
+    "BackgroundTasksFull",
     "BadRequestError",
     "BatchProgress",
+    "BlockingBackgroundTasks",
     "BudgetExceededError",
     "ChatClient",
     "CircuitBreaker",
@@ -162,6 +182,8 @@ __all__ = [
     "ClientStatistics",
     "Completion",
     "ConnectionFailedError",
+    "Conversation",
+    "ConversationLog",
     "DeadlineExceededError",
     "Event",
     "GenerationJob",
@@ -191,6 +213,7 @@ __all__ = [
     "Settings",
     "SharedRateLimiter",
     "StoreError",
+    "TaskFailure",
     "TransientError",
     "UnsupportedServerError",
     "Usage",
@@ -199,6 +222,7 @@ __all__ = [
     "__version__",
     "blocking",
     "configure_logging",
+    "conversation",
     "fan_out",
     "gather_bounded",
     "generate",

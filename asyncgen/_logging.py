@@ -92,7 +92,11 @@ def redact_secrets(
 
 
 def configure_logging(
-    *, json: bool | None = None, level: str | int = "INFO", stream: TextIO | None = None
+    *,
+    json: bool | None = None,
+    level: str | int = "INFO",
+    stream: TextIO | None = None,
+    conversations: structlog.typing.Processor | None = None,
 ) -> None:
     """Configure structlog for asyncgen and the application: one line per event.
 
@@ -106,6 +110,8 @@ def configure_logging(
             console when ``stream`` is a terminal and JSON otherwise.
         level: The lowest level written, as a name ("DEBUG") or a ``logging`` number.
         stream: Where to write; None means standard error.
+        conversations: A :class:`asyncgen.ConversationLog`: each conversation's lines
+            also go to its own file (after secrets are masked).
 
     Raises:
         ValueError: For an unknown level name.
@@ -126,6 +132,7 @@ def configure_logging(
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             redact_secrets,
+            *([conversations] if conversations is not None else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

@@ -7,6 +7,7 @@ import datetime
 import os
 from pathlib import Path
 
+import structlog
 from pydantic import BaseModel
 
 from asyncgen.queue import task
@@ -67,3 +68,10 @@ async def stamp(kind: str) -> object:
 class Stamp(BaseModel):
     at: datetime.datetime
     tags: set[str]
+
+
+@task(name="chatty")
+async def chatty(text: str) -> str:
+    """Logs PROCESSING_COMPLETE (inside the submitter's conversation, if any)."""
+    structlog.get_logger("tests.agent").info("PROCESSING_COMPLETE", chars=len(text))
+    return text.upper()

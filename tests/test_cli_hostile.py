@@ -411,7 +411,7 @@ class TestWorkerCommand:
             child.send_signal(signal.SIGTERM)
             child.communicate(timeout=30)
         assert "queue sqlite:///asyncgen-jobs.db (the default: no URL was given)" in line
-        assert "serves add, shout, explode, leak, slow, stamp, generate" in line
+        assert "serves add, shout, explode, leak, slow, stamp, chatty, generate" in line
         assert child.returncode == 0
 
     def test_a_damaged_database_exits_2_saying_what_to_do(self, tmp_path: Path) -> None:

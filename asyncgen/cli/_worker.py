@@ -10,6 +10,7 @@ import signal
 import sys
 import tempfile
 
+from .._conversation import ConversationLog
 from .._errors import AsyncGenError
 from .._logging import configure_logging
 from .._settings import Settings
@@ -78,6 +79,10 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
                         help="while the key is out of credits (HTTP 402), generation jobs wait "
                         "and one is tried every this many seconds (default "
                         f"{DEFAULT_CREDIT_PROBE:g})")  # fmt: skip
+    worker.add_argument("--conversation-log", metavar="DIR", default=None,
+                        help="also write each conversation's lines (asyncgen.conversation, "
+                        "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH:MM:SS>.log: "
+                        "the app's own files, when it uses the same DIR")  # fmt: skip
     where = worker.add_mutually_exclusive_group()
     where.add_argument(
         "--base-url",
@@ -194,7 +199,9 @@ def worker_command(args: argparse.Namespace) -> int:
     """Run the worker; returns the exit code."""
     try:
         settings = load_settings(args.settings)
-        configure_logging(json=settings.log_json, level=settings.log_level or "INFO")
+        conversations = ConversationLog(args.conversation_log) if args.conversation_log else None
+        configure_logging(json=settings.log_json, level=settings.log_level or "INFO",
+                          conversations=conversations)  # fmt: skip
         worker = _worker(args, settings)  # every flag checked before any process starts
         if args.metrics_port is not None:
             require_prometheus()

@@ -59,6 +59,8 @@ class JobRecord(BaseModel):
             cancelled, this job goes dead too.
         timeout: Seconds a run may take before it is cancelled and counted as a failed
             attempt (JobTimeoutError, retried); None: the worker's default, if any.
+        context: The log context it was submitted in (the :func:`asyncgen.conversation`
+            ids), bound again to the worker's log lines while it runs.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -83,6 +85,7 @@ class JobRecord(BaseModel):
     cron: str | None = None
     depends_on: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
+    context: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

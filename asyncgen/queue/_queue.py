@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, ParamSpec
 
 from .._bridge import run_blocking
+from .._conversation import conversation_context
 from .._errors import JobFailedError
 from .._logging import mask_secrets
 from ..llm import GenerationJob
@@ -109,7 +110,7 @@ class JobQueue:
         record = JobRecord(
             kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
             run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
-            depends_on=list(depends_on), timeout=timeout,
+            depends_on=list(depends_on), timeout=timeout, context=conversation_context(),
         )  # fmt: skip
         if (every is not None or cron is not None) and idempotency_key is None:
             # The series' first slot keeps its own time in its key (see _schedule).
@@ -155,6 +156,7 @@ class JobQueue:
             raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs: give one each")
         _check_attempts(max_attempts, priority)
         start = run_at if run_at is not None else time.time()
+        context = conversation_context()
         records = []
         for index, (job, key) in enumerate(zip(items, keys, strict=True)):
             try:
@@ -163,7 +165,7 @@ class JobQueue:
                 raise TypeError(f"jobs[{index}]: {exc}") from None
             records.append(JobRecord(kind=kind, payload=payload, priority=priority,
                                      max_attempts=max_attempts, run_at=start,
-                                     idempotency_key=key))  # fmt: skip
+                                     idempotency_key=key, context=context))  # fmt: skip
         return await self.store.add_many(records)
 
     async def status(self, job_id: str) -> JobRecord:

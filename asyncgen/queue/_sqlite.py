@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     every REAL,
     cron TEXT,
     depends_on TEXT NOT NULL DEFAULT '[]',
-    timeout REAL
+    timeout REAL,
+    context TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
@@ -61,7 +62,7 @@ _FIRST_COLUMNS = (
     "depends_on"
 )
 # Columns added since the first release: a queue file made before gets them on open.
-_ADDED_COLUMNS = {"timeout": "REAL"}
+_ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT"}
 _COLUMNS = ", ".join([_FIRST_COLUMNS, *_ADDED_COLUMNS])
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
@@ -577,6 +578,7 @@ def _row(record: JobRecord) -> tuple[Any, ...]:
         json.dumps(record.result) if record.result is not None else None, record.error_type,
         record.error, record.idempotency_key, record.created_at, record.finished_at,
         record.every, record.cron, json.dumps(record.depends_on), record.timeout,
+        json.dumps(record.context) if record.context else None,
     )  # fmt: skip
 
 
@@ -586,4 +588,5 @@ def _record(row: Sequence[Any]) -> JobRecord:
     data["payload"] = json.loads(data["payload"])
     data["result"] = json.loads(data["result"]) if data["result"] is not None else None
     data["depends_on"] = json.loads(data["depends_on"])
+    data["context"] = json.loads(data["context"]) if data["context"] else {}
     return JobRecord.model_validate(data)

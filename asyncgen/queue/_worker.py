@@ -18,6 +18,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .._bridge import call_soon, start
 from .._context import deadline_after
+from .._conversation import restored
 from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
 from .._errors import (
     InsufficientCreditsError,
@@ -253,7 +254,10 @@ class Worker:
         self._held[record.id] = job  # beaten for by _beat while it runs
         began = time.monotonic()
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
-        with structlog.contextvars.bound_contextvars(job_id=record.id, attempt=record.attempts):
+        with structlog.contextvars.bound_contextvars(
+            **restored(record.context), agent_role=record.kind, agent_instance=self.name,
+            job_id=record.id, attempt=record.attempts,
+        ):  # fmt: skip
             try:
                 try:
                     result = _storable(record.kind, await self._call(record))
