@@ -1,7 +1,8 @@
-"""Settings from the environment (ASYNCGEN_*) and a TOML file, with pydantic-settings."""
+"""Settings from the environment (ASYNCGEN_*) and a TOML or YAML file, with pydantic-settings."""
 
 from __future__ import annotations
 
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +12,7 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
 )
 
 from ._defaults import (
@@ -22,14 +24,32 @@ from ._defaults import (
     DEFAULT_WORKER_CONCURRENCY,
 )
 
-__all__ = ["DEFAULT_SETTINGS_FILE", "Settings"]
+__all__ = ["DEFAULT_SETTINGS_FILE", "SETTINGS_FILES", "Settings", "find_settings_file"]
 
 DEFAULT_SETTINGS_FILE = "asyncgen.toml"
+SETTINGS_FILES = ("asyncgen.toml", "asyncgen.yaml", "asyncgen.yml")  # looked for in ./
+_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def find_settings_file(folder: Path | None = None) -> Path:
+    """The settings file in ``folder`` (default: the current one): asyncgen.toml,
+    asyncgen.yaml or asyncgen.yml; asyncgen.toml when there is none.
+
+    Raises:
+        ValueError: More than one of them is there (which one wins would be a guess).
+    """
+    base = folder or Path()
+    present = [base / name for name in SETTINGS_FILES if (base / name).is_file()]
+    if len(present) > 1:
+        names = " and ".join(str(path) for path in present)
+        raise ValueError(f"found {names}: keep one settings file (same keys in each format)")
+    return present[0] if present else base / DEFAULT_SETTINGS_FILE
 
 
 class Settings(BaseSettings):
     """The commands' configuration: flags win over environment variables, which win
-    over the TOML file, which wins over the library's defaults.
+    over the settings file (``asyncgen.toml``, or ``asyncgen.yaml`` with PyYAML:
+    ``asyncgen[yaml]``), which wins over the library's defaults.
 
     Every field reads ``ASYNCGEN_<FIELD>`` (e.g. ``ASYNCGEN_QUEUE_URL``), then the
     file's top-level key of the same name, then the default. ``api_key`` is a secret:
@@ -78,16 +98,55 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_path)
-        return (init_settings, env_settings, toml)
+        path = cls.toml_path
+        if path.suffix.lower() not in _YAML_SUFFIXES:
+            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+        try:
+            import yaml  # noqa: F401 - pydantic-settings' YAML source needs it
+        except ImportError:
+            raise ImportError(
+                f"{path} is YAML, which needs PyYAML: pip install 'asyncgen[yaml]' "
+                "(or use asyncgen.toml, same keys)"
+            ) from None
+        return (init_settings, env_settings, _YamlSource(settings_cls, path))
 
     @classmethod
-    def load(cls, toml_file: str | Path | None = None, **overrides: Any) -> Settings:
-        """Read the settings; ``toml_file`` defaults to ./asyncgen.toml (if present).
+    def load(cls, file: str | Path | None = None, **overrides: Any) -> Settings:
+        """Read the settings from the environment and ``file`` (TOML, or YAML by its
+        .yaml/.yml suffix); by default ./asyncgen.toml, ./asyncgen.yaml or
+        ./asyncgen.yml, whichever is there (none is fine).
 
         Raises:
             pydantic.ValidationError: A value of the wrong type, or an unknown key.
+            ValueError: More than one default file, or a YAML file that is not a
+                mapping of keys to values.
+            ImportError: A YAML file without PyYAML installed.
         """
-        path = Path(toml_file) if toml_file is not None else Path(DEFAULT_SETTINGS_FILE)
+        path = Path(file) if file is not None else find_settings_file()
         bound = type("Settings", (cls,), {"toml_path": path, "__module__": cls.__module__})
         return bound(**overrides)  # type: ignore[no-any-return]
+
+
+class _YamlSource(YamlConfigSettingsSource):
+    """pydantic-settings' YAML source, with a file that is not a mapping refused clearly
+    (it would be read as no settings, or fail with a TypeError)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, yaml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        import yaml
+
+        try:
+            with file_path.open(encoding="utf-8") as stream:
+                data = yaml.safe_load(stream)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{file_path}: not valid YAML: {exc}") from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{file_path}: the top level must be keys and values (queue_url: ...), "
+                f"got a {type(data).__name__}"
+            )
+        return data

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .._ratelimit import RateLimiter
-from .._settings import DEFAULT_SETTINGS_FILE, Settings
+from .._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
 from .._shared_limit import SharedRateLimiter
 from .._validation import describe_invalid
 from ..llm import ChatClient
@@ -127,27 +127,31 @@ def limiter_from(
 
 
 def add_settings_flag(parser: argparse.ArgumentParser) -> None:
-    """Declare --settings (the TOML file; ASYNCGEN_* variables win over it)."""
+    """Declare --settings (the TOML or YAML file; ASYNCGEN_* variables win over it)."""
     parser.add_argument(
         "--settings", type=Path,
-        help=f"TOML settings file (default ./{DEFAULT_SETTINGS_FILE}, if present); ASYNCGEN_* "
-        "variables win over it and flags over both",
+        help=f"settings file, TOML or YAML (.yaml/.yml; default ./{DEFAULT_SETTINGS_FILE} or "
+        "./asyncgen.yaml, if present); ASYNCGEN_* variables win over it and flags over both",
     )  # fmt: skip
 
 
 def load_settings(path: Path | None) -> Settings:
-    """Settings from the environment and the TOML file (``path`` or ./asyncgen.toml).
+    """Settings from the environment and the settings file (``path``, or ./asyncgen.toml
+    or ./asyncgen.yaml).
 
     Raises:
-        UsageProblem: A named file that does not exist; a bad value or an unknown key.
+        UsageProblem: A named file that does not exist; two default files; a file that
+            cannot be read; a bad value or an unknown key (naming the file and key).
     """
     if path is not None and not path.is_file():
         raise UsageProblem(f"--settings {path}: no such file")
     try:
-        return Settings.load(path)
+        where = path or find_settings_file()
+        return Settings.load(where)
     except ValidationError as exc:
-        where = path or DEFAULT_SETTINGS_FILE
         raise UsageProblem(f"settings ({where} or ASYNCGEN_*): {describe_invalid(exc)}") from None
+    except (ValueError, ImportError) as exc:
+        raise UsageProblem(f"settings: {exc}") from None
 
 
 def provider_client(
