@@ -190,6 +190,13 @@ class ChatClient:
         """True when a key is set (the key itself is never exposed)."""
         return self._api_key is not None
 
+    @property
+    def open_pools(self) -> int:
+        """Connection pools open now: one per event loop that sent through this client
+        and has not closed it (:meth:`aclose` on that loop). An app's shutdown should
+        leave 0."""
+        return sum(1 for pool in list(self._pools.values()) if not pool.is_closed)
+
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
         extra = f", backend={self.backend!r}" if self.backend != "httpx" else ""

@@ -1,0 +1,1 @@
+"""A FastAPI app using asyncgen: see app.py."""
