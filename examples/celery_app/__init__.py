@@ -1,0 +1,1 @@
+"""A Celery app running asyncgen in its tasks: see app.py and docs/celery.md."""
