@@ -5,22 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
-import threading
 import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
 
 import httpx
 import pytest
-import uvicorn
 
 from asyncgen import ChatClient, open_queue, open_worker
 from asyncgen.queue import WorkerThread
 from asyncgen.sim import ModelProfile, SimConfig
 from asyncgen.testing import SimServer, sim_server
+from tests.servers import InThread
 
 ROOT = Path(__file__).parent.parent
 LATENCY = 0.5
@@ -31,35 +28,6 @@ MODELS = [f"model-{i}" for i in range(6)]
 def models_sim(sim: SimServer) -> SimServer:
     sim.configure(SimConfig(default=ModelProfile(latency=LATENCY)))
     return sim
-
-
-class InThread:
-    """An ASGI app served by uvicorn from a thread, on a loop this object keeps (so what
-    the app leaves open on it is still there to be seen after shutdown)."""
-
-    def __init__(self, app: Any, *, lifespan: Literal["on", "off"] = "on") -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(128)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(self.server.serve(sockets=[self.sock]),))  # fmt: skip
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                self.loop.close()
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ._dashboard import add_dashboard_parser
 from ._demo import add_demo_parser
 from ._files import UsageProblem
 from ._jobs import add_jobs_parser
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     add_worker_parser(commands)
     add_jobs_parser(commands)
     add_sim_parser(commands)
+    add_dashboard_parser(commands)
     return parser
 
 

@@ -6,17 +6,18 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Literal
+from typing import Any, Literal
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
 from .._logging import configure_logging
 from .._retry import RetryPolicy
 from .._settings import Settings
-from ..llm import ChatClient, generate_stream
+from ..llm import ChatClient, Event, generate_stream
 from ..sim import SimConfig, SimServer
 from ._args import (
     PROVIDERS,
@@ -113,8 +114,55 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     run.add_argument("--max-connections", type=whole("connections", minimum=1), default=64,
                      help=argparse.SUPPRESS)  # fmt: skip
+    run.add_argument("--dashboard", nargs="?", const=DASHBOARD_PORT, default=None,
+                     type=whole("port", minimum=1, maximum=65535), metavar="PORT",
+                     help="serve a live page of this run on http://127.0.0.1:PORT/ (default "
+                     f"{DASHBOARD_PORT}; needs asyncgen[dashboard])")  # fmt: skip
     add_settings_flag(run)
     run.set_defaults(handler=run_command)
+
+
+DASHBOARD_PORT = 8701
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(port: int | None, total: int, title: str) -> AsyncIterator[Any]:
+    """With a port: serve the batch page on 127.0.0.1 while the run lasts; yield the
+    board to feed (None without a port)."""
+    if port is None:
+        yield None
+        return
+    try:
+        from ..dashboard import BatchBoard, create_batch_app
+
+        board = BatchBoard(total, title=title)
+        app = create_batch_app(board)
+    except ImportError as exc:
+        raise UsageProblem(f"--dashboard: {exc}") from None
+    import uvicorn
+
+    # Bound here, so a port in use is a usage error, not uvicorn exiting the process.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UsageProblem(
+            f"--dashboard {port}: cannot serve on 127.0.0.1:{port} ({exc})"
+        ) from None
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    _err(f"dashboard of this run: http://127.0.0.1:{port}/")
+    try:
+        yield board
+    finally:
+        board.finished = True
+        server.should_exit = True
+        await serving
+        sock.close()
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -168,10 +216,24 @@ async def _run(
 ) -> int:
     jobs = read_jobs(args.input, skip=resume.skip, default_model=args.model)
     progress = RunProgress(todo, skipped=skipped)
+    board_served = _dashboard(args.dashboard, todo, str(args.input))
+    async with board_served as board:
+        return await _run_with(args, client, jobs, todo, resume, progress, board)
+
+
+async def _run_with(
+    args: argparse.Namespace, client: ChatClient, jobs: Any, todo: int, resume: Resume,
+    progress: RunProgress, board: Any,
+) -> int:  # fmt: skip
+    def on_event(event: Event) -> None:
+        progress.handle(event)
+        if board is not None:
+            board.handle(event)
+
     with ResultWriter(args.output, resume) as writer, progress:
         stream = generate_stream(
             jobs, client=client, concurrency=args.concurrency,
-            retry=RetryPolicy(max_attempts=args.retries), on_event=progress.handle,
+            retry=RetryPolicy(max_attempts=args.retries), on_event=on_event,
             max_cost=args.max_cost,
         )  # fmt: skip
         try:

@@ -1,0 +1,61 @@
+"""``asyncgen dashboard QUEUE_URL``: serve the live dashboard on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ._args import load_settings, whole
+from ._files import UsageProblem
+
+__all__ = ["add_dashboard_parser"]
+
+TOKEN_VARIABLE = "ASYNCGEN_DASHBOARD_TOKEN"
+
+
+def add_dashboard_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Declare ``asyncgen dashboard``."""
+    board = commands.add_parser(
+        "dashboard",
+        help="serve a live dashboard for a queue",
+        description="Serve a web page showing the queue at URL: jobs by state and kind, "
+        "running jobs by worker, throughput, a searchable job list and the dead letters. "
+        f"Read-only unless a token is given (--token or ${TOKEN_VARIABLE}): signed in with "
+        "it, dead jobs can be requeued or cancelled. Needs asyncgen[dashboard].",
+    )
+    board.add_argument("url", nargs="?", help="queue URL (default: ASYNCGEN_QUEUE_URL or "
+                       "queue_url in the settings file)")  # fmt: skip
+    board.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1: this machine only)")  # fmt: skip
+    board.add_argument("--port", type=whole("port", minimum=1, maximum=65535), default=8700,
+                       help="port (default 8700)")  # fmt: skip
+    board.add_argument("--token", default=None,
+                       help=f"allow actions to whoever signs in with this token (prefer "
+                       f"${TOKEN_VARIABLE}: command lines show in ps)")  # fmt: skip
+    board.set_defaults(handler=dashboard_command)
+
+
+def dashboard_command(args: argparse.Namespace) -> int:
+    """Serve until interrupted; returns the exit code."""
+    settings = load_settings(None)
+    url = args.url or settings.queue_url
+    token = args.token or os.environ.get(TOKEN_VARIABLE) or None
+    try:
+        from ..dashboard import create_app
+        from ..queue import open_queue
+
+        queue = open_queue(url)
+        app = create_app(queue, token=token)
+    except ImportError as exc:
+        raise UsageProblem(str(exc)) from None
+    except ValueError as exc:
+        raise UsageProblem(f"queue URL: {exc}") from None
+    import uvicorn
+
+    mode = "actions need the token" if token else "read-only (no --token)"
+    sys.stdout.write(f"asyncgen dashboard for {queue.url} on http://{args.host}:{args.port}/ "
+                     f"({mode})\n")  # fmt: skip
+    sys.stdout.flush()
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return 0
