@@ -102,7 +102,17 @@ async def test_the_overview_counts_change_as_jobs_finish(
             " && !/\\b40\\b/.test(document.querySelector('#kinds tbody td:nth-child(2)')"
             ".textContent)", timeout=10_000,
         )  # fmt: skip
-        await page.wait_for_timeout(2500)  # one more poll: the chart has points
+        # The worker's own report (every 5 s): its row, and 40 ok runs of "add".
+        await page.wait_for_function(
+            "() => document.querySelector('#models tbody').textContent.includes('add')"
+            " && document.querySelector('#models tbody td:nth-child(3)').textContent === '40'",
+            timeout=15_000,
+        )
+        await page.wait_for_function(  # the worker's row, with the kinds it serves
+            "() => document.querySelector('#workers tbody').textContent.includes('add, shout')",
+            timeout=15_000,
+        )
+        await page.wait_for_timeout(2500)  # one more poll: the charts have points
         await shot(page, f"overview-{queue_url.split(':')[0]}")
     finally:
         worker.terminate()

@@ -202,6 +202,36 @@ class TestConformance:
         assert [(await queue.status(i)).result for i in ids[:2]] == [0, {"b": [1]}]
         assert (await queue.status(ids[2])).state is JobState.PENDING
 
+    async def test_worker_reports_are_kept_for_their_ttl(self, queue: JobQueue) -> None:
+        await queue.store.report("w-1", {"state": "running", "n": 1}, ttl=30)
+        await queue.store.report("w-2", {"state": "running"}, ttl=0.2)
+        await queue.store.report("w-1", {"state": "running", "n": 2}, ttl=30)  # replaces
+        reports = await queue.store.worker_reports()
+        assert [(r.name, r.status.get("n")) for r in reports] == [("w-1", 2), ("w-2", None)]
+        assert all(abs(r.at - time.time()) < 5 for r in reports)
+        await asyncio.sleep(0.4)
+        assert [r.name for r in await queue.store.worker_reports()] == ["w-1"]
+
+    async def test_a_worker_reports_what_it_runs(self, queue: JobQueue) -> None:
+        """At start and every few seconds a worker stores its report (what it runs and
+        since when, its counts); on stopping, a last one says so."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 2, 0.5))
+        async with open_worker(queue, name="reporter", concurrency=2) as worker:
+            for _ in range(100):
+                if (await queue.status(job_id)).state is JobState.RUNNING:
+                    break
+                await asyncio.sleep(0.02)
+            running = worker.status()["running"]
+            assert [(r["id"], r["kind"]) for r in running] == [(job_id, "add")]
+            assert time.time() - running[0]["since"] < 5
+            (report,) = await queue.store.worker_reports()
+            assert (report.name, report.status["state"]) == ("reporter", "running")
+            assert report.status["concurrency"] == 2
+            assert await queue.result(job_id, timeout=10) == 3
+        (last,) = await queue.store.worker_reports()
+        assert last.status["state"] == "stopped"
+        assert [(j["kind"], j["ok"]) for j in last.status["jobs"]] == [("add", 1)]
+
     async def test_many_concurrent_submits_and_results(self, queue: JobQueue) -> None:
         """300 submits at once (they share round trips where the store allows it) each
         store their own job, and a worker's results finishing together each land on

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import redact_secrets
-from ..queue import JobQueue, JobRecord, JobState, open_queue
+from ..queue import JobQueue, JobRecord, JobState, WorkerReport, open_queue
 
 __all__ = ["create_app", "serve"]
 
@@ -105,13 +105,53 @@ async def overview_data(queue: JobQueue) -> dict[str, Any]:
             "attempt": record.attempts,
             "lease_left": round((record.lease_until or time.time()) - time.time(), 1),
         })  # fmt: skip
+    reports = await queue.store.worker_reports()
     return {
         "at": time.time(),
         "counts": {state: getattr(stats, state) for state in STATES},
         "failed": stats.failed, "retried": stats.retried, "workers": stats.workers,
         "kinds": {kind: kinds[kind] for kind in sorted(kinds)},
         "running": {worker: by_worker[worker] for worker in sorted(by_worker)},
+        **_from_reports(reports),
     }  # fmt: skip
+
+
+def _from_reports(reports: list[WorkerReport]) -> dict[str, Any]:
+    """The workers' own figures, summed: per (kind, model) runs and run time, the
+    generation clients' requests, 429s, tokens and spend; and each worker's state."""
+    models: dict[str, dict[str, Any]] = {}
+    client: dict[str, Any] = {"requests": 0, "rate_limited": 0, "tokens": 0, "cost": 0.0}
+    workers = []
+    for report in reports:
+        status = report.status
+        for row in status.get("jobs", []):
+            key = f"{row.get('kind')}/{row.get('model') or '-'}"
+            blank = {"kind": row.get("kind"), "model": row.get("model"), "ok": 0, "failed": 0,
+                     "retried": 0, "seconds": 0.0}  # fmt: skip
+            into = models.setdefault(key, blank)
+            for name in ("ok", "failed", "retried", "seconds"):
+                into[name] += row.get(name, 0) or 0
+        reported = status.get("client") or {}
+        for name in client:
+            client[name] += reported.get(name, 0) or 0
+        workers.append({
+            "name": report.name, "seen": round(time.time() - report.at, 1),
+            "state": status.get("state", "running"), "started_at": status.get("started_at"),
+            "concurrency": status.get("concurrency"), "kinds": status.get("kinds", []),
+            "running_count": status.get("running_count", 0),
+            "running": status.get("running", []),
+            "credit_paused": bool((status.get("states") or {}).get("credit_paused")),
+            "open_circuits": reported.get("open_circuits", []),
+        })  # fmt: skip
+    for row in models.values():
+        finished = row["ok"] + row["failed"]
+        row["error_rate"] = round(row["failed"] / finished, 4) if finished else None
+        row["mean_seconds"] = round(row["seconds"] / finished, 4) if finished else None
+        row["seconds"] = round(row["seconds"], 4)
+    requests = client["requests"]
+    client["share_429"] = round(client["rate_limited"] / requests, 4) if requests else None
+    client["cost"] = round(float(client["cost"]), 6)
+    return {"models": dict(sorted(models.items())), "client": client, "reports": workers}
 
 
 async def _form(request: Any) -> dict[str, list[str]]:

@@ -13,6 +13,7 @@ from ._metrics import Metrics as Metrics
 from ._models import JobRecord as JobRecord
 from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
+from ._models import WorkerReport as WorkerReport
 from ._queue import BlockingJobQueue as BlockingJobQueue
 from ._queue import JobQueue as JobQueue
 from ._queue import open_queue as open_queue
@@ -42,6 +43,7 @@ __all__ = [
     "Task",
     "TaskCall",
     "Worker",
+    "WorkerReport",
     "WorkerThread",
     "open_queue",
     "open_worker",

@@ -183,6 +183,7 @@ class Metrics:
                     "retried": s.retried,
                     "error_rate": round(s.error_rate, 6),
                     "mean_duration": round(s.mean_duration, 6),
+                    "seconds": round(s.total_seconds, 6),
                     "buckets": {
                         _le(b): n for b, n in zip(DEFAULT_BUCKETS, _cumulative(s), strict=True)
                     },

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["JobRecord", "JobState", "QueueStatistics"]
+__all__ = ["JobRecord", "JobState", "QueueStatistics", "WorkerReport"]
 
 
 class JobState(StrEnum):
@@ -105,3 +105,21 @@ class QueueStatistics:
     cancelled: int
     retried: int
     workers: int
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerReport:
+    """What a live worker last said about itself (every few seconds; see Worker).
+
+    Attributes:
+        name: The worker's name.
+        at: Epoch seconds of the report.
+        status: Its figures: ``started_at``, ``concurrency``, ``kinds``, ``running``
+            (id, kind, model, since), ``jobs`` (per kind and model: ok, failed,
+            retried, seconds), ``states`` (``credit_paused``), ``client`` (requests,
+            429s, tokens, cost, open circuits) and ``state`` ("running"/"stopping").
+    """
+
+    name: str
+    at: float
+    status: dict[str, Any]

@@ -14,7 +14,9 @@ Layout (every key under ``asyncgen:{<queue>}:``, one cluster slot per queue):
   threshold would let a worker with a short lease steal live jobs from one with a long
   lease (or make a dead short-lease worker's jobs wait for the longest lease);
 - ``idem:<key>`` idempotency keys (SET NX semantics), ``worker:<name>`` heartbeats with
-  a TTL, ``deadletter`` a stream of every job that went dead.
+  a TTL, ``deadletter`` a stream of every job that went dead;
+- ``report:<name>`` each worker's latest report (JSON with a TTL) and ``reporters`` the
+  names that reported (what the dashboard reads).
 
 Every state change is one Lua script (``_lua/``), so it is atomic however many workers
 race. Redis 6.2 or newer is required (exclusive stream ranges, XINFO fields).
@@ -40,7 +42,7 @@ from .._errors import (
     UnsupportedServerError,
 )
 from ._coalesce import Coalesced
-from ._models import JobRecord, JobState, QueueStatistics
+from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._redis_url import OWN_OPTIONS, check_url
 from ._schedule import next_slot
 from ._store import SingleCalls
@@ -410,6 +412,32 @@ class RedisStore(SingleCalls):
         fields = await self._guard(client.hgetall(f"{self.prefix}job:{job_id}"))
         return _from_hash(fields) if fields else None
 
+    async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
+        """Keep ``worker``'s latest report for ``ttl`` seconds (``report:<name>``)."""
+        client = await self._client()
+        body = json.dumps({"at": self._clock(), "status": status})
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.set(f"{self.prefix}report:{worker}", body, px=int(ttl * 1000))
+            pipe.sadd(f"{self.prefix}reporters", worker)
+            await self._guard(pipe.execute())
+
+    async def worker_reports(self) -> list[WorkerReport]:
+        """The live workers' latest reports, by name (expired names are dropped)."""
+        client = await self._client()
+        names = sorted(await self._guard(client.smembers(f"{self.prefix}reporters")))
+        if not names:
+            return []
+        bodies = await self._guard(client.mget([f"{self.prefix}report:{n}" for n in names]))
+        gone = [name for name, body in zip(names, bodies, strict=True) if body is None]
+        if gone:
+            await self._guard(client.srem(f"{self.prefix}reporters", *gone))
+        reports = []
+        for name, body in zip(names, bodies, strict=True):
+            if body is not None:
+                data = json.loads(body)
+                reports.append(WorkerReport(name, float(data["at"]), data["status"]))
+        return reports
+
     async def statistics(self) -> QueueStatistics:
         """Counts by state (from XLEN / XPENDING and the indexes), retries, live workers."""
         expired = "" if not self.result_ttl else repr(self._clock() - self.result_ttl)
@@ -454,6 +482,14 @@ class RedisStore(SingleCalls):
             within = min(within, float(due[0][1]) - self._clock())
         if within > 0:
             await self._block(client, [f"{self.prefix}wake"], within)
+
+    async def wake_workers(self) -> None:
+        """Wake an idle worker's wait now (a token, as a submit leaves)."""
+        client = await self._client()
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.lpush(f"{self.prefix}wake", "1")
+            pipe.ltrim(f"{self.prefix}wake", 0, 0)
+            await self._guard(pipe.execute())
 
     async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None:
         """Return when one of the jobs has finished (its script left a token for its

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._models import JobRecord, JobState, QueueStatistics
+from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
 from ._store import SingleCalls
@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS worker_reports (
+    name TEXT PRIMARY KEY, at REAL NOT NULL, until REAL NOT NULL, status TEXT NOT NULL
+);
 """
 _FIRST_COLUMNS = (
     "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
@@ -124,6 +127,10 @@ class SQLiteStore(SingleCalls):
     async def wait_for_work(self, within: float) -> None:
         """Return when this process adds or retries a job, or after ``within`` s."""
         await self._work.wait(within)
+
+    async def wake_workers(self) -> None:
+        """Wake this process's idle workers now."""
+        self._work.notify()
 
     async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None:
         """Return when a job finishes in this process, or after ``within`` s (other
@@ -448,6 +455,34 @@ class SQLiteStore(SingleCalls):
             return {(str(state), str(kind)): int(n) for state, kind, n in rows}
 
         return await self._run(count)
+
+    async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
+        """Keep ``worker``'s latest report for ``ttl`` seconds."""
+        encoded = json.dumps(status)
+
+        def write(db: sqlite3.Connection) -> None:
+            now = self._clock()
+            db.execute(
+                "INSERT INTO worker_reports (name, at, until, status) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET at = excluded.at, until = excluded.until,"
+                " status = excluded.status",
+                (worker, now, now + ttl, encoded),
+            )
+            db.execute("DELETE FROM worker_reports WHERE until < ?", (now,))
+
+        await self._run(write)
+
+    async def worker_reports(self) -> list[WorkerReport]:
+        """The live workers' latest reports, by name."""
+
+        def read(db: sqlite3.Connection) -> list[WorkerReport]:
+            rows = db.execute(
+                "SELECT name, at, status FROM worker_reports WHERE until >= ? ORDER BY name",
+                (self._clock(),),
+            ).fetchall()
+            return [WorkerReport(name, at, json.loads(status)) for name, at, status in rows]
+
+        return await self._run(read)
 
     async def statistics(self) -> QueueStatistics:
         """Counts by state, retries made, and workers seen in the last minute."""

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from ._models import JobRecord, JobState, QueueStatistics
+from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 
 __all__ = ["JobStore", "SingleCalls"]
 
@@ -68,11 +68,17 @@ class JobStore(Protocol):
 
     async def depth(self) -> dict[tuple[str, str], int]: ...
 
+    async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None: ...
+
+    async def worker_reports(self) -> list[WorkerReport]: ...
+
     # True when wait_for_work blocks on the server (Redis); False: it is woken only from
     # this process, so a worker also polls (SQLite, memory).
     blocking_wait: bool
 
     async def wait_for_work(self, within: float) -> None: ...
+
+    async def wake_workers(self) -> None: ...
 
     async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None: ...
 

@@ -41,8 +41,11 @@ from ._tasks import GENERATE_KIND
 __all__ = ["DEFAULT_LEASE", "Worker", "WorkerThread", "open_worker"]
 
 POLL = 0.05  # the longest an idle worker waits between claims on a store it polls
+REPORT_EVERY = 5.0  # seconds between a worker's reports (what the dashboard shows)
+RUNNING_REPORTED = 100  # running jobs listed in a report
 FIRST_POLL = 0.005  # ... and the first wait after work: it doubles up to POLL
 IDLE_BLOCK = 1.0  # the longest an idle worker blocks on a store that wakes it (Redis)
+STOP_WAKE = 0.05  # seconds a cancelled idle wait gets to end before it is woken
 # While the store is unreachable: claims back off on this, writes retry under it until
 # their lease would be over (the attempt cap is never the limit; the deadline is).
 STORE_RETRY = RetryPolicy(max_attempts=1_000, base_delay=0.1, max_delay=5.0)
@@ -119,6 +122,8 @@ class Worker:
         self._freed = asyncio.Event()  # a run ended (or stop): a slot may be free
         self._running: set[asyncio.Task[None]] = set()
         self._held: dict[str, asyncio.Task[None]] = {}  # job id -> its run, beaten for
+        self._since: dict[str, tuple[str, str | None, float]] = {}  # id -> kind, model, start
+        self.started_at = time.time()
         # Results finishing together are stored together (one round trip under load).
         self._complete = Coalesced(self._complete_many)
         self.metrics = metrics if metrics is not None else Metrics()
@@ -146,6 +151,7 @@ class Worker:
                   kinds=self.serves())  # fmt: skip
         running = self._running
         beat = asyncio.create_task(self._beat())
+        reporting = asyncio.create_task(self._report_loop())
         outage = 0
         idle = 0  # claims in a row that found nothing
         while not self.stopping.is_set():
@@ -175,8 +181,10 @@ class Worker:
                 running.add(run)
                 run.add_done_callback(self._ended)
         await self._drain(running)
-        beat.cancel()
-        await asyncio.gather(beat, return_exceptions=True)
+        for task in (beat, reporting):
+            task.cancel()
+        await asyncio.gather(beat, reporting, return_exceptions=True)
+        await self._report("stopped", ttl=REPORT_EVERY)
         _log.info("worker_stopped", worker=self.name, completed=self.completed)
 
     def _ended(self, run: asyncio.Task[None]) -> None:
@@ -214,6 +222,12 @@ class Worker:
         finally:
             for task in (waiting, stop):
                 task.cancel()
+            await asyncio.wait({waiting}, timeout=STOP_WAKE)
+            if not waiting.done():
+                # redis-py can swallow a cancel that lands while it takes a connection,
+                # and go on into the blocking read: end that read with a wake token.
+                with contextlib.suppress(Exception):
+                    await self.queue.store.wake_workers()
             await asyncio.gather(waiting, stop, return_exceptions=True)
         if waiting.done() and not waiting.cancelled() and waiting.exception() is not None:
             # The store is down (the next claim says so and backs off) or the wait broke:
@@ -254,6 +268,7 @@ class Worker:
         self._held[record.id] = job  # beaten for by _beat while it runs
         began = time.monotonic()
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
+        self._since[record.id] = (record.kind, model, time.time())
         with structlog.contextvars.bound_contextvars(
             **restored(record.context), agent_role=record.kind, agent_instance=self.name,
             job_id=record.id, attempt=record.attempts,
@@ -263,6 +278,7 @@ class Worker:
                     result = _storable(record.kind, await self._call(record))
                 finally:  # ran: no more beats (a lost lease now shows in the write)
                     self._held.pop(record.id, None)
+                    self._since.pop(record.id, None)
             except asyncio.CancelledError:
                 if record.id in self._lost:  # cancelled in the store, or taken over
                     self._lost.discard(record.id)
@@ -314,6 +330,44 @@ class Worker:
                 retry_at=time.time(),
             )  # fmt: skip
             _log.warning("job_released", kind=record.kind, state=state.value if state else None)
+
+    def status(self) -> dict[str, Any]:
+        """What this worker reports about itself (see :class:`WorkerReport`)."""
+        running = [{"id": job_id, "kind": kind, "model": model, "since": since}
+                   for job_id, (kind, model, since) in list(self._since.items())]  # fmt: skip
+        status: dict[str, Any] = {
+            "state": "stopping" if self.stopping.is_set() else "running",
+            "started_at": self.started_at, "concurrency": self.concurrency,
+            "kinds": self.serves(), "running_count": len(running),
+            "running": running[:RUNNING_REPORTED],
+            "jobs": [{k: v for k, v in row.items() if k != "buckets"}
+                     for row in self.metrics.snapshot()],
+            "states": self.metrics.states(),
+        }  # fmt: skip
+        if self.client is not None:
+            stats = self.client.statistics()
+            status["client"] = {
+                "requests": stats.requests, "succeeded": stats.succeeded,
+                "failed": stats.failed, "rate_limited": stats.rate_limited,
+                "retries": stats.retries, "tokens": stats.total_tokens,
+                "cost": round(stats.cost, 6), "open_circuits": list(stats.open_circuits),
+            }  # fmt: skip
+        return status
+
+    async def _report(self, state: str | None = None, *, ttl: float = 3 * REPORT_EVERY) -> None:
+        status = self.status()
+        if state is not None:
+            status["state"] = state
+        try:
+            await self.queue.store.report(self.name, status, ttl=ttl)
+        except TransientError as exc:  # the next report may get through
+            _log.debug("report_failed", error=str(exc))
+
+    async def _report_loop(self) -> None:
+        """Tell the store what this worker is doing, every REPORT_EVERY seconds."""
+        while True:
+            await self._report()
+            await asyncio.sleep(REPORT_EVERY)
 
     async def _beat(self) -> None:
         """Keep the leases of every running job fresh, in one store call per beat (a

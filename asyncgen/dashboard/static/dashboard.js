@@ -6,6 +6,8 @@
   var series = [[], [], []];  // time, completed/s, dead/s
   var last = null, plot = null;
   var chart = document.getElementById("chart");
+  var latencyBox = document.getElementById("latency");
+  var latencyKeys = [], latencyData = [[]], latencyPlot = null;
 
   function makePlot() {
     if (!window.uPlot || !chart) return null;
@@ -21,6 +23,10 @@
     Object.keys(data.counts).forEach(function (state) { set(state, data.counts[state]); });
     set("failed", data.failed); set("retried", data.retried); set("workers", data.workers);
     kinds(data.kinds);
+    client(data.client);
+    modelsTable(data.models);
+    workersTable(data.reports, data.at);
+    if (last) latency(data, last);
     if (last) {
       var dt = Math.max(0.001, data.at - last.at);
       series[0].push(data.at);
@@ -55,6 +61,88 @@
       return tr;
     });
     if (rows.length) body.replaceChildren.apply(body, rows);
+  }
+
+  function client(c) {
+    text('[data-client="requests"]', c.requests);
+    text('[data-client="tokens"]', c.tokens);
+    text('[data-client="cost"]', c.cost);
+    text('[data-client="share_429"]', c.share_429 === null ? "-" : (100 * c.share_429).toFixed(1) + "%");
+  }
+
+  function text(selector, value) {
+    var el = document.querySelector(selector);
+    if (el) el.textContent = String(value);
+  }
+
+  function td(value) {
+    var cell = document.createElement("td");
+    cell.textContent = value === null || value === undefined ? "" : String(value);
+    return cell;
+  }
+
+  function modelsTable(models) {
+    var body = document.querySelector("#models tbody");
+    var keys = Object.keys(models);
+    if (!body || !keys.length) return;
+    body.replaceChildren.apply(body, keys.map(function (key) {
+      var m = models[key], tr = document.createElement("tr");
+      [m.kind, m.model, m.ok, m.failed, m.retried,
+       m.error_rate === null ? "" : (100 * m.error_rate).toFixed(1) + "%",
+       m.mean_seconds].forEach(function (v) { tr.appendChild(td(v)); });
+      return tr;
+    }));
+  }
+
+  function ago(epoch, now) {
+    if (epoch === null || epoch === undefined) return "";
+    var s = Math.max(0, now - epoch);
+    return s < 60 ? s.toFixed(0) + " s ago" : s < 3600 ? (s / 60).toFixed(0) + " min ago"
+      : (s / 3600).toFixed(1) + " h ago";
+  }
+
+  function workersTable(reports, now) {
+    var body = document.querySelector("#workers tbody");
+    if (!body || !reports.length) return;
+    body.replaceChildren.apply(body, reports.map(function (w) {
+      var tr = document.createElement("tr");
+      [w.name, w.state, ago(w.started_at, now), w.concurrency, w.running_count,
+       w.kinds.join(", "), w.credit_paused ? "paused" : "", w.open_circuits.join(", "),
+       w.seen + " s ago"].forEach(function (v) { tr.appendChild(td(v)); });
+      return tr;
+    }));
+  }
+
+  // Mean run time per (kind, model) between two polls: seconds added / runs added.
+  function latency(data, before) {
+    if (!window.uPlot || !latencyBox) return;
+    var keys = Object.keys(data.models).sort();
+    if (keys.join("|") !== latencyKeys.join("|")) {  // a new model: start the chart again
+      latencyKeys = keys;
+      latencyData = [[]].concat(keys.map(function () { return []; }));
+      if (latencyPlot) { latencyPlot.destroy(); latencyPlot = null; }
+    }
+    if (!keys.length) return;
+    latencyData[0].push(data.at);
+    keys.forEach(function (key, i) {
+      var now = data.models[key], then = before.models[key];
+      var runs = now.ok + now.failed - (then ? then.ok + then.failed : 0);
+      var seconds = now.seconds - (then ? then.seconds : 0);
+      latencyData[i + 1].push(runs > 0 ? seconds / runs : null);
+    });
+    if (latencyData[0].length > KEEP) latencyData.forEach(function (s) { s.shift(); });
+    if (!latencyPlot) {
+      var palette = ["#2563eb", "#15803d", "#b45309", "#7c3aed", "#db2777", "#0891b2"];
+      latencyPlot = new uPlot({
+        width: Math.max(320, latencyBox.clientWidth - 2), height: 220, spanGaps: true,
+        series: [{}].concat(keys.map(function (key, i) {
+          return { label: key, stroke: palette[i % palette.length], width: 2 };
+        })),
+        axes: [{}, { label: "seconds" }],
+      }, latencyData, latencyBox);
+    } else {
+      latencyPlot.setData(latencyData);
+    }
   }
 
   function set(name, value) {
