@@ -152,6 +152,10 @@ async def test_requeue_from_the_dead_letter_page_runs_the_job_again(
         await page.goto(f"{server.url}/jobs/{dead_id}")
         assert "completed" in await page.inner_text("main")
         assert "[flaky] again" in await page.inner_text("#result")
+        attempts = await page.inner_text("#attempts")  # the dead run, then the good one
+        assert "dead" in attempts
+        assert "ServerError" in attempts
+        assert "ok" in attempts
         await shot(page, f"job-{queue_url.split(':')[0]}")
     finally:
         worker.terminate()

@@ -202,6 +202,31 @@ class TestConformance:
         assert [(await queue.status(i)).result for i in ids[:2]] == [0, {"b": [1]}]
         assert (await queue.status(ids[2])).state is JobState.PENDING
 
+    async def test_each_attempt_is_kept_in_the_history(self, queue: JobQueue) -> None:
+        """Who ran each attempt, from when to when, and how it ended: a retry, a lease
+        taken over, then success."""
+        job_id = await queue.submit(queue_tasks.add.call(1, 1), max_attempts=5)
+        (first,) = await queue.store.claim_many("w-1", kinds=None, lease=30, limit=1)
+        assert first.started_at is not None
+        await asyncio.sleep(0.02)
+        await queue.store.fail(job_id, "w-1", error_type="ServerError", error="HTTP 503",
+                               retry_at=time.time())  # fmt: skip
+        (second,) = await queue.store.claim_many("w-2", kinds=None, lease=0.05, limit=1)
+        assert second.attempts == 2
+        await asyncio.sleep(0.1)  # w-2 "dies": its lease runs out
+        (third,) = await queue.store.claim_many("w-3", kinds=None, lease=30, limit=1)
+        assert (third.id, third.attempts) == (job_id, 3)
+        assert await queue.store.complete(job_id, "w-3", 2)
+        history = (await queue.status(job_id)).history
+        assert [(h["attempt"], h["worker"], h["outcome"], h["error_type"]) for h in history] == [
+            (1, "w-1", "retried", "ServerError"),
+            (2, "w-2", "lost", "WorkerLost"),
+            (3, "w-3", "ok", ""),
+        ]  # fmt: skip
+        assert history[0]["ended"] - history[0]["started"] >= 0.015
+        assert history[0]["error"] == "HTTP 503"
+        assert all(h["ended"] >= h["started"] for h in history)
+
     async def test_worker_reports_are_kept_for_their_ttl(self, queue: JobQueue) -> None:
         await queue.store.report("w-1", {"state": "running", "n": 1}, ttl=30)
         await queue.store.report("w-2", {"state": "running"}, ttl=0.2)

@@ -61,6 +61,10 @@ class JobRecord(BaseModel):
             attempt (JobTimeoutError, retried); None: the worker's default, if any.
         context: The log context it was submitted in (the :func:`asyncgen.conversation`
             ids), bound again to the worker's log lines while it runs.
+        started_at: Epoch seconds the current (or last) attempt started.
+        history: The last 20 attempts that ended, oldest first: ``attempt``, ``worker``,
+            ``started``, ``ended``, ``outcome`` (ok, retried, dead, postponed, lost,
+            cancelled), ``error_type``, ``error``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -86,6 +90,8 @@ class JobRecord(BaseModel):
     depends_on: list[str] = Field(default_factory=list)
     timeout: float | None = Field(default=None, gt=0)
     context: dict[str, str] = Field(default_factory=dict)
+    started_at: float | None = None
+    history: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ _SPARED: Any = object()  # _block's answer when it slept instead of blocking
 _SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats",
             "requeue", "postpone")  # fmt: skip
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
-_JSON_FIELDS = ("payload", "result", "depends_on", "context")
+_JSON_FIELDS = ("payload", "result", "depends_on", "context", "history")
 
 
 @functools.cache
@@ -595,7 +595,7 @@ def _to_hash(record: JobRecord) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name in _RECORD_FIELDS:
         value = data[name]
-        if value is None or (name == "context" and not value):
+        if value is None or (name in ("context", "history") and not value):
             continue
         if name in _JSON_FIELDS:
             fields[name] = json.dumps(value)

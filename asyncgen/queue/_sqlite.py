@@ -50,7 +50,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     cron TEXT,
     depends_on TEXT NOT NULL DEFAULT '[]',
     timeout REAL,
-    context TEXT
+    context TEXT,
+    started_at REAL,
+    history TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
 CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
@@ -65,7 +67,8 @@ _FIRST_COLUMNS = (
     "depends_on"
 )
 # Columns added since the first release: a queue file made before gets them on open.
-_ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT"}
+_ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT", "started_at": "REAL", "history": "TEXT"}
+HISTORY_KEEP = 20  # attempts kept in a job's history
 _COLUMNS = ", ".join([_FIRST_COLUMNS, *_ADDED_COLUMNS])
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
@@ -225,6 +228,10 @@ class SQLiteStore(SingleCalls):
             if row is None:
                 return None
             record = _record(row)
+            if record.state is JobState.RUNNING:  # taken over: its worker stopped
+                last = record.attempts >= record.max_attempts
+                lost = f"worker {record.worker} stopped during the attempt (lease ran out)"
+                _note_attempt(db, record.id, now, "dead" if last else "lost", "WorkerLost", lost)
             if record.attempts >= record.max_attempts:  # its last run died with it
                 db.execute(
                     "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
@@ -236,13 +243,13 @@ class SQLiteStore(SingleCalls):
                 continue
             db.execute(
                 "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
-                " attempts = attempts + 1 WHERE id = ?",
-                (worker, now + lease, record.id),
+                " attempts = attempts + 1, started_at = ? WHERE id = ?",
+                (worker, now + lease, now, record.id),
             )
             if record.every is not None or record.cron is not None:
                 _schedule_next(db, record)
             return record.model_copy(
-                update={"state": JobState.RUNNING, "worker": worker,
+                update={"state": JobState.RUNNING, "worker": worker, "started_at": now,
                         "lease_until": now + lease, "attempts": record.attempts + 1}
             )  # fmt: skip
 
@@ -275,16 +282,18 @@ class SQLiteStore(SingleCalls):
 
         def finish(db: sqlite3.Connection) -> list[bool]:
             now = self._clock()
+            stored = []
             with _transaction(db):
-                return [
-                    db.execute(
+                for job_id, text in encoded:
+                    done = db.execute(
                         "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
                         " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
                         (text, now, job_id, worker),
-                    ).rowcount
-                    == 1
-                    for job_id, text in encoded
-                ]
+                    ).rowcount == 1  # fmt: skip
+                    if done:
+                        _note_attempt(db, job_id, now, "ok")
+                    stored.append(done)
+            return stored
 
         if not encoded:
             return []
@@ -311,7 +320,10 @@ class SQLiteStore(SingleCalls):
                 ).fetchone()
                 if row is None:
                     return None
-                if retry_at is not None and row[0] < row[1]:
+                retried = retry_at is not None and row[0] < row[1]
+                _note_attempt(db, job_id, now, "retried" if retried else "dead", error_type,
+                              error)  # fmt: skip
+                if retried:
                     db.execute(
                         "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
                         " worker = NULL, error_type = ?, error = ? WHERE id = ?",
@@ -340,6 +352,12 @@ class SQLiteStore(SingleCalls):
 
         def back(db: sqlite3.Connection) -> bool:
             with _transaction(db):
+                held = db.execute(
+                    "SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND state = 'running'",
+                    (job_id, worker),
+                ).fetchone()
+                if held:
+                    _note_attempt(db, job_id, self._clock(), "postponed", error_type, error)
                 cursor = db.execute(
                     "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
                     " worker = NULL, attempts = MAX(attempts - 1, 0), error_type = ?,"
@@ -359,6 +377,10 @@ class SQLiteStore(SingleCalls):
         def stop(db: sqlite3.Connection) -> bool:
             now = self._clock()
             with _transaction(db):
+                if db.execute("SELECT 1 FROM jobs WHERE id = ? AND state = 'running'",
+                              (job_id,)).fetchone():  # fmt: skip
+                    _note_attempt(db, job_id, now, "cancelled", "Cancelled",
+                                  "cancelled while running")  # fmt: skip
                 cursor = db.execute(
                     "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,"
                     " worker = NULL WHERE id = ? AND state IN ('pending', 'running')",
@@ -598,6 +620,24 @@ def _seen(db: sqlite3.Connection, worker: str, now: float) -> None:
     )
 
 
+def _note_attempt(
+    db: sqlite3.Connection, job_id: str, now: float, outcome: str, error_type: str = "",
+    error: str = "",
+) -> None:  # fmt: skip
+    """Close the running attempt in the job's history (the last HISTORY_KEEP kept)."""
+    row = db.execute(
+        "SELECT history, attempts, worker, started_at FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        return
+    history = json.loads(row[0]) if row[0] else []
+    history.append({"attempt": row[1], "worker": row[2] or "", "started": row[3] or now,
+                    "ended": now, "outcome": outcome, "error_type": error_type,
+                    "error": error[:500]})  # fmt: skip
+    db.execute("UPDATE jobs SET history = ? WHERE id = ?",
+               (json.dumps(history[-HISTORY_KEEP:]), job_id))  # fmt: skip
+
+
 def _bump(db: sqlite3.Connection, name: str) -> None:
     db.execute(
         "INSERT INTO counters (name, value) VALUES (?, 1)"
@@ -613,7 +653,8 @@ def _row(record: JobRecord) -> tuple[Any, ...]:
         json.dumps(record.result) if record.result is not None else None, record.error_type,
         record.error, record.idempotency_key, record.created_at, record.finished_at,
         record.every, record.cron, json.dumps(record.depends_on), record.timeout,
-        json.dumps(record.context) if record.context else None,
+        json.dumps(record.context) if record.context else None, record.started_at,
+        json.dumps(record.history) if record.history else None,
     )  # fmt: skip
 
 
@@ -624,4 +665,5 @@ def _record(row: Sequence[Any]) -> JobRecord:
     data["result"] = json.loads(data["result"]) if data["result"] is not None else None
     data["depends_on"] = json.loads(data["depends_on"])
     data["context"] = json.loads(data["context"]) if data["context"] else {}
+    data["history"] = json.loads(data["history"]) if data["history"] else []
     return JobRecord.model_validate(data)

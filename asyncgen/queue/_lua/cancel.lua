@@ -4,6 +4,7 @@ local id = ARGV[4]
 local k = jkey(id)
 local state = redis.call('HGET', k, 'state')
 if state == 'running' then
+  note_attempt(id, 'cancelled', 'Cancelled', 'cancelled while running')
   ack(id) -- out of the lane's pending list and the leases
   redis.call('HDEL', k, 'worker')
 elseif state == 'pending' then

@@ -20,7 +20,8 @@ end
 
 local function take(id)
   local k = jkey(id)
-  redis.call('HSET', k, 'state', 'running', 'worker', me, 'lease_until', lease_until)
+  redis.call('HSET', k, 'state', 'running', 'worker', me, 'lease_until', lease_until,
+    'started_at', NOW)
   redis.call('HINCRBY', k, 'attempts', 1)
   redis.call('ZADD', P .. 'leases', lease_until, id)
   local flat, record = redis.call('HGETALL', k), {}
@@ -41,6 +42,8 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', '(' .. NO
   if f[1] ~= 'running' then
     redis.call('ZREM', P .. 'leases', id)
   elseif any or wanted[f[2]] then
+    local lost = 'worker ' .. (f[7] or '?') .. ' stopped during the attempt (lease ran out)'
+    note_attempt(id, tonumber(f[3]) >= tonumber(f[4]) and 'dead' or 'lost', 'WorkerLost', lost)
     if tonumber(f[3]) >= tonumber(f[4]) then
       ack(id)
       redis.call('HSET', k, 'error_type', 'WorkerLost',

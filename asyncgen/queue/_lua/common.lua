@@ -11,6 +11,21 @@ local function jkey(id)
   return P .. 'job:' .. id
 end
 
+-- Close the running attempt in the job's history (the last 20 attempts are kept): who
+-- ran it, from when until now, how it ended. Call it before the worker is cleared.
+local function note_attempt(id, outcome, error_type, error)
+  local k = jkey(id)
+  local f = redis.call('HMGET', k, 'history', 'attempts', 'worker', 'started_at')
+  local history = f[1] and cjson.decode(f[1]) or {}
+  table.insert(history, {attempt = tonumber(f[2]) or 0, worker = f[3] or '',
+    started = tonumber(f[4] or NOW), ended = tonumber(NOW), outcome = outcome,
+    error_type = error_type or '', error = string.sub(error or '', 1, 500)})
+  while #history > 20 do
+    table.remove(history, 1)
+  end
+  redis.call('HSET', k, 'history', cjson.encode(history))
+end
+
 -- The value after `name` in a flat field/value list (XINFO replies, entry fields).
 local function field(flat, name)
   for j = 1, #flat, 2 do

@@ -4,6 +4,7 @@ if not holds(id, me) then
   return 0
 end
 redis.call('HSET', jkey(id), 'result', ARGV[6])
+note_attempt(id, 'ok')
 ack(id)
 finish(id, 'completed', ARGV[7])
 release_dependents(id)

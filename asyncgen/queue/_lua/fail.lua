@@ -8,7 +8,9 @@ local k = jkey(id)
 redis.call('HSET', k, 'error_type', ARGV[6], 'error', ARGV[7])
 ack(id)
 local f = redis.call('HMGET', k, 'attempts', 'max_attempts')
-if ARGV[8] ~= '' and tonumber(f[1]) < tonumber(f[2]) then
+local retried = ARGV[8] ~= '' and tonumber(f[1]) < tonumber(f[2])
+note_attempt(id, retried and 'retried' or 'dead', ARGV[6], ARGV[7])
+if retried then
   redis.call('HSET', k, 'state', 'pending', 'run_at', ARGV[8])
   redis.call('HDEL', k, 'worker', 'lease_until')
   redis.call('SADD', P .. 'failed', id)

@@ -5,6 +5,7 @@ if not holds(id, me) then
   return 0
 end
 local k = jkey(id)
+note_attempt(id, 'postponed', ARGV[7], ARGV[8])
 ack(id)
 redis.call('HSET', k, 'state', 'pending', 'run_at', ARGV[6], 'error_type', ARGV[7],
   'error', ARGV[8])
