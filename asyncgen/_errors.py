@@ -160,7 +160,29 @@ class BadRequestError(PermanentError):
 
 
 class ValidationFailedError(PermanentError):
-    """The answer arrived but failed the caller's validation."""
+    """The answer arrived but failed the caller's validation.
+
+    Args:
+        message: What happened.
+        status: The HTTP status, if any.
+        text: The last answer's text (for a ``response_model``: the one that failed).
+        errors: What was wrong with it (pydantic's error list, for a ``response_model``).
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status: int | None = None,
+        text: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message, status=status)
+        self.text = text
+        self.errors = errors
+
+    def _state(self) -> dict[str, Any]:
+        return {"status": self.status, "text": self.text, "errors": self.errors}
 
 
 class DeadlineExceededError(PermanentError, TimeoutError):

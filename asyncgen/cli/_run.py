@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
+import os
 import signal
 import socket
 import sys
@@ -12,6 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
+
+from pydantic import BaseModel
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
 from .._logging import configure_logging
@@ -118,8 +122,29 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                      type=whole("port", minimum=1, maximum=65535), metavar="PORT",
                      help="serve a live page of this run on http://127.0.0.1:PORT/ (default "
                      f"{DASHBOARD_PORT}; needs asyncgen[dashboard])")  # fmt: skip
+    run.add_argument("--schema", metavar="MODULE:MODEL", type=_schema, default=None,
+                     help="a pydantic model every answer must fit (its JSON schema is sent; "
+                     "an answer that does not fit is re-asked twice); results gain "
+                     "'parsed'")  # fmt: skip
     add_settings_flag(run)
     run.set_defaults(handler=run_command)
+
+
+def _schema(text: str) -> type[BaseModel]:
+    """``module:Model`` (imported from the current folder too) to the model class."""
+    module_name, _, attribute = text.partition(":")
+    if not module_name or not attribute:
+        raise argparse.ArgumentTypeError(
+            f"give MODULE:MODEL (e.g. app.models:Answer), not {text!r}"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot load {text}: {exc}") from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)):
+        raise argparse.ArgumentTypeError(f"{text} is not a pydantic model class")
+    return found
 
 
 DASHBOARD_PORT = 8701
@@ -214,7 +239,9 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(
     args: argparse.Namespace, client: ChatClient, resume: Resume, todo: int, skipped: int
 ) -> int:
-    jobs = read_jobs(args.input, skip=resume.skip, default_model=args.model)
+    jobs: Any = read_jobs(args.input, skip=resume.skip, default_model=args.model)
+    if args.schema is not None:
+        jobs = (job.model_copy(update={"response_model": args.schema}) for job in jobs)
     progress = RunProgress(todo, skipped=skipped)
     board_served = _dashboard(args.dashboard, todo, str(args.input))
     async with board_served as board:

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
 from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
@@ -57,6 +59,7 @@ async def generate(
     rate_limit: RateLimiter | None = None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
+    response_model: type[BaseModel] | None = None,
 ) -> list[GenerationResult]:
     """Run generation jobs concurrently; return one result per job, in input order.
 
@@ -86,12 +89,18 @@ async def generate(
             job or retry starts; those left fail with BudgetExceededError.
         max_tokens: The same for the batch's reported total tokens (not the per-request
             ``max_tokens`` parameter, which goes in a job's params).
+        response_model: A pydantic model for every job that names none (see
+            GenerationJob.response_model): ``result.parsed`` holds the answer as one.
 
     Raises:
         ValueError: A job is invalid (which one and why), or concurrency < 1.
         TypeError: A job is neither a GenerationJob nor a dict.
     """
     coerced = coerce_jobs(jobs)
+    if response_model is not None:
+        coerced = [job if job.response_model is not None
+                   else job.model_copy(update={"response_model": response_model})
+                   for job in coerced]  # fmt: skip
     batch = _batch(client, retry=retry, validate=validate, on_event=on_event,
                    rate_limit=rate_limit, max_cost=max_cost, max_tokens=max_tokens,
                    total=len(coerced))  # fmt: skip
@@ -115,7 +124,7 @@ async def fan_out(
         client: The ChatClient to send through.
         params: Request fields for every model (temperature, max_tokens, ...).
         **options: As for :func:`generate` (concurrency, retry, deadline, validate,
-            on_event).
+            on_event, response_model, max_cost ...).
 
     Raises:
         ValueError: No models, or an invalid prompt.

@@ -9,11 +9,14 @@ answer's validation, and the job's events.
 from __future__ import annotations
 
 import inspect
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 
 from .._errors import (
     BudgetExceededError,
@@ -27,7 +30,35 @@ from ._client import ChatClient
 from ._events import ClientPaused, JobRetrying, JobStarted, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
 
-__all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
+__all__ = ["Budget", "JobRun", "JobRunner", "Validate", "strip_fences", "with_schema"]
+
+REASK = ("Your answer did not match the {model} JSON schema: {errors}. Answer again with "
+         "only the JSON object, matching the schema exactly.")  # fmt: skip
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
+_log = structlog.get_logger("asyncgen.generate")
+
+
+def with_schema(job: GenerationJob) -> dict[str, Any]:
+    """The job's request params, with its response_model's JSON schema as
+    ``response_format`` (json_schema) unless the params already set one."""
+    model = job.response_model
+    if model is None or "response_format" in job.params:
+        return job.params
+    schema = {"name": model.__name__, "schema": model.model_json_schema()}
+    return {**job.params, "response_format": {"type": "json_schema", "json_schema": schema}}
+
+
+def strip_fences(text: str) -> str:
+    """The JSON inside a ```json fence, as models often wrap it; else the text."""
+    match = _FENCE.match(text)
+    return match.group(1) if match else text
+
+
+def _summary(errors: list[dict[str, Any]]) -> str:
+    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'the answer'}: {e.get('msg')}"
+             for e in errors[:10]]  # fmt: skip
+    return "; ".join(parts) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else "")
+
 
 Validate = Callable[[str], Any]
 
@@ -74,6 +105,7 @@ class JobRun:
     sent: int = 0
     completion: Completion | None = None
     value: Any = None
+    parsed: Any = None
 
 
 class JobRunner:
@@ -134,22 +166,68 @@ class JobRunner:
     async def _attempt(self, run: JobRun) -> Any:
         job = run.job
         self._check_start(job)
+        params = with_schema(job)
+        messages = job.to_messages()
+        completion = await self._send(run, messages, params)
+        if job.response_model is not None:
+            run.parsed = await self._parsed(run, messages, params, completion)
+        if self.validate is None:
+            return None
+        assert run.completion is not None
+        run.value = await self._check(job, run.completion.text)
+        return run.value
+
+    async def _send(
+        self, run: JobRun, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> Completion:
+        """One request; its usage is counted by the budget and added to the run's."""
         run.sent += 1
         try:
             completion = await self.client.chat_limited(
-                job.model, job.to_messages(), job.params, rate_limit=self.rate_limit,
+                run.job.model, messages, params, rate_limit=self.rate_limit,
                 max_pause=self.policy.max_retry_after,
             )  # fmt: skip
         except RateLimitedError:
             await self._paused(run)
             raise
-        run.completion = completion
         if self.budget is not None:
             self.budget.spend(completion)
-        if self.validate is None:
-            return None
-        run.value = await self._check(job, completion.text)
-        return run.value
+        before = run.completion  # usage adds up over re-asks (and answered retries)
+        if before is None:
+            run.completion = completion
+        else:
+            run.completion = completion.model_copy(
+                update={"usage": before.usage + completion.usage}
+            )
+        return completion
+
+    async def _parsed(
+        self, run: JobRun, messages: list[dict[str, Any]], params: dict[str, Any],
+        completion: Completion,
+    ) -> Any:  # fmt: skip
+        """The answer as the job's response_model; an answer that does not fit is re-asked
+        with what was wrong, at most ``max_reasks`` times (each counted by the budget)."""
+        job = run.job
+        model = job.response_model
+        assert model is not None
+        for reask in range(job.max_reasks + 1):
+            try:
+                return model.model_validate_json(strip_fences(completion.text))
+            except ValidationError as exc:
+                errors = json.loads(exc.json(include_url=False, include_input=False))
+            if reask == job.max_reasks:
+                raise ValidationFailedError(
+                    f"{job.model}: the answer did not fit {model.__name__} after "
+                    f"{job.max_reasks} re-ask(s): {_summary(errors)}",
+                    text=completion.text, errors=errors,
+                )  # fmt: skip
+            _log.info("reasking", model=job.model, reask=reask + 1, errors=len(errors))
+            again = REASK.format(model=model.__name__, errors=_summary(errors))
+            messages = [*messages, {"role": "assistant", "content": completion.text},
+                        {"role": "user", "content": again}]  # fmt: skip
+            self._check_start(job)  # the budget may be spent by now
+            completion = await self._send(run, messages, params)
+        raise AssertionError("unreachable")
 
     def _check_start(self, job: GenerationJob) -> None:
         if self.stop_after_402 and self.client.out_of_credits is not None:
@@ -198,6 +276,7 @@ class JobRunner:
             attempts=run.sent,
             latency=elapsed,
             value=run.value if error is None else None,
+            parsed=run.parsed if error is None else None,
         )
 
 

@@ -52,6 +52,16 @@ class Usage(BaseModel):
     total_tokens: int = 0
     cost: float | None = None
 
+    def __add__(self, other: Usage) -> Usage:
+        """Two completions' usage together (a cost only one reported is kept)."""
+        costs = [c for c in (self.cost, other.cost) if c is not None]
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            cost=sum(costs) if costs else None,
+        )
+
 
 class Completion(BaseModel):
     """One answer from a chat completions endpoint."""
@@ -98,6 +108,12 @@ class GenerationJob(BaseModel):
         params: Extra request fields (temperature, max_tokens, ...), sent as they are.
         id: Your id for the job; a random one when not given.
         metadata: Anything to carry along to the result; never sent.
+        response_model: A pydantic model the answer must be: its JSON schema is sent as
+            ``response_format`` (unless params set one), the answer is parsed into it
+            (``result.parsed``), and an answer that does not fit is re-asked with the
+            validation errors, at most ``max_reasks`` times, before the job fails with
+            ValidationFailedError. Not data: a job with one cannot be queued.
+        max_reasks: Re-asks after an answer that does not fit ``response_model``.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -108,6 +124,8 @@ class GenerationJob(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     id: str = Field(default_factory=_new_id, min_length=1)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    response_model: type[BaseModel] | None = Field(default=None, exclude=True)
+    max_reasks: int = Field(default=2, ge=0, le=10)
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> GenerationJob:
@@ -165,6 +183,7 @@ class GenerationResult(BaseModel):
         attempts: Requests made for the job (0 when it never started).
         latency: Seconds from the job's start to its end, retries included.
         value: What ``validate`` returned for the text, when a validator was given.
+        parsed: The answer parsed into the job's ``response_model``, when it has one.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -177,6 +196,7 @@ class GenerationResult(BaseModel):
     attempts: int = 0
     latency: float = 0.0
     value: Any = None
+    parsed: Any = None
 
     @field_validator("job", mode="wrap")
     @classmethod
@@ -214,4 +234,9 @@ class GenerationResult(BaseModel):
             "attempts": self.attempts,
             "latency": round(self.latency, 4),
             "usage": usage,
+            **({"parsed": _jsonable(self.parsed)} if self.parsed is not None else {}),
         }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value

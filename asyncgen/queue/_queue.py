@@ -345,6 +345,11 @@ def _failed(record: JobRecord) -> JobFailedError:
 
 def _kind_and_payload(job: object) -> tuple[str, dict[str, Any]]:
     if isinstance(job, GenerationJob):
+        if job.response_model is not None:
+            raise TypeError(
+                "a GenerationJob with a response_model cannot be queued (a class is not "
+                "data): queue a @task that calls generate([job]) with the model instead"
+            )
         return GENERATE_KIND, job.model_dump(mode="json")
     if isinstance(job, TaskCall):
         return job.kind, job.arguments

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import math
 import random
@@ -53,6 +54,8 @@ class SimApp:
         self.max_in_flight = 0
         self.model_in_flight: Counter[str] = Counter()
         self.spent = 0.0
+        self.answered: Counter[str] = Counter()  # 200 answers per model (for replies)
+        self.bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,6 +91,7 @@ class SimApp:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "spent": round(self.spent, 8),
+            "last_requests": list(self.bodies),
         }
 
     def _key_info(self) -> dict[str, Any]:
@@ -118,6 +122,7 @@ class SimApp:
             await self._error(send, 400, "invalid_request_error", "body needs model and messages")
             return
         self.requests[model] += 1
+        self.bodies.append(request)
         self.http_versions[str(scope.get("http_version", "1.1"))] += 1
         if not self._authorized(scope):
             await self._error(send, 401, "invalid_api_key", "invalid API key")
@@ -221,7 +226,10 @@ class SimApp:
 
     def _completion(self, model: str, prompt: str, profile: ModelProfile) -> dict[str, Any]:
         self.statuses["200"] += 1
-        template = profile.reply
+        turn = self.answered[model]
+        self.answered[model] += 1
+        template = (profile.replies[min(turn, len(profile.replies) - 1)]
+                    if profile.replies else profile.reply)  # fmt: skip
         text = (
             template.replace("{model}", model).replace("{prompt}", prompt)
             if template is not None

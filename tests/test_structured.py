@@ -1,0 +1,144 @@
+"""Structured outputs against the simulator over real sockets: the schema is sent, an
+answer that does not fit is re-asked with what was wrong, usage adds up, the budget
+counts the re-asks."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, Field
+
+from asyncgen import (
+    BudgetExceededError,
+    ChatClient,
+    GenerationJob,
+    RetryPolicy,
+    ValidationFailedError,
+    fan_out,
+    generate,
+    open_queue,
+)
+from asyncgen.sim import ModelProfile, SimConfig
+from asyncgen.testing import SimServer
+
+GOOD = '{"name": "Ada", "age": 36}'
+FENCED = f"```json\n{GOOD}\n```"
+
+
+class Person(BaseModel):
+    name: str
+    age: int = Field(ge=0)
+
+
+def replies(sim: SimServer, *answers: str, price: float = 0.0) -> None:
+    sim.configure(SimConfig(default=ModelProfile(replies=list(answers), price_per_token=price)))
+
+
+async def one(sim: SimServer, job: GenerationJob, **options: object) -> object:
+    client = ChatClient(sim.base_url)
+    try:
+        (result,) = await generate([job], client=client, **options)  # type: ignore[arg-type]
+    finally:
+        await client.aclose()
+    return result
+
+
+async def test_the_schema_is_sent_and_the_answer_parsed(sim: SimServer) -> None:
+    replies(sim, GOOD)
+    result = await one(sim, GenerationJob(model="m", prompt="who?", response_model=Person))
+    assert result.parsed == Person(name="Ada", age=36)  # type: ignore[attr-defined]
+    (sent,) = sim.stats()["last_requests"]
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "Person", "schema": Person.model_json_schema()},
+    }
+    assert result.to_record()["parsed"] == {"name": "Ada", "age": 36}  # type: ignore[attr-defined]
+
+
+async def test_an_answer_that_does_not_fit_is_reasked(sim: SimServer) -> None:
+    """Not JSON, then a field missing, then right (in a ```json fence): two re-asks, each
+    carrying what was wrong; usage is the three requests' together."""
+    replies(sim, "Ada, 36", '{"name": "Ada"}', FENCED, price=1e-6)
+    result = await one(sim, GenerationJob(model="m", prompt="who?", response_model=Person))
+    assert result.ok, result.error  # type: ignore[attr-defined]
+    assert result.parsed == Person(name="Ada", age=36)  # type: ignore[attr-defined]
+    assert result.attempts == 3  # type: ignore[attr-defined]
+    first, second, third = sim.stats()["last_requests"]
+    assert len(first["messages"]) == 1
+    assert second["messages"][1] == {"role": "assistant", "content": "Ada, 36"}
+    assert "Invalid JSON" in second["messages"][2]["content"]
+    assert "age: Field required" in third["messages"][4]["content"]
+    usage = result.completion.usage  # type: ignore[attr-defined]
+    spent = sim.stats()["spent"]  # the simulator's charge for the three answers
+    assert usage.cost == pytest.approx(spent)
+    assert usage.total_tokens == round(spent / 1e-6)
+
+
+async def test_after_max_reasks_the_job_fails_with_the_text_and_errors(sim: SimServer) -> None:
+    replies(sim, '{"name": "Ada", "age": -1}')
+    job = GenerationJob(model="m", prompt="who?", response_model=Person, max_reasks=1)
+    result = await one(sim, job)
+    error = result.error  # type: ignore[attr-defined]
+    assert isinstance(error, ValidationFailedError)
+    assert error.text == '{"name": "Ada", "age": -1}'
+    assert error.errors is not None
+    assert error.errors[0]["loc"] == ["age"]
+    assert "after 1 re-ask(s)" in str(error)
+    assert sim.stats()["requests"] == {"m": 2}
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.text, again.errors) == (error.text, error.errors)
+
+
+async def test_reasks_count_against_max_cost(sim: SimServer) -> None:
+    """The first answer's cost uses the budget up: no re-ask is sent."""
+    replies(sim, "not json", GOOD, price=0.001)
+    job = GenerationJob(model="m", prompt="who?", response_model=Person)
+    result = await one(sim, job, max_cost=0.001)
+    assert isinstance(result.error, BudgetExceededError)  # type: ignore[attr-defined]
+    assert sim.stats()["requests"] == {"m": 1}
+
+
+async def test_fan_out_with_a_response_model(sim: SimServer) -> None:
+    replies(sim, GOOD)
+    client = ChatClient(sim.base_url)
+    results = await fan_out("who?", ["a", "b"], client=client, response_model=Person,
+                            retry=RetryPolicy.never())  # fmt: skip
+    await client.aclose()
+    assert [r.parsed for r in results] == [Person(name="Ada", age=36)] * 2
+
+
+async def test_a_job_with_a_response_model_is_not_queued(tmp_path: Path) -> None:
+    queue = open_queue(f"sqlite:///{tmp_path}/q.db")
+    with pytest.raises(TypeError, match="cannot be queued"):
+        await queue.submit(GenerationJob(model="m", prompt="x", response_model=Person))
+    await queue.aclose()
+
+
+def test_the_cli_schema_flag(sim: SimServer, tmp_path: Path) -> None:
+    replies(sim, "oops", GOOD)
+    (tmp_path / "shapes.py").write_text(
+        "from pydantic import BaseModel\n\nclass Person(BaseModel):\n    name: str\n    age: int\n"
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "1", "model": "m", "prompt": "who?"}) + "\n")
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
+         "--base-url", sim.base_url, "--schema", "shapes:Person"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["parsed"] == {"name": "Ada", "age": 36}
+    bad = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "x.jsonl"),
+         "--base-url", sim.base_url, "--schema", "shapes:Nobody"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert "cannot load shapes:Nobody" in bad.stderr
