@@ -69,6 +69,7 @@ if _typing.TYPE_CHECKING:
     from .llm import GenerationJob as GenerationJob
     from .llm import GenerationResult as GenerationResult
     from .llm import JobFailed as JobFailed
+    from .llm import JobFellBack as JobFellBack
     from .llm import JobRetrying as JobRetrying
     from .llm import JobStarted as JobStarted
     from .llm import JobSucceeded as JobSucceeded
@@ -123,6 +124,7 @@ _EXPORTS: dict[str, str] = {
     "JobTimeoutError": "._errors",
     "JobQueue": ".queue",
     "JobRecord": ".queue",
+    "JobFellBack": ".llm",
     "JobRetrying": ".llm",
     "JobStarted": ".llm",
     "JobState": ".queue",
@@ -192,6 +194,7 @@ __all__ = [
     "InvalidResponseError",
     "JobFailed",
     "JobFailedError",
+    "JobFellBack",
     "JobQueue",
     "JobRecord",
     "JobRetrying",

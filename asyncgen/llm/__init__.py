@@ -8,6 +8,7 @@ from ._events import BatchProgress as BatchProgress
 from ._events import ClientPaused as ClientPaused
 from ._events import Event as Event
 from ._events import JobFailed as JobFailed
+from ._events import JobFellBack as JobFellBack
 from ._events import JobRetrying as JobRetrying
 from ._events import JobStarted as JobStarted
 from ._events import JobSucceeded as JobSucceeded
@@ -33,6 +34,7 @@ __all__ = [
     "GenerationJob",
     "GenerationResult",
     "JobFailed",
+    "JobFellBack",
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",

@@ -7,7 +7,7 @@ import os
 import ssl
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ __all__ = [
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 10
+DEFAULT_FALLBACK_AFTER = 30.0  # seconds of 429 pause after which a job moves on
 DEFAULT_MAX_KEEPALIVE = 5
 
 OPENROUTER_URL = "https://openrouter.ai/api/v1"
@@ -75,6 +76,10 @@ class ChatClient:
             circuit (its jobs then fail fast with CircuitOpenError).
         breaker_cool_down: Seconds an open circuit waits before letting one probe through.
         provider: "openrouter", "openai", "deepseek" or None; set by the presets.
+        fallbacks: Default fallback models per model (``{"a": ["b", "c"]}``), for jobs
+            that name none (see GenerationJob.fallbacks).
+        fallback_after: A model paused (by a 429) for longer than this many seconds is
+            given up for the job's next fallback, if it has one.
 
     Raises:
         ValueError: For a base URL that is not http(s), non-positive limits, or an API key
@@ -100,6 +105,8 @@ class ChatClient:
         breaker_failures: int = DEFAULT_FAILURE_THRESHOLD,
         breaker_cool_down: float = DEFAULT_COOL_DOWN,
         provider: str | None = None,
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+        fallback_after: float = DEFAULT_FALLBACK_AFTER,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -132,6 +139,10 @@ class ChatClient:
         self._completions_url = f"{self.base_url}/chat/completions"
         self._credits_error: InsufficientCreditsError | None = None
         self.provider = provider
+        self.fallbacks = {model: list(others) for model, others in (fallbacks or {}).items()}
+        if not fallback_after >= 0:
+            raise ValueError(f"fallback_after must be >= 0 seconds, got {fallback_after}")
+        self.fallback_after = fallback_after
         self._seeded = False
         self._traffic = Traffic(
             rate_limit=rate_limit,

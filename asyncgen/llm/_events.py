@@ -16,6 +16,7 @@ __all__ = [
     "ClientPaused",
     "Event",
     "JobFailed",
+    "JobFellBack",
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
@@ -61,6 +62,17 @@ class ClientPaused:
 
 
 @dataclass(frozen=True, slots=True)
+class JobFellBack:
+    """A job gave up on ``from_model`` (``reason``) and goes on with ``to_model``."""
+
+    index: int
+    job: GenerationJob
+    from_model: str
+    to_model: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobSucceeded:
     """A job finished with an answer."""
 
@@ -93,7 +105,8 @@ class BatchProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
 
-Event = JobStarted | JobRetrying | ClientPaused | JobSucceeded | JobFailed | BatchProgress
+Event = (JobStarted | JobRetrying | ClientPaused | JobFellBack | JobSucceeded | JobFailed
+         | BatchProgress)  # fmt: skip
 OnEvent = Callable[[Event], object]
 
 

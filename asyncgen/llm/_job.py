@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -20,14 +20,17 @@ from pydantic import ValidationError
 
 from .._errors import (
     BudgetExceededError,
+    CircuitOpenError,
     InsufficientCreditsError,
     RateLimitedError,
+    TransientError,
     ValidationFailedError,
 )
+from .._logging import mask_secrets
 from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
-from ._events import ClientPaused, JobRetrying, JobStarted, OnEvent, emit
+from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
 
 __all__ = ["Budget", "JobRun", "JobRunner", "Validate", "strip_fences", "with_schema"]
@@ -106,6 +109,9 @@ class JobRun:
     completion: Completion | None = None
     value: Any = None
     parsed: Any = None
+    target: GenerationJob | None = None  # the job as sent now: its model, or a fallback
+    may_move: bool = False  # a fallback is left: a long pause moves the job on
+    fell_back: list[dict[str, str]] = field(default_factory=list)
 
 
 class JobRunner:
@@ -157,15 +163,46 @@ class JobRunner:
         if self.on_event is not None:
             await emit(self.on_event, JobStarted(run.index, run.job))
         on_retry = None if self.policy.max_attempts == 1 else _Retrying(self, run)
-        tokens = _bind(job_id=run.job.id, model=run.job.model)
+        job = run.job
+        models = [job.model, *(job.fallbacks or self.client.fallbacks.get(job.model, []))]
+        tokens = _bind(job_id=job.id, model=job.model)
         try:
-            return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
+            for position, model in enumerate(models):
+                last = position == len(models) - 1
+                run.target = job if position == 0 else job.model_copy(
+                    update={"model": model, "fallbacks": []})  # fmt: skip
+                try:
+                    run.may_move = not last
+                    return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
+                except _MoveOn as exc:
+                    error_type, reason = "Paused", str(exc)
+                except (TransientError, CircuitOpenError) as exc:
+                    if last:
+                        raise
+                    error_type, reason = type(exc).__name__, mask_secrets(str(exc))
+                await self._fall_back(run, model, models[position + 1], error_type, reason)
+            raise AssertionError("unreachable: the last model returns or raises")
         finally:
             _reset(**tokens)
 
+    async def _fall_back(
+        self, run: JobRun, model: str, following: str, error_type: str, reason: str
+    ) -> None:
+        run.fell_back.append({"model": model, "error_type": error_type, "reason": reason})
+        _log.warning("fallback", model=model, to=following, error_type=error_type,
+                     reason=reason)  # fmt: skip
+        if self.on_event is not None:
+            event = JobFellBack(run.index, run.job, model, following, f"{error_type}: {reason}")
+            await emit(self.on_event, event)
+
     async def _attempt(self, run: JobRun) -> Any:
-        job = run.job
+        job = run.target or run.job
         self._check_start(job)
+        if run.may_move:  # a long pause on this model: go on with the next one instead
+            pause = self.client.paused(job.model)
+            if pause is not None and pause.left() > self.client.fallback_after:
+                raise _MoveOn(f"{job.model} is paused for {pause.left():.0f} s "
+                              f"({pause.reason}), over fallback_after")  # fmt: skip
         params = with_schema(job)
         messages = job.to_messages()
         completion = await self._send(run, messages, params)
@@ -184,11 +221,15 @@ class JobRunner:
         run.sent += 1
         try:
             completion = await self.client.chat_limited(
-                run.job.model, messages, params, rate_limit=self.rate_limit,
+                (run.target or run.job).model, messages, params, rate_limit=self.rate_limit,
                 max_pause=self.policy.max_retry_after,
             )  # fmt: skip
-        except RateLimitedError:
+        except RateLimitedError as exc:
             await self._paused(run)
+            wait = exc.retry_after or 0.0
+            if run.may_move and wait > self.client.fallback_after:
+                raise _MoveOn(f"{(run.target or run.job).model} asked for a wait of {wait:.0f} s "
+                              "(429), over fallback_after") from exc  # fmt: skip
             raise
         if self.budget is not None:
             self.budget.spend(completion)
@@ -207,7 +248,7 @@ class JobRunner:
     ) -> Any:  # fmt: skip
         """The answer as the job's response_model; an answer that does not fit is re-asked
         with what was wrong, at most ``max_reasks`` times (each counted by the budget)."""
-        job = run.job
+        job = run.target or run.job
         model = job.response_model
         assert model is not None
         for reask in range(job.max_reasks + 1):
@@ -277,7 +318,13 @@ class JobRunner:
             latency=elapsed,
             value=run.value if error is None else None,
             parsed=run.parsed if error is None else None,
+            answered_by=(run.target or run.job).model if error is None else None,
+            fell_back=list(run.fell_back),
         )
+
+
+class _MoveOn(Exception):
+    """The job's current model is unusable for long: go on with its next fallback."""
 
 
 class _Retrying:

@@ -114,6 +114,11 @@ class GenerationJob(BaseModel):
             validation errors, at most ``max_reasks`` times, before the job fails with
             ValidationFailedError. Not data: a job with one cannot be queued.
         max_reasks: Re-asks after an answer that does not fit ``response_model``.
+        fallbacks: Models to go on with, in order, when this one fails with a
+            transient error after its retries, its circuit breaker is open, or it is
+            paused (429) for longer than the client's ``fallback_after``; never after
+            a 402, a validation failure or another permanent error. Default: the
+            client's ``fallbacks`` for this model.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -126,6 +131,7 @@ class GenerationJob(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     response_model: type[BaseModel] | None = Field(default=None, exclude=True)
     max_reasks: int = Field(default=2, ge=0, le=10)
+    fallbacks: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> GenerationJob:
@@ -184,6 +190,8 @@ class GenerationResult(BaseModel):
         latency: Seconds from the job's start to its end, retries included.
         value: What ``validate`` returned for the text, when a validator was given.
         parsed: The answer parsed into the job's ``response_model``, when it has one.
+        answered_by: The model that answered (the job's, or a fallback), or None.
+        fell_back: The models given up on, in order: ``model``, ``error_type``, ``reason``.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
@@ -197,6 +205,8 @@ class GenerationResult(BaseModel):
     latency: float = 0.0
     value: Any = None
     parsed: Any = None
+    answered_by: str | None = None
+    fell_back: list[dict[str, str]] = Field(default_factory=list)
 
     @field_validator("job", mode="wrap")
     @classmethod
@@ -235,6 +245,11 @@ class GenerationResult(BaseModel):
             "latency": round(self.latency, 4),
             "usage": usage,
             **({"parsed": _jsonable(self.parsed)} if self.parsed is not None else {}),
+            **(
+                {"answered_by": self.answered_by, "fell_back": self.fell_back}
+                if self.fell_back
+                else {}
+            ),
         }
 
 
