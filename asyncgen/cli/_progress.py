@@ -30,12 +30,20 @@ class Tally:
     retries: int = 0
     tokens: int = 0
     cost: float = 0.0
+    unpriced: int = 0  # answers of unknown cost
     started: float = field(default_factory=time.monotonic)
 
     @property
     def rate(self) -> float:
         elapsed = time.monotonic() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
+
+    def cost_text(self) -> str:
+        """The cost, saying how many answers' cost is unknown (never counted as $0)."""
+        if self.unpriced and self.cost == 0:
+            return f"unknown ({self.unpriced} answers unpriced: asyncgen[prices] prices them)"
+        extra = f" + unknown for {self.unpriced} answers" if self.unpriced else ""
+        return f"${self.cost:.4f}{extra}"
 
     def compact(self) -> str:
         """The counters in a form that fits beside a bar on an 80-column terminal."""
@@ -107,8 +115,10 @@ class RunProgress:
             t.ok += event.result.ok
             t.failed += not event.result.ok
             if event.result.completion is not None:
-                t.tokens += event.result.completion.usage.total_tokens
-                t.cost += event.result.completion.usage.cost or 0.0
+                usage = event.result.completion.usage
+                t.tokens += usage.total_tokens
+                t.cost += usage.cost or 0.0
+                t.unpriced += usage.cost is None
         elif isinstance(event, BatchProgress):
             return
         self._show()
@@ -132,7 +142,7 @@ class RunProgress:
         rows = [
             ("jobs run", str(t.done)), ("ok", str(t.ok)), ("failed", str(t.failed)),
             ("skipped (done before)", str(t.skipped)), ("retries", str(t.retries)),
-            ("tokens", str(t.tokens)), ("cost", f"${t.cost:.4f}"),
+            ("tokens", str(t.tokens)), ("cost", t.cost_text()),
             ("elapsed", f"{elapsed:.1f} s"), ("jobs/s", f"{t.rate:.1f}"), ("output", output),
         ]  # fmt: skip
         if self.live:

@@ -25,6 +25,7 @@ from ._keys import clean_api_key
 from ._mapping import error_for_status, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
+from ._prices import PriceTable, price_table_installed
 from ._traffic import ClientStatistics, Traffic
 from ._transport import Options, Reply, Transport, encode_json, open_transport, require_aiohttp
 
@@ -80,6 +81,8 @@ class ChatClient:
             that name none (see GenerationJob.fallbacks).
         fallback_after: A model paused (by a 429) for longer than this many seconds is
             given up for the job's next fallback, if it has one.
+        prices: Price answers whose provider reports no cost from the ``genai-prices``
+            table (None: when it is installed, ``asyncgen[prices]``; True: require it).
 
     Raises:
         ValueError: For a base URL that is not http(s), non-positive limits, or an API key
@@ -107,6 +110,7 @@ class ChatClient:
         provider: str | None = None,
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         fallback_after: float = DEFAULT_FALLBACK_AFTER,
+        prices: bool | None = None,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -143,6 +147,10 @@ class ChatClient:
         if not fallback_after >= 0:
             raise ValueError(f"fallback_after must be >= 0 seconds, got {fallback_after}")
         self.fallback_after = fallback_after
+        if prices and not price_table_installed():
+            raise ImportError("prices=True needs the price table: pip install 'asyncgen[prices]'")
+        use_table = price_table_installed() if prices is None else prices
+        self._prices = PriceTable(provider, self.base_url) if use_table else None
         self._seeded = False
         self._traffic = Traffic(
             rate_limit=rate_limit,
@@ -324,10 +332,17 @@ class ChatClient:
         try:
             if reply.status >= 300:
                 raise self._error(reply, model)
-            return parse_completion(reply, model=model, latency=latency)
+            completion = parse_completion(reply, model=model, latency=latency)
         except InsufficientCreditsError as exc:
             self._note_out_of_credits(exc)
             raise
+        usage = completion.usage
+        if usage.cost is None and self._prices is not None:
+            cost = self._prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+            if cost is not None:
+                priced = usage.model_copy(update={"cost": cost, "cost_source": "table"})
+                completion = completion.model_copy(update={"usage": priced})
+        return completion
 
     # -- traffic -------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class Budget:
     max_tokens: int | None = None
     cost: float = 0.0
     tokens: int = 0
+    unpriced: int = 0  # answers of unknown cost (not in ``cost``)
 
     def __post_init__(self) -> None:
         for name in ("max_cost", "max_tokens"):
@@ -85,6 +86,11 @@ class Budget:
                 raise ValueError(f"{name} must be > 0, got {value}")
 
     def spend(self, completion: Completion) -> None:
+        if completion.usage.cost is None and self.max_cost is not None and not self.unpriced:
+            _log.warning("cost_unknown", model=completion.model,
+                         action="max_cost cannot count this model's answers: install "
+                         "asyncgen[prices], or use max_tokens")  # fmt: skip
+        self.unpriced += completion.usage.cost is None
         self.cost += completion.usage.cost or 0.0
         self.tokens += completion.usage.total_tokens
 

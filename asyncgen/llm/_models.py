@@ -43,7 +43,11 @@ def _lone_surrogate(value: Any) -> str | None:
 
 
 class Usage(BaseModel):
-    """Tokens (and cost, when the provider reports it) spent by one completion."""
+    """Tokens and cost spent by one completion.
+
+    ``cost`` is the provider's figure (OpenRouter), else the price table's
+    (``cost_source="table"``, with ``asyncgen[prices]``), else None: unknown, not 0.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -51,6 +55,7 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     total_tokens: int = 0
     cost: float | None = None
+    cost_source: str | None = None
 
     def __add__(self, other: Usage) -> Usage:
         """Two completions' usage together (a cost only one reported is kept)."""
@@ -60,6 +65,7 @@ class Usage(BaseModel):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             cost=sum(costs) if costs else None,
+            cost_source=self.cost_source or other.cost_source,
         )
 
 

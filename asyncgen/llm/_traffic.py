@@ -42,6 +42,7 @@ class ClientStatistics:
     cost: float
     paused_seconds: float
     open_circuits: tuple[str, ...]
+    unpriced: int = 0  # answers whose cost is unknown (not in ``cost``)
 
 
 @dataclass(slots=True)
@@ -76,6 +77,7 @@ class Traffic:
             (
                 "requests",
                 "succeeded",
+                "unpriced",
                 "failed",
                 "rate_limited",
                 "retries",
@@ -211,7 +213,10 @@ class Traffic:
         self._counts["succeeded"] += 1
         self._counts["prompt"] += usage.prompt_tokens
         self._counts["completion"] += usage.completion_tokens
-        self._cost += usage.cost or 0.0
+        if usage.cost is None:
+            self._counts["unpriced"] += 1
+        else:
+            self._cost += usage.cost
         if ticket.limiter is not None and ticket.booking is not None:
             booking = ticket.booking
             ticket.limiter.settle(booking, usage.total_tokens or booking.tokens)
@@ -237,4 +242,5 @@ class Traffic:
             cost=round(self._cost, 10),
             paused_seconds=round(self.pauses.waited, 3),
             open_circuits=tuple(m for m, b in self._breakers.items() if b.state != "closed"),
+            unpriced=c["unpriced"],
         )

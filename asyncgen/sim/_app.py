@@ -254,7 +254,7 @@ class SimApp:
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
-                "cost": round(cost, 10),
+                **({"cost": round(cost, 10)} if profile.report_cost else {}),
             },
         }
 

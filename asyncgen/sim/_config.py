@@ -65,6 +65,8 @@ class ModelProfile(BaseModel):
             seconds and retry-after-ms), ``retry-after``, ``retry-after-ms`` or ``none``.
         max_concurrency: Requests of this model allowed in flight at once; beyond it,
             429 without Retry-After (as providers with concurrency limits answer).
+        report_cost: Put ``usage.cost`` in answers (as OpenRouter does); False: leave it
+            out (as OpenAI does).
         replies: Answers in turn, one per request to the model (the last repeats once
             they run out); ``{model}`` and ``{prompt}`` are filled in. Wins over ``reply``.
             For answers that go wrong N times, then right.
@@ -87,6 +89,7 @@ class ModelProfile(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
     reply: str | None = None
     replies: list[str] | None = Field(default=None, min_length=1)
+    report_cost: bool = True
     faults: list[Fault] = Field(default_factory=list)
     price_per_token: float = Field(default=1e-6, ge=0.0)
 

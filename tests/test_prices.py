@@ -1,0 +1,97 @@
+"""Prices: the provider's cost when it reports one, else the price table's, else unknown
+(never 0), counted by max_cost and shown as such."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from genai_prices import Usage as TableUsage
+from genai_prices import calc_price
+
+from asyncgen import BudgetExceededError, ChatClient, GenerationJob, generate
+from asyncgen.sim import ModelProfile, SimConfig
+from asyncgen.testing import SimServer
+
+
+def silent_about_cost(sim: SimServer, price: float = 0.0) -> None:
+    """Answers without usage.cost, as OpenAI's and DeepSeek's are."""
+    sim.configure(SimConfig(default=ModelProfile(report_cost=False, price_per_token=price)))
+
+
+async def test_the_table_prices_a_known_model(sim: SimServer) -> None:
+    silent_about_cost(sim)
+    client = ChatClient(sim.base_url, provider="openai")
+    (result,) = await generate([GenerationJob(model="gpt-4o-mini", prompt="hello there")],
+                               client=client)  # fmt: skip
+    await client.aclose()
+    usage = result.completion.usage  # type: ignore[union-attr]
+    expected = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
+                                     output_tokens=usage.completion_tokens),
+                          "gpt-4o-mini", provider_id="openai")  # fmt: skip
+    assert usage.cost == pytest.approx(float(expected.total_price))
+    assert usage.cost > 0
+    assert usage.cost_source == "table"
+    assert client.statistics().cost == pytest.approx(usage.cost)
+    assert client.statistics().unpriced == 0
+
+
+async def test_an_unknown_model_is_unknown_not_free(sim: SimServer) -> None:
+    silent_about_cost(sim)
+    client = ChatClient(sim.base_url, provider="openai")
+    (result,) = await generate([GenerationJob(model="no-such-model-xyz", prompt="hi")],
+                               client=client)  # fmt: skip
+    await client.aclose()
+    assert result.completion is not None
+    assert result.completion.usage.cost is None
+    stats = client.statistics()
+    assert (stats.unpriced, stats.cost) == (1, 0)
+
+
+async def test_the_provider_s_own_cost_wins(sim: SimServer) -> None:
+    sim.configure(SimConfig(default=ModelProfile(price_per_token=1e-6)))  # reports cost
+    client = ChatClient(sim.base_url, provider="openai")
+    (result,) = await generate([GenerationJob(model="gpt-4o-mini", prompt="hi")], client=client)
+    await client.aclose()
+    assert result.completion is not None
+    assert result.completion.usage.cost == pytest.approx(sim.stats()["spent"])
+    assert result.completion.usage.cost_source is None
+
+
+async def test_max_cost_counts_table_prices(sim: SimServer) -> None:
+    """gpt-4o with long answers: the table's prices reach max_cost, the rest is not sent."""
+    sim.configure(SimConfig(default=ModelProfile(report_cost=False, reply="word " * 2000)))
+    client = ChatClient(sim.base_url, provider="openai")
+    jobs = [GenerationJob(model="gpt-4o", prompt=f"essay {i}") for i in range(20)]
+    results = await generate(jobs, client=client, concurrency=1, max_cost=0.02)
+    await client.aclose()
+    sent = sim.stats()["requests"]["gpt-4o"]
+    assert 1 <= sent < 20
+    assert sum(isinstance(r.error, BudgetExceededError) for r in results) == 20 - sent
+
+
+async def test_prices_can_be_turned_off(sim: SimServer) -> None:
+    silent_about_cost(sim)
+    client = ChatClient(sim.base_url, provider="openai", prices=False)
+    (result,) = await generate([GenerationJob(model="gpt-4o-mini", prompt="hi")], client=client)
+    await client.aclose()
+    assert result.completion is not None
+    assert result.completion.usage.cost is None
+
+
+def test_the_cli_summary_says_unknown(sim: SimServer, tmp_path: Path) -> None:
+    silent_about_cost(sim)
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps({"id": "1", "model": "no-such-model-xyz", "prompt": "hi"}) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "o.jsonl"),
+         "--base-url", sim.base_url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    cost_line = next(line for line in done.stdout.splitlines() if "summary: cost" in line)
+    assert "unknown" in cost_line
+    assert "$0.0000" not in cost_line
