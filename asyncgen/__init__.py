@@ -74,6 +74,7 @@ if _typing.TYPE_CHECKING:
     from .llm import JobStarted as JobStarted
     from .llm import JobSucceeded as JobSucceeded
     from .llm import KeyInfo as KeyInfo
+    from .llm import Stream as Stream
     from .llm import Usage as Usage
     from .llm import fan_out as fan_out
     from .llm import generate as generate
@@ -125,6 +126,7 @@ _EXPORTS: dict[str, str] = {
     "JobQueue": ".queue",
     "JobRecord": ".queue",
     "JobFellBack": ".llm",
+    "Stream": ".llm",
     "JobRetrying": ".llm",
     "JobStarted": ".llm",
     "JobState": ".queue",
@@ -216,6 +218,7 @@ __all__ = [
     "Settings",
     "SharedRateLimiter",
     "StoreError",
+    "Stream",
     "TaskFailure",
     "TransientError",
     "UnsupportedServerError",

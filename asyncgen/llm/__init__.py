@@ -22,6 +22,7 @@ from ._models import GenerationJob as GenerationJob
 from ._models import GenerationResult as GenerationResult
 from ._models import KeyInfo as KeyInfo
 from ._models import Usage as Usage
+from ._stream import Stream as Stream
 from ._traffic import ClientStatistics as ClientStatistics
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "JobStarted",
     "JobSucceeded",
     "KeyInfo",
+    "Stream",
     "Usage",
     "fan_out",
     "generate",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,8 +27,17 @@ from ._mapping import error_for_status, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
+from ._stream import DEFAULT_STALL_TIMEOUT, Stream
 from ._traffic import ClientStatistics, Traffic
-from ._transport import Options, Reply, Transport, encode_json, open_transport, require_aiohttp
+from ._transport import (
+    Options,
+    Reply,
+    StreamReply,
+    Transport,
+    encode_json,
+    open_transport,
+    require_aiohttp,
+)
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -320,6 +330,64 @@ class ChatClient:
         finally:
             self._traffic.finish(ticket, completion=completion, error=error)
 
+    def stream(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        **params: Any,
+    ) -> Stream:
+        """Send one chat request and read the answer as it is generated.
+
+        ``async for delta in client.stream(model, messages): ...`` yields the text as it
+        arrives; afterwards ``stream.completion`` is the whole answer (usage when the
+        provider sends it: asked for with ``stream_options.include_usage``; time to first
+        token in ``first_token``). It passes the same traffic controls as :meth:`chat`
+        (breaker, pauses, rate limiter). Errors are typed as for :meth:`chat`; a stream
+        that sends nothing for ``stall_timeout`` seconds raises RequestTimeoutError.
+        Not retried here: a caller that has shown part of an answer decides.
+        """
+        if not stall_timeout > 0:
+            raise ValueError(f"stall_timeout must be > 0 seconds, got {stall_timeout}")
+        options = {"include_usage": True, **params.get("stream_options", {})}
+        wire = {**params, "stream": True, "stream_options": options}
+        body = encode_json({"model": model, "messages": messages, **wire})
+        ticket: list[Any] = []
+
+        @contextlib.asynccontextmanager
+        async def opener() -> AsyncIterator[StreamReply]:
+            ticket.append(await self._traffic.admit(model, messages, params, self.rate_limit,
+                                                    max_pause=DEFAULT_MAX_RETRY_AFTER))  # fmt: skip
+            async with self._pool().stream("POST", self._completions_url, body,
+                                           what=model) as reply:  # fmt: skip
+                self._traffic.note_headers(model, reply.headers, max_pause=DEFAULT_MAX_RETRY_AFTER)
+                yield reply
+
+        def finished(
+            completion: Completion | None, error: BaseException | None
+        ) -> Completion | None:
+            if completion is not None:
+                completion = self._priced(model, completion)
+            if isinstance(error, InsufficientCreditsError):
+                self._note_out_of_credits(error)
+            if ticket:
+                first = completion.first_token if completion is not None else None
+                self._traffic.finish(ticket[0], completion=completion, error=error,
+                                     first_token=first)  # fmt: skip
+            return completion
+
+        return Stream(model, opener, stall_timeout=stall_timeout, finished=finished)
+
+    def _priced(self, model: str, completion: Completion) -> Completion:
+        usage = completion.usage
+        if usage.cost is None and self._prices is not None:
+            cost = self._prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
+            if cost is not None:
+                priced = usage.model_copy(update={"cost": cost, "cost_source": "table"})
+                return completion.model_copy(update={"usage": priced})
+        return completion
+
     async def _send(
         self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], *,
         max_pause: float,
@@ -336,13 +404,7 @@ class ChatClient:
         except InsufficientCreditsError as exc:
             self._note_out_of_credits(exc)
             raise
-        usage = completion.usage
-        if usage.cost is None and self._prices is not None:
-            cost = self._prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
-            if cost is not None:
-                priced = usage.model_copy(update={"cost": cost, "cost_source": "table"})
-                completion = completion.model_copy(update={"usage": priced})
-        return completion
+        return self._priced(model, completion)
 
     # -- traffic -------------------------------------------------------------------
 

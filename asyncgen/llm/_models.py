@@ -79,6 +79,9 @@ class Completion(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     model: str
     latency: float = Field(description="Seconds from sending the request to the answer.")
+    first_token: float | None = Field(
+        default=None, description="Streamed answers: seconds from sending to the first text."
+    )
     id: str | None = None
 
 

@@ -43,6 +43,7 @@ class ClientStatistics:
     paused_seconds: float
     open_circuits: tuple[str, ...]
     unpriced: int = 0  # answers whose cost is unknown (not in ``cost``)
+    mean_first_token: float | None = None  # streamed answers: mean seconds to first text
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class Traffic:
                 "requests",
                 "succeeded",
                 "unpriced",
+                "streams",
                 "failed",
                 "rate_limited",
                 "retries",
@@ -88,6 +90,7 @@ class Traffic:
             0,
         )
         self._cost = 0.0
+        self._first_token = 0.0  # seconds to first token, summed over streams
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker for ``model`` (made on first use)."""
@@ -169,10 +172,14 @@ class Traffic:
             self.pause(model, wait, reason, limit=max_pause, scope=scope)
 
     def finish(
-        self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None
-    ) -> None:
-        """Report how an admitted request ended."""
+        self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None,
+        first_token: float | None = None,
+    ) -> None:  # fmt: skip
+        """Report how an admitted request ended (a stream: with its time to first token)."""
         self._counts["in_flight"] -= 1
+        if first_token is not None:
+            self._counts["streams"] += 1
+            self._first_token += first_token
         breaker = self.breaker(ticket.model)
         overloaded = isinstance(error, RateLimitedError)
         if completion is not None:
@@ -243,4 +250,5 @@ class Traffic:
             paused_seconds=round(self.pauses.waited, 3),
             open_circuits=tuple(m for m, b in self._breakers.items() if b.state != "closed"),
             unpriced=c["unpriced"],
+            mean_first_token=(round(self._first_token / c["streams"], 4) if c["streams"] else None),
         )

@@ -10,9 +10,10 @@ else crosses this line, so the client and the error mapping are the same on both
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +58,17 @@ class Reply:
         return self.content.decode("utf-8", errors="replace")
 
 
+class StreamReply(Protocol):
+    """A response being read as it arrives."""
+
+    status: int
+    headers: Mapping[str, str]
+
+    async def read(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[bytes]: ...
+
+
 class Transport(Protocol):
     """Sends one request on a pooled connection; failures already asyncgen errors."""
 
@@ -65,6 +77,10 @@ class Transport(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    def stream(
+        self, method: str, url: str, body: bytes | None, *, what: str
+    ) -> contextlib.AbstractAsyncContextManager[StreamReply]: ...
 
     @property
     def is_closed(self) -> bool: ...
@@ -111,8 +127,34 @@ class HttpxTransport:
             raise map_httpx_error(exc, what=what, timeout=self._timeout) from exc
         return Reply(response.status_code, response.headers, response.content)
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: str, body: bytes | None, *, what: str
+    ) -> AsyncIterator[StreamReply]:
+        """Send, and read the answer as it comes (server-sent events)."""
+        headers = {**JSON_HEADERS, "Accept": "text/event-stream"}
+        try:
+            async with self._pool.stream(method, url, content=body, headers=headers) as response:
+                yield _HttpxStream(response, what, self._timeout)
+        except httpx.TransportError as exc:
+            raise map_httpx_error(exc, what=what, timeout=self._timeout) from exc
+
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+class _HttpxStream:
+    def __init__(self, response: httpx.Response, what: str, timeout: float) -> None:
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        async for line in self._response.aiter_lines():
+            yield line.encode()
 
 
 def map_httpx_error(exc: httpx.TransportError, *, what: str, timeout: float) -> AsyncGenError:
@@ -200,8 +242,42 @@ class AiohttpTransport:
             message = f"{what}: connection failed ({type(exc).__name__}: {_detail(exc)})"
             raise ConnectionFailedError(message) from exc
 
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, method: str, url: str, body: bytes | None, *, what: str
+    ) -> AsyncIterator[StreamReply]:
+        """Send, and read the answer as it comes (server-sent events)."""
+        headers = {**JSON_HEADERS, "Accept": "text/event-stream"}
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                yield _AiohttpStream(response)
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"{what}: no answer in time (timeout {self._timeout:g} s)"
+            ) from exc
+        except (self._aiohttp.ClientError, OSError) as exc:
+            message = f"{what}: connection failed ({type(exc).__name__}: {_detail(exc)})"
+            raise ConnectionFailedError(message) from exc
+
     async def aclose(self) -> None:
         await self._session.close()
+
+
+class _AiohttpStream:
+    def __init__(self, response: Any) -> None:
+        self.status: int = response.status
+        self.headers: Mapping[str, str] = response.headers
+        self._response = response
+
+    async def read(self) -> bytes:
+        content: bytes = await self._response.read()
+        return content
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        async for line in self._response.content:
+            yield line.rstrip(b"\r\n")
 
 
 def open_transport(backend: str, options: Options) -> Transport:

@@ -7,6 +7,7 @@ import collections
 import json
 import math
 import random
+import re
 import time
 import uuid
 from collections import Counter
@@ -115,6 +116,7 @@ class SimApp:
         try:
             request = json.loads(body)
             model = str(request["model"])
+            stream = bool(request.get("stream"))
             messages = request["messages"]
             prompt = str(messages[-1].get("content", "")) if messages else ""
             cost = estimate_charge(messages, request)
@@ -130,11 +132,13 @@ class SimApp:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await self._answer(model, prompt, send, cost)
+            await self._answer(model, prompt, send, cost, stream=stream)
         finally:
             self.in_flight -= 1
 
-    async def _answer(self, model: str, prompt: str, send: Send, cost: int) -> None:
+    async def _answer(
+        self, model: str, prompt: str, send: Send, cost: int, *, stream: bool = False
+    ) -> None:
         if self.spent >= self.config.credits:  # the account is empty, as OpenRouter says
             await self._error(send, 402, "insufficient_credits",
                               "Insufficient credits: add more at /settings/credits")  # fmt: skip
@@ -146,15 +150,16 @@ class SimApp:
                 return
             self.model_in_flight[model] += 1
             try:
-                await self._limited(model, prompt, profile, send, cost)
+                await self._limited(model, prompt, profile, send, cost, stream)
             finally:
                 self.model_in_flight[model] -= 1
             return
-        await self._limited(model, prompt, profile, send, cost)
+        await self._limited(model, prompt, profile, send, cost, stream)
 
     async def _limited(
-        self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int
-    ) -> None:
+        self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int,
+        stream: bool = False,
+    ) -> None:  # fmt: skip
         limiter = self.limiters.get(model)
         if limiter is None:
             limiter = self.limiters[model] = make_limiter(profile.limiter)
@@ -164,6 +169,9 @@ class SimApp:
             await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
             return
         fault = self._fault(model, profile)
+        mid_stream = fault if fault is not None and fault.kind.startswith("stream_") else None
+        if mid_stream is not None:  # only a streamed answer can break half-way
+            fault = None
         # Failures take the model's time too, as a real upstream's 503 does.
         delay = profile.latency + profile.latency_spread * (2 * self.rng.random() - 1)
         await asyncio.sleep(max(0.0, delay))
@@ -174,7 +182,41 @@ class SimApp:
             return
         completion = self._completion(model, prompt, profile)
         limiter.correct(profile, admitted, completion["usage"]["total_tokens"] - cost)
-        await _json(send, 200, completion)
+        if stream:
+            await self._stream(send, completion, profile, mid_stream)
+        else:
+            await _json(send, 200, completion)
+
+    async def _stream(
+        self, send: Send, completion: dict[str, Any], profile: ModelProfile, fault: Fault | None
+    ) -> None:
+        """The answer as server-sent events: one chunk per word, at the profile's rate;
+        a usage chunk, then [DONE]."""
+        text = completion["choices"][0]["message"]["content"]
+        words = re.findall(r"\S+\s*|\s+", text) or [""]
+        head = {key: completion[key] for key in ("id", "created", "model")}
+        head["object"] = "chat.completion.chunk"
+        headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        gap = 1.0 / profile.tokens_per_second if profile.tokens_per_second else 0.0
+        for number, word in enumerate(words):
+            if fault is not None and number == max(1, len(words) // 2):
+                if fault.kind == "stream_stall":
+                    self.statuses["stream-stall"] += 1
+                    await asyncio.sleep(fault.stall_seconds)
+                else:
+                    self.statuses["stream-reset"] += 1
+                    raise _Reset("simulated connection reset mid-stream")
+            delta = {"content": word} if number else {"role": "assistant", "content": word}
+            await _event(send, {**head, "choices": [{"index": 0, "delta": delta,
+                                                     "finish_reason": None}]})  # fmt: skip
+            if gap and number < len(words) - 1:
+                await asyncio.sleep(gap)
+        await _event(
+            send, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        )
+        await _event(send, {**head, "choices": [], "usage": completion["usage"]})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     def _fault(self, model: str, profile: ModelProfile) -> Fault | None:
         for fault in profile.faults:
@@ -276,6 +318,11 @@ async def _read_body(receive: Receive) -> bytes:
         chunks.append(message.get("body", b""))
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+async def _event(send: Send, payload: dict[str, Any]) -> None:
+    body = b"data: " + json.dumps(payload).encode() + b"\n\n"
+    await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
 async def _json(

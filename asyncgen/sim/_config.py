@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["Fault", "ModelProfile", "SimConfig"]
 
-FaultKind = Literal["status", "error_body", "malformed", "no_choices", "reset", "stall"]
+FaultKind = Literal["status", "error_body", "malformed", "no_choices", "reset", "stall",
+                    "stream_reset", "stream_stall"]  # fmt: skip
 
 
 class Fault(BaseModel):
@@ -18,7 +19,9 @@ class Fault(BaseModel):
         kind: ``status`` (an HTTP error such as 503, 402 or 429), ``error_body`` (200
             with ``{"error": ...}``, as OpenRouter does), ``malformed`` (200, not JSON),
             ``no_choices`` (200, empty choices), ``reset`` (the connection is dropped
-            before the answer completes) or ``stall`` (no answer for ``stall_seconds``).
+            before the answer completes) or ``stall`` (no answer for ``stall_seconds``);
+            for streamed answers only, half-way through the text: ``stream_reset`` (the
+            connection is dropped) or ``stream_stall`` (silence for ``stall_seconds``).
         status: The HTTP status for ``status``; the error code for ``error_body``.
         code: The ``error.code`` / ``error.type`` string (e.g. ``insufficient_quota``).
         message: The error message in the body.
@@ -65,6 +68,8 @@ class ModelProfile(BaseModel):
             seconds and retry-after-ms), ``retry-after``, ``retry-after-ms`` or ``none``.
         max_concurrency: Requests of this model allowed in flight at once; beyond it,
             429 without Retry-After (as providers with concurrency limits answer).
+        tokens_per_second: Streamed answers (``stream: true``, server-sent events) send
+            their words at this rate after ``latency`` (0: all at once).
         report_cost: Put ``usage.cost`` in answers (as OpenRouter does); False: leave it
             out (as OpenAI does).
         replies: Answers in turn, one per request to the model (the last repeats once
@@ -90,6 +95,7 @@ class ModelProfile(BaseModel):
     reply: str | None = None
     replies: list[str] | None = Field(default=None, min_length=1)
     report_cost: bool = True
+    tokens_per_second: float = Field(default=0.0, ge=0.0)
     faults: list[Fault] = Field(default_factory=list)
     price_per_token: float = Field(default=1e-6, ge=0.0)
 

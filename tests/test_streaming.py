@@ -1,0 +1,112 @@
+"""Streaming against the simulator over real sockets: deltas arrive as they are made, the
+whole answer and usage come after, a reset or a stall mid-stream is a typed error."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterable
+
+import pytest
+
+import asyncgen
+from asyncgen import ChatClient, ConnectionFailedError, RequestTimeoutError, ServerError
+from asyncgen.sim import Fault, ModelProfile, SimConfig
+from asyncgen.testing import SimServer
+
+TEXT = "one two three four five six seven eight nine ten"
+HI = [{"role": "user", "content": "count"}]
+
+
+def streaming(sim: SimServer, *faults: Fault, rate: float = 20.0, latency: float = 0.0) -> None:
+    profile = ModelProfile(reply=TEXT, tokens_per_second=rate, latency=latency,
+                           faults=list(faults))  # fmt: skip
+    sim.configure(SimConfig(default=profile))
+
+
+async def drain(stream: AsyncIterable[str], into: list[str] | None = None) -> None:
+    """Read a stream to its end, keeping the deltas in ``into``."""
+    async for delta in stream:
+        if into is not None:
+            into.append(delta)
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_deltas_arrive_as_they_are_generated(sim: SimServer, backend: str) -> None:
+    """Ten words at 20 a second: the first arrives long before the last is made."""
+    streaming(sim, latency=0.1)
+    client = ChatClient(sim.base_url, backend=backend)  # type: ignore[arg-type]
+    stream = client.stream("m", HI)
+    began = time.monotonic()
+    arrivals: list[tuple[float, str]] = []
+    async for delta in stream:
+        arrivals.append((time.monotonic() - began, delta))
+    await client.aclose()
+    assert "".join(d for _, d in arrivals) == TEXT
+    assert len(arrivals) == 10
+    first, last = arrivals[0][0], arrivals[-1][0]
+    assert last - first > 0.3  # nine gaps of 50 ms: spread out, not one lump
+    assert first < last / 2
+    completion = stream.completion
+    assert completion is not None
+    assert completion.text == TEXT
+    assert completion.finish_reason == "stop"
+    assert completion.usage.total_tokens > 0  # the usage chunk
+    assert completion.first_token is not None
+    assert 0.08 < completion.first_token < completion.latency
+    stats = client.statistics()
+    assert (stats.succeeded, stats.mean_first_token is not None) == (1, True)
+
+
+async def test_a_reset_mid_stream_is_a_connection_error(sim: SimServer) -> None:
+    streaming(sim, Fault(kind="stream_reset"))
+    client = ChatClient(sim.base_url)
+    stream = client.stream("m", HI)
+    got: list[str] = []
+    with pytest.raises(ConnectionFailedError):
+        await drain(stream, got)
+    await client.aclose()
+    assert 0 < len(got) < 10  # part of the answer came before the break
+    assert stream.completion is None
+    assert client.statistics().failed == 1
+
+
+async def test_a_stall_mid_stream_times_out(sim: SimServer) -> None:
+    streaming(sim, Fault(kind="stream_stall", stall_seconds=30))
+    client = ChatClient(sim.base_url)
+    began = time.monotonic()
+    with pytest.raises(RequestTimeoutError, match=r"went silent for 0\.5 s"):
+        await drain(client.stream("m", HI, stall_timeout=0.5))
+    await client.aclose()
+    assert time.monotonic() - began < 10
+
+
+async def test_an_error_status_before_the_stream_is_typed(sim: SimServer) -> None:
+    streaming(sim, Fault(kind="status", status=503))
+    client = ChatClient(sim.base_url)
+    with pytest.raises(ServerError, match="HTTP 503"):
+        await drain(client.stream("m", HI))
+    await client.aclose()
+
+
+async def test_a_stream_is_iterated_once(sim: SimServer) -> None:
+    streaming(sim, rate=0)
+    client = ChatClient(sim.base_url)
+    stream = client.stream("m", HI)
+    assert [d async for d in stream]
+    with pytest.raises(RuntimeError, match="iterated once"):
+        await drain(stream)
+    await client.aclose()
+
+
+def test_sync_code_streams_too(sim: SimServer) -> None:
+    """The blocking twin yields each delta as it comes; breaking early closes it."""
+    streaming(sim, rate=50)
+    client = ChatClient(sim.base_url)
+    assert "".join(asyncgen.sync.stream(client, "m", HI)) == TEXT
+    first_two = []
+    for delta in asyncgen.sync.stream(client, "m", HI):
+        first_two.append(delta)
+        if len(first_two) == 2:
+            break
+    assert first_two == ["one ", "two "]
+    client.close()
