@@ -43,6 +43,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import ResultNotStorableError as ResultNotStorableError
     from ._errors import ServerError as ServerError
     from ._errors import StoreError as StoreError
+    from ._errors import StreamInterruptedError as StreamInterruptedError
     from ._errors import TransientError as TransientError
     from ._errors import UnsupportedServerError as UnsupportedServerError
     from ._errors import ValidationFailedError as ValidationFailedError
@@ -73,6 +74,7 @@ if _typing.TYPE_CHECKING:
     from .llm import JobRetrying as JobRetrying
     from .llm import JobStarted as JobStarted
     from .llm import JobSucceeded as JobSucceeded
+    from .llm import JobToken as JobToken
     from .llm import KeyInfo as KeyInfo
     from .llm import Stream as Stream
     from .llm import Usage as Usage
@@ -127,6 +129,7 @@ _EXPORTS: dict[str, str] = {
     "JobRecord": ".queue",
     "JobFellBack": ".llm",
     "Stream": ".llm",
+    "JobToken": ".llm",
     "JobRetrying": ".llm",
     "JobStarted": ".llm",
     "JobState": ".queue",
@@ -145,6 +148,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "._settings",
     "SharedRateLimiter": "._shared_limit",
     "StoreError": "._errors",
+    "StreamInterruptedError": "._errors",
     "TransientError": "._errors",
     "UnsupportedServerError": "._errors",
     "Usage": ".llm",
@@ -204,6 +208,7 @@ __all__ = [
     "JobState",
     "JobSucceeded",
     "JobTimeoutError",
+    "JobToken",
     "KeyInfo",
     "Outcome",
     "PermanentError",
@@ -219,6 +224,7 @@ __all__ = [
     "SharedRateLimiter",
     "StoreError",
     "Stream",
+    "StreamInterruptedError",
     "TaskFailure",
     "TransientError",
     "UnsupportedServerError",

@@ -17,6 +17,7 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── AuthenticationError        401, 403
         ├── BadRequestError            other 4xx
         ├── ValidationFailedError      the answer failed the caller's validation
+        ├── StreamInterruptedError     a stream broke after text was delivered (not retried)
         ├── DeadlineExceededError      also a builtin TimeoutError
         ├── CircuitOpenError           the model's circuit breaker is open
         ├── BudgetExceededError        the batch's max_cost / max_tokens was reached
@@ -51,6 +52,7 @@ __all__ = [
     "ResultNotStorableError",
     "ServerError",
     "StoreError",
+    "StreamInterruptedError",
     "TransientError",
     "UnsupportedServerError",
     "ValidationFailedError",
@@ -183,6 +185,11 @@ class ValidationFailedError(PermanentError):
 
     def _state(self) -> dict[str, Any]:
         return {"status": self.status, "text": self.text, "errors": self.errors}
+
+
+class StreamInterruptedError(PermanentError):
+    """A streamed answer broke after part of it was delivered: not retried, since the
+    caller has already shown or used that part."""
 
 
 class DeadlineExceededError(PermanentError, TimeoutError):

@@ -34,6 +34,7 @@ PERMANENT = [
     "ResultNotStorableError",
     "UnsupportedServerError",
     "StoreError",
+    "StreamInterruptedError",
 ]
 
 

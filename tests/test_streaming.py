@@ -9,12 +9,23 @@ from collections.abc import AsyncIterable
 import pytest
 
 import asyncgen
-from asyncgen import ChatClient, ConnectionFailedError, RequestTimeoutError, ServerError
+from asyncgen import (
+    ChatClient,
+    ConnectionFailedError,
+    GenerationJob,
+    JobToken,
+    RequestTimeoutError,
+    RetryPolicy,
+    ServerError,
+    StreamInterruptedError,
+    generate,
+)
 from asyncgen.sim import Fault, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
 
 TEXT = "one two three four five six seven eight nine ten"
 HI = [{"role": "user", "content": "count"}]
+FAST = RetryPolicy(max_attempts=3, base_delay=0.01, jitter=0)
 
 
 def streaming(sim: SimServer, *faults: Fault, rate: float = 20.0, latency: float = 0.0) -> None:
@@ -110,3 +121,43 @@ def test_sync_code_streams_too(sim: SimServer) -> None:
             break
     assert first_two == ["one ", "two "]
     client.close()
+
+
+async def test_a_streamed_job_hands_its_text_to_on_event(sim: SimServer) -> None:
+    """generate with stream=True: JobToken events in order, before the job ends; the
+    result has the whole text and the time to first token."""
+    streaming(sim, rate=50)
+    client = ChatClient(sim.base_url)
+    events: list[object] = []
+    job = GenerationJob(model="m", prompt="count", stream=True)
+    (result,) = await generate([job], client=client, on_event=events.append)
+    await client.aclose()
+    tokens = [e.text for e in events if isinstance(e, JobToken)]
+    assert "".join(tokens) == TEXT == result.text
+    kinds = [type(e).__name__ for e in events]
+    assert kinds.index("JobToken") < kinds.index("JobSucceeded")
+    assert result.completion is not None
+    assert result.completion.first_token is not None
+
+
+async def test_a_stream_broken_before_any_text_is_retried(sim: SimServer) -> None:
+    streaming(sim, Fault(kind="status", status=503, first=1), rate=0)
+    client = ChatClient(sim.base_url)
+    job = GenerationJob(model="m", prompt="count", stream=True)
+    (result,) = await generate([job], client=client, retry=FAST)
+    await client.aclose()
+    assert (result.ok, result.attempts) == (True, 2)
+
+
+async def test_a_stream_broken_after_some_text_is_not_retried(sim: SimServer) -> None:
+    streaming(sim, Fault(kind="stream_reset"), rate=0)
+    client = ChatClient(sim.base_url)
+    tokens: list[str] = []
+    job = GenerationJob(model="m", prompt="count", stream=True)
+    (result,) = await generate([job], client=client, retry=FAST,
+                               on_event=lambda e: tokens.append(e.text)
+                               if isinstance(e, JobToken) else None)  # fmt: skip
+    await client.aclose()
+    assert isinstance(result.error, StreamInterruptedError)
+    assert result.attempts == 1
+    assert 0 < len(tokens) < 10

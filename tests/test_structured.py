@@ -142,3 +142,16 @@ def test_the_cli_schema_flag(sim: SimServer, tmp_path: Path) -> None:
     )  # fmt: skip
     assert bad.returncode == 2
     assert "cannot load shapes:Nobody" in bad.stderr
+
+
+async def test_client_chat_with_a_response_model(sim: SimServer) -> None:
+    replies(sim, "nope", GOOD)
+    client = ChatClient(sim.base_url)
+    completion = await client.chat("m", [{"role": "user", "content": "who?"}],
+                                   response_model=Person)  # fmt: skip
+    assert completion.parsed == Person(name="Ada", age=36)
+    replies(sim, "nope")
+    with pytest.raises(ValidationFailedError, match="after 1 re-ask"):
+        await client.chat("m", [{"role": "user", "content": "who?"}], response_model=Person,
+                          max_reasks=1)  # fmt: skip
+    await client.aclose()

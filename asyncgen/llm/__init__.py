@@ -12,6 +12,7 @@ from ._events import JobFellBack as JobFellBack
 from ._events import JobRetrying as JobRetrying
 from ._events import JobStarted as JobStarted
 from ._events import JobSucceeded as JobSucceeded
+from ._events import JobToken as JobToken
 from ._events import legacy_progress as legacy_progress
 from ._generate import fan_out as fan_out
 from ._generate import generate as generate
@@ -39,6 +40,7 @@ __all__ = [
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
+    "JobToken",
     "KeyInfo",
     "Stream",
     "Usage",

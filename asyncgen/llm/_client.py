@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import structlog
+from pydantic import BaseModel
 
 from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
@@ -20,11 +21,11 @@ from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, InsufficientCreditsError, InvalidResponseError
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
-from .._retry import DEFAULT_MAX_RETRY_AFTER
+from .._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
 from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import error_for_status, parse_completion
-from ._models import Completion, KeyInfo
+from ._models import Completion, GenerationJob, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
@@ -285,8 +286,21 @@ class ChatClient:
 
     # -- requests ------------------------------------------------------------------
 
-    async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Completion:
+    async def chat(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        *,
+        response_model: type[BaseModel] | None = None,
+        max_reasks: int = 2,
+        **params: Any,
+    ) -> Completion:
         """Send one chat completion request and return the answer.
+
+        With ``response_model`` the answer must be that pydantic model: its JSON schema
+        is sent, the answer parsed into ``completion.parsed``, and an answer that does
+        not fit re-asked with the errors at most ``max_reasks`` times (usage summed), as
+        for ``GenerationJob(response_model=...)``; then ValidationFailedError.
 
         The request first passes the client's traffic controls: the model's circuit
         breaker, any pause ordered by a 429 or by rate-limit headers, the RateLimiter,
@@ -295,13 +309,24 @@ class ChatClient:
         Args:
             model: The model id.
             messages: OpenAI-style chat messages.
+            response_model: A pydantic model the answer must be (see above).
+            max_reasks: Re-asks after an answer that does not fit ``response_model``.
             **params: Extra request fields (temperature, max_tokens, ...).
 
         Raises:
             TransientError: Rate limits, 5xx, timeouts, dropped connections, garbage.
             PermanentError: 402 (add credits), 401/403, other 4xx, an open circuit.
         """
-        return await self.chat_limited(model, messages, params, rate_limit=self.rate_limit)
+        if response_model is None:
+            return await self.chat_limited(model, messages, params, rate_limit=self.rate_limit)
+        from ._job import JobRun, JobRunner  # the runner imports this module
+
+        job = GenerationJob(model=model, messages=messages, params=params,
+                            response_model=response_model, max_reasks=max_reasks)  # fmt: skip
+        run = JobRun(0, job)
+        await JobRunner(self, retry=RetryPolicy.never(), stop_after_402=False).run(run)
+        assert run.completion is not None
+        return run.completion.model_copy(update={"parsed": run.parsed})
 
     async def chat_limited(
         self,
@@ -336,6 +361,8 @@ class ChatClient:
         messages: list[dict[str, Any]],
         *,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        rate_limit: RateLimiter | None = None,
+        max_pause: float = DEFAULT_MAX_RETRY_AFTER,
         **params: Any,
     ) -> Stream:
         """Send one chat request and read the answer as it is generated.
@@ -344,8 +371,9 @@ class ChatClient:
         arrives; afterwards ``stream.completion`` is the whole answer (usage when the
         provider sends it: asked for with ``stream_options.include_usage``; time to first
         token in ``first_token``). It passes the same traffic controls as :meth:`chat`
-        (breaker, pauses, rate limiter). Errors are typed as for :meth:`chat`; a stream
-        that sends nothing for ``stall_timeout`` seconds raises RequestTimeoutError.
+        (breaker, pauses, ``rate_limit`` or the client's). Errors are typed as for
+        :meth:`chat`; a stream that sends nothing for ``stall_timeout`` seconds raises
+        RequestTimeoutError.
         Not retried here: a caller that has shown part of an answer decides.
         """
         if not stall_timeout > 0:
@@ -357,11 +385,12 @@ class ChatClient:
 
         @contextlib.asynccontextmanager
         async def opener() -> AsyncIterator[StreamReply]:
-            ticket.append(await self._traffic.admit(model, messages, params, self.rate_limit,
-                                                    max_pause=DEFAULT_MAX_RETRY_AFTER))  # fmt: skip
+            limiter = rate_limit or self.rate_limit
+            ticket.append(await self._traffic.admit(model, messages, params, limiter,
+                                                    max_pause=max_pause))  # fmt: skip
             async with self._pool().stream("POST", self._completions_url, body,
                                            what=model) as reply:  # fmt: skip
-                self._traffic.note_headers(model, reply.headers, max_pause=DEFAULT_MAX_RETRY_AFTER)
+                self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
                 yield reply
 
         def finished(

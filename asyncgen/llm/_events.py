@@ -20,6 +20,7 @@ __all__ = [
     "JobRetrying",
     "JobStarted",
     "JobSucceeded",
+    "JobToken",
     "legacy_progress",
 ]
 
@@ -59,6 +60,15 @@ class ClientPaused:
     scope: str
     seconds: float
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobToken:
+    """Text of a streamed job (``stream=True``) as it arrives."""
+
+    index: int
+    job: GenerationJob
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +115,8 @@ class BatchProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
 
-Event = (JobStarted | JobRetrying | ClientPaused | JobFellBack | JobSucceeded | JobFailed
-         | BatchProgress)  # fmt: skip
+Event = (JobStarted | JobRetrying | ClientPaused | JobFellBack | JobToken | JobSucceeded
+         | JobFailed | BatchProgress)  # fmt: skip
 OnEvent = Callable[[Event], object]
 
 

@@ -22,7 +22,9 @@ from .._errors import (
     BudgetExceededError,
     CircuitOpenError,
     InsufficientCreditsError,
+    InvalidResponseError,
     RateLimitedError,
+    StreamInterruptedError,
     TransientError,
     ValidationFailedError,
 )
@@ -30,7 +32,7 @@ from .._logging import mask_secrets
 from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
-from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, OnEvent, emit
+from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
 
 __all__ = ["Budget", "JobRun", "JobRunner", "Validate", "strip_fences", "with_schema"]
@@ -225,11 +227,15 @@ class JobRunner:
     ) -> Completion:
         """One request; its usage is counted by the budget and added to the run's."""
         run.sent += 1
+        job = run.target or run.job
         try:
-            completion = await self.client.chat_limited(
-                (run.target or run.job).model, messages, params, rate_limit=self.rate_limit,
-                max_pause=self.policy.max_retry_after,
-            )  # fmt: skip
+            if job.stream:
+                completion = await self._streamed(run, job, messages, params)
+            else:
+                completion = await self.client.chat_limited(
+                    job.model, messages, params, rate_limit=self.rate_limit,
+                    max_pause=self.policy.max_retry_after,
+                )  # fmt: skip
         except RateLimitedError as exc:
             await self._paused(run)
             wait = exc.retry_after or 0.0
@@ -247,6 +253,29 @@ class JobRunner:
                 update={"usage": before.usage + completion.usage}
             )
         return completion
+
+    async def _streamed(
+        self, run: JobRun, job: GenerationJob, messages: list[dict[str, Any]],
+        params: dict[str, Any],
+    ) -> Completion:  # fmt: skip
+        """Stream the answer, handing each piece of text to ``on_event``; a break after
+        some text is StreamInterruptedError (not retried: the text is out already)."""
+        stream = self.client.stream(job.model, messages, rate_limit=self.rate_limit,
+                                    max_pause=self.policy.max_retry_after, **params)  # fmt: skip
+        delivered = 0
+        try:
+            async for text in stream:
+                delivered += 1
+                if self.on_event is not None:
+                    await emit(self.on_event, JobToken(run.index, run.job, text))
+        except (TransientError, InvalidResponseError) as exc:
+            if not delivered:
+                raise
+            raise StreamInterruptedError(
+                f"{job.model}: the stream broke after {delivered} piece(s) of text: {exc}"
+            ) from exc
+        assert stream.completion is not None
+        return stream.completion
 
     async def _parsed(
         self, run: JobRun, messages: list[dict[str, Any]], params: dict[str, Any],

@@ -82,6 +82,7 @@ class Completion(BaseModel):
     first_token: float | None = Field(
         default=None, description="Streamed answers: seconds from sending to the first text."
     )
+    parsed: Any = Field(default=None, description="``chat(response_model=...)``: the object.")
     id: str | None = None
 
 
@@ -128,6 +129,10 @@ class GenerationJob(BaseModel):
             paused (429) for longer than the client's ``fallback_after``; never after
             a 402, a validation failure or another permanent error. Default: the
             client's ``fallbacks`` for this model.
+        stream: Stream the answer: its text goes to ``on_event`` as JobToken events
+            as it arrives (time to first token in ``completion.first_token``). A stream
+            that breaks before any text is retried as usual; after some text it fails
+            with StreamInterruptedError (the text was already handed on).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -141,6 +146,7 @@ class GenerationJob(BaseModel):
     response_model: type[BaseModel] | None = Field(default=None, exclude=True)
     max_reasks: int = Field(default=2, ge=0, le=10)
     fallbacks: list[str] = Field(default_factory=list)
+    stream: bool = False
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> GenerationJob:
