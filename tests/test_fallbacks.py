@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from asyncgen import (
+    BudgetExceededError,
     ChatClient,
     Event,
     GenerationJob,
@@ -107,3 +108,18 @@ async def test_the_last_fallback_s_error_is_the_job_s(sim: SimServer) -> None:
     assert not result.ok
     assert [f["model"] for f in result.fell_back] == ["a"]
     assert "b:" in str(result.error)
+
+
+async def test_fallbacks_count_against_max_cost(sim: SimServer) -> None:
+    """A pricier fallback spends the batch's budget like any answer: once it is spent,
+    no job (or fallback) starts."""
+    sim.configure(SimConfig(models={"a": down(Fault(kind="status", status=503)),
+                                    "b": ModelProfile(price_per_token=0.001)}))  # fmt: skip
+    client = ChatClient(sim.base_url)
+    jobs = [GenerationJob(model="a", prompt=f"job {i}", fallbacks=["b"]) for i in range(5)]
+    results = await generate(jobs, client=client, concurrency=1, max_cost=0.001,
+                             retry=RetryPolicy.never())  # fmt: skip
+    await client.aclose()
+    assert results[0].answered_by == "b"
+    assert sim.stats()["requests"]["b"] == 1  # the budget was spent by the first fallback
+    assert all(isinstance(r.error, BudgetExceededError) for r in results[1:])
