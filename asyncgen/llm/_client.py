@@ -21,14 +21,15 @@ from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, InsufficientCreditsError, InvalidResponseError
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
-from .._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
+from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import error_for_status, parse_completion
-from ._models import Completion, GenerationJob, KeyInfo
+from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
+from ._structured import parse_with_reasks, schema_params
 from ._traffic import ClientStatistics, Traffic
 from ._transport import (
     Options,
@@ -319,14 +320,20 @@ class ChatClient:
         """
         if response_model is None:
             return await self.chat_limited(model, messages, params, rate_limit=self.rate_limit)
-        from ._job import JobRun, JobRunner  # the runner imports this module
+        wire = schema_params(response_model, params)
+        answers: list[Completion] = []
 
-        job = GenerationJob(model=model, messages=messages, params=params,
-                            response_model=response_model, max_reasks=max_reasks)  # fmt: skip
-        run = JobRun(0, job)
-        await JobRunner(self, retry=RetryPolicy.never(), stop_after_402=False).run(run)
-        assert run.completion is not None
-        return run.completion.model_copy(update={"parsed": run.parsed})
+        async def ask(conversation: list[dict[str, Any]]) -> Completion:
+            answers.append(await self.chat_limited(model, conversation, wire,
+                                                   rate_limit=self.rate_limit))  # fmt: skip
+            return answers[-1]
+
+        parsed = await parse_with_reasks(response_model, model, max_reasks, messages,
+                                         await ask(messages), ask)  # fmt: skip
+        usage = answers[0].usage
+        for answer in answers[1:]:
+            usage = usage + answer.usage
+        return answers[-1].model_copy(update={"parsed": parsed, "usage": usage})
 
     async def chat_limited(
         self,

@@ -9,14 +9,11 @@ answer's validation, and the job's events.
 from __future__ import annotations
 
 import inspect
-import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
 from .._errors import (
     BudgetExceededError,
@@ -34,35 +31,11 @@ from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
+from ._structured import parse_with_reasks, schema_params
 
-__all__ = ["Budget", "JobRun", "JobRunner", "Validate", "strip_fences", "with_schema"]
+__all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
 
-REASK = ("Your answer did not match the {model} JSON schema: {errors}. Answer again with "
-         "only the JSON object, matching the schema exactly.")  # fmt: skip
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _log = structlog.get_logger("asyncgen.generate")
-
-
-def with_schema(job: GenerationJob) -> dict[str, Any]:
-    """The job's request params, with its response_model's JSON schema as
-    ``response_format`` (json_schema) unless the params already set one."""
-    model = job.response_model
-    if model is None or "response_format" in job.params:
-        return job.params
-    schema = {"name": model.__name__, "schema": model.model_json_schema()}
-    return {**job.params, "response_format": {"type": "json_schema", "json_schema": schema}}
-
-
-def strip_fences(text: str) -> str:
-    """The JSON inside a ```json fence, as models often wrap it; else the text."""
-    match = _FENCE.match(text)
-    return match.group(1) if match else text
-
-
-def _summary(errors: list[dict[str, Any]]) -> str:
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'the answer'}: {e.get('msg')}"
-             for e in errors[:10]]  # fmt: skip
-    return "; ".join(parts) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else "")
 
 
 Validate = Callable[[str], Any]
@@ -211,7 +184,7 @@ class JobRunner:
             if pause is not None and pause.left() > self.client.fallback_after:
                 raise _MoveOn(f"{job.model} is paused for {pause.left():.0f} s "
                               f"({pause.reason}), over fallback_after")  # fmt: skip
-        params = with_schema(job)
+        params = schema_params(job.response_model, job.params)
         messages = job.to_messages()
         completion = await self._send(run, messages, params)
         if job.response_model is not None:
@@ -284,26 +257,12 @@ class JobRunner:
         """The answer as the job's response_model; an answer that does not fit is re-asked
         with what was wrong, at most ``max_reasks`` times (each counted by the budget)."""
         job = run.target or run.job
-        model = job.response_model
-        assert model is not None
-        for reask in range(job.max_reasks + 1):
-            try:
-                return model.model_validate_json(strip_fences(completion.text))
-            except ValidationError as exc:
-                errors = json.loads(exc.json(include_url=False, include_input=False))
-            if reask == job.max_reasks:
-                raise ValidationFailedError(
-                    f"{job.model}: the answer did not fit {model.__name__} after "
-                    f"{job.max_reasks} re-ask(s): {_summary(errors)}",
-                    text=completion.text, errors=errors,
-                )  # fmt: skip
-            _log.info("reasking", model=job.model, reask=reask + 1, errors=len(errors))
-            again = REASK.format(model=model.__name__, errors=_summary(errors))
-            messages = [*messages, {"role": "assistant", "content": completion.text},
-                        {"role": "user", "content": again}]  # fmt: skip
-            self._check_start(job)  # the budget may be spent by now
-            completion = await self._send(run, messages, params)
-        raise AssertionError("unreachable")
+        assert job.response_model is not None
+        return await parse_with_reasks(
+            job.response_model, job.model, job.max_reasks, messages, completion,
+            ask=lambda again: self._send(run, again, params),
+            before_reask=lambda: self._check_start(job),  # the budget may be spent by now
+        )  # fmt: skip
 
     def _check_start(self, job: GenerationJob) -> None:
         if self.stop_after_402 and self.client.out_of_credits is not None:
