@@ -135,7 +135,7 @@ class HttpxTransport:
         headers = {**JSON_HEADERS, "Accept": "text/event-stream"}
         try:
             async with self._pool.stream(method, url, content=body, headers=headers) as response:
-                yield _HttpxStream(response, what, self._timeout)
+                yield _HttpxStream(response)
         except httpx.TransportError as exc:
             raise map_httpx_error(exc, what=what, timeout=self._timeout) from exc
 
@@ -144,7 +144,7 @@ class HttpxTransport:
 
 
 class _HttpxStream:
-    def __init__(self, response: httpx.Response, what: str, timeout: float) -> None:
+    def __init__(self, response: httpx.Response) -> None:
         self.status = response.status_code
         self.headers: Mapping[str, str] = response.headers
         self._response = response
@@ -230,17 +230,8 @@ class AiohttpTransport:
             ) as response:
                 content = await response.read()
                 return Reply(response.status, response.headers, content)
-        except TimeoutError as exc:
-            name = type(exc).__name__
-            raise RequestTimeoutError(
-                f"{what}: no answer in time ({name}, timeout {self._timeout:g} s)"
-            ) from exc
-        except self._aiohttp.InvalidURL as exc:
-            message = f"{what}: the request could not be sent ({_detail(exc)})"
-            raise BadRequestError(message) from exc
-        except (self._aiohttp.ClientError, OSError) as exc:
-            message = f"{what}: connection failed ({type(exc).__name__}: {_detail(exc)})"
-            raise ConnectionFailedError(message) from exc
+        except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
+            raise self._error(exc, what) from exc
 
     @contextlib.asynccontextmanager
     async def stream(
@@ -253,13 +244,19 @@ class AiohttpTransport:
                 method, url, data=body, headers=headers, allow_redirects=False
             ) as response:
                 yield _AiohttpStream(response)
-        except TimeoutError as exc:
-            raise RequestTimeoutError(
-                f"{what}: no answer in time (timeout {self._timeout:g} s)"
-            ) from exc
-        except (self._aiohttp.ClientError, OSError) as exc:
-            message = f"{what}: connection failed ({type(exc).__name__}: {_detail(exc)})"
-            raise ConnectionFailedError(message) from exc
+        except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
+            raise self._error(exc, what) from exc
+
+    def _error(self, exc: BaseException, what: str) -> AsyncGenError:
+        """asyncgen's error for an aiohttp failure (a timeout, a bad URL, a lost link)."""
+        name = type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            return RequestTimeoutError(
+                f"{what}: no answer in time ({name}, timeout {self._timeout:g} s)"
+            )
+        if isinstance(exc, self._aiohttp.InvalidURL):
+            return BadRequestError(f"{what}: the request could not be sent ({_detail(exc)})")
+        return ConnectionFailedError(f"{what}: connection failed ({name}: {_detail(exc)})")
 
     async def aclose(self) -> None:
         await self._session.close()
