@@ -26,7 +26,9 @@ a second. So ``concurrency="auto"`` also paces request starts with GCRA (see
 - A provider's ``x-ratelimit-limit-requests`` (per minute) sets the rate outright.
 
 One 429 counts once per round trip: a refusal of a request that started before the last
-cut is the same overload, already paid for.
+cut is the same overload, already paid for. A cut voids the turns booked at the old rate
+that have not started: those requests book again at the new rate (sent at the old one,
+a whole reservation queue is refused, one after another).
 """
 
 from __future__ import annotations
@@ -121,11 +123,19 @@ class AdaptiveRate:
         return INITIAL_RATE * 2.0 ** min(doublings, 20.0) if doublings < 14 else MAX_RATE
 
     async def acquire(self) -> float:
-        """Wait for this request's turn; return its start time (pass it back later)."""
-        start = self.reserve()
-        delay = start - self._clock()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wait for this request's turn; return its start time (pass it back later).
+
+        A cut while it waits voids its turn (booked at the old, refused rate): it books
+        again at the new one, after the server's resume.
+        """
+        while True:
+            cuts = self._cuts
+            start = self.reserve()
+            delay = start - self._clock()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self._cuts == cuts:
+                break
         self._in_flight.append(start)
         return start
 
@@ -197,7 +207,7 @@ class AdaptiveRate:
             self._episode_start = resume
             self._episode_paced = True
             self._successes = 0
-        self._tat = max(self._tat, resume)
+        self._tat = resume  # the turns booked at the old rate are void: they book again
         self._cuts += 1
 
     def advertised(self, per_minute: float) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 import uuid
 import weakref
@@ -35,6 +36,7 @@ from ._ratelimit import (
     LOOKAHEAD,
     RECOVERY,
     STEP_DOWN,
+    WINDOW,
     Booking,
     RateLimiter,
 )
@@ -54,7 +56,8 @@ _log = structlog.get_logger("asyncgen.ratelimit")
 
 # ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME),
 # 8 the furthest ahead a start may be booked ('' = any). Returns start, delay, participants,
-# pace, the booking's entry in the last second's log, and 1 when booked (0: come back).
+# pace, the booking's entry in the last second's log, 1 when booked (0: come back), and
+# how far ahead every process's bookings reach (seconds).
 _BOOK = """
 local function fmt(x) return string.format('%.6f', x) end
 local now = tonumber(ARGV[7])
@@ -104,9 +107,13 @@ if tpm > 0 and tokens > 0 then
     used = used - (tonumber(spent[i]) or 0)
     i = i + 1
   end
-  if within and start - now > within then
-    return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), '', 0}
-  end
+end
+if within and start - now > within then
+  return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), '', 0,
+          fmt(math.max(req, tok) - now)}
+end
+if tpm > 0 and tokens > 0 then
+  local sec, sectok = KEYS[1] .. ':sec', KEYS[1] .. ':sectok'
   ref = ARGV[6] .. ':' .. redis.call('INCR', KEYS[1] .. ':n')
   redis.call('ZADD', sec, fmt(start), ref)
   redis.call('HSET', sectok, ref, tokens)
@@ -118,7 +125,8 @@ if rpm > 0 then req = math.max(req, start) + 60 / (rpm * share) end
 if tpm > 0 and tokens > 0 then tok = math.max(tok, start) + tokens * 60 / (tpm * share) end
 redis.call('HSET', KEYS[1], 'req', fmt(req), 'tok', fmt(tok))
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), ref, 1}
+return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), ref, 1,
+        fmt(math.max(req, tok) - now)}
 """.replace("RECOVERY", repr(RECOVERY))
 
 # ARGV: 1 tpm, 2 token change, 3 headroom, 4 the booking's entry in the last second
@@ -201,9 +209,12 @@ class SharedRateLimiter(RateLimiter):
         self._clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[Redis, dict[str, Any]]
         ] = weakref.WeakKeyDictionary()
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._fallback: RateLimiter | None = None
         self._down_since: float | None = None
-        self._horizon = float("-inf")  # (monotonic) the last start Redis booked for us
+        self._horizon = float("-inf")  # (monotonic) where all bookings in Redis end
         self._background: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
@@ -242,19 +253,29 @@ class SharedRateLimiter(RateLimiter):
     async def acquire(self, tokens: int = 0) -> Booking:
         """Book through Redis (or the local share while it is down) and wait.
 
-        As the local limiter does, a request with a token cost books only when its start
-        is near (``LOOKAHEAD``), so that the requests before it have settled at their
-        real usage by then.
+        A start is booked only when it is near (``LOOKAHEAD``), and a process's callers
+        book one at a time: so the requests before a token-costed one have settled at
+        their real usage by then, every process gets its turns interleaved with the
+        others', and should Redis go, the bookings it leaves reach at most that far
+        ahead of what the other processes know (their local shares begin after them).
         """
-        horizon = LOOKAHEAD if tokens and self.tokens_per_minute else None
-        while True:
-            booked = await self._book_remote(tokens, None, horizon)
-            if isinstance(booked, Booking):
-                break
-            await asyncio.sleep(max(0.0, booked - LOOKAHEAD / 2))
+        async with self._queue():
+            while True:
+                booked = await self._book_remote(tokens, None, LOOKAHEAD)
+                if isinstance(booked, Booking):
+                    break
+                await asyncio.sleep(max(0.0, booked - LOOKAHEAD / 2))
         if booked.delay > 0:
             await asyncio.sleep(booked.delay)
         return booked
+
+    def _queue(self) -> asyncio.Lock:
+        """This event loop's queue for booking: one caller at a time asks Redis."""
+        loop = asyncio.get_running_loop()
+        lock = self._queues.get(loop)
+        if lock is None:
+            lock = self._queues[loop] = asyncio.Lock()
+        return lock
 
     async def book_shared(self, tokens: int = 0, *, now: float | None = None) -> Booking:
         """Book the next start in the shared state; ``now`` overrides Redis TIME (tests)."""
@@ -274,17 +295,19 @@ class SharedRateLimiter(RateLimiter):
                 self.headroom, self._burst, self._id, "" if now is None else repr(now),
                 "" if within is None else repr(within)]  # fmt: skip
         try:
-            start, delay, who, _pace, ref, booked = await self._script("book", _BOOK)(
+            start, delay, who, _pace, ref, booked, ahead = await self._script("book", _BOOK)(
                 keys=[self._key], args=args
             )
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             return self._fall_back(exc).book(tokens)
         self._recovered(int(who))
+        # Should Redis go, every booking made so far still starts: a local share
+        # begins after the last of them, not beside them.
+        self._horizon = max(self._horizon, time.monotonic() + float(ahead))
         if not int(booked):
             return float(delay)
         booking = Booking(float(start), max(0.0, float(delay)), tokens, None,
                           _text(ref) or None)  # fmt: skip
-        self._horizon = max(self._horizon, time.monotonic() + booking.delay)
         with self._lock:
             self._admitted += 1
             self._spent_tokens += tokens
@@ -293,7 +316,7 @@ class SharedRateLimiter(RateLimiter):
 
     def _local(self) -> RateLimiter:
         if self._fallback is None:
-            # Starts Redis already booked for us still go ahead: begin after them.
+            # Every start Redis booked (for any process) still goes: begin after them.
             self._fallback = self._share_of_limits(after=self._horizon)
         return self._fallback
 
@@ -303,15 +326,23 @@ class SharedRateLimiter(RateLimiter):
         Streams that are each evenly spaced but out of step can put one more start
         each into a 1-second window than their rates say, so each process gives up one
         request a second (at most half its share) to keep the sum under the limit.
+
+        It begins after ``after`` (where the bookings in Redis end), plus one to two of
+        its own intervals: the second before ``after`` is full at the shared rate, and
+        every process's first local start would otherwise land on that same instant.
+        Tokens have no interval to wait: a local token meter begins a second later.
         """
         share, rpm, tpm = self._share, None, None
+        offset = WINDOW
         if self.requests_per_minute:
             per_second = self.requests_per_minute / 60.0 * share
             rpm = max(per_second - 1.0, per_second / 2) * 60.0
+            offset = 60.0 / rpm * (1 + self.headroom) * (1 + random.random())
         if self.tokens_per_minute:
             tpm = self.tokens_per_minute * share * 0.9
+            offset = max(offset, WINDOW)
         local = RateLimiter(rpm, tpm, burst=0.0, headroom=self.headroom)
-        local.start_after(after)
+        local.start_after(after + offset)
         return local
 
     def _fall_back(self, exc: BaseException) -> RateLimiter:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 from typing import Literal, cast
 
 import httpx
@@ -111,6 +113,23 @@ class TestFaultsEndToEnd:
         async with ChatClient("http://127.0.0.1:9/v1", connect_timeout=2) as client:
             with pytest.raises(asyncgen.ConnectionFailedError):
                 await client.chat("m", HI)
+
+
+def test_a_fresh_process_loads_the_io_backend_before_its_first_request() -> None:
+    """httpx loads anyio's event-loop backend on its first request (~30 ms of imports):
+    a rate-limited first request would go that late after its booked start and crowd the
+    next second at a sliding-window server (3 of 203 requests refused with five
+    processes sharing a limiter). Opening the client loads it instead."""
+    code = (
+        "import asyncio, sys, asyncgen\n"
+        "async def main():\n"
+        "    async with asyncgen.ChatClient('http://127.0.0.1:9/v1'):\n"
+        "        print('anyio._backends._asyncio' in sys.modules)\n"
+        "asyncio.run(main())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "True"
 
 
 class TestHttp2:

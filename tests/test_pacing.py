@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+
 import pytest
 
 from asyncgen._pacing import INITIAL_RATE, MARGIN, AdaptiveRate
@@ -78,3 +81,20 @@ class TestAdaptiveRate:
             clock.now += 0.1
             pacer.succeeded(clock.now)
         assert before < pacer.ceiling <= before * 1.02**3 * 1.0001
+
+    async def test_a_cut_voids_the_turns_booked_at_the_old_rate(self) -> None:
+        """Requests waiting for turns booked before a 429 book again after the server's
+        resume, at the new rate, instead of going at the refused one (a queue of
+        reservations would otherwise be refused one after another)."""
+        clock = FakeClock()  # stands still: each waiter sleeps its booked delay for real
+        pacer = AdaptiveRate(clock=clock)
+        pacer.advertised(600)  # 9.7 a second: turns at 0, 0.103, 0.206, 0.309
+        first = await pacer.acquire()
+        waiting = [asyncio.create_task(pacer.acquire()) for _ in range(3)]
+        await asyncio.sleep(0.01)
+        assert pacer.rejected(first, pause=0.3)
+        pacer.advertised(1200)  # the new rate (what the cut measured does not matter here)
+        starts = await asyncio.gather(*waiting)
+        assert min(starts) >= 0.3  # none went before the resume
+        gaps = [b - a for a, b in itertools.pairwise(sorted(starts))]
+        assert gaps == pytest.approx([1 / (1200 / 60 * MARGIN)] * 2)  # at the new rate

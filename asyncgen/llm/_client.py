@@ -350,6 +350,7 @@ class ChatClient:
         ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
         client's other requests (a batch passes its policy's ``max_retry_after``).
         """
+        self._pool()  # opened before the rate limiter books (see open_transport)
         ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
         error: BaseException | None = None
@@ -393,6 +394,7 @@ class ChatClient:
         @contextlib.asynccontextmanager
         async def opener() -> AsyncIterator[StreamReply]:
             limiter = rate_limit or self.rate_limit
+            self._pool()  # opened before the rate limiter books (see open_transport)
             ticket.append(await self._traffic.admit(model, messages, params, limiter,
                                                     max_pause=max_pause))  # fmt: skip
             async with self._pool().stream("POST", self._completions_url, body,
