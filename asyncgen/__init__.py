@@ -61,6 +61,7 @@ if _typing.TYPE_CHECKING:
     from ._retry_after import parse_retry_after as parse_retry_after
     from ._settings import Settings as Settings
     from ._shared_limit import SharedRateLimiter as SharedRateLimiter
+    from .llm import BatchApiProgress as BatchApiProgress
     from .llm import BatchProgress as BatchProgress
     from .llm import ChatClient as ChatClient
     from .llm import ClientPaused as ClientPaused
@@ -76,10 +77,14 @@ if _typing.TYPE_CHECKING:
     from .llm import JobSucceeded as JobSucceeded
     from .llm import JobToken as JobToken
     from .llm import KeyInfo as KeyInfo
+    from .llm import RedisCache as RedisCache
+    from .llm import ResponseCache as ResponseCache
+    from .llm import SqliteCache as SqliteCache
     from .llm import Stream as Stream
     from .llm import Usage as Usage
     from .llm import fan_out as fan_out
     from .llm import generate as generate
+    from .llm import generate_batch as generate_batch
     from .llm import generate_iter as generate_iter
     from .llm import generate_stream as generate_stream
     from .llm import legacy_progress as legacy_progress
@@ -115,6 +120,11 @@ _EXPORTS: dict[str, str] = {
     "ClientPaused": ".llm",
     "ClientStatistics": ".llm",
     "Completion": ".llm",
+    "BatchApiProgress": ".llm",
+    "generate_batch": ".llm",
+    "RedisCache": ".llm",
+    "ResponseCache": ".llm",
+    "SqliteCache": ".llm",
     "ConnectionFailedError": "._errors",
     "DeadlineExceededError": "._errors",
     "Event": ".llm",
@@ -180,6 +190,7 @@ __all__ = [
     "BackgroundTasks",
     "BackgroundTasksFull",
     "BadRequestError",
+    "BatchApiProgress",
     "BatchProgress",
     "BlockingBackgroundTasks",
     "BudgetExceededError",
@@ -215,13 +226,16 @@ __all__ = [
     "QueueStatistics",
     "RateLimitedError",
     "RateLimiter",
+    "RedisCache",
     "RequestTimeoutError",
+    "ResponseCache",
     "ResultNotStorableError",
     "RetryCaller",
     "RetryPolicy",
     "ServerError",
     "Settings",
     "SharedRateLimiter",
+    "SqliteCache",
     "StoreError",
     "Stream",
     "StreamInterruptedError",
@@ -238,6 +252,7 @@ __all__ = [
     "fan_out",
     "gather_bounded",
     "generate",
+    "generate_batch",
     "generate_iter",
     "generate_stream",
     "legacy_progress",

@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .._validation import describe_invalid
 from ..llm import GenerationJob
 
 __all__ = [
     "MAX_LINE",
+    "Done",
     "InputProblem",
     "InputSummary",
     "Line",
@@ -39,6 +40,23 @@ MAX_LINE = 32 * 1024 * 1024  # bytes in one line of input or output, newline inc
 
 class UsageProblem(Exception):
     """A problem with the command line or its files, said in one sentence: exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """An id an earlier run finished: the request's fingerprint then (None in files
+    written before fingerprints), and whether it failed."""
+
+    fingerprint: str | None
+    failed: bool
+
+
+def finished_before(job: GenerationJob, done: Mapping[str, Done]) -> Done | None:
+    """What an earlier run left for ``job``, unless its request has changed since."""
+    before = done.get(job.id)
+    if before is None or before.fingerprint in (None, job.fingerprint()):
+        return before
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,8 @@ class InputSummary:
 
     jobs: int = 0
     done_before: int = 0
+    failed_before: int = 0  # of done_before: failed, not to be re-run
+    changed: int = 0  # finished before, but their request changed: run again
     problems: list[InputProblem] = field(default_factory=list)
     problem_count: int = 0
 
@@ -133,7 +153,9 @@ class InputSummary:
             self.problems.append(InputProblem(number, reason))
 
 
-def _parse(number: int, raw: str, default_model: str | None) -> GenerationJob:
+def _parse(
+    number: int, raw: str, default_model: str | None, response_model: type[BaseModel] | None
+) -> GenerationJob:
     """Parse one line into a job; raise ValueError with a reason a person can act on."""
     try:
         data = json.loads(raw.rstrip("\r\n"))
@@ -148,13 +170,17 @@ def _parse(number: int, raw: str, default_model: str | None) -> GenerationJob:
     if isinstance(given, bool) or not isinstance(given, str | int):
         raise ValueError(f"id must be a string or a whole number, got {json.dumps(given)}")
     data["id"] = str(given)
+    if response_model is not None:
+        data["response_model"] = response_model
     try:
         return GenerationJob.model_validate(data)
     except ValidationError as exc:
         raise ValueError(describe_invalid(exc, whole="job")) from None
 
 
-def _jobs(path: Path, default_model: str | None) -> Iterator[tuple[int, GenerationJob | str]]:
+def _jobs(
+    path: Path, default_model: str | None, response_model: type[BaseModel] | None
+) -> Iterator[tuple[int, GenerationJob | str]]:
     """Each non-blank line's number and its job, or the reason it is bad."""
     with path.open("rb") as stream:
         for line in read_lines(stream):
@@ -162,34 +188,42 @@ def _jobs(path: Path, default_model: str | None) -> Iterator[tuple[int, Generati
                 yield line.number, line.problem or "unreadable"
             elif line.text.strip():
                 try:
-                    yield line.number, _parse(line.number, line.text, default_model)
+                    yield line.number, _parse(line.number, line.text, default_model, response_model)
                 except ValueError as exc:
                     yield line.number, str(exc)
 
 
-def validate_input(path: Path, *, skip: set[str], default_model: str | None = None) -> InputSummary:
-    """Check every line of ``path`` and count the jobs whose ids are not in ``skip``.
+def validate_input(
+    path: Path, *, done: Mapping[str, Done], default_model: str | None = None,
+    response_model: type[BaseModel] | None = None,
+) -> InputSummary:  # fmt: skip
+    """Check every line of ``path`` and count the jobs an earlier run did not finish.
 
     One pass; the jobs themselves are not kept, only their ids (to refuse duplicates:
-    two lines with one id would both run, and a resume could not tell them apart).
+    two lines with one id would both run, and a resume could not tell them apart). A
+    job finished before whose request has changed since counts in ``changed``.
     """
     summary = InputSummary()
     first_seen: dict[str, int] = {}
-    for number, job in _jobs(path, default_model):
+    for number, job in _jobs(path, default_model, response_model):
         if isinstance(job, str):
             summary.add_problem(number, job)
         elif (first := first_seen.setdefault(job.id, number)) != number:
             summary.add_problem(number, f"duplicate id {job.id!r} (first on line {first})")
         else:
             summary.jobs += 1
-            summary.done_before += job.id in skip
+            before = finished_before(job, done)
+            summary.done_before += before is not None
+            summary.failed_before += before is not None and before.failed
+            summary.changed += before is None and job.id in done
     return summary
 
 
 def read_jobs(
-    path: Path, *, skip: set[str], default_model: str | None = None
-) -> Iterator[GenerationJob]:
-    """Stream the jobs of a validated file, leaving out ids in ``skip``."""
-    for _, job in _jobs(path, default_model):
-        if isinstance(job, GenerationJob) and job.id not in skip:
+    path: Path, *, done: Mapping[str, Done], default_model: str | None = None,
+    response_model: type[BaseModel] | None = None,
+) -> Iterator[GenerationJob]:  # fmt: skip
+    """Stream the jobs of a validated file an earlier run did not finish."""
+    for _, job in _jobs(path, default_model, response_model):
+        if isinstance(job, GenerationJob) and finished_before(job, done) is None:
             yield job

@@ -8,6 +8,8 @@
   mid-write) is cut off and its job runs again; any other bad line is reported by number.
 - The last line for an id is its result: ``--retry-failed`` appends a new line for each
   job it re-runs, and that new line wins.
+- Each line holds its request's fingerprint: a job whose request changed since (model,
+  messages, params, schema) runs again rather than keep an answer to another question.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from ..llm import GenerationResult
-from ._files import MAX_REPORTED, UsageProblem, read_lines
+from ._files import MAX_REPORTED, Done, UsageProblem, read_lines
 
 __all__ = ["RERUN_ERRORS", "OutputLock", "OutputWriteError", "ResultWriter", "Resume"]
 
@@ -92,10 +95,10 @@ class OutputLock:
 
 @dataclass(slots=True)
 class Resume:
-    """What an earlier run's output says: the ids to skip and what it left failed."""
+    """What an earlier run's output says: the ids it finished (to skip while their
+    request is unchanged) and how many it left to run again."""
 
-    skip: set[str] = field(default_factory=set)
-    failed_before: int = 0
+    done: dict[str, Done] = field(default_factory=dict)
     rerun: int = 0
     torn_tail: int | None = None  # byte offset where an unfinished last line starts
     missing_newline: bool = False  # a whole last record, but no newline after it
@@ -111,19 +114,19 @@ class Resume:
         resume = cls()
         if not path.exists():
             return resume
-        latest: dict[str, str] = {}  # id -> "ok" | "failed" | "rerun": the last line wins
+        latest: dict[str, tuple[str, str | None]] = {}  # id -> (status, fingerprint)
         problems: list[str] = []
         offset = 0
         with path.open("rb") as stream:
             for line in read_lines(stream):
                 start, offset = offset, stream.tell()
-                status = _status(line.text) if line.text is not None else None
-                if not line.complete and status is None:
+                found = _status(line.text) if line.text is not None else None
+                if not line.complete and found is None:
                     resume.torn_tail = start
                     break
                 resume.missing_newline = not line.complete
-                if status is not None:
-                    latest[status[0]] = status[1]
+                if found is not None:
+                    latest[found[0]] = found[1], found[2]
                 elif line.text is None or line.text.strip():
                     problems.append(f"line {line.number}: {line.problem or 'not a result record'}")
         if problems:
@@ -133,28 +136,26 @@ class Resume:
                 "not an output of asyncgen run, or was edited; remove those lines or give "
                 "another -o"
             )
-        resume._settle(latest, retry_failed=retry_failed)
+        for job_id, (status, fingerprint) in latest.items():  # the last line wins
+            if status == "ok" or (status == "failed" and not retry_failed):
+                resume.done[job_id] = Done(fingerprint, status == "failed")
+            resume.rerun += status == "rerun"
         return resume
 
-    def _settle(self, latest: dict[str, str], *, retry_failed: bool) -> None:
-        for job_id, status in latest.items():
-            if status == "ok" or (status == "failed" and not retry_failed):
-                self.skip.add(job_id)
-            self.failed_before += status == "failed" and not retry_failed
-            self.rerun += status == "rerun"
 
-
-def _status(text: str) -> tuple[str, str] | None:
+def _status(text: str) -> tuple[str, str, str | None] | None:
     try:
         record = json.loads(text)
         job_id, ok, error_type = record["id"], record["ok"], record.get("error_type")
-    except (ValueError, KeyError, TypeError):
+        fingerprint = record.get("fingerprint")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
     if not isinstance(job_id, str) or not isinstance(ok, bool):
         return None
+    fingerprint = fingerprint if isinstance(fingerprint, str) else None
     if ok:
-        return job_id, "ok"
-    return job_id, "rerun" if error_type in RERUN_ERRORS else "failed"
+        return job_id, "ok", fingerprint
+    return job_id, "rerun" if error_type in RERUN_ERRORS else "failed", fingerprint
 
 
 class ResultWriter:
@@ -182,7 +183,15 @@ class ResultWriter:
             OutputWriteError: The line could not be written whole; what was written of
                 it is cut off again, so the file holds only whole lines.
         """
-        data = (json.dumps(result.to_record(), ensure_ascii=False) + "\n").encode("utf-8")
+        self.write_record(result.to_record())
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        """Append one result record (the Batch API writes records, not results).
+
+        Raises:
+            OutputWriteError: As :meth:`write`.
+        """
+        data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         size = os.fstat(self._fd).st_size
         try:
             view = memoryview(data)

@@ -135,8 +135,9 @@ class RunProgress:
             self.stream.write(f"progress: {self.tally.line()}\n")
             self.stream.flush()
 
-    def summary(self, output: str) -> None:
-        """Print the final counts (a table on a terminal, plain lines otherwise)."""
+    def summary(self, output: str, *, cache: str | None = None) -> None:
+        """Print the final counts (a table on a terminal, plain lines otherwise); ``cache``
+        is the response cache's line, when one was used."""
         t = self.tally
         elapsed = time.monotonic() - t.started
         rows = [
@@ -145,6 +146,8 @@ class RunProgress:
             ("tokens", str(t.tokens)), ("cost", t.cost_text()),
             ("elapsed", f"{elapsed:.1f} s"), ("jobs/s", f"{t.rate:.1f}"), ("output", output),
         ]  # fmt: skip
+        if cache is not None:
+            rows.insert(7, ("cache", cache))
         if self.live:
             table = Table(title="asyncgen run", show_header=False)
             for name, value in rows:

@@ -18,7 +18,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
-from .._logging import configure_logging
+from .._errors import AsyncGenError
+from .._logging import configure_logging, mask_secrets
 from .._retry import RetryPolicy
 from .._settings import Settings
 from ..llm import ChatClient, Event, generate_stream
@@ -33,6 +34,7 @@ from ._args import (
     provider_client,
     whole,
 )
+from ._batch import run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress
@@ -61,6 +63,7 @@ def _client(args: argparse.Namespace, settings: Settings) -> Iterator[ChatClient
         "rate_limit": limiter,
         "max_connections": max(10, min(args.max_connections, concurrency)),
         "backend": args.backend,
+        "cache": args.cache,
     }
     if not args.sim:
         yield provider_client(args.provider, args.base_url, settings=settings, **options)
@@ -126,8 +129,32 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                      help="a pydantic model every answer must fit (its JSON schema is sent; "
                      "an answer that does not fit is re-asked twice); results gain "
                      "'parsed'")  # fmt: skip
+    batch = run.add_argument_group("Batch API (about half the price, answers within 24 h)")
+    batch.add_argument("--batch-api", action="store_true",
+                       help="send the jobs as provider batches (state in OUTPUT.batch/; run "
+                       "the same command again to pick up batches in flight)")  # fmt: skip
+    batch.add_argument("--batch-fallback", choices=["batch", "online"], default="batch",
+                       help="where expired and failed-but-retryable requests go again "
+                       "(default: a new batch)")  # fmt: skip
+    batch.add_argument("--batch-size", type=whole("requests", minimum=1, maximum=50_000),
+                       default=50_000, help="requests per batch (default 50000)")  # fmt: skip
+    batch.add_argument("--poll", type=number("seconds"), default=30.0,
+                       help="seconds between polls at first (default 30; grows to 60)")  # fmt: skip
+    batch.add_argument("--cancel", action="store_true",
+                       help="cancel the batches in flight; write what they had done")  # fmt: skip
+    run.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
+                     help="answer identical requests from a response cache instead of sending "
+                     "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)")  # fmt: skip
     add_settings_flag(run)
     run.set_defaults(handler=run_command)
+
+
+def _cache_url(text: str) -> str:
+    if text.startswith(("sqlite:///", "redis://", "rediss://")) and len(text) > 10:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected sqlite:///FILE or redis://HOST:PORT/DB, got {text!r}"
+    )
 
 
 def _schema(text: str) -> type[BaseModel]:
@@ -206,6 +233,8 @@ def run_command(args: argparse.Namespace) -> int:
             if getattr(args, name) is None:
                 setattr(args, name, getattr(settings, name))
         check_files(args.input, args.output)
+        if args.cancel and not args.batch_api:
+            raise UsageProblem("--cancel cancels Batch API batches: give --batch-api too")
         with OutputLock(args.output):
             return _locked(args, settings)
     except UsageProblem as exc:
@@ -215,7 +244,8 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _locked(args: argparse.Namespace, settings: Settings) -> int:
     resume = Resume.read(args.output, retry_failed=args.retry_failed)
-    summary = validate_input(args.input, skip=resume.skip, default_model=args.model)
+    summary = validate_input(args.input, done=resume.done, default_model=args.model,
+                             response_model=args.schema)  # fmt: skip
     if summary.problem_count:
         for problem in summary.problems:
             _err(f"{args.input}:{problem}")
@@ -226,22 +256,37 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     if resume.rerun:
         _err(f"{resume.rerun} job(s) stopped earlier by a 402 or --max-cost run again now")
-    with _client(args, settings) as client:
-        failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
-    if resume.failed_before:
+    if summary.changed:
         _err(
-            f"{resume.failed_before} job(s) failed in an earlier run and were not re-run: "
+            f"{summary.changed} job(s) answered earlier run again: their request changed "
+            "since (model, messages, params or schema); the new line replaces the old"
+        )
+    with _client(args, settings) as client:
+        if args.batch_api:
+            try:
+                failed, left = asyncio.run(run_batch_api(args, client, resume, summary.todo))
+            except AsyncGenError as exc:
+                _err(f"the Batch API refused: {mask_secrets(str(exc))}; what was written is "
+                     "kept and the batches recorded: fix it, run the same command")  # fmt: skip
+                return EXIT_FAILED
+            if left:
+                _err(f"{left} job(s) not answered yet (not submitted, or in cancelled "
+                     "batches): run the same command again")  # fmt: skip
+            return EXIT_OK if failed + left + summary.failed_before == 0 else EXIT_FAILED
+        failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
+    if summary.failed_before:
+        _err(
+            f"{summary.failed_before} job(s) failed in an earlier run and were not re-run: "
             "add --retry-failed to run them again"
         )
-    return EXIT_OK if failed + resume.failed_before == 0 else EXIT_FAILED
+    return EXIT_OK if failed + summary.failed_before == 0 else EXIT_FAILED
 
 
 async def _run(
     args: argparse.Namespace, client: ChatClient, resume: Resume, todo: int, skipped: int
 ) -> int:
-    jobs: Any = read_jobs(args.input, skip=resume.skip, default_model=args.model)
-    if args.schema is not None:
-        jobs = (job.model_copy(update={"response_model": args.schema}) for job in jobs)
+    jobs = read_jobs(args.input, done=resume.done, default_model=args.model,
+                     response_model=args.schema)  # fmt: skip
     progress = RunProgress(todo, skipped=skipped)
     board_served = _dashboard(args.dashboard, todo, str(args.input))
     async with board_served as board:
@@ -279,9 +324,18 @@ async def _run_with(
             await client.aclose()
             if client.rate_limit is not None:
                 await client.rate_limit.aclose()
-    progress.summary(str(args.output))
+    progress.summary(str(args.output), cache=_cache_line(client))
     _explain(client, progress.tally.failed)
     return progress.tally.failed + (todo - progress.tally.done)
+
+
+def _cache_line(client: ChatClient) -> str | None:
+    """The response cache's figures for the summary (None: no cache)."""
+    if client.cache is None:
+        return None
+    stats = client.statistics()
+    return (f"{stats.cache_hits} hit(s) at $0 (they cost ${stats.cache_saved:.6f} when "
+            f"generated), {stats.cache_misses} miss(es) sent")  # fmt: skip
 
 
 def _explain(client: ChatClient, failed: int) -> None:

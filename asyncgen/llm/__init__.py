@@ -3,6 +3,11 @@
 Everything public here is re-exported from :mod:`asyncgen`.
 """
 
+from ._batch_api import BatchApiProgress as BatchApiProgress
+from ._batch_api import generate_batch as generate_batch
+from ._cache import RedisCache as RedisCache
+from ._cache import ResponseCache as ResponseCache
+from ._cache import SqliteCache as SqliteCache
 from ._client import ChatClient as ChatClient
 from ._events import BatchProgress as BatchProgress
 from ._events import ClientPaused as ClientPaused
@@ -27,6 +32,7 @@ from ._stream import Stream as Stream
 from ._traffic import ClientStatistics as ClientStatistics
 
 __all__ = [
+    "BatchApiProgress",
     "BatchProgress",
     "ChatClient",
     "ClientPaused",
@@ -42,10 +48,14 @@ __all__ = [
     "JobSucceeded",
     "JobToken",
     "KeyInfo",
+    "RedisCache",
+    "ResponseCache",
+    "SqliteCache",
     "Stream",
     "Usage",
     "fan_out",
     "generate",
+    "generate_batch",
     "generate_iter",
     "generate_stream",
     "legacy_progress",

@@ -19,17 +19,20 @@ from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, Ad
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, InsufficientCreditsError, InvalidResponseError
+from .._logging import mask_secrets
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
+from ._cache import ResponseCache, cache_key, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import error_for_status, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
+from ._request import request_fingerprint, schema_params
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
-from ._structured import parse_with_reasks, schema_params
+from ._structured import parse_with_reasks
 from ._traffic import ClientStatistics, Traffic
 from ._transport import (
     Options,
@@ -95,6 +98,9 @@ class ChatClient:
             given up for the job's next fallback, if it has one.
         prices: Price answers whose provider reports no cost from the ``genai-prices``
             table (None: when it is installed, ``asyncgen[prices]``; True: require it).
+        cache: Answer identical requests from a response cache instead of sending them:
+            ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a ResponseCache (see
+            ``asyncgen.llm._cache``). Off by default; hits and misses in statistics.
 
     Raises:
         ValueError: For a base URL that is not http(s), non-positive limits, or an API key
@@ -123,6 +129,7 @@ class ChatClient:
         fallbacks: Mapping[str, Sequence[str]] | None = None,
         fallback_after: float = DEFAULT_FALLBACK_AFTER,
         prices: bool | None = None,
+        cache: str | ResponseCache | None = None,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -164,6 +171,8 @@ class ChatClient:
         use_table = price_table_installed() if prices is None else prices
         self._prices = PriceTable(provider, self.base_url) if use_table else None
         self._seeded = False
+        self.cache = open_cache(cache) if cache is not None else None
+        self._cache_warned = False
         self._traffic = Traffic(
             rate_limit=rate_limit,
             breaker_failures=breaker_failures,
@@ -255,10 +264,12 @@ class ChatClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close this event loop's connection pool."""
+        """Close this event loop's connection pool (and its cache connection)."""
         pool = self._pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
 
     def close(self) -> None:
         """Close the pool used by the blocking twins (``asyncgen.sync``), from sync code."""
@@ -350,18 +361,52 @@ class ChatClient:
         ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
         client's other requests (a batch passes its policy's ``max_retry_after``).
         """
+        key = None
+        if self.cache is not None:
+            key = cache_key(self.base_url, request_fingerprint(model, messages, params))
+            found = await self._cached(key)
+            if found is not None:
+                return found
         self._pool()  # opened before the rate limiter books (see open_transport)
         ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
         error: BaseException | None = None
         try:
             completion = await self._send(model, messages, params, max_pause=max_pause)
-            return completion
         except BaseException as exc:
             error = exc
             raise
         finally:
             self._traffic.finish(ticket, completion=completion, error=error)
+        if key is not None:
+            await self._store(key, completion)
+        return completion
+
+    async def _cached(self, key: str) -> Completion | None:
+        """The cache's answer for ``key`` as a hit, or None (a miss, or a cache that
+        cannot be read: then the request is sent, with one warning)."""
+        assert self.cache is not None
+        try:
+            found = await self.cache.get(key)
+        except Exception as exc:
+            self._cache_failed(exc)
+            found = None
+        self._traffic.note_cache(found)
+        return hit(found) if found is not None else None
+
+    async def _store(self, key: str, completion: Completion) -> None:
+        assert self.cache is not None
+        try:
+            await self.cache.put(key, completion)
+        except Exception as exc:
+            self._cache_failed(exc)
+
+    def _cache_failed(self, exc: Exception) -> None:
+        if not self._cache_warned:
+            self._cache_warned = True
+            _log.warning("response_cache_failed", cache=repr(self.cache),
+                         error=mask_secrets(f"{type(exc).__name__}: {exc}"),
+                         action="requests are sent as if there were no cache")  # fmt: skip
 
     def stream(
         self,

@@ -31,7 +31,8 @@ from .._retry import RetryCaller, RetryPolicy
 from ._client import ChatClient
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
-from ._structured import parse_with_reasks, schema_params
+from ._request import schema_params
+from ._structured import parse_with_reasks
 
 __all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
 
@@ -61,6 +62,8 @@ class Budget:
                 raise ValueError(f"{name} must be > 0, got {value}")
 
     def spend(self, completion: Completion) -> None:
+        if completion.cached:  # answered from the response cache: nothing was spent
+            return
         if completion.usage.cost is None and self.max_cost is not None and not self.unpriced:
             _log.warning("cost_unknown", model=completion.model,
                          action="max_cost cannot count this model's answers: install "

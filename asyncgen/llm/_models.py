@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from .._logging import mask_secrets
+from ._request import request_fingerprint, schema_params
 
 __all__ = ["Completion", "GenerationJob", "GenerationResult", "KeyInfo", "KeyRateLimit", "Usage"]
 
@@ -84,6 +85,9 @@ class Completion(BaseModel):
     )
     parsed: Any = Field(default=None, description="``chat(response_model=...)``: the object.")
     id: str | None = None
+    cached: bool = Field(
+        default=False, description="Answered from the response cache: nothing was sent."
+    )
 
 
 class KeyRateLimit(BaseModel):
@@ -191,6 +195,12 @@ class GenerationJob(BaseModel):
             return self.messages
         return [{"role": "user", "content": self.prompt}]
 
+    def fingerprint(self) -> str:
+        """The SHA-256 (hex) of the job's first request: model, messages, params and the
+        ``response_model``'s schema. Id, metadata, retries and fallbacks are not in it."""
+        params = schema_params(self.response_model, self.params)
+        return request_fingerprint(self.model, self.to_messages(), params)
+
 
 class GenerationResult(BaseModel):
     """What became of one job: its text, or the error it failed with.
@@ -259,6 +269,8 @@ class GenerationResult(BaseModel):
             "attempts": self.attempts,
             "latency": round(self.latency, 4),
             "usage": usage,
+            "fingerprint": self.job.fingerprint(),
+            **({"cached": True} if self.completion and self.completion.cached else {}),
             **({"parsed": _jsonable(self.parsed)} if self.parsed is not None else {}),
             **(
                 {"answered_by": self.answered_by, "fell_back": self.fell_back}

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import ValidationFailedError
 from ._models import Completion
 
-__all__ = ["REASK", "parse_with_reasks", "schema_params", "strip_fences"]
+__all__ = ["REASK", "parse_with_reasks", "strip_fences"]
 
 REASK = ("Your answer did not match the {model} JSON schema: {errors}. Answer again with "
          "only the JSON object, matching the schema exactly.")  # fmt: skip
@@ -26,15 +26,6 @@ _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _log = structlog.get_logger("asyncgen.generate")
 
 Ask = Callable[[list[dict[str, Any]]], Awaitable[Completion]]
-
-
-def schema_params(response_model: type[BaseModel] | None, params: dict[str, Any]) -> dict[str, Any]:
-    """``params`` with the model's JSON schema as ``response_format`` (json_schema),
-    unless there is no model or the params set a response_format of their own."""
-    if response_model is None or "response_format" in params:
-        return params
-    schema = {"name": response_model.__name__, "schema": response_model.model_json_schema()}
-    return {**params, "response_format": {"type": "json_schema", "json_schema": schema}}
 
 
 def strip_fences(text: str) -> str:

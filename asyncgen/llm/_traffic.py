@@ -44,6 +44,9 @@ class ClientStatistics:
     open_circuits: tuple[str, ...]
     unpriced: int = 0  # answers whose cost is unknown (not in ``cost``)
     mean_first_token: float | None = None  # streamed answers: mean seconds to first text
+    cache_hits: int = 0  # answered from the response cache: not sent, not in the counts above
+    cache_misses: int = 0  # looked up, not found: sent
+    cache_saved: float = 0.0  # what the hits cost when they were generated
 
 
 @dataclass(slots=True)
@@ -86,10 +89,13 @@ class Traffic:
                 "in_flight",
                 "prompt",
                 "completion",
+                "cache_hits",
+                "cache_misses",
             ),
             0,
         )
         self._cost = 0.0
+        self._cache_saved = 0.0
         self._first_token = 0.0  # seconds to first token, summed over streams
 
     def breaker(self, model: str) -> CircuitBreaker:
@@ -251,4 +257,15 @@ class Traffic:
             open_circuits=tuple(m for m, b in self._breakers.items() if b.state != "closed"),
             unpriced=c["unpriced"],
             mean_first_token=(round(self._first_token / c["streams"], 4) if c["streams"] else None),
+            cache_hits=c["cache_hits"],
+            cache_misses=c["cache_misses"],
+            cache_saved=round(self._cache_saved, 10),
         )
+
+    def note_cache(self, found: Completion | None) -> None:
+        """Count a response cache lookup: ``found`` is the stored answer, or None."""
+        if found is None:
+            self._counts["cache_misses"] += 1
+            return
+        self._counts["cache_hits"] += 1
+        self._cache_saved += found.usage.cost or 0.0

@@ -5,10 +5,11 @@ Run it with ``asyncgen sim --port 8000``, from code with :func:`serve`, or in te
 """
 
 from ._app import SimApp as SimApp
+from ._config import BatchProfile as BatchProfile
 from ._config import Fault as Fault
 from ._config import ModelProfile as ModelProfile
 from ._config import SimConfig as SimConfig
 from ._serve import serve as serve
 from ._server import SimServer as SimServer
 
-__all__ = ["Fault", "ModelProfile", "SimApp", "SimConfig", "SimServer", "serve"]
+__all__ = ["BatchProfile", "Fault", "ModelProfile", "SimApp", "SimConfig", "SimServer", "serve"]

@@ -9,11 +9,13 @@ import math
 import random
 import re
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._batches import BatchStore, parse_multipart
 from ._config import Fault, ModelProfile, SimConfig
 from ._limits import Admitted, Limiter, estimate_charge, make_limiter
 
@@ -23,6 +25,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+_BATCH_ROUTE = re.compile(r"/(?P<kind>files|batches)(?:/(?P<id>[\w-]+))?(?:/(?P<action>\w+))?$")
 
 
 class _Reset(Exception):
@@ -37,7 +42,8 @@ class SimApp:
     """An OpenAI-compatible ASGI app for tests, demos and benchmarks.
 
     Routes: ``POST .../chat/completions``, ``GET .../models``, ``GET /api/v1/key``
-    (OpenRouter's credits endpoint), and for tests ``GET /sim/stats``,
+    (OpenRouter's credits endpoint), the Batch API (``.../files``, ``.../batches``: see
+    ``_batches.py``), and for tests ``GET /sim/stats``,
     ``POST /sim/reset`` and ``POST /sim/config`` (replace the configuration).
     """
 
@@ -57,6 +63,7 @@ class SimApp:
         self.spent = 0.0
         self.answered: Counter[str] = Counter()  # 200 answers per model (for replies)
         self.bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
+        self.batches = BatchStore()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -70,6 +77,8 @@ class SimApp:
             await _json(send, 200, {"object": "list", "data": data})
         elif method == "GET" and path.endswith("/key"):
             await _json(send, 200, {"data": self._key_info()})
+        elif (batches := _BATCH_ROUTE.search(path)) is not None:
+            await self._batch_api(scope, method, batches, body, send)
         elif path == "/sim/stats":
             await _json(send, 200, self.stats())
         elif method == "POST" and path == "/sim/reset":
@@ -82,9 +91,60 @@ class SimApp:
         else:
             await _json(send, 404, {"error": {"message": f"no route {method} {path}"}})
 
+    async def _batch_api(
+        self, scope: Scope, method: str, route: re.Match[str], body: bytes, send: Send
+    ) -> None:
+        """Files and batches (see ``_batches.py``)."""
+        if not self._authorized(scope):
+            await self._error(send, 401, "invalid_api_key", "invalid API key")
+            return
+        kind, item, action = route.group("kind"), route.group("id"), route.group("action")
+        store, config = self.batches, self.config
+        if kind == "files" and method == "POST" and item is None:
+            headers: dict[bytes, bytes] = dict(scope["headers"])
+            content_type = headers.get(b"content-type", b"").decode("latin-1")
+            status, payload = store.upload(parse_multipart(body, content_type), config)
+            await _json(send, status, payload)
+        elif kind == "files" and method == "GET" and item and action == "content":
+            data = store.files.get(item)
+            if data is None:
+                await _json(send, 404, {"error": {"message": f"no file {item}"}})
+            else:
+                await _raw(send, 200, data, {"content-type": "application/jsonl"})
+        elif kind == "batches" and method == "POST" and item is None:
+            if self.spent >= config.credits:
+                await self._error(send, 402, "insufficient_quota",
+                                  "You exceeded your current quota: add credits")  # fmt: skip
+                return
+            status, payload = store.create(json.loads(body or b"{}"), config)
+            await _json(send, status, payload)
+        elif kind == "batches" and method == "GET" and item is None:
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
+            limit, after = int(query.get("limit", ["20"])[0]), query.get("after", [None])[0]
+            await _json(send, 200, store.listing(limit, after))
+        elif kind == "batches" and item and action in (None, "cancel"):
+            found = (store.cancel(item, config) if method == "POST" and action == "cancel"
+                     else store.retrieve(item, config, self._batch_answer))  # fmt: skip
+            if found is None:
+                await _json(send, 404, {"error": {"message": f"no batch {item}"}})
+            else:
+                await _json(send, 200, store.view(found))
+        else:
+            await _json(send, 404, {"error": {"message": f"no route {method} {route.group(0)}"}})
+
+    def _batch_answer(self, model: str, prompt: str) -> dict[str, Any]:
+        """One batched request's answer, charged at the batch discount."""
+        completion = self._completion(model, prompt, self.config.profile(model))
+        usage = completion["usage"]
+        cost = usage["total_tokens"] * self.config.profile(model).price_per_token
+        self.spent -= cost * (1 - self.config.batch.discount)
+        return completion
+
     def stats(self) -> dict[str, Any]:
         """Counts of chat requests received, by model and by answer status."""
         return {
+            "batches_created": self.batches.created,
+            "batches_cancelled": self.batches.cancelled,
             "total": sum(self.requests.values()),
             "requests": dict(self.requests),
             "statuses": dict(self.statuses),

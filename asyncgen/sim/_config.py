@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Fault", "ModelProfile", "SimConfig"]
+__all__ = ["BatchProfile", "Fault", "ModelProfile", "SimConfig"]
 
 FaultKind = Literal["status", "error_body", "malformed", "no_choices", "reset", "stall",
                     "stream_reset", "stream_stall"]  # fmt: skip
@@ -100,6 +100,33 @@ class ModelProfile(BaseModel):
     price_per_token: float = Field(default=1e-6, ge=0.0)
 
 
+class BatchProfile(BaseModel):
+    """How the simulated Batch API (``/v1/files``, ``/v1/batches``) behaves.
+
+    Attributes:
+        complete_after: Seconds from a batch's creation to its end (``in_progress``
+            meanwhile, its request counts growing with time).
+        fail_rate: Share of requests answered with an error (HTTP 500 in the error file).
+        expire_rate: Share of requests left undone: the batch ends ``expired`` and they
+            are in the error file with code ``batch_expired``.
+        first: Only the first ``first`` batches created fail or expire requests (None:
+            every batch), for batches that go wrong once, then right.
+        max_requests: Requests allowed in one batch (OpenAI: 50,000); more fails it.
+        max_bytes: Bytes allowed in one uploaded file (OpenAI: 200 MB); more is a 400.
+        discount: The share of the online price a batched answer costs (0.5).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    complete_after: float = Field(default=1.0, ge=0.0)
+    fail_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    expire_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    first: int | None = Field(default=None, ge=0)
+    max_requests: int = Field(default=50_000, ge=1)
+    max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    discount: float = Field(default=0.5, ge=0.0)
+
+
 class SimConfig(BaseModel):
     """The whole simulator: profiles by model id, and the account behind the key.
 
@@ -110,6 +137,7 @@ class SimConfig(BaseModel):
         credits: The account's credit limit in dollars, for ``/api/v1/key``; once the
             answers' cost reaches it, requests get 402 (0: the account is empty).
         seed: Seed for latency draws and fault rates, so runs repeat.
+        batch: How the Batch API behaves.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -119,6 +147,7 @@ class SimConfig(BaseModel):
     api_key: str | None = None
     credits: float = Field(default=100.0, ge=0.0)
     seed: int = 0
+    batch: BatchProfile = Field(default_factory=BatchProfile)
 
     def profile(self, model: str) -> ModelProfile:
         """The profile for ``model``."""

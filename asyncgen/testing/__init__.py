@@ -19,10 +19,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..sim import Fault, ModelProfile, SimConfig, SimServer
+from ..sim import BatchProfile, Fault, ModelProfile, SimConfig, SimServer
 from ._redis_server import RedisServer
 
-__all__ = ["Fault", "ModelProfile", "RedisServer", "SimConfig", "SimServer", "sim_server"]
+__all__ = [
+    "BatchProfile",
+    "Fault",
+    "ModelProfile",
+    "RedisServer",
+    "SimConfig",
+    "SimServer",
+    "sim_server",
+]
 
 
 @contextmanager

@@ -1,0 +1,133 @@
+"""``asyncgen run --batch-api``: the same input and output files, through the provider's
+Batch API (about half the price, answers within 24 hours).
+
+The batches' request files and ``state.json`` live in ``OUTPUT.batch/`` beside the
+output; running the same command again after a kill picks up the batches in flight
+(no batch is created twice) and skips the answers already written. ``--cancel`` cancels
+the batches in flight and writes what they had done. The folder is removed once every
+batch has been read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from .._logging import mask_secrets
+from ..llm import ChatClient
+from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun
+from ._files import read_jobs
+from ._output import ResultWriter, Resume
+
+__all__ = ["batch_folder", "run_batch_api"]
+
+PLAIN_EVERY = 2.0
+
+
+def batch_folder(output: Path) -> Path:
+    """Where a run's batches are kept: ``OUTPUT.batch/`` beside the output."""
+    return output.with_name(output.name + ".batch")
+
+
+def record(outcome: BatchOutcome) -> dict[str, Any]:
+    """An outcome as a result line, in the online mode's format."""
+    completion, error = outcome.completion, outcome.error
+    return {
+        "id": outcome.id,
+        "model": outcome.model,
+        "ok": error is None and completion is not None,
+        "text": completion.text if completion is not None else None,
+        "error_type": type(error).__name__ if error is not None else None,
+        "error": mask_secrets(str(error)) if error is not None else None,
+        "attempts": outcome.attempts,
+        "latency": 0.0,
+        "usage": completion.usage.model_dump() if completion is not None else None,
+        "fingerprint": outcome.fingerprint,
+        "batch_api": True,
+    }
+
+
+class _Shown:
+    """Progress as plain lines (every 2 s at most, and the last one)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last: BatchApiProgress | None = None
+        self._at = 0.0
+
+    def __call__(self, progress: BatchApiProgress) -> None:
+        self.last = progress
+        now = time.monotonic()
+        if now - self._at >= PLAIN_EVERY:
+            self._at = now
+            self.show(progress)
+
+    def show(self, p: BatchApiProgress) -> None:
+        online = f", {p.online} resent online" if p.online else ""
+        self.stream.write(
+            f"batch: {p.batches_done}/{p.batches} batches done, {p.requests_done}/"
+            f"{p.requests} requests ({p.failed} failed){online}\n"
+        )
+        self.stream.flush()
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def run_batch_api(
+    args: argparse.Namespace, client: ChatClient, resume: Resume, todo: int
+) -> tuple[int, int]:
+    """Submit (or pick up, or cancel) the batches; write each answer as it is read.
+
+    Returns:
+        (failed, not written): failed jobs, and jobs left for a later run (not
+        submitted after a 402, or not reached by cancelled batches).
+    """
+    shown = _Shown(sys.stdout)
+    counts = {"ok": 0, "failed": 0}
+    with ResultWriter(args.output, resume) as writer:
+
+        def write(outcome: BatchOutcome) -> None:
+            before = resume.done.get(outcome.id)
+            if before is not None and before.fingerprint in (None, outcome.fingerprint):
+                return  # written by an earlier run
+            writer.write_record(record(outcome))
+            counts["ok" if outcome.error is None else "failed"] += 1
+
+        run = BatchRun(
+            client, batch_folder(args.output), on_outcome=write, on_progress=shown,
+            max_requests=args.batch_size, poll_interval=args.poll,
+            max_poll_interval=max(args.poll, 60.0), resubmit=args.batch_fallback,
+        )  # fmt: skip
+        try:
+            if args.cancel:
+                cancelled = await run.cancel()
+                _say(f"cancelled {cancelled} batch(es) in flight; what they had done is "
+                     "written, the rest runs when the command is run again")  # fmt: skip
+            else:
+                flying = run.in_flight()
+                if flying:
+                    _say(f"picking up {len(run.records)} batch(es) from an earlier run "
+                         f"({len(flying)} requests in flight)")  # fmt: skip
+                jobs = read_jobs(args.input, done=resume.done, default_model=args.model,
+                                 response_model=args.schema)  # fmt: skip
+                await run.submit(job for job in jobs if job.id not in flying)
+                await run.wait()
+        finally:
+            await run.aclose()
+    if shown.last is not None:
+        shown.show(shown.last)
+    _say(f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
+         f"{len(run.records)} batch(es); output: {args.output}")  # fmt: skip
+    left = max(0, todo - counts["ok"] - counts["failed"])
+    if run.stopped is not None:
+        sys.stderr.write(f"asyncgen: submitting stopped: {run.stopped}\n")
+    if all(r.done for r in run.records) and run.stopped is None and not args.cancel:
+        shutil.rmtree(batch_folder(args.output), ignore_errors=True)
+    return counts["failed"], left

@@ -1,0 +1,441 @@
+"""The provider's Batch API: about half the price, answers within 24 hours.
+
+:class:`BatchRun` splits jobs into provider batches (at most ``max_requests`` requests
+and ``max_bytes`` bytes per uploaded file), uploads them (``/files``), creates the
+batches (``/batches``), polls them with backoff, and hands each answer on as a
+:class:`BatchOutcome` as the output files are read. Everything it needs to resume lives
+in one folder: each batch's request file and ``state.json`` (the batches and where they
+are). Run it again on the same folder after a crash and it picks up the batches in
+flight rather than submitting them again:
+
+- a batch is recorded (with a random marker, sent as the batch's metadata) before it is
+  created, and its id right after; a record without an id is looked up by its marker
+  among the provider's batches before anything is created again;
+- answers already handed on are skipped when a batch is read again (``skip``).
+
+Requests that fail for a reason that may pass (expired with the window, 429, 5xx, a
+batch refused for the enqueued-token limit) are sent again: as a new batch
+(``resubmit="batch"``) or at once through the client (``resubmit="online"``), at most
+``max_rounds`` times in all. A 402 (no credits, ``insufficient_quota``) stops submitting:
+what was not submitted is left for the next run.
+
+:func:`generate_batch` is the library's one-call form (a temporary folder, results in
+input order); ``asyncgen run --batch-api`` is the command's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import structlog
+
+from .._errors import AsyncGenError, InsufficientCreditsError
+from ._batch_api_http import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_REQUESTS,
+    TERMINAL,
+    BatchApi,
+    batch_error,
+    completion_of,
+    item_error,
+    line_fingerprint,
+    line_job,
+    may_pass,
+    request_line,
+)
+from ._client import ChatClient
+from ._models import Completion, GenerationJob, GenerationResult
+
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_REQUESTS",
+    "BatchApiProgress",
+    "BatchOutcome",
+    "BatchRecord",
+    "BatchRun",
+    "generate_batch",
+]
+
+
+_log = structlog.get_logger("asyncgen.batch_api")
+
+
+@dataclass
+class BatchRecord:
+    """One provider batch as the state file keeps it."""
+
+    marker: str  # sent as metadata, so a batch created just before a crash is found again
+    chunk: str  # the request file's name in the run's folder
+    requests: int
+    round: int = 1
+    id: str | None = None
+    status: str = "pending"  # pending (not created yet), then the provider's
+    done: bool = False  # its files were read (or it will never have any)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """One request's end: its answer, or the error it ended with."""
+
+    id: str
+    model: str
+    fingerprint: str
+    completion: Completion | None
+    error: AsyncGenError | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchApiProgress:
+    """Where a run is: batches created and ended, requests submitted and ended."""
+
+    batches: int
+    batches_done: int
+    requests: int
+    requests_done: int
+    failed: int
+    online: int = 0  # requests resubmitted online, in flight
+
+
+class BatchRun:
+    """Jobs through the provider's Batch API, resumable from ``folder``.
+
+    Args:
+        client: The API and key (its rate limits do not apply: batches are not requests).
+        folder: Where the request files and ``state.json`` live (created if missing).
+        on_outcome: Called with each request's end, once (as output files are read).
+        on_progress: Called when batches or requests move.
+        skip: Ids already handed on in an earlier run (not handed on again).
+        max_requests: Requests per batch (at most the provider's 50,000).
+        max_bytes: Bytes per request file (under the provider's 200 MB).
+        poll_interval: Seconds between the first polls; it grows 1.5 x per quiet poll
+            up to ``max_poll_interval``.
+        resubmit: Where failed requests that may pass go again: ``batch`` or ``online``.
+        max_rounds: Tries per request in all (the first batch included).
+    """
+
+    def __init__(
+        self,
+        client: ChatClient,
+        folder: Path,
+        *,
+        on_outcome: Callable[[BatchOutcome], None],
+        on_progress: Callable[[BatchApiProgress], None] | None = None,
+        skip: set[str] | None = None,
+        max_requests: int = MAX_BATCH_REQUESTS,
+        max_bytes: int = MAX_BATCH_BYTES,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+        resubmit: Literal["batch", "online"] = "batch",
+        max_rounds: int = 3,
+    ) -> None:
+        if not 1 <= max_requests <= MAX_BATCH_REQUESTS:
+            raise ValueError(f"max_requests must be 1..{MAX_BATCH_REQUESTS}, got {max_requests}")
+        if max_bytes < 1024:
+            raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
+        if not 0 < poll_interval <= max_poll_interval:
+            raise ValueError("poll_interval must be > 0 and <= max_poll_interval")
+        if resubmit not in ("batch", "online"):
+            raise ValueError(f"resubmit must be 'batch' or 'online', got {resubmit!r}")
+        if max_rounds < 1:
+            raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
+        self.client = client
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._state_path = folder / "state.json"
+        self.records = self._load()
+        self._on_outcome = on_outcome
+        self._on_progress = on_progress
+        self._skip = skip if skip is not None else set()
+        self.max_requests, self.max_bytes = max_requests, max_bytes
+        self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
+        self.resubmit, self.max_rounds = resubmit, max_rounds
+        self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
+        self.not_submitted = 0
+        self._done = self._failed = self._online = 0
+        self._api = BatchApi(client)
+
+    # -- state -----------------------------------------------------------------------
+
+    def _load(self) -> list[BatchRecord]:
+        if not self._state_path.exists():
+            return []
+        data = json.loads(self._state_path.read_text())
+        return [BatchRecord(**record) for record in data["batches"]]
+
+    def _save(self) -> None:
+        """Write the state whole (a temporary file renamed over it), synced to disk."""
+        data = {"version": 1, "batches": [asdict(r) for r in self.records]}
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".state-")
+        with os.fdopen(fd, "w") as stream:
+            json.dump(data, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, self._state_path)
+
+    def in_flight(self) -> set[str]:
+        """Ids in batches not finished yet (not to be submitted again)."""
+        ids: set[str] = set()
+        for record in self.records:
+            if not record.done:
+                ids.update(line["custom_id"] for line in self._chunk_lines(record.chunk))
+        return ids
+
+    def _chunk_lines(self, name: str) -> Iterable[dict[str, Any]]:
+        with (self.folder / name).open("rb") as stream:
+            for raw in stream:
+                if raw.strip():
+                    yield json.loads(raw)
+
+    def _progress(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(BatchApiProgress(
+                batches=len(self.records), batches_done=sum(r.done for r in self.records),
+                requests=sum(r.requests for r in self.records if r.round == 1),
+                requests_done=self._done, failed=self._failed, online=self._online,
+            ))  # fmt: skip
+
+    # -- submitting ------------------------------------------------------------------
+
+    async def submit(self, jobs: Iterable[GenerationJob]) -> None:
+        """Write ``jobs`` into request files and create a batch for each (after the
+        batches of an earlier run that may not have been created)."""
+        for record in self.records:
+            if record.id is None and not record.done and self.stopped is None:
+                await self._create(record)
+        lines = (request_line(job) for job in jobs)
+        await self._submit_lines(lines, round_=1)
+
+    async def _submit_lines(self, lines: Iterable[dict[str, Any]], *, round_: int) -> None:
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
+            if chunk and (len(chunk) >= self.max_requests or size + len(data) > self.max_bytes):
+                await self._submit_chunk(chunk, round_)
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+        if chunk:
+            await self._submit_chunk(chunk, round_)
+
+    async def _submit_chunk(self, chunk: list[bytes], round_: int) -> None:
+        if self.stopped is not None:
+            self.not_submitted += len(chunk)
+            return
+        marker = uuid.uuid4().hex
+        name = f"requests-{len(self.records) + 1:05d}-{marker[:8]}.jsonl"
+        tmp = self.folder / f".{name}"
+        with tmp.open("wb") as stream:
+            stream.writelines(chunk)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, self.folder / name)
+        record = BatchRecord(marker=marker, chunk=name, requests=len(chunk), round=round_)
+        self.records.append(record)
+        self._save()  # recorded before it is created: a crash now finds it by its marker
+        await self._create(record)
+
+    async def _create(self, record: BatchRecord) -> None:
+        found = await self._api.find(record.marker) if record.status == "pending" else None
+        try:
+            if found is None:
+                file_id = await self._api.upload(self.folder / record.chunk)
+                found = await self._api.create(file_id, record.marker)
+        except InsufficientCreditsError as exc:
+            self.stopped = exc
+            self.not_submitted += record.requests
+            self.records.remove(record)  # its jobs are left for the next run
+            (self.folder / record.chunk).unlink(missing_ok=True)
+            self._save()
+            _log.warning("batch_submit_stopped", error=str(exc),
+                         action="add credits, run again: the rest is submitted then")  # fmt: skip
+            return
+        record.id, record.status = str(found["id"]), str(found.get("status", "validating"))
+        self._save()
+        _log.info("batch_created", batch=record.id, requests=record.requests, round=record.round)
+        self._progress()
+
+    # -- waiting ---------------------------------------------------------------------
+
+    async def wait(self) -> None:
+        """Poll every batch not done until it ends; read its files; send again what
+        may pass (as new batches, or online) until nothing is left."""
+        interval = self.poll_interval
+        while pending := [r for r in self.records if not r.done and r.id is not None]:
+            moved = False
+            for record in pending:
+                batch = await self._api.retrieve(str(record.id))
+                status = str(batch.get("status"))
+                moved |= status != record.status
+                record.status = status
+                if status in TERMINAL:
+                    await self._read(record, batch)
+                    moved = True
+            self._save()
+            self._progress()
+            if [r for r in self.records if not r.done and r.id is not None]:
+                interval = self.poll_interval if moved else min(interval * 1.5,
+                                                                self.max_poll_interval)  # fmt: skip
+                await asyncio.sleep(interval)
+
+    async def _read(self, record: BatchRecord, batch: dict[str, Any]) -> None:
+        """Hand on a finished batch's answers and failures; collect what goes again."""
+        index = {line["custom_id"]: line_fingerprint(line)
+                 for line in self._chunk_lines(record.chunk)}  # fmt: skip
+        again: set[str] = set()
+        seen: set[str] = set()
+        for file_key in ("output_file_id", "error_file_id"):
+            file_id = batch.get(file_key)
+            if not file_id:
+                continue
+            async for item in self._api.lines(str(file_id)):
+                custom_id = str(item.get("custom_id"))
+                if custom_id not in index:
+                    continue
+                seen.add(custom_id)
+                outcome_error = item_error(item)
+                passing = outcome_error is not None and may_pass(item, outcome_error)
+                if passing and record.round < self.max_rounds:
+                    again.add(custom_id)
+                    continue
+                self._emit(custom_id, index[custom_id], item, outcome_error, record.round)
+        unanswered = set(index) - seen
+        if record.status == "failed" and unanswered:
+            error = batch_error(batch)
+            for custom_id in unanswered:
+                if record.round < self.max_rounds and may_pass({}, error):
+                    again.add(custom_id)
+                else:
+                    self._emit(custom_id, index[custom_id], {}, error, record.round)
+        # cancelled: the requests it did not reach are left for the next run
+        record.done = True
+        self._save()
+        if again:
+            await self._again(record, again)
+
+    def _emit(
+        self, custom_id: str, where: tuple[str, str], item: dict[str, Any],
+        error: AsyncGenError | None, attempts: int,
+    ) -> None:  # fmt: skip
+        if custom_id in self._skip:
+            return
+        self._skip.add(custom_id)
+        model, fingerprint = where
+        completion = None
+        if error is None:
+            body = item["response"]["body"]
+            completion = completion_of(body, model)
+        self._done += 1
+        self._failed += error is not None
+        self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error, attempts))
+
+    async def _again(self, record: BatchRecord, ids: set[str]) -> None:
+        lines = [line for line in self._chunk_lines(record.chunk) if line["custom_id"] in ids]
+        _log.info("batch_resubmit", batch=record.id, requests=len(lines), to=self.resubmit)
+        if self.resubmit == "batch":
+            await self._submit_lines(lines, round_=record.round + 1)
+            return
+        from ._generate import generate_stream
+
+        self._online += len(lines)
+        self._progress()
+        jobs = [line_job(line) for line in lines]
+        wheres = {line["custom_id"]: line_fingerprint(line) for line in lines}
+        async for result in generate_stream(jobs, client=self.client):
+            self._online -= 1
+            if result.job.id in self._skip:
+                continue
+            self._skip.add(result.job.id)
+            self._done += 1
+            self._failed += not result.ok
+            error = result.error if isinstance(result.error, AsyncGenError) else None
+            model, fingerprint = wheres[result.job.id]
+            self._on_outcome(BatchOutcome(result.job.id, model, fingerprint, result.completion,
+                                          error, record.round + result.attempts))  # fmt: skip
+            self._progress()
+
+    async def cancel(self) -> int:
+        """Cancel every batch in flight, then read what they had done. Returns how many
+        batches were cancelled."""
+        cancelled = 0
+        for record in self.records:
+            if not record.done and record.id is not None and record.status not in TERMINAL:
+                batch = await self._api.cancel(record.id)
+                record.status = str(batch.get("status", "cancelling"))
+                cancelled += 1
+        for record in self.records:  # never created: nothing to cancel, left for later
+            if record.id is None and not record.done:
+                record.done = True
+        self._save()
+        await self.wait()
+        return cancelled
+
+    async def aclose(self) -> None:
+        await self._api.aclose()
+
+
+async def generate_batch(
+    jobs: Iterable[GenerationJob],
+    *,
+    client: ChatClient,
+    poll_interval: float = 30.0,
+    max_requests: int = MAX_BATCH_REQUESTS,
+    resubmit: Literal["batch", "online"] = "batch",
+    folder: Path | None = None,
+    on_progress: Callable[[BatchApiProgress], None] | None = None,
+) -> list[GenerationResult]:
+    """Run ``jobs`` through the provider's Batch API; results in input order.
+
+    About half the online price, answered within the provider's window (24 h). Give a
+    ``folder`` to make it resumable (call again with the same folder after a crash: the
+    batches in flight are picked up); by default a temporary one is used.
+
+    Raises:
+        ValueError: Bad settings, or two jobs with one id.
+    """
+    todo = list(jobs)
+    if len({job.id for job in todo}) != len(todo):
+        raise ValueError("every job needs its own id: the Batch API matches answers by id")
+    ended: dict[str, BatchOutcome] = {}
+    began = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        where = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="asyncgen-batch-")))  # fmt: skip
+        run = BatchRun(client, where, on_outcome=lambda o: ended.__setitem__(o.id, o),
+                       on_progress=on_progress, max_requests=max_requests,
+                       poll_interval=poll_interval, max_poll_interval=max(60.0, poll_interval),
+                       resubmit=resubmit)  # fmt: skip
+        try:
+            flying = run.in_flight()
+            await run.submit(job for job in todo if job.id not in flying)
+            await run.wait()
+        finally:
+            await run.aclose()
+    latency = time.monotonic() - began
+    results = []
+    for index, job in enumerate(todo):
+        outcome = ended.get(job.id)
+        if outcome is None:
+            error: BaseException = run.stopped or InsufficientCreditsError(
+                f"{job.model}: not submitted", status=402
+            )
+            results.append(GenerationResult(index=index, job=job, error=error, attempts=0))
+            continue
+        completion = outcome.completion
+        results.append(GenerationResult(
+            index=index, job=job, text=completion.text if completion else None,
+            completion=completion, error=outcome.error, attempts=outcome.attempts,
+            latency=latency, answered_by=outcome.model if completion else None,
+        ))  # fmt: skip
+    return results

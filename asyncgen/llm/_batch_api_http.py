@@ -1,0 +1,209 @@
+"""The provider's Batch API on the wire: its endpoints, and its files' lines.
+
+:class:`BatchApi` calls ``/files`` and ``/batches`` with one ChatClient's key and TLS
+settings (transient failures retried with backoff; a create that failed in transit is
+looked for by its marker before it is tried again). The functions turn a job into a
+request line and back, and an output or error file's record into an answer or an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .._errors import AsyncGenError, BadRequestError, ServerError, TransientError
+from .._retry import RetryPolicy, retry
+from ._client import ChatClient
+from ._mapping import error_for_status
+from ._models import Completion, GenerationJob, Usage
+from ._request import request_fingerprint, schema_params
+
+__all__ = [
+    "ENDPOINT",
+    "MAX_BATCH_BYTES",
+    "MAX_BATCH_REQUESTS",
+    "TERMINAL",
+    "BatchApi",
+    "batch_error",
+    "completion_of",
+    "item_error",
+    "line_fingerprint",
+    "line_job",
+    "may_pass",
+    "request_line",
+]
+
+MAX_BATCH_REQUESTS = 50_000  # OpenAI's limit per batch
+MAX_BATCH_BYTES = 190 * 1024 * 1024  # under OpenAI's 200 MB per file
+TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+RETRY_CODES = frozenset({"batch_expired", "token_limit_exceeded", "rate_limit_exceeded"})
+ENDPOINT = "/v1/chat/completions"
+_POLICY = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=30.0)  # files and batches
+
+
+class BatchApi:
+    """The files and batches endpoints of one ChatClient's API."""
+
+    def __init__(self, client: ChatClient) -> None:
+        options = client._options
+        self.base_url = client.base_url
+        self._http = httpx.AsyncClient(
+            headers=options.headers, verify=options.verify,
+            timeout=httpx.Timeout(max(options.timeout, 300.0), connect=options.connect_timeout),
+        )  # fmt: skip
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call, retried on transient errors (429, 5xx, timeouts) with backoff."""
+        return await retry(self._json_once, method, path, policy=_POLICY, **kwargs)
+
+    async def _json_once(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
+        except httpx.HTTPError as exc:
+            raise ServerError(f"{path}: {type(exc).__name__}: {exc}", status=502) from exc
+        if response.status_code >= 300:
+            try:
+                body: Any = response.json()
+            except ValueError:
+                body = None
+            raise error_for_status(response.status_code, response.headers, body, model=path,
+                                   text=response.text)  # fmt: skip
+        return response.json()
+
+    async def upload(self, path: Path) -> str:
+        """Upload a request file; return its id."""
+
+        async def once() -> Any:
+            with path.open("rb") as stream:  # opened again for each attempt
+                files = {"file": (path.name, stream, "application/jsonl")}
+                return await self._json_once("POST", "/files", data={"purpose": "batch"},
+                                             files=files)  # fmt: skip
+
+        reply = await retry(once, policy=_POLICY)
+        return str(reply["id"])
+
+    async def create(self, file_id: str, marker: str) -> dict[str, Any]:
+        """Create a batch, once: a create that failed in transit may have been made,
+        so before trying again the batch is looked for by its marker."""
+        body = {"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h",
+                "metadata": {"asyncgen_marker": marker}}  # fmt: skip
+
+        async def once() -> dict[str, Any]:
+            found = await self.find(marker)
+            if found is not None:
+                return found
+            reply: dict[str, Any] = await self._json_once("POST", "/batches", json=body)
+            return reply
+
+        try:
+            reply: dict[str, Any] = await self._json_once("POST", "/batches", json=body)
+        except TransientError:
+            return await retry(once, policy=_POLICY)
+        return reply
+
+    async def retrieve(self, batch_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = await self._json("GET", f"/batches/{batch_id}")
+        return reply
+
+    async def cancel(self, batch_id: str) -> dict[str, Any]:
+        reply: dict[str, Any] = await self._json("POST", f"/batches/{batch_id}/cancel")
+        return reply
+
+    async def find(self, marker: str, *, pages: int = 10) -> dict[str, Any] | None:
+        """The batch created with ``marker``, among the newest ``pages`` x 100."""
+        after = None
+        for _ in range(pages):
+            params = {"limit": 100, **({"after": after} if after else {})}
+            page = await self._json("GET", "/batches", params=params)
+            for batch in page.get("data", []):
+                if (batch.get("metadata") or {}).get("asyncgen_marker") == marker:
+                    return dict(batch)
+            if not page.get("has_more"):
+                return None
+            after = page.get("last_id")
+        return None
+
+    async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
+        """The records of a provider file, one at a time (streamed)."""
+        url = f"{self.base_url}/files/{file_id}/content"
+        async with self._http.stream("GET", url) as response:
+            if response.status_code >= 300:
+                await response.aread()
+                raise error_for_status(response.status_code, response.headers, None,
+                                       model=f"/files/{file_id}", text=response.text)  # fmt: skip
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+
+
+def request_line(job: GenerationJob) -> dict[str, Any]:
+    """A job as one line of a batch request file."""
+    params = schema_params(job.response_model, job.params)
+    body = {"model": job.model, "messages": job.to_messages(), **params}
+    return {"custom_id": job.id, "method": "POST", "url": ENDPOINT, "body": body}
+
+
+def line_job(line: dict[str, Any]) -> GenerationJob:
+    """A request line back as a job (to send it online)."""
+    body = dict(line["body"])
+    model, messages = body.pop("model"), body.pop("messages")
+    return GenerationJob(id=line["custom_id"], model=model, messages=messages, params=body)
+
+
+def line_fingerprint(line: dict[str, Any]) -> tuple[str, str]:
+    body = dict(line["body"])
+    model, messages = str(body.pop("model")), body.pop("messages")
+    return model, request_fingerprint(model, messages, body)
+
+
+def item_error(item: dict[str, Any]) -> AsyncGenError | None:
+    """The error an output or error file record carries, or None for an answer."""
+    error = item.get("error")
+    response = item.get("response") or {}
+    status = int(response.get("status_code") or 0)
+    if error:
+        code = str(error.get("code") or "batch_error")
+        message = str(error.get("message") or code)
+        if code == "batch_expired":
+            return ServerError(f"expired: {message}", status=504)
+        return BadRequestError(f"{code}: {message}", status=400)
+    if status >= 300 or not response:
+        body = response.get("body")
+        return error_for_status(status or 502, {}, body, model="batch request")
+    return None
+
+
+def may_pass(item: dict[str, Any], error: AsyncGenError) -> bool:
+    """Worth sending again: expired, rate limited, or the provider's own failure."""
+    code = str((item.get("error") or {}).get("code") or "")
+    status = error.status or 0
+    return code in RETRY_CODES or status in (408, 429, 504) or status >= 500
+
+
+def batch_error(batch: dict[str, Any]) -> AsyncGenError:
+    """Why a whole batch failed (its ``errors``)."""
+    errors = ((batch.get("errors") or {}).get("data")) or [{}]
+    first = errors[0] or {}
+    code = str(first.get("code") or "batch_failed")
+    message = f"batch {batch.get('id')} failed: {code}: {first.get('message') or ''}".strip()
+    if code in RETRY_CODES:
+        return ServerError(message, status=503)
+    return BadRequestError(message, status=400)
+
+
+def completion_of(body: dict[str, Any], model: str) -> Completion:
+    choice = (body.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    return Completion(text=str(message.get("content") or ""),
+                      finish_reason=choice.get("finish_reason"),
+                      usage=Usage.model_validate(usage or {}),
+                      model=str(body.get("model") or model), latency=0.0,
+                      id=body.get("id"))  # fmt: skip

@@ -1,0 +1,216 @@
+"""The Batch API mode against the simulator's Batch API, over real sockets: `asyncgen run
+--batch-api` as a real subprocess (killed with SIGKILL and resumed), and the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import asyncgen
+from asyncgen import ChatClient, GenerationJob
+from asyncgen.llm._batch_api import BatchRecord, BatchRun
+from asyncgen.llm._batch_api_http import BatchApi, request_line
+from asyncgen.testing import BatchProfile, SimConfig, SimServer
+from tests.test_cli import asyncgen_cmd, records, write_jobs
+
+
+def batch_sim(sim: SimServer, **batch: float) -> None:
+    sim.configure(SimConfig(batch=BatchProfile(**batch)))  # type: ignore[arg-type]
+
+
+def run_args(source: Path, out: Path, sim: SimServer, *extra: str) -> list[str]:
+    return ["run", str(source), "-o", str(out), "--base-url", sim.base_url, "--batch-api",
+            "--poll", "0.2", *extra]  # fmt: skip
+
+
+def state(out: Path) -> list[dict[str, object]]:
+    path = out.with_name(out.name + ".batch") / "state.json"
+    if not path.exists():
+        return []
+    try:
+        return list(json.loads(path.read_text())["batches"])
+    except ValueError:
+        return []
+
+
+def kill_when_created(args: list[str], out: Path, batches: int) -> None:
+    """Start the command; SIGKILL it once ``batches`` batches are recorded as created."""
+    inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    child = subprocess.Popen([sys.executable, "-m", "asyncgen", *args], env=inherited,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_for(lambda: sum(1 for b in state(out) if b.get("id")) == batches)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+
+
+def wait_for(condition: object, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+class TestCommand:
+    def test_kill_9_in_flight_then_resume_creates_no_batch_twice(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """10,000 lines in 3 batches; the command is killed while they run; run again,
+        it picks them up: 3 batches created in all, every line answered once, and the
+        online mode then agrees that nothing is left (same fingerprints)."""
+        batch_sim(sim, complete_after=3.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 10_000), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim, "--batch-size", "4000"), out, 3)
+        assert sim.stats()["batches_created"] == 3
+        again = asyncgen_cmd(*run_args(source, out, sim, "--batch-size", "4000"))
+        assert again.returncode == 0, again.stderr
+        assert "picking up 3 batch(es)" in again.stdout
+        assert sim.stats()["batches_created"] == 3
+        lines = records(out)
+        assert len(lines) == 10_000
+        assert len({r["id"] for r in lines}) == 10_000
+        assert all(r["ok"] and r["batch_api"] for r in lines)
+        assert not out.with_name("out.jsonl.batch").exists()  # all read: folder removed
+        online = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url)
+        assert online.returncode == 0, online.stderr
+        assert sim.requests() == 0
+
+    def test_expired_requests_go_again_as_a_batch(self, tmp_path: Path, sim: SimServer) -> None:
+        """A fifth of the first batch's requests expire: they are sent again in a new
+        batch and answered."""
+        batch_sim(sim, complete_after=0.2, expire_rate=0.2, first=1)
+        source, out = write_jobs(tmp_path / "in.jsonl", 500), tmp_path / "out.jsonl"
+        done = asyncgen_cmd(*run_args(source, out, sim))
+        assert done.returncode == 0, done.stderr
+        lines = records(out)
+        assert len(lines) == 500
+        assert all(r["ok"] for r in lines)
+        assert sim.stats()["batches_created"] == 2
+        assert sim.requests() == 0
+        again = [r for r in lines if r["attempts"] == 2]
+        assert 60 <= len(again) <= 140  # the expired fifth, answered by the second batch
+
+    def test_expired_requests_go_again_online(self, tmp_path: Path, sim: SimServer) -> None:
+        """--batch-fallback online: the expired requests are answered by the chat
+        endpoint instead, once each."""
+        batch_sim(sim, complete_after=0.2, expire_rate=0.2, first=1)
+        source, out = write_jobs(tmp_path / "in.jsonl", 300), tmp_path / "out.jsonl"
+        done = asyncgen_cmd(*run_args(source, out, sim, "--batch-fallback", "online"))
+        assert done.returncode == 0, done.stderr
+        lines = records(out)
+        assert len(lines) == 300
+        assert all(r["ok"] for r in lines)
+        assert sim.stats()["batches_created"] == 1
+        assert 30 <= sim.requests() <= 90  # the expired fifth, once each
+        assert len({r["id"] for r in lines}) == 300
+
+    def test_cancel_writes_what_was_done_and_the_rest_runs_later(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """Batches in flight are cancelled with --cancel: what they had done is written;
+        the next run submits only the rest."""
+        batch_sim(sim, complete_after=4.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 400), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim, "--batch-size", "200"), out, 2)
+        time.sleep(1.0)  # a quarter of the window: about a quarter done
+        cancel = asyncgen_cmd(*run_args(source, out, sim, "--cancel"))
+        assert cancel.returncode == 1, cancel.stderr  # some jobs are not answered yet
+        assert "cancelled 2 batch(es)" in cancel.stdout
+        assert sim.stats()["batches_cancelled"] == 2
+        partial = records(out)
+        assert 0 < len(partial) < 400
+        batch_sim(sim, complete_after=0.1)
+        rest = asyncgen_cmd(*run_args(source, out, sim))
+        assert rest.returncode == 0, rest.stderr
+        lines = records(out)
+        assert len(lines) == 400
+        assert len({r["id"] for r in lines}) == 400
+
+    def test_a_402_stops_submitting_and_the_next_run_submits_the_rest(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """No credits: nothing is submitted (exit 1, said why); with credits, all run."""
+        sim.configure(SimConfig(credits=0.0))
+        source, out = write_jobs(tmp_path / "in.jsonl", 50), tmp_path / "out.jsonl"
+        broke = asyncgen_cmd(*run_args(source, out, sim, "--batch-size", "20"))
+        assert broke.returncode == 1
+        assert "submitting stopped" in broke.stderr
+        assert "402" in broke.stderr
+        assert sim.stats()["batches_created"] == 0
+        assert not out.exists() or records(out) == []
+        batch_sim(sim, complete_after=0.1)
+        paid = asyncgen_cmd(*run_args(source, out, sim, "--batch-size", "20"))
+        assert paid.returncode == 0, paid.stderr
+        assert len(records(out)) == 50
+        assert sim.stats()["batches_created"] == 3
+
+    def test_cancel_needs_batch_api(self, tmp_path: Path, sim: SimServer) -> None:
+        source, out = write_jobs(tmp_path / "in.jsonl", 1), tmp_path / "out.jsonl"
+        done = asyncgen_cmd("run", str(source), "-o", str(out), "--sim", "--cancel")
+        assert done.returncode == 2
+        assert "--batch-api" in done.stderr
+
+
+class TestLibrary:
+    async def test_generate_batch_in_order_at_the_batch_price(self, sim: SimServer) -> None:
+        """Results in input order, answered, at half the online cost."""
+        batch_sim(sim, complete_after=0.1)
+        jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"question {i}") for i in range(30)]
+        async with ChatClient(sim.base_url) as client:
+            online = await client.chat("m", jobs[0].to_messages())
+            results = await asyncgen.generate_batch(jobs, client=client, poll_interval=0.05,
+                                                    max_requests=10)  # fmt: skip
+        assert [r.job.id for r in results] == [j.id for j in jobs]
+        assert all(r.ok for r in results)
+        assert results[0].text == online.text
+        assert results[0].completion is not None
+        assert online.usage.cost is not None
+        assert results[0].completion.usage.cost == pytest.approx(online.usage.cost / 2)
+        assert sim.stats()["batches_created"] == 3
+
+    async def test_a_batch_created_just_before_a_crash_is_found_by_its_marker(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """A state record without an id (the process died between creating the batch and
+        writing its id) is matched to the provider's batch by its marker, not created
+        again."""
+        batch_sim(sim, complete_after=0.1)
+        jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"q{i}") for i in range(5)]
+        folder = tmp_path / "run"
+        folder.mkdir()
+        chunk = folder / "requests-00001.jsonl"
+        chunk.write_text("".join(json.dumps(request_line(j)) + "\n" for j in jobs))
+        async with ChatClient(sim.base_url) as client:
+            api = BatchApi(client)
+            created = await api.create(await api.upload(chunk), "marker-1")
+            await api.aclose()
+            record = BatchRecord(marker="marker-1", chunk=chunk.name, requests=5)
+            (folder / "state.json").write_text(json.dumps({"version": 1, "batches": [
+                {**record.__dict__}]}))  # fmt: skip
+            got: list[str] = []
+            run = BatchRun(client, folder, on_outcome=lambda o: got.append(o.id),
+                           poll_interval=0.05)  # fmt: skip
+            assert run.in_flight() == {j.id for j in jobs}
+            await run.submit([])
+            await run.wait()
+            await run.aclose()
+        assert run.records[0].id == created["id"]
+        assert sorted(got) == sorted(j.id for j in jobs)
+        assert sim.stats()["batches_created"] == 1
+
+    def test_settings_are_checked(self, tmp_path: Path) -> None:
+        client = ChatClient("http://127.0.0.1:9/v1")
+        with pytest.raises(ValueError, match="max_requests"):
+            BatchRun(client, tmp_path, on_outcome=print, max_requests=60_000)
+        with pytest.raises(ValueError, match="resubmit"):
+            BatchRun(client, tmp_path, on_outcome=print, resubmit="email")  # type: ignore[arg-type]
