@@ -12,8 +12,9 @@ import pytest
 from genai_prices import Usage as TableUsage
 from genai_prices import calc_price
 
+import asyncgen
 from asyncgen import BudgetExceededError, ChatClient, GenerationJob, generate
-from asyncgen.sim import ModelProfile, SimConfig
+from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
 
 
@@ -95,3 +96,20 @@ def test_the_cli_summary_says_unknown(sim: SimServer, tmp_path: Path) -> None:
     cost_line = next(line for line in done.stdout.splitlines() if "summary: cost" in line)
     assert "unknown" in cost_line
     assert "$0.0000" not in cost_line
+
+
+async def test_batch_api_answers_are_priced_at_the_batch_discount(sim: SimServer) -> None:
+    """A provider that reports no cost (OpenAI): a batched answer costs half the table's
+    online price, and says where the figure came from."""
+    sim.configure(SimConfig(default=ModelProfile(report_cost=False),
+                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
+    job = GenerationJob(model="gpt-4o-mini", prompt="hello there")
+    async with ChatClient(sim.base_url, provider="openai") as client:
+        (result,) = await asyncgen.generate_batch([job], client=client, poll_interval=0.05)
+    assert result.completion is not None
+    usage = result.completion.usage
+    online = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
+                                   output_tokens=usage.completion_tokens),
+                        "gpt-4o-mini", provider_id="openai")  # fmt: skip
+    assert usage.cost == pytest.approx(float(online.total_price) / 2)
+    assert usage.cost_source == "table_batch"

@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
 from .._logging import mask_secrets
 from ..llm import ChatClient
 from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun
@@ -52,19 +55,45 @@ def record(outcome: BatchOutcome) -> dict[str, Any]:
 
 
 class _Shown:
-    """Progress as plain lines (every 2 s at most, and the last one)."""
+    """Progress: two live rich bars on a terminal (batches, requests), else plain lines
+    (every 2 s at most, and the last one)."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.last: BatchApiProgress | None = None
         self._at = 0.0
+        self._bar: Progress | None = None
+        self._tasks: tuple[TaskID, TaskID] | None = None
+        if stream.isatty():
+            self._bar = Progress(TextColumn("{task.description:>9}"), BarColumn(bar_width=24),
+                                 MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
+                                 console=Console(file=stream), transient=False)  # fmt: skip
+            self._tasks = (self._bar.add_task("batches", total=None, extra=""),
+                           self._bar.add_task("requests", total=None, extra=""))  # fmt: skip
+            self._bar.start()
 
     def __call__(self, progress: BatchApiProgress) -> None:
         self.last = progress
+        if self._bar is not None and self._tasks is not None:
+            batches, requests = self._tasks
+            self._bar.update(batches, total=progress.batches, completed=progress.batches_done)
+            extra = f"{progress.failed} failed" + (
+                f", {progress.online} online" if progress.online else ""
+            )
+            self._bar.update(requests, total=progress.requests,
+                             completed=progress.requests_done, extra=extra)  # fmt: skip
+            return
         now = time.monotonic()
         if now - self._at >= PLAIN_EVERY:
             self._at = now
             self.show(progress)
+
+    def close(self) -> None:
+        """Stop the bars, or print the last plain line."""
+        if self._bar is not None:
+            self._bar.stop()
+        elif self.last is not None:
+            self.show(self.last)
 
     def show(self, p: BatchApiProgress) -> None:
         online = f", {p.online} resent online" if p.online else ""
@@ -121,8 +150,7 @@ async def run_batch_api(
                 await run.wait()
         finally:
             await run.aclose()
-    if shown.last is not None:
-        shown.show(shown.last)
+            shown.close()
     _say(f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
          f"{len(run.records)} batch(es); output: {args.output}")  # fmt: skip
     left = max(0, todo - counts["ok"] - counts["failed"])

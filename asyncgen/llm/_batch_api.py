@@ -67,6 +67,8 @@ __all__ = [
 ]
 
 
+BATCH_DISCOUNT = 0.5  # a batched answer's share of the online price (OpenAI, Anthropic)
+
 _log = structlog.get_logger("asyncgen.batch_api")
 
 
@@ -334,11 +336,24 @@ class BatchRun:
         model, fingerprint = where
         completion = None
         if error is None:
-            body = item["response"]["body"]
-            completion = completion_of(body, model)
+            completion = self._priced(completion_of(item["response"]["body"], model))
         self._done += 1
         self._failed += error is not None
         self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error, attempts))
+
+    def _priced(self, completion: Completion) -> Completion:
+        """The provider's cost, or the price table's at the batch discount (when the
+        ``prices`` extra is installed); else unknown."""
+        usage = completion.usage
+        table = self.client._prices
+        if usage.cost is not None or table is None:
+            return completion
+        cost = table.cost(completion.model, usage.prompt_tokens, usage.completion_tokens)
+        if cost is None:
+            return completion
+        priced = usage.model_copy(update={"cost": cost * BATCH_DISCOUNT,
+                                          "cost_source": "table_batch"})  # fmt: skip
+        return completion.model_copy(update={"usage": priced})
 
     async def _again(self, record: BatchRecord, ids: set[str]) -> None:
         lines = [line for line in self._chunk_lines(record.chunk) if line["custom_id"] in ids]
