@@ -214,3 +214,15 @@ class TestLibrary:
             BatchRun(client, tmp_path, on_outcome=print, max_requests=60_000)
         with pytest.raises(ValueError, match="resubmit"):
             BatchRun(client, tmp_path, on_outcome=print, resubmit="email")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flag", [["--max-cost", "1"], ["--cache", "sqlite:///c.db"],
+                                  ["--deadline", "5"]])  # fmt: skip
+def test_online_only_flags_are_refused(tmp_path: Path, sim: SimServer, flag: list[str]) -> None:
+    """Flags that mean nothing to a batch are refused (exit 2), not ignored."""
+    source, out = write_jobs(tmp_path / "in.jsonl", 1), tmp_path / "out.jsonl"
+    done = asyncgen_cmd(*run_args(source, out, sim, *flag))
+    assert done.returncode == 2
+    assert flag[0] in done.stderr
+    assert "--batch-api" in done.stderr
+    assert sim.stats()["batches_created"] == 0

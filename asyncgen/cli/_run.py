@@ -229,6 +229,8 @@ def run_command(args: argparse.Namespace) -> int:
         # Masks keys in every line; stderr shows progress, so warnings and up by default.
         configure_logging(json=settings.log_json, level=settings.log_level or "WARNING",
                           stream=sys.stderr)  # fmt: skip
+        if args.batch_api:  # before the settings fill in: flags given, not defaults
+            _batch_api_flags(args)
         for name in ("concurrency", "retries", "deadline"):  # flags win over settings
             if getattr(args, name) is None:
                 setattr(args, name, getattr(settings, name))
@@ -327,6 +329,19 @@ async def _run_with(
     progress.summary(str(args.output), cache=_cache_line(client))
     _explain(client, progress.tally.failed)
     return progress.tally.failed + (todo - progress.tally.done)
+
+
+def _batch_api_flags(args: argparse.Namespace) -> None:
+    """Refuse the online-only flags with --batch-api rather than ignore them."""
+    online_only = {"--max-cost": args.max_cost, "--deadline": args.deadline,
+                   "--dashboard": args.dashboard, "--cache": args.cache,
+                   "--schema": args.schema}  # fmt: skip
+    given = [flag for flag, value in online_only.items() if value is not None]
+    if given:
+        raise UsageProblem(
+            f"{', '.join(given)} apply to online runs, not to --batch-api (a batch is "
+            "priced and run by the provider as a whole): drop them or drop --batch-api"
+        )
 
 
 def _cache_line(client: ChatClient) -> str | None:
