@@ -21,6 +21,7 @@ the last second), so one request's tokens may spill over a second's share; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -253,13 +254,17 @@ class SharedRateLimiter(RateLimiter):
     async def acquire(self, tokens: int = 0) -> Booking:
         """Book through Redis (or the local share while it is down) and wait.
 
-        A start is booked only when it is near (``LOOKAHEAD``), and a process's callers
-        book one at a time: so the requests before a token-costed one have settled at
-        their real usage by then, every process gets its turns interleaved with the
-        others', and should Redis go, the bookings it leaves reach at most that far
-        ahead of what the other processes know (their local shares begin after them).
+        A start is booked only when it is near (``LOOKAHEAD``): so the requests before a
+        token-costed one have settled at their real usage by then, and should Redis go,
+        the bookings left reach at most that far ahead of what the other processes know
+        (their local shares begin after them). Callers without a token cost book one at
+        a time per process (the others wait their turn here, not by polling Redis).
         """
-        async with self._queue():
+        # Token-costed callers each watch for the opening settled usage makes (one at a
+        # time, a caller would sleep through it on an estimate): 1.11 x the ideal
+        # makespan queued, 1.02 x not. Request-only callers queue: one asks Redis.
+        costed = bool(tokens and self.tokens_per_minute)
+        async with contextlib.nullcontext() if costed else self._queue():
             while True:
                 booked = await self._book_remote(tokens, None, LOOKAHEAD)
                 if isinstance(booked, Booking):
