@@ -109,6 +109,30 @@ class BatchApiProgress:
     online: int = 0  # requests resubmitted online, in flight
 
 
+class _Chunk:
+    """A request file being written: hidden until it is whole, then renamed in place."""
+
+    def __init__(self, folder: Path, number: int) -> None:
+        self.marker = uuid.uuid4().hex
+        self.name = f"requests-{number:05d}-{self.marker[:8]}.jsonl"
+        self._final = folder / self.name
+        self._tmp = folder / f".{self.name}"
+        self._stream = self._tmp.open("wb")
+        self.requests = self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data)
+        self.requests += 1
+        self.size += len(data)
+
+    def close(self) -> _Chunk:
+        self._stream.flush()
+        os.fsync(self._stream.fileno())
+        self._stream.close()
+        os.replace(self._tmp, self._final)
+        return self
+
+
 class BatchRun:
     """Jobs through the provider's Batch API, resumable from ``folder``.
 
@@ -219,31 +243,27 @@ class BatchRun:
         await self._submit_lines(lines, round_=1)
 
     async def _submit_lines(self, lines: Iterable[dict[str, Any]], *, round_: int) -> None:
-        chunk: list[bytes] = []
-        size = 0
+        """Write the lines into request files as they come (one file open at a time,
+        never a whole batch in memory), creating a batch for each file when it is full."""
+        chunk: _Chunk | None = None
         for line in lines:
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-            if chunk and (len(chunk) >= self.max_requests or size + len(data) > self.max_bytes):
-                await self._submit_chunk(chunk, round_)
-                chunk, size = [], 0
-            chunk.append(data)
-            size += len(data)
-        if chunk:
-            await self._submit_chunk(chunk, round_)
+            if chunk is not None and (chunk.requests >= self.max_requests
+                                      or chunk.size + len(data) > self.max_bytes):  # fmt: skip
+                await self._submit_chunk(chunk.close(), round_)
+                chunk = None
+            if self.stopped is not None:  # a 402: nothing more is written or submitted
+                self.not_submitted += 1
+                continue
+            if chunk is None:
+                chunk = _Chunk(self.folder, len(self.records) + 1)
+            chunk.write(data)
+        if chunk is not None:
+            await self._submit_chunk(chunk.close(), round_)
 
-    async def _submit_chunk(self, chunk: list[bytes], round_: int) -> None:
-        if self.stopped is not None:
-            self.not_submitted += len(chunk)
-            return
-        marker = uuid.uuid4().hex
-        name = f"requests-{len(self.records) + 1:05d}-{marker[:8]}.jsonl"
-        tmp = self.folder / f".{name}"
-        with tmp.open("wb") as stream:
-            stream.writelines(chunk)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, self.folder / name)
-        record = BatchRecord(marker=marker, chunk=name, requests=len(chunk), round=round_)
+    async def _submit_chunk(self, chunk: _Chunk, round_: int) -> None:
+        record = BatchRecord(marker=chunk.marker, chunk=chunk.name, requests=chunk.requests,
+                             round=round_)  # fmt: skip
         self.records.append(record)
         self._save()  # recorded before it is created: a crash now finds it by its marker
         await self._create(record)
@@ -332,7 +352,6 @@ class BatchRun:
     ) -> None:  # fmt: skip
         if custom_id in self._skip:
             return
-        self._skip.add(custom_id)
         model, fingerprint = where
         completion = None
         if error is None:
@@ -371,7 +390,6 @@ class BatchRun:
             self._online -= 1
             if result.job.id in self._skip:
                 continue
-            self._skip.add(result.job.id)
             self._done += 1
             self._failed += not result.ok
             error = result.error if isinstance(result.error, AsyncGenError) else None
