@@ -15,7 +15,7 @@ import pytest
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
-from asyncgen.llm._batch_api import BatchRecord, BatchRun
+from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
 from asyncgen.llm._batch_api_http import BatchApi, request_line
 from asyncgen.testing import BatchProfile, SimConfig, SimServer
 from tests.test_cli import asyncgen_cmd, records, write_jobs
@@ -226,3 +226,23 @@ def test_online_only_flags_are_refused(tmp_path: Path, sim: SimServer, flag: lis
     assert flag[0] in done.stderr
     assert "--batch-api" in done.stderr
     assert sim.stats()["batches_created"] == 0
+
+
+async def test_a_failure_that_persists_ends_as_a_failed_line_after_three_rounds(
+    tmp_path: Path, sim: SimServer
+) -> None:
+    """Every request answered 500, every time: each goes again twice (3 batches in all),
+    then is handed on as failed with the provider's error and 3 attempts."""
+    batch_sim(sim, complete_after=0.05, fail_rate=1.0)
+    jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"q{i}") for i in range(4)]
+    got: list[BatchOutcome] = []
+    async with ChatClient(sim.base_url) as client:
+        run = BatchRun(client, tmp_path / "run", on_outcome=got.append, poll_interval=0.05)
+        await run.submit(jobs)
+        await run.wait()
+        await run.aclose()
+    assert sorted(o.id for o in got) == [j.id for j in jobs]
+    assert all(o.completion is None for o in got)
+    assert all(isinstance(o.error, asyncgen.ServerError) for o in got)
+    assert {o.attempts for o in got} == {3}
+    assert sim.stats()["batches_created"] == 3
