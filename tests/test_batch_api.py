@@ -52,6 +52,17 @@ def kill_when_created(args: list[str], out: Path, batches: int) -> None:
         child.wait(10)
 
 
+def write_pending(folder: Path, n: int, marker: str) -> Path:
+    """A run folder whose state has one batch recorded but not (yet) given an id."""
+    jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"q{i}") for i in range(n)]
+    folder.mkdir()
+    chunk = folder / "requests-00001.jsonl"
+    chunk.write_text("".join(json.dumps(request_line(j)) + "\n" for j in jobs))
+    record = BatchRecord(marker=marker, chunk=chunk.name, requests=n)
+    (folder / "state.json").write_text(json.dumps({"version": 1, "batches": [record.__dict__]}))
+    return chunk
+
+
 def wait_for(condition: object, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,35 +189,49 @@ class TestLibrary:
         assert results[0].completion.usage.cost == pytest.approx(online.usage.cost / 2)
         assert sim.stats()["batches_created"] == 3
 
+    @staticmethod
+    async def crashed_after_create(client: ChatClient, folder: Path, n: int) -> str:
+        """The state a crash between creating a batch and writing its id leaves: a
+        record without an id, and the provider's batch with its marker. Its batch id."""
+        chunk = write_pending(folder, n, "marker-1")
+        api = BatchApi(client)
+        created = await api.create(await api.upload(chunk), "marker-1")
+        await api.aclose()
+        return str(created["id"])
+
     async def test_a_batch_created_just_before_a_crash_is_found_by_its_marker(
         self, tmp_path: Path, sim: SimServer
     ) -> None:
-        """A state record without an id (the process died between creating the batch and
-        writing its id) is matched to the provider's batch by its marker, not created
-        again."""
+        """A state record without an id is matched to the provider's batch by its
+        marker, not created again."""
         batch_sim(sim, complete_after=0.1)
-        jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"q{i}") for i in range(5)]
-        folder = tmp_path / "run"
-        folder.mkdir()
-        chunk = folder / "requests-00001.jsonl"
-        chunk.write_text("".join(json.dumps(request_line(j)) + "\n" for j in jobs))
+        got: list[str] = []
         async with ChatClient(sim.base_url) as client:
-            api = BatchApi(client)
-            created = await api.create(await api.upload(chunk), "marker-1")
-            await api.aclose()
-            record = BatchRecord(marker="marker-1", chunk=chunk.name, requests=5)
-            (folder / "state.json").write_text(json.dumps({"version": 1, "batches": [
-                {**record.__dict__}]}))  # fmt: skip
-            got: list[str] = []
-            run = BatchRun(client, folder, on_outcome=lambda o: got.append(o.id),
+            created = await self.crashed_after_create(client, tmp_path / "run", 5)
+            run = BatchRun(client, tmp_path / "run", on_outcome=lambda o: got.append(o.id),
                            poll_interval=0.05)  # fmt: skip
-            assert run.in_flight() == {j.id for j in jobs}
+            assert run.in_flight() == {f"q{i}" for i in range(5)}
             await run.submit([])
             await run.wait()
             await run.aclose()
-        assert run.records[0].id == created["id"]
-        assert sorted(got) == sorted(j.id for j in jobs)
+        assert run.records[0].id == created
+        assert sorted(got) == [f"q{i}" for i in range(5)]
         assert sim.stats()["batches_created"] == 1
+
+    async def test_cancel_finds_a_batch_created_just_before_a_crash(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """--cancel after such a crash cancels that batch too (found by its marker),
+        rather than leave it running unseen."""
+        batch_sim(sim, complete_after=30.0)
+        async with ChatClient(sim.base_url) as client:
+            created = await self.crashed_after_create(client, tmp_path / "run", 3)
+            run = BatchRun(client, tmp_path / "run", on_outcome=print, poll_interval=0.05)
+            assert await run.cancel() == 1
+            await run.aclose()
+        assert run.records[0].id == created
+        assert run.records[0].status == "cancelled"
+        assert sim.stats()["batches_cancelled"] == 1
 
     def test_settings_are_checked(self, tmp_path: Path) -> None:
         client = ChatClient("http://127.0.0.1:9/v1")

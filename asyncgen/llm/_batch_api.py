@@ -402,14 +402,18 @@ class BatchRun:
         """Cancel every batch in flight, then read what they had done. Returns how many
         batches were cancelled."""
         cancelled = 0
+        for record in self.records:  # created just before a crash? its marker says
+            if record.id is None and not record.done:
+                found = await self._api.find(record.marker)
+                if found is None:
+                    record.done = True  # never created: its jobs are left for later
+                else:
+                    record.id, record.status = str(found["id"]), str(found.get("status"))
         for record in self.records:
             if not record.done and record.id is not None and record.status not in TERMINAL:
                 batch = await self._api.cancel(record.id)
                 record.status = str(batch.get("status", "cancelling"))
                 cancelled += 1
-        for record in self.records:  # never created: nothing to cancel, left for later
-            if record.id is None and not record.done:
-                record.done = True
         self._save()
         await self.wait()
         return cancelled
