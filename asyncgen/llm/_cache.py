@@ -20,17 +20,31 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import structlog
+
+from .._logging import mask_secrets
 from ._models import Completion
+from ._request import request_fingerprint
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis caches pay for it
     from redis.asyncio import Redis
 
-__all__ = ["RedisCache", "ResponseCache", "SqliteCache", "cache_key", "hit", "open_cache"]
+__all__ = [
+    "CachedAnswers",
+    "RedisCache",
+    "ResponseCache",
+    "SqliteCache",
+    "cache_key",
+    "hit",
+    "open_cache",
+]
 
 _PREFIX = "asyncgen:cache:"
+
+_log = structlog.get_logger("asyncgen.cache")
 
 
 @runtime_checkable
@@ -180,6 +194,41 @@ def open_cache(where: str | ResponseCache) -> ResponseCache:
     raise ValueError(
         f"cache must be sqlite:///FILE or redis://HOST:PORT/DB, not {scheme or where!r}"
     )
+
+
+class CachedAnswers:
+    """One client's use of a cache: a lookup or a store that fails never fails the
+    request (it is sent, or its answer returned, as if there were no cache), and says
+    so once."""
+
+    def __init__(self, cache: ResponseCache, base_url: str) -> None:
+        self.cache = cache
+        self.base_url = base_url
+        self._warned = False
+
+    async def lookup(
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> tuple[str, Completion | None]:
+        """The request's key, and the answer stored for it (None: a miss)."""
+        key = cache_key(self.base_url, request_fingerprint(model, messages, params))
+        try:
+            return key, await self.cache.get(key)
+        except Exception as exc:  # a broken cache must not stop the work
+            self._failed(exc)
+            return key, None
+
+    async def store(self, key: str, completion: Completion) -> None:
+        try:
+            await self.cache.put(key, completion)
+        except Exception as exc:  # the answer is still returned
+            self._failed(exc)
+
+    def _failed(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            _log.warning("response_cache_failed", cache=repr(self.cache),
+                         error=mask_secrets(f"{type(exc).__name__}: {exc}"),
+                         action="requests are sent as if there were no cache")  # fmt: skip
 
 
 def hit(completion: Completion) -> Completion:

@@ -19,18 +19,17 @@ from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, Ad
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import AsyncGenError, InsufficientCreditsError, InvalidResponseError
-from .._logging import mask_secrets
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
-from ._cache import ResponseCache, cache_key, hit, open_cache
+from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import error_for_status, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
-from ._request import request_fingerprint, schema_params
+from ._request import schema_params
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
 from ._structured import parse_with_reasks
 from ._traffic import ClientStatistics, Traffic
@@ -172,7 +171,7 @@ class ChatClient:
         self._prices = PriceTable(provider, self.base_url) if use_table else None
         self._seeded = False
         self.cache = open_cache(cache) if cache is not None else None
-        self._cache_warned = False
+        self._answers = CachedAnswers(self.cache, self.base_url) if self.cache is not None else None
         self._traffic = Traffic(
             rate_limit=rate_limit,
             breaker_failures=breaker_failures,
@@ -362,11 +361,11 @@ class ChatClient:
         client's other requests (a batch passes its policy's ``max_retry_after``).
         """
         key = None
-        if self.cache is not None:
-            key = cache_key(self.base_url, request_fingerprint(model, messages, params))
-            found = await self._cached(key)
+        if self._answers is not None:
+            key, found = await self._answers.lookup(model, messages, params)
+            self._traffic.note_cache(found)
             if found is not None:
-                return found
+                return hit(found)
         self._pool()  # opened before the rate limiter books (see open_transport)
         ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
@@ -378,35 +377,9 @@ class ChatClient:
             raise
         finally:
             self._traffic.finish(ticket, completion=completion, error=error)
-        if key is not None:
-            await self._store(key, completion)
+        if self._answers is not None and key is not None:
+            await self._answers.store(key, completion)
         return completion
-
-    async def _cached(self, key: str) -> Completion | None:
-        """The cache's answer for ``key`` as a hit, or None (a miss, or a cache that
-        cannot be read: then the request is sent, with one warning)."""
-        assert self.cache is not None
-        try:
-            found = await self.cache.get(key)
-        except Exception as exc:
-            self._cache_failed(exc)
-            found = None
-        self._traffic.note_cache(found)
-        return hit(found) if found is not None else None
-
-    async def _store(self, key: str, completion: Completion) -> None:
-        assert self.cache is not None
-        try:
-            await self.cache.put(key, completion)
-        except Exception as exc:
-            self._cache_failed(exc)
-
-    def _cache_failed(self, exc: Exception) -> None:
-        if not self._cache_warned:
-            self._cache_warned = True
-            _log.warning("response_cache_failed", cache=repr(self.cache),
-                         error=mask_secrets(f"{type(exc).__name__}: {exc}"),
-                         action="requests are sent as if there were no cache")  # fmt: skip
 
     def stream(
         self,
