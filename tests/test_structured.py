@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, Field
 
+import asyncgen
 from asyncgen import (
     BudgetExceededError,
     ChatClient,
@@ -23,7 +24,8 @@ from asyncgen import (
     generate,
     open_queue,
 )
-from asyncgen.sim import ModelProfile, SimConfig
+from asyncgen.llm._batch_api_http import request_line
+from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
 
 GOOD = '{"name": "Ada", "age": 36}'
@@ -155,3 +157,48 @@ async def test_client_chat_with_a_response_model(sim: SimServer) -> None:
         await client.chat("m", [{"role": "user", "content": "who?"}], response_model=Person,
                           max_reasks=1)  # fmt: skip
     await client.aclose()
+
+
+def test_the_batch_api_parses_answers_and_sends_misfits_again(
+    sim: SimServer, tmp_path: Path
+) -> None:
+    """--schema with --batch-api: the schema goes in each request line, answers are
+    parsed into "parsed", and one that does not fit goes again (here: a new batch)."""
+    sim.configure(SimConfig(default=ModelProfile(replies=["oops", GOOD]),
+                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
+    (tmp_path / "shapes.py").write_text(
+        "from pydantic import BaseModel\n\nclass Person(BaseModel):\n    name: str\n    age: int\n"
+    )
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"id": str(i), "model": "m", "prompt": "who?"}) + "\n"
+                              for i in range(3)))  # fmt: skip
+    out = tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out), "--base-url",
+         sim.base_url, "--schema", "shapes:Person", "--batch-api", "--poll", "0.05"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines) == 3
+    assert all(line["parsed"] == {"name": "Ada", "age": 36} for line in lines)
+    assert sorted(line["attempts"] for line in lines) == [1, 1, 2]  # the first answer: "oops"
+    assert sim.stats()["batches_created"] == 2
+    sent = sim.stats()["last_requests"]
+    assert sent == []  # nothing went through the chat endpoint
+
+
+async def test_generate_batch_with_a_response_model(sim: SimServer) -> None:
+    """Library: parsed answers; jobs with two different models are refused."""
+    sim.configure(SimConfig(default=ModelProfile(reply=GOOD),
+                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
+    jobs = [GenerationJob(id=str(i), model="m", prompt="who?", response_model=Person)
+            for i in range(2)]  # fmt: skip
+    async with ChatClient(sim.base_url) as client:
+        results = await asyncgen.generate_batch(jobs, client=client, poll_interval=0.05)
+        other = GenerationJob(id="x", model="m", prompt="?", response_model=BaseModel)
+        with pytest.raises(ValueError, match="one response_model"):
+            await asyncgen.generate_batch([*jobs, other], client=client)
+    assert [r.parsed for r in results] == [Person(name="Ada", age=36)] * 2
+    sent = request_line(jobs[0])["body"]["response_format"]  # the schema is in the line
+    assert sent["json_schema"]["name"] == "Person"

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
@@ -51,7 +52,12 @@ def record(outcome: BatchOutcome) -> dict[str, Any]:
         "usage": completion.usage.model_dump() if completion is not None else None,
         "fingerprint": outcome.fingerprint,
         "batch_api": True,
+        **({"parsed": _jsonable(outcome.parsed)} if outcome.parsed is not None else {}),
     }
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 class _Shown:
@@ -133,6 +139,7 @@ async def run_batch_api(
             client, batch_folder(args.output), on_outcome=write, on_progress=shown,
             max_requests=args.batch_size, poll_interval=args.poll,
             max_poll_interval=max(args.poll, 60.0), resubmit=args.batch_fallback,
+            response_model=args.schema,
         )  # fmt: skip
         try:
             if args.cancel:

@@ -334,8 +334,7 @@ async def _run_with(
 def _batch_api_flags(args: argparse.Namespace) -> None:
     """Refuse the online-only flags with --batch-api rather than ignore them."""
     online_only = {"--max-cost": args.max_cost, "--deadline": args.deadline,
-                   "--dashboard": args.dashboard, "--cache": args.cache,
-                   "--schema": args.schema}  # fmt: skip
+                   "--dashboard": args.dashboard, "--cache": args.cache}  # fmt: skip
     given = [flag for flag, value in online_only.items() if value is not None]
     if given:
         raise UsageProblem(

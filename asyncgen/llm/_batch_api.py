@@ -38,8 +38,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import structlog
+from pydantic import BaseModel
 
-from .._errors import AsyncGenError, InsufficientCreditsError
+from .._errors import AsyncGenError, InsufficientCreditsError, ValidationFailedError
 from ._batch_api_http import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
@@ -55,6 +56,7 @@ from ._batch_api_http import (
 )
 from ._client import ChatClient
 from ._models import Completion, GenerationJob, GenerationResult
+from ._structured import parse_answer
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -95,6 +97,7 @@ class BatchOutcome:
     completion: Completion | None
     error: AsyncGenError | None
     attempts: int
+    parsed: Any = None  # the answer as the run's response_model, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +151,9 @@ class BatchRun:
             up to ``max_poll_interval``.
         resubmit: Where failed requests that may pass go again: ``batch`` or ``online``.
         max_rounds: Tries per request in all (the first batch included).
+        response_model: A pydantic model every answer must be (its schema is in the
+            request lines of jobs that have it): answers are parsed into it, and one
+            that does not fit goes again like a retryable failure (online: with re-asks).
     """
 
     def __init__(
@@ -164,6 +170,7 @@ class BatchRun:
         max_poll_interval: float = 60.0,
         resubmit: Literal["batch", "online"] = "batch",
         max_rounds: int = 3,
+        response_model: type[BaseModel] | None = None,
     ) -> None:
         if not 1 <= max_requests <= MAX_BATCH_REQUESTS:
             raise ValueError(f"max_requests must be 1..{MAX_BATCH_REQUESTS}, got {max_requests}")
@@ -186,6 +193,7 @@ class BatchRun:
         self.max_requests, self.max_bytes = max_requests, max_bytes
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.resubmit, self.max_rounds = resubmit, max_rounds
+        self.response_model = response_model
         self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
         self.not_submitted = 0
         self._done = self._failed = self._online = 0
@@ -326,12 +334,15 @@ class BatchRun:
                 if custom_id not in index:
                     continue
                 seen.add(custom_id)
-                outcome_error = item_error(item)
-                passing = outcome_error is not None and may_pass(item, outcome_error)
+                model = index[custom_id][0]
+                completion, parsed, error = self._verdict(item, model)
+                passing = error is not None and (
+                    may_pass(item, error) or isinstance(error, ValidationFailedError)
+                )
                 if passing and record.round < self.max_rounds:
                     again.add(custom_id)
                     continue
-                self._emit(custom_id, index[custom_id], item, outcome_error, record.round)
+                self._emit(custom_id, index[custom_id], completion, parsed, error, record.round)
         unanswered = set(index) - seen
         if record.status == "failed" and unanswered:
             error = batch_error(batch)
@@ -339,26 +350,39 @@ class BatchRun:
                 if record.round < self.max_rounds and may_pass({}, error):
                     again.add(custom_id)
                 else:
-                    self._emit(custom_id, index[custom_id], {}, error, record.round)
+                    self._emit(custom_id, index[custom_id], None, None, error, record.round)
         # cancelled: the requests it did not reach are left for the next run
         record.done = True
         self._save()
         if again:
             await self._again(record, again)
 
+    def _verdict(
+        self, item: dict[str, Any], model: str
+    ) -> tuple[Completion | None, Any, AsyncGenError | None]:
+        """An output or error file's record as (answer, parsed answer, error)."""
+        error = item_error(item)
+        if error is not None:
+            return None, None, error
+        completion = self._priced(completion_of(item["response"]["body"], model))
+        if self.response_model is None:
+            return completion, None, None
+        try:
+            return completion, parse_answer(self.response_model, model, completion), None
+        except ValidationFailedError as exc:
+            return completion, None, exc
+
     def _emit(
-        self, custom_id: str, where: tuple[str, str], item: dict[str, Any],
-        error: AsyncGenError | None, attempts: int,
+        self, custom_id: str, where: tuple[str, str], completion: Completion | None,
+        parsed: Any, error: AsyncGenError | None, attempts: int,
     ) -> None:  # fmt: skip
         if custom_id in self._skip:
             return
         model, fingerprint = where
-        completion = None
-        if error is None:
-            completion = self._priced(completion_of(item["response"]["body"], model))
         self._done += 1
         self._failed += error is not None
-        self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error, attempts))
+        self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error,
+                                      attempts, parsed))  # fmt: skip
 
     def _priced(self, completion: Completion) -> Completion:
         """The provider's cost, or the price table's at the batch discount (when the
@@ -384,7 +408,7 @@ class BatchRun:
 
         self._online += len(lines)
         self._progress()
-        jobs = [line_job(line) for line in lines]
+        jobs = [line_job(line, self.response_model) for line in lines]
         wheres = {line["custom_id"]: line_fingerprint(line) for line in lines}
         async for result in generate_stream(jobs, client=self.client):
             self._online -= 1
@@ -395,7 +419,8 @@ class BatchRun:
             error = result.error if isinstance(result.error, AsyncGenError) else None
             model, fingerprint = wheres[result.job.id]
             self._on_outcome(BatchOutcome(result.job.id, model, fingerprint, result.completion,
-                                          error, record.round + result.attempts))  # fmt: skip
+                                          error, record.round + result.attempts,
+                                          result.parsed))  # fmt: skip
             self._progress()
 
     async def cancel(self) -> int:
@@ -444,6 +469,11 @@ async def generate_batch(
     todo = list(jobs)
     if len({job.id for job in todo}) != len(todo):
         raise ValueError("every job needs its own id: the Batch API matches answers by id")
+    schemas = {job.response_model for job in todo}
+    if len(schemas) > 1:
+        raise ValueError("the jobs of one batch run share one response_model (or none): "
+                         "run the others in another call")  # fmt: skip
+    response_model = next(iter(schemas), None)
     ended: dict[str, BatchOutcome] = {}
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
@@ -452,7 +482,7 @@ async def generate_batch(
         run = BatchRun(client, where, on_outcome=lambda o: ended.__setitem__(o.id, o),
                        on_progress=on_progress, max_requests=max_requests,
                        poll_interval=poll_interval, max_poll_interval=max(60.0, poll_interval),
-                       resubmit=resubmit)  # fmt: skip
+                       resubmit=resubmit, response_model=response_model)  # fmt: skip
         try:
             flying = run.in_flight()
             await run.submit(job for job in todo if job.id not in flying)
@@ -474,5 +504,6 @@ async def generate_batch(
             index=index, job=job, text=completion.text if completion else None,
             completion=completion, error=outcome.error, attempts=outcome.attempts,
             latency=latency, answered_by=outcome.model if completion else None,
+            parsed=outcome.parsed,
         ))  # fmt: skip
     return results

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 
 from .._errors import AsyncGenError, BadRequestError, ServerError, TransientError
 from .._retry import RetryPolicy, retry
@@ -150,11 +151,15 @@ def request_line(job: GenerationJob) -> dict[str, Any]:
     return {"custom_id": job.id, "method": "POST", "url": ENDPOINT, "body": body}
 
 
-def line_job(line: dict[str, Any]) -> GenerationJob:
-    """A request line back as a job (to send it online)."""
+def line_job(line: dict[str, Any], response_model: type[BaseModel] | None = None) -> GenerationJob:
+    """A request line back as a job (to send it online); with ``response_model`` the
+    schema in its params is the model's again (so the online path re-asks)."""
     body = dict(line["body"])
     model, messages = body.pop("model"), body.pop("messages")
-    return GenerationJob(id=line["custom_id"], model=model, messages=messages, params=body)
+    if response_model is not None:
+        body.pop("response_format", None)  # schema_params puts it back from the model
+    return GenerationJob(id=line["custom_id"], model=model, messages=messages, params=body,
+                         response_model=response_model)  # fmt: skip
 
 
 def line_fingerprint(line: dict[str, Any]) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from .._errors import ValidationFailedError
 from ._models import Completion
 
-__all__ = ["REASK", "parse_with_reasks", "strip_fences"]
+__all__ = ["REASK", "parse_answer", "parse_with_reasks", "strip_fences"]
 
 REASK = ("Your answer did not match the {model} JSON schema: {errors}. Answer again with "
          "only the JSON object, matching the schema exactly.")  # fmt: skip
@@ -69,6 +69,22 @@ async def parse_with_reasks(
             before_reask()
         completion = await ask(messages)
     raise AssertionError("unreachable")
+
+
+def parse_answer(response_model: type[BaseModel], model: str, completion: Completion) -> Any:
+    """The answer as ``response_model``, with no re-ask (a batch's answers).
+
+    Raises:
+        ValidationFailedError: It does not fit (with the text and the errors).
+    """
+    try:
+        return response_model.model_validate_json(strip_fences(completion.text))
+    except ValidationError as exc:
+        errors = json.loads(exc.json(include_url=False, include_input=False))
+    raise ValidationFailedError(
+        f"{model}: the answer did not fit {response_model.__name__}: {_summary(errors)}",
+        text=completion.text, errors=errors,
+    )  # fmt: skip
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:
