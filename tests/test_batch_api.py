@@ -241,8 +241,7 @@ class TestLibrary:
             BatchRun(client, tmp_path, on_outcome=print, resubmit="email")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("flag", [["--max-cost", "1"], ["--cache", "sqlite:///c.db"],
-                                  ["--deadline", "5"]])  # fmt: skip
+@pytest.mark.parametrize("flag", [["--max-cost", "1"], ["--deadline", "5"], ["--dashboard"]])
 def test_online_only_flags_are_refused(tmp_path: Path, sim: SimServer, flag: list[str]) -> None:
     """Flags that mean nothing to a batch are refused (exit 2), not ignored."""
     source, out = write_jobs(tmp_path / "in.jsonl", 1), tmp_path / "out.jsonl"
@@ -271,3 +270,28 @@ async def test_a_failure_that_persists_ends_as_a_failed_line_after_three_rounds(
     assert all(isinstance(o.error, asyncgen.ServerError) for o in got)
     assert {o.attempts for o in got} == {3}
     assert sim.stats()["batches_created"] == 3
+
+
+def test_the_response_cache_answers_before_anything_is_submitted(
+    tmp_path: Path, sim: SimServer
+) -> None:
+    """--cache with --batch-api: the first run's batch answers fill the cache; the same
+    file again submits no batch and writes every line from the cache at $0; an online
+    run with the same cache then sends nothing either."""
+    batch_sim(sim, complete_after=0.05)
+    source = write_jobs(tmp_path / "in.jsonl", 30)
+    cache = f"sqlite:///{tmp_path / 'cache.db'}"
+    first = asyncgen_cmd(*run_args(source, tmp_path / "a.jsonl", sim, "--cache", cache))
+    assert first.returncode == 0, first.stderr
+    assert sim.stats()["batches_created"] == 1
+    second = asyncgen_cmd(*run_args(source, tmp_path / "b.jsonl", sim, "--cache", cache))
+    assert second.returncode == 0, second.stderr
+    assert sim.stats()["batches_created"] == 1
+    lines = records(tmp_path / "b.jsonl")
+    assert len(lines) == 30
+    assert all(r["cached"] and r["usage"]["cost"] == 0.0 for r in lines)  # type: ignore[index]
+    assert "summary: cache: 30 hit(s) at $0" in second.stdout
+    online = asyncgen_cmd("run", str(source), "-o", str(tmp_path / "c.jsonl"), "--base-url",
+                          sim.base_url, "--cache", cache)  # fmt: skip
+    assert online.returncode == 0, online.stderr
+    assert sim.requests() == 0

@@ -26,6 +26,7 @@ from ..llm import ChatClient
 from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun
 from ._files import read_jobs
 from ._output import ResultWriter, Resume
+from ._progress import cache_summary
 
 __all__ = ["batch_folder", "run_batch_api"]
 
@@ -52,6 +53,7 @@ def record(outcome: BatchOutcome) -> dict[str, Any]:
         "usage": completion.usage.model_dump() if completion is not None else None,
         "fingerprint": outcome.fingerprint,
         "batch_api": True,
+        **({"cached": True} if completion is not None and completion.cached else {}),
         **({"parsed": _jsonable(outcome.parsed)} if outcome.parsed is not None else {}),
     }
 
@@ -160,6 +162,8 @@ async def run_batch_api(
             shown.close()
     _say(f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
          f"{len(run.records)} batch(es); output: {args.output}")  # fmt: skip
+    if (cached := cache_summary(client)) is not None:
+        _say(f"summary: cache: {cached}")
     left = max(0, todo - counts["ok"] - counts["failed"])
     if run.stopped is not None:
         sys.stderr.write(f"asyncgen: submitting stopped: {run.stopped}\n")

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..llm import BatchProgress, Event, JobFailed, JobRetrying, JobSucceeded
+from ..llm import BatchProgress, ChatClient, Event, JobFailed, JobRetrying, JobSucceeded
 
-__all__ = ["RunProgress"]
+__all__ = ["RunProgress", "cache_summary"]
 
 PLAIN_EVERY = 2.0  # seconds between plain progress lines
 
@@ -157,3 +157,12 @@ class RunProgress:
             for name, value in rows:
                 self.stream.write(f"summary: {name}: {value}\n")
             self.stream.flush()
+
+
+def cache_summary(client: ChatClient) -> str | None:
+    """The response cache's figures for the summary (None: no cache)."""
+    if client.cache is None:
+        return None
+    stats = client.statistics()
+    return (f"{stats.cache_hits} hit(s) at $0 (they cost ${stats.cache_saved:.6f} when "
+            f"generated), {stats.cache_misses} miss(es) sent")  # fmt: skip

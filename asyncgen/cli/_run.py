@@ -37,7 +37,7 @@ from ._args import (
 from ._batch import run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
-from ._progress import RunProgress
+from ._progress import RunProgress, cache_summary
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
 
@@ -326,7 +326,7 @@ async def _run_with(
             await client.aclose()
             if client.rate_limit is not None:
                 await client.rate_limit.aclose()
-    progress.summary(str(args.output), cache=_cache_line(client))
+    progress.summary(str(args.output), cache=cache_summary(client))
     _explain(client, progress.tally.failed)
     return progress.tally.failed + (todo - progress.tally.done)
 
@@ -334,22 +334,13 @@ async def _run_with(
 def _batch_api_flags(args: argparse.Namespace) -> None:
     """Refuse the online-only flags with --batch-api rather than ignore them."""
     online_only = {"--max-cost": args.max_cost, "--deadline": args.deadline,
-                   "--dashboard": args.dashboard, "--cache": args.cache}  # fmt: skip
+                   "--dashboard": args.dashboard}  # fmt: skip
     given = [flag for flag, value in online_only.items() if value is not None]
     if given:
         raise UsageProblem(
             f"{', '.join(given)} apply to online runs, not to --batch-api (a batch is "
             "priced and run by the provider as a whole): drop them or drop --batch-api"
         )
-
-
-def _cache_line(client: ChatClient) -> str | None:
-    """The response cache's figures for the summary (None: no cache)."""
-    if client.cache is None:
-        return None
-    stats = client.statistics()
-    return (f"{stats.cache_hits} hit(s) at $0 (they cost ${stats.cache_saved:.6f} when "
-            f"generated), {stats.cache_misses} miss(es) sent")  # fmt: skip
 
 
 def _explain(client: ChatClient, failed: int) -> None:

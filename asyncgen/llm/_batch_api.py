@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -54,6 +54,7 @@ from ._batch_api_http import (
     may_pass,
     request_line,
 )
+from ._cache import cache_key, hit
 from ._client import ChatClient
 from ._models import Completion, GenerationJob, GenerationResult
 from ._structured import parse_answer
@@ -197,6 +198,7 @@ class BatchRun:
         self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
         self.not_submitted = 0
         self._done = self._failed = self._online = 0
+        self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
         self._api = BatchApi(client)
 
     # -- state -----------------------------------------------------------------------
@@ -247,14 +249,31 @@ class BatchRun:
         for record in self.records:
             if record.id is None and not record.done and self.stopped is None:
                 await self._create(record)
-        lines = (request_line(job) for job in jobs)
-        await self._submit_lines(lines, round_=1)
+        await self._submit_lines(self._not_cached(jobs), round_=1)
 
-    async def _submit_lines(self, lines: Iterable[dict[str, Any]], *, round_: int) -> None:
+    async def _not_cached(self, jobs: Iterable[GenerationJob]) -> AsyncIterator[dict[str, Any]]:
+        """The jobs' request lines, less those the client's response cache answers (those
+        are handed on at once, at a cost of 0)."""
+        answers = self.client._answers
+        for job in jobs:
+            line = request_line(job)
+            if answers is not None:
+                body = dict(line["body"])
+                model, messages = str(body.pop("model")), body.pop("messages")
+                _, found = await answers.lookup(model, messages, body)
+                self.client._traffic.note_cache(found)
+                if found is not None:
+                    where = line_fingerprint(line)
+                    completion, parsed, error = self._checked(hit(found), model)
+                    self._emit(job.id, where, completion, parsed, error, 0)
+                    continue
+            yield line
+
+    async def _submit_lines(self, lines: AsyncIterator[dict[str, Any]], *, round_: int) -> None:
         """Write the lines into request files as they come (one file open at a time,
         never a whole batch in memory), creating a batch for each file when it is full."""
         chunk: _Chunk | None = None
-        for line in lines:
+        async for line in lines:
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
             if chunk is not None and (chunk.requests >= self.max_requests
                                       or chunk.size + len(data) > self.max_bytes):  # fmt: skip
@@ -343,6 +362,8 @@ class BatchRun:
                     again.add(custom_id)
                     continue
                 self._emit(custom_id, index[custom_id], completion, parsed, error, record.round)
+                if len(self._stores) >= 256:
+                    await self._flush_stores()
         unanswered = set(index) - seen
         if record.status == "failed" and unanswered:
             error = batch_error(batch)
@@ -352,6 +373,7 @@ class BatchRun:
                 else:
                     self._emit(custom_id, index[custom_id], None, None, error, record.round)
         # cancelled: the requests it did not reach are left for the next run
+        await self._flush_stores()
         record.done = True
         self._save()
         if again:
@@ -365,12 +387,26 @@ class BatchRun:
         if error is not None:
             return None, None, error
         completion = self._priced(completion_of(item["response"]["body"], model))
+        return self._checked(completion, model)
+
+    def _checked(
+        self, completion: Completion, model: str
+    ) -> tuple[Completion | None, Any, AsyncGenError | None]:
+        """An answer parsed into the run's response_model (when it has one)."""
         if self.response_model is None:
             return completion, None, None
         try:
             return completion, parse_answer(self.response_model, model, completion), None
         except ValidationFailedError as exc:
             return completion, None, exc
+
+    async def _flush_stores(self) -> None:
+        """Put the answers read so far into the client's response cache."""
+        answers = self.client._answers
+        stores, self._stores = self._stores, []
+        if answers is not None:
+            for key, completion in stores:
+                await answers.store(key, completion)
 
     def _emit(
         self, custom_id: str, where: tuple[str, str], completion: Completion | None,
@@ -379,6 +415,9 @@ class BatchRun:
         if custom_id in self._skip:
             return
         model, fingerprint = where
+        answers = self.client._answers
+        if answers is not None and completion is not None and not completion.cached:
+            self._stores.append((cache_key(self.client.base_url, fingerprint), completion))
         self._done += 1
         self._failed += error is not None
         self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error,
@@ -402,7 +441,7 @@ class BatchRun:
         lines = [line for line in self._chunk_lines(record.chunk) if line["custom_id"] in ids]
         _log.info("batch_resubmit", batch=record.id, requests=len(lines), to=self.resubmit)
         if self.resubmit == "batch":
-            await self._submit_lines(lines, round_=record.round + 1)
+            await self._submit_lines(_each(lines), round_=record.round + 1)
             return
         from ._generate import generate_stream
 
@@ -445,6 +484,11 @@ class BatchRun:
 
     async def aclose(self) -> None:
         await self._api.aclose()
+
+
+async def _each(lines: Iterable[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for line in lines:
+        yield line
 
 
 async def generate_batch(
