@@ -28,12 +28,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +39,7 @@ import structlog
 from pydantic import BaseModel
 
 from .._errors import AsyncGenError, InsufficientCreditsError, ValidationFailedError
+from ._batch_api_folder import BatchRecord, RequestFile, RunFolder
 from ._batch_api_http import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
@@ -75,19 +74,6 @@ BATCH_DISCOUNT = 0.5  # a batched answer's share of the online price (OpenAI, An
 _log = structlog.get_logger("asyncgen.batch_api")
 
 
-@dataclass
-class BatchRecord:
-    """One provider batch as the state file keeps it."""
-
-    marker: str  # sent as metadata, so a batch created just before a crash is found again
-    chunk: str  # the request file's name in the run's folder
-    requests: int
-    round: int = 1
-    id: str | None = None
-    status: str = "pending"  # pending (not created yet), then the provider's
-    done: bool = False  # its files were read (or it will never have any)
-
-
 @dataclass(frozen=True, slots=True)
 class BatchOutcome:
     """One request's end: its answer, or the error it ended with."""
@@ -111,30 +97,6 @@ class BatchApiProgress:
     requests_done: int
     failed: int
     online: int = 0  # requests resubmitted online, in flight
-
-
-class _Chunk:
-    """A request file being written: hidden until it is whole, then renamed in place."""
-
-    def __init__(self, folder: Path, number: int) -> None:
-        self.marker = uuid.uuid4().hex
-        self.name = f"requests-{number:05d}-{self.marker[:8]}.jsonl"
-        self._final = folder / self.name
-        self._tmp = folder / f".{self.name}"
-        self._stream = self._tmp.open("wb")
-        self.requests = self.size = 0
-
-    def write(self, data: bytes) -> None:
-        self._stream.write(data)
-        self.requests += 1
-        self.size += len(data)
-
-    def close(self) -> _Chunk:
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
-        os.replace(self._tmp, self._final)
-        return self
 
 
 class BatchRun:
@@ -185,9 +147,8 @@ class BatchRun:
             raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
         self.client = client
         self.folder = folder
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._state_path = folder / "state.json"
-        self.records = self._load()
+        self._folder = RunFolder(folder)
+        self.records = self._folder.load()
         self._on_outcome = on_outcome
         self._on_progress = on_progress
         self._skip = skip if skip is not None else set()
@@ -201,37 +162,13 @@ class BatchRun:
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
         self._api = BatchApi(client)
 
-    # -- state -----------------------------------------------------------------------
-
-    def _load(self) -> list[BatchRecord]:
-        if not self._state_path.exists():
-            return []
-        data = json.loads(self._state_path.read_text())
-        return [BatchRecord(**record) for record in data["batches"]]
-
-    def _save(self) -> None:
-        """Write the state whole (a temporary file renamed over it), synced to disk."""
-        data = {"version": 1, "batches": [asdict(r) for r in self.records]}
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".state-")
-        with os.fdopen(fd, "w") as stream:
-            json.dump(data, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, self._state_path)
-
     def in_flight(self) -> set[str]:
         """Ids in batches not finished yet (not to be submitted again)."""
         ids: set[str] = set()
         for record in self.records:
             if not record.done:
-                ids.update(line["custom_id"] for line in self._chunk_lines(record.chunk))
+                ids.update(line["custom_id"] for line in self._folder.lines(record.chunk))
         return ids
-
-    def _chunk_lines(self, name: str) -> Iterable[dict[str, Any]]:
-        with (self.folder / name).open("rb") as stream:
-            for raw in stream:
-                if raw.strip():
-                    yield json.loads(raw)
 
     def _progress(self) -> None:
         if self._on_progress is not None:
@@ -272,7 +209,7 @@ class BatchRun:
     async def _submit_lines(self, lines: AsyncIterator[dict[str, Any]], *, round_: int) -> None:
         """Write the lines into request files as they come (one file open at a time,
         never a whole batch in memory), creating a batch for each file when it is full."""
-        chunk: _Chunk | None = None
+        chunk: RequestFile | None = None
         async for line in lines:
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
             if chunk is not None and (chunk.requests >= self.max_requests
@@ -283,16 +220,17 @@ class BatchRun:
                 self.not_submitted += 1
                 continue
             if chunk is None:
-                chunk = _Chunk(self.folder, len(self.records) + 1)
+                chunk = RequestFile(self.folder, len(self.records) + 1)
             chunk.write(data)
         if chunk is not None:
             await self._submit_chunk(chunk.close(), round_)
 
-    async def _submit_chunk(self, chunk: _Chunk, round_: int) -> None:
+    async def _submit_chunk(self, chunk: RequestFile, round_: int) -> None:
         record = BatchRecord(marker=chunk.marker, chunk=chunk.name, requests=chunk.requests,
                              round=round_)  # fmt: skip
         self.records.append(record)
-        self._save()  # recorded before it is created: a crash now finds it by its marker
+        # recorded before it is created: a crash now finds it by its marker
+        self._folder.save(self.records)
         await self._create(record)
 
     async def _create(self, record: BatchRecord) -> None:
@@ -306,12 +244,12 @@ class BatchRun:
             self.not_submitted += record.requests
             self.records.remove(record)  # its jobs are left for the next run
             (self.folder / record.chunk).unlink(missing_ok=True)
-            self._save()
+            self._folder.save(self.records)
             _log.warning("batch_submit_stopped", error=str(exc),
                          action="add credits, run again: the rest is submitted then")  # fmt: skip
             return
         record.id, record.status = str(found["id"]), str(found.get("status", "validating"))
-        self._save()
+        self._folder.save(self.records)
         _log.info("batch_created", batch=record.id, requests=record.requests, round=record.round)
         self._progress()
 
@@ -331,7 +269,7 @@ class BatchRun:
                 if status in TERMINAL:
                     await self._read(record, batch)
                     moved = True
-            self._save()
+            self._folder.save(self.records)
             self._progress()
             if [r for r in self.records if not r.done and r.id is not None]:
                 interval = self.poll_interval if moved else min(interval * 1.5,
@@ -341,7 +279,7 @@ class BatchRun:
     async def _read(self, record: BatchRecord, batch: dict[str, Any]) -> None:
         """Hand on a finished batch's answers and failures; collect what goes again."""
         index = {line["custom_id"]: line_fingerprint(line)
-                 for line in self._chunk_lines(record.chunk)}  # fmt: skip
+                 for line in self._folder.lines(record.chunk)}  # fmt: skip
         again: set[str] = set()
         seen: set[str] = set()
         for file_key in ("output_file_id", "error_file_id"):
@@ -375,7 +313,7 @@ class BatchRun:
         # cancelled: the requests it did not reach are left for the next run
         await self._flush_stores()
         record.done = True
-        self._save()
+        self._folder.save(self.records)
         if again:
             await self._again(record, again)
 
@@ -438,7 +376,7 @@ class BatchRun:
         return completion.model_copy(update={"usage": priced})
 
     async def _again(self, record: BatchRecord, ids: set[str]) -> None:
-        lines = [line for line in self._chunk_lines(record.chunk) if line["custom_id"] in ids]
+        lines = [line for line in self._folder.lines(record.chunk) if line["custom_id"] in ids]
         _log.info("batch_resubmit", batch=record.id, requests=len(lines), to=self.resubmit)
         if self.resubmit == "batch":
             await self._submit_lines(_each(lines), round_=record.round + 1)
@@ -478,7 +416,7 @@ class BatchRun:
                 batch = await self._api.cancel(record.id)
                 record.status = str(batch.get("status", "cancelling"))
                 cancelled += 1
-        self._save()
+        self._folder.save(self.records)
         await self.wait()
         return cancelled
 
