@@ -159,6 +159,9 @@ async def run_batch_api(
                 await run.wait()
         finally:
             await run.aclose()
+            await client.aclose()  # the online fallback's pool and the cache's connection
+            if client.rate_limit is not None:
+                await client.rate_limit.aclose()
             shown.close()
     _say(f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
          f"{len(run.records)} batch(es); output: {args.output}")  # fmt: skip

@@ -158,7 +158,7 @@ class BatchRun:
         self.response_model = response_model
         self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
         self.not_submitted = 0
-        self._done = self._failed = self._online = 0
+        self._done = self._failed = self._online = self._cached = 0
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
         self._api = BatchApi(client)
 
@@ -174,7 +174,7 @@ class BatchRun:
         if self._on_progress is not None:
             self._on_progress(BatchApiProgress(
                 batches=len(self.records), batches_done=sum(r.done for r in self.records),
-                requests=sum(r.requests for r in self.records if r.round == 1),
+                requests=sum(r.requests for r in self.records if r.round == 1) + self._cached,
                 requests_done=self._done, failed=self._failed, online=self._online,
             ))  # fmt: skip
 
@@ -200,10 +200,11 @@ class BatchRun:
                 _, found = await answers.lookup(model, messages, body)
                 self.client._traffic.note_cache(found)
                 if found is not None:
-                    where = line_fingerprint(line)
                     completion, parsed, error = self._checked(hit(found), model)
-                    self._emit(job.id, where, completion, parsed, error, 0)
-                    continue
+                    if error is None:  # a stored answer that does not fit is asked again
+                        self._cached += 1
+                        self._emit(job.id, line_fingerprint(line), completion, parsed, None, 0)
+                        continue
             yield line
 
     async def _submit_lines(self, lines: AsyncIterator[dict[str, Any]], *, round_: int) -> None:
