@@ -56,7 +56,7 @@ def serve(url: str, token: str | None = None) -> InThread:
 
 
 @pytest.fixture
-def served(request: pytest.FixtureRequest) -> Iterator[list[InThread]]:
+def served() -> Iterator[list[InThread]]:
     running: list[InThread] = []
     yield running
     for server in running:

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..llm import BatchProgress, ChatClient, Event, JobFailed, JobRetrying, JobSucceeded
+from ..llm import BatchProgress, ChatClient, Event
+from ..llm._events import ResultCounts
 
 __all__ = ["RunProgress", "cache_summary"]
 
@@ -19,18 +20,11 @@ PLAIN_EVERY = 2.0  # seconds between plain progress lines
 
 
 @dataclass
-class Tally:
-    """Counters of a run."""
+class Tally(ResultCounts):
+    """Counters of a run: the finished jobs' counts, of ``total``, since ``started``."""
 
-    total: int
+    total: int = 0
     skipped: int = 0
-    done: int = 0
-    ok: int = 0
-    failed: int = 0
-    retries: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    unpriced: int = 0  # answers of unknown cost
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -107,21 +101,8 @@ class RunProgress:
 
     def handle(self, event: Event) -> None:
         """Count one event and refresh the display."""
-        t = self.tally
-        if isinstance(event, JobRetrying):
-            t.retries += 1
-        elif isinstance(event, JobSucceeded | JobFailed):
-            t.done += 1
-            t.ok += event.result.ok
-            t.failed += not event.result.ok
-            if event.result.completion is not None:
-                usage = event.result.completion.usage
-                t.tokens += usage.total_tokens
-                t.cost += usage.cost or 0.0
-                t.unpriced += usage.cost is None
-        elif isinstance(event, BatchProgress):
-            return
-        self._show()
+        if self.tally.count(event) or not isinstance(event, BatchProgress):
+            self._show()
 
     def _show(self) -> None:
         if self._bar is not None and self._task is not None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .._logging import mask_secrets
-from ..llm import Event, GenerationResult, JobFailed, JobRetrying, JobSucceeded
+from ..llm import Event, JobFailed, JobRetrying, JobSucceeded
+from ..llm._events import ResultCounts
 
 __all__ = ["BatchBoard", "create_batch_app"]
 
@@ -22,33 +23,12 @@ HERE = Path(__file__).parent
 LATEST_FAILURES = 20
 
 
-@dataclass
-class _Counts:
-    """Finished jobs of a batch, or of one model in it."""
-
-    done: int = 0
-    ok: int = 0
-    failed: int = 0
-    retries: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    latency: float = 0.0  # summed over ok jobs
-
-    def count(self, result: GenerationResult) -> None:
-        self.done += 1
-        if result.completion is not None:
-            self.tokens += result.completion.usage.total_tokens
-            self.cost += result.completion.usage.cost or 0.0
-        if result.ok:
-            self.ok += 1
-            self.latency += result.latency
-        else:
-            self.failed += 1
-
-    def shown(self) -> dict[str, Any]:
-        return {"done": self.done, "ok": self.ok, "failed": self.failed,
-                "retries": self.retries, "tokens": self.tokens, "cost": round(self.cost, 6),
-                "mean_latency": round(self.latency / self.ok, 3) if self.ok else None}  # fmt: skip
+def _shown(counts: ResultCounts) -> dict[str, Any]:
+    """A batch's (or one model's) counts as the page shows them."""
+    ok = counts.ok
+    return {"done": counts.done, "ok": ok, "failed": counts.failed,
+            "retries": counts.retries, "tokens": counts.tokens, "cost": round(counts.cost, 6),
+            "mean_latency": round(counts.latency / ok, 3) if ok else None}  # fmt: skip
 
 
 @dataclass
@@ -64,23 +44,23 @@ class BatchBoard:
     title: str = "batch"
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
-    whole: _Counts = field(default_factory=_Counts)
-    models: dict[str, _Counts] = field(default_factory=lambda: collections.defaultdict(_Counts))
+    whole: ResultCounts = field(default_factory=ResultCounts)
+    models: dict[str, ResultCounts] = field(
+        default_factory=lambda: collections.defaultdict(ResultCounts)
+    )
     failures: collections.deque[dict[str, Any]] = field(
         default_factory=lambda: collections.deque(maxlen=LATEST_FAILURES)
     )
 
     def handle(self, event: Event) -> None:
         """Count one generation event (use as, or call from, ``on_event``)."""
-        if isinstance(event, JobRetrying):
-            self.whole.retries += 1
-            self.models[event.job.model].retries += 1
+        if not isinstance(event, JobRetrying | JobSucceeded | JobFailed):
             return
-        if not isinstance(event, JobSucceeded | JobFailed):
+        self.whole.count(event)
+        self.models[event.job.model].count(event)
+        if isinstance(event, JobRetrying):
             return
         result = event.result
-        self.whole.count(result)
-        self.models[result.job.model].count(result)
         if not result.ok:
             error = result.error
             self.failures.appendleft({
@@ -98,11 +78,11 @@ class BatchBoard:
         left = self.total - done
         eta = left / rate if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
         return {
-            **self.whole.shown(), "title": self.title, "total": self.total,
+            **_shown(self.whole), "title": self.title, "total": self.total,
             "elapsed": round(elapsed, 1), "rate": round(rate, 2),
             "eta": None if eta is None else round(eta, 1), "finished": self.finished,
             "percent": round(100 * done / self.total, 1) if self.total else 100.0,
-            "models": {name: m.shown() for name, m in sorted(self.models.items())},
+            "models": {name: _shown(m) for name, m in sorted(self.models.items())},
             "failures": list(self.failures),
         }  # fmt: skip
 

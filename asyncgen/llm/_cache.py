@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -88,6 +87,8 @@ class SqliteCache:
             raise ValueError(f"cache {self.path} is a directory: give a file (cache.db)")
         if not self.path.parent.is_dir():
             raise ValueError(f"the folder of cache {self.path} does not exist: create it first")
+        import sqlite3  # loaded by the caches that use it, not by every client
+
         self._lock = threading.Lock()
         try:
             self._db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False,

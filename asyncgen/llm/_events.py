@@ -21,6 +21,7 @@ __all__ = [
     "JobStarted",
     "JobSucceeded",
     "JobToken",
+    "ResultCounts",
     "legacy_progress",
 ]
 
@@ -118,6 +119,41 @@ class BatchProgress:
 Event = (JobStarted | JobRetrying | ClientPaused | JobFellBack | JobToken | JobSucceeded
          | JobFailed | BatchProgress)  # fmt: skip
 OnEvent = Callable[[Event], object]
+
+
+@dataclass
+class ResultCounts:
+    """Finished jobs counted from their events: what a progress bar or a page shows."""
+
+    done: int = 0
+    ok: int = 0
+    failed: int = 0
+    retries: int = 0
+    tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0  # answers of unknown cost (not in ``cost``)
+    latency: float = 0.0  # seconds, summed over ok jobs
+
+    def count(self, event: Event) -> bool:
+        """Count a JobRetrying, JobSucceeded or JobFailed; False for any other event."""
+        if isinstance(event, JobRetrying):
+            self.retries += 1
+            return True
+        if not isinstance(event, JobSucceeded | JobFailed):
+            return False
+        result = event.result
+        self.done += 1
+        if result.completion is not None:
+            usage = result.completion.usage
+            self.tokens += usage.total_tokens
+            self.cost += usage.cost or 0.0
+            self.unpriced += usage.cost is None
+        if result.ok:
+            self.ok += 1
+            self.latency += result.latency
+        else:
+            self.failed += 1
+        return True
 
 
 async def emit(on_event: OnEvent | None, event: Event) -> None:

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+SSE_HEADERS = {**JSON_HEADERS, "Accept": "text/event-stream"}  # a streamed answer
 
 
 def encode_json(body: Any) -> bytes:
@@ -132,7 +133,7 @@ class HttpxTransport:
         self, method: str, url: str, body: bytes | None, *, what: str
     ) -> AsyncIterator[StreamReply]:
         """Send, and read the answer as it comes (server-sent events)."""
-        headers = {**JSON_HEADERS, "Accept": "text/event-stream"}
+        headers = SSE_HEADERS
         try:
             async with self._pool.stream(method, url, content=body, headers=headers) as response:
                 yield _HttpxStream(response)
@@ -238,7 +239,7 @@ class AiohttpTransport:
         self, method: str, url: str, body: bytes | None, *, what: str
     ) -> AsyncIterator[StreamReply]:
         """Send, and read the answer as it comes (server-sent events)."""
-        headers = {**JSON_HEADERS, "Accept": "text/event-stream"}
+        headers = SSE_HEADERS
         try:
             async with self._session.request(
                 method, url, data=body, headers=headers, allow_redirects=False

@@ -19,6 +19,7 @@ from __future__ import annotations
 import email.message
 import email.parser
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -151,7 +152,7 @@ class BatchStore:
         self, batch: _Batch, reached: int, config: SimConfig, answer: Answer, *, ended: str
     ) -> None:
         """Answer the first ``reached`` requests (less the failed and expired ones)."""
-        rng = _Rng(batch.id)
+        rng = random.Random(batch.id)  # the batch's own draws: a retrieve repeats them
         faulty = config.batch.first is None or batch.number <= config.batch.first
         expire_rate = config.batch.expire_rate if faulty else 0.0
         fail_rate = config.batch.fail_rate if faulty else 0.0
@@ -161,14 +162,14 @@ class BatchStore:
             custom_id = line.get("custom_id")
             if number >= reached:  # cancelled before it was done: in neither file
                 continue
-            if rng.next() < expire_rate:
+            if rng.random() < expire_rate:
                 expired_any = True
                 err.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
                             "response": None,
                             "error": {"code": "batch_expired",
                                       "message": "not completed within the window"}})  # fmt: skip
                 continue
-            if rng.next() < fail_rate:
+            if rng.random() < fail_rate:
                 response = {"status_code": 500, "body": _error("simulated server error")}
                 err.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
                             "response": response, "error": None})  # fmt: skip
@@ -218,18 +219,6 @@ class BatchStore:
         return {"object": "list", "data": [self.view(b) for b in page],
                 "has_more": len(newest) > limit,
                 "last_id": page[-1].id if page else None}  # fmt: skip
-
-
-class _Rng:
-    """Draws that depend only on the batch (so a retrieve repeats its verdicts)."""
-
-    def __init__(self, seed: str) -> None:
-        import random
-
-        self._random = random.Random(seed)
-
-    def next(self) -> float:
-        return self._random.random()
 
 
 def _file(file_id: str, data: bytes, purpose: str) -> dict[str, Any]:
