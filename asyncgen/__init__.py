@@ -47,6 +47,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import TransientError as TransientError
     from ._errors import UnsupportedServerError as UnsupportedServerError
     from ._errors import ValidationFailedError as ValidationFailedError
+    from ._errors import WorkerCrashedError as WorkerCrashedError
     from ._gather import gather_bounded as gather_bounded
     from ._gather import map_bounded as map_bounded
     from ._logging import configure_logging as configure_logging
@@ -164,6 +165,7 @@ _EXPORTS: dict[str, str] = {
     "Usage": ".llm",
     "ValidationFailedError": "._errors",
     "Worker": ".queue",
+    "WorkerCrashedError": "._errors",
     "blocking": "._bridge",
     "configure_logging": "._logging",
     "fan_out": ".llm",
@@ -245,6 +247,7 @@ __all__ = [
     "Usage",
     "ValidationFailedError",
     "Worker",
+    "WorkerCrashedError",
     "__version__",
     "blocking",
     "configure_logging",

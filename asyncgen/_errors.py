@@ -10,7 +10,8 @@ so ``isinstance(exc, TransientError)`` decides it::
     │   ├── ServerError                5xx, 408, 409; carries status
     │   ├── RequestTimeoutError        also a builtin TimeoutError
     │   ├── ConnectionFailedError      also a builtin ConnectionError
-    │   └── JobTimeoutError            a queued job ran past its timeout (retried)
+    │   ├── JobTimeoutError            a queued job ran past its timeout (retried)
+    │   └── WorkerCrashedError         a worker's claim loop failed: restart the worker
     └── PermanentError                 not retried (by default)
         ├── InvalidResponseError       a 2xx that is not JSON, or has no choices
         ├── InsufficientCreditsError   402: add credits
@@ -56,6 +57,7 @@ __all__ = [
     "TransientError",
     "UnsupportedServerError",
     "ValidationFailedError",
+    "WorkerCrashedError",
 ]
 
 
@@ -139,6 +141,10 @@ class ConnectionFailedError(TransientError, ConnectionError):
 
 class JobTimeoutError(TransientError, TimeoutError):
     """A background job ran past its timeout: it was cancelled, and is retried."""
+
+
+class WorkerCrashedError(TransientError):
+    """A worker's claim loop failed unexpectedly; its running jobs were drained, restart it."""
 
 
 class InvalidResponseError(PermanentError):

@@ -8,7 +8,19 @@ import structlog
 
 from asyncgen import RetryPolicy
 from asyncgen.testing import RedisServer, SimServer, sim_server
+from tests import idle_worker
 from tests.processes import reap
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the idle worker early when the session will check it (see idle_worker)."""
+    if any(idle_worker.CHECKED_BY in item.nodeid for item in session.items):
+        idle_worker.start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """No idle worker outlives the session."""
+    idle_worker.stop()
 
 
 @pytest.fixture(autouse=True)

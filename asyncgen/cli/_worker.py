@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from .._conversation import ConversationLog
-from .._errors import AsyncGenError
+from .._errors import AsyncGenError, WorkerCrashedError
 from .._logging import configure_logging
 from .._settings import Settings
 from ..llm import ChatClient
@@ -168,6 +168,12 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
     sys.stdout.flush()
     try:
         await worker.run()
+    except WorkerCrashedError as exc:  # logged with its traceback as worker_crashed
+        sys.stderr.write(
+            f"asyncgen worker: {exc}; exiting 1 (under --processes the supervisor restarts "
+            "it; otherwise restart it yourself, e.g. with systemd's Restart=on-failure)\n"
+        )
+        return 1
     finally:
         await queue.aclose()
         if worker.client is not None:

@@ -123,7 +123,8 @@ class WorkerReport:
         status: Its figures: ``started_at``, ``concurrency``, ``kinds``, ``running``
             (id, kind, model, since), ``jobs`` (per kind and model: ok, failed,
             retried, seconds), ``states`` (``credit_paused``), ``client`` (requests,
-            429s, tokens, cost, open circuits) and ``state`` ("running"/"stopping").
+            429s, tokens, cost, open circuits) and ``state`` ("running", "stopping",
+            "stopped", or "crashed" when its loop failed).
     """
 
     name: str

@@ -26,6 +26,7 @@ from .._errors import (
     PermanentError,
     ResultNotStorableError,
     TransientError,
+    WorkerCrashedError,
 )
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
@@ -38,7 +39,7 @@ from ._models import JobRecord, JobState
 from ._queue import JobQueue
 from ._tasks import GENERATE_KIND
 
-__all__ = ["DEFAULT_LEASE", "Worker", "WorkerThread", "open_worker"]
+__all__ = ["DEFAULT_LEASE", "IdleWait", "Worker", "WorkerThread", "open_worker"]
 
 POLL = 0.05  # the longest an idle worker waits between claims on a store it polls
 REPORT_EVERY = 5.0  # seconds between a worker's reports (what the dashboard shows)
@@ -46,11 +47,36 @@ RUNNING_REPORTED = 100  # running jobs listed in a report
 FIRST_POLL = 0.005  # ... and the first wait after work: it doubles up to POLL
 IDLE_BLOCK = 1.0  # the longest an idle worker blocks on a store that wakes it (Redis)
 STOP_WAKE = 0.05  # seconds a cancelled idle wait gets to end before it is woken
+# WorkerThread restarts a crashed worker after RESTART_FIRST s, doubling to RESTART_MAX;
+# a worker that lived RESTART_STEADY s starts from RESTART_FIRST again.
+RESTART_FIRST = 1.0
+RESTART_MAX = 30.0
+RESTART_STEADY = 60.0
 # While the store is unreachable: claims back off on this, writes retry under it until
 # their lease would be over (the attempt cap is never the limit; the deadline is).
 STORE_RETRY = RetryPolicy(max_attempts=1_000, base_delay=0.1, max_delay=5.0)
 
 T = TypeVar("T")
+
+
+class IdleWait:
+    """The poll of an idle worker: FIRST_POLL after work, doubling up to POLL, then POLL
+    for as long as the queue stays empty (a week of idling is the same as a second)."""
+
+    __slots__ = ("seconds",)
+
+    def __init__(self) -> None:
+        self.seconds = FIRST_POLL
+
+    def next(self) -> float:
+        """The wait for this empty round; the next one waits twice as long, up to POLL."""
+        now, self.seconds = self.seconds, min(POLL, self.seconds * 2)
+        return now
+
+    def reset(self) -> None:
+        """Work came: the next empty round waits FIRST_POLL again."""
+        self.seconds = FIRST_POLL
+
 
 _log = structlog.get_logger("asyncgen.worker")
 
@@ -146,14 +172,44 @@ class Worker:
         self._freed.set()
 
     async def run(self) -> None:
-        """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest."""
+        """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest.
+
+        Raises:
+            WorkerCrashedError: The claim loop failed unexpectedly (a bug, or a store
+                that broke in a way it does not translate). It is logged with its
+                traceback as ``worker_crashed`` and reported to the store; running jobs
+                are drained first, as on a stop. Restart the worker: ``asyncgen
+                worker`` exits 1 (``--processes`` restarts it), WorkerThread restarts it.
+        """
         _log.info("worker_started", worker=self.name, concurrency=self.concurrency,
                   kinds=self.serves())  # fmt: skip
-        running = self._running
         beat = asyncio.create_task(self._beat())
         reporting = asyncio.create_task(self._report_loop())
+        crash: Exception | None = None
+        try:
+            await self._claim_loop()
+        except Exception as exc:  # a bug or an untranslated store failure: say it loudly
+            crash = exc
+            self.stopping.set()
+            _log.error("worker_crashed", worker=self.name, error=f"{type(exc).__name__}: {exc}",
+                       running=len(self._running), exc_info=exc)  # fmt: skip
+        await self._drain(self._running)
+        for task in (beat, reporting):
+            task.cancel()
+        await asyncio.gather(beat, reporting, return_exceptions=True)
+        await self._report("crashed" if crash else "stopped", ttl=REPORT_EVERY)
+        if crash is not None:
+            raise WorkerCrashedError(
+                f"worker {self.name} crashed: {type(crash).__name__}: {crash} (its running "
+                "jobs were drained; restart the worker)"
+            ) from crash
+        _log.info("worker_stopped", worker=self.name, completed=self.completed)
+
+    async def _claim_loop(self) -> None:
+        """Claim and start jobs until stopped, waiting while every slot is busy."""
+        running = self._running
         outage = 0
-        idle = 0  # claims in a row that found nothing
+        wait = IdleWait()
         while not self.stopping.is_set():
             if len(running) >= self.concurrency:
                 self._freed.clear()
@@ -172,20 +228,13 @@ class Worker:
                 continue
             outage = 0
             if not records:
-                await self._idle(idle)
-                idle += 1
+                await self._idle(wait.next())
                 continue
-            idle = 0
+            wait.reset()
             for record in records:
                 run = asyncio.create_task(self._execute(record))
                 running.add(run)
                 run.add_done_callback(self._ended)
-        await self._drain(running)
-        for task in (beat, reporting):
-            task.cancel()
-        await asyncio.gather(beat, reporting, return_exceptions=True)
-        await self._report("stopped", ttl=REPORT_EVERY)
-        _log.info("worker_stopped", worker=self.name, completed=self.completed)
 
     def _ended(self, run: asyncio.Task[None]) -> None:
         self._running.discard(run)
@@ -209,12 +258,12 @@ class Worker:
                                               limit=limit - len(records))  # fmt: skip
         return records
 
-    async def _idle(self, rounds: int) -> None:
+    async def _idle(self, poll: float) -> None:
         """Wait for work: block on a store that wakes workers (Redis: a submit wakes one
-        at once), else poll from 5 ms doubling to POLL (and wake at once for a job added
-        in this process). A stop ends the wait."""
+        at once), else poll for ``poll`` seconds (and wake at once for a job added in this
+        process). A stop ends the wait."""
         store = self.queue.store
-        within = IDLE_BLOCK if store.blocking_wait else min(POLL, FIRST_POLL * 2**rounds)
+        within = IDLE_BLOCK if store.blocking_wait else poll
         waiting = asyncio.ensure_future(store.wait_for_work(within))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
@@ -234,6 +283,11 @@ class Worker:
             # fall back to a plain poll rather than stop working.
             _log.warning("idle_wait_failed", error=str(waiting.exception()))
             await self._pause(POLL)
+
+    async def wait_stopped(self, within: float) -> bool:
+        """Wait up to ``within`` seconds for :meth:`stop`; True if it was called."""
+        await self._pause(within)
+        return self.stopping.is_set()
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -475,31 +529,100 @@ async def open_worker(queue: JobQueue, **options: Any) -> AsyncIterator[Worker]:
 class WorkerThread:
     """A Worker running on asyncgen's background loop, for a Flask app or a script.
 
-    ``start()`` returns at once; ``stop()`` drains like SIGTERM and waits for it.
+    ``start()`` returns at once; ``stop()`` drains like SIGTERM and waits for it. A worker
+    whose loop crashes (:class:`WorkerCrashedError`, logged as ``worker_crashed`` with its
+    traceback) is restarted after a backoff (1 s doubling to 30 s; 1 s again once a worker
+    has lived a minute), as ``asyncgen worker --processes`` restarts a process, and
+    ``on_crash`` is told each time. ``crashes`` counts them, ``last_crash`` is the newest.
 
     Args:
         queue: The queue.
+        restart: Restart a crashed worker (True), or let the thread end with the error,
+            which ``stop()`` then raises (False).
+        on_crash: Called on the background loop's thread with each WorkerCrashedError
+            (its ``__cause__`` is the original exception); exceptions it raises are logged.
         **options: As for :class:`Worker` (concurrency, kinds, client, lease, ...).
     """
 
-    def __init__(self, queue: JobQueue, **options: Any) -> None:
+    def __init__(
+        self,
+        queue: JobQueue,
+        *,
+        restart: bool = True,
+        on_crash: Callable[[WorkerCrashedError], object] | None = None,
+        **options: Any,
+    ) -> None:
         self.queue = queue
         self.options = options
+        self.restart = restart
+        self.on_crash = on_crash
         self.worker: Worker | None = None
+        self.crashes = 0
+        self.last_crash: WorkerCrashedError | None = None
         self._future: concurrent.futures.Future[None] | None = None
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        return f"WorkerThread({self.queue!r}, alive={self.alive}, crashes={self.crashes})"
+
+    @property
+    def alive(self) -> bool:
+        """True from start() until the worker has stopped (or crashed without restart)."""
+        return self._future is not None and not self._future.done()
 
     def start(self) -> WorkerThread:
         """Start working in the background."""
-
-        self.worker = Worker(self.queue, **self.options)
-        self._future = start(self.worker.run())
+        self.worker = Worker(self.queue, **self.options)  # bad options raise here, at once
+        self._stopped = False
+        self._future = start(self._supervise(self.worker))
         return self
 
+    async def _supervise(self, worker: Worker) -> None:
+        backoff = RESTART_FIRST
+        while True:
+            began = time.monotonic()
+            try:
+                await worker.run()
+                return
+            except WorkerCrashedError as crash:
+                self.crashes += 1
+                self.last_crash = crash
+                self._tell(crash)
+                if not self.restart or self._stopped:
+                    raise
+            lived = time.monotonic() - began
+            backoff = RESTART_FIRST if lived >= RESTART_STEADY else backoff
+            _log.warning("worker_restarting", worker=worker.name, crashes=self.crashes,
+                         after=backoff)  # fmt: skip
+            worker = Worker(self.queue, **self.options)
+            self.worker = worker
+            if await worker.wait_stopped(backoff):  # stopped during the backoff
+                return
+            backoff = min(RESTART_MAX, backoff * 2)
+
+    def _tell(self, crash: WorkerCrashedError) -> None:
+        if self.on_crash is None:
+            return
+        try:
+            self.on_crash(crash)
+        except Exception as exc:  # the owner's callback must not stop the restarts
+            _log.error("on_crash_failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
+
     def stop(self, timeout: float | None = None) -> None:
-        """Drain (no new jobs, grace for running ones) and wait until the worker ends."""
+        """Drain (no new jobs, grace for running ones) and wait until the worker ends.
+
+        Raises:
+            WorkerCrashedError: The worker crashed and ``restart`` was False.
+        """
         if self._future is None or self.worker is None:
             return
-        call_soon(self.worker.stop)
+        self._stopped = True
+
+        def stop_current() -> None:
+            assert self.worker is not None
+            self.worker.stop()
+
+        call_soon(stop_current)
         self._future.result(timeout)
 
     def __enter__(self) -> WorkerThread:
