@@ -29,6 +29,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import AsyncGenError as AsyncGenError
     from ._errors import AuthenticationError as AuthenticationError
     from ._errors import BadRequestError as BadRequestError
+    from ._errors import BatchNotFoundError as BatchNotFoundError
     from ._errors import BudgetExceededError as BudgetExceededError
     from ._errors import CircuitOpenError as CircuitOpenError
     from ._errors import ConnectionFailedError as ConnectionFailedError
@@ -105,6 +106,7 @@ _EXPORTS: dict[str, str] = {
     "AsyncGenError": "._errors",
     "AuthenticationError": "._errors",
     "BadRequestError": "._errors",
+    "BatchNotFoundError": "._errors",
     "BatchProgress": ".llm",
     "BudgetExceededError": "._errors",
     "ChatClient": ".llm",
@@ -193,6 +195,7 @@ __all__ = [
     "BackgroundTasksFull",
     "BadRequestError",
     "BatchApiProgress",
+    "BatchNotFoundError",
     "BatchProgress",
     "BlockingBackgroundTasks",
     "BudgetExceededError",

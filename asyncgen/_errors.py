@@ -17,6 +17,7 @@ so ``isinstance(exc, TransientError)`` decides it::
         ├── InsufficientCreditsError   402: add credits
         ├── AuthenticationError        401, 403
         ├── BadRequestError            other 4xx
+        │   └── BatchNotFoundError     the provider does not know a recorded batch (404)
         ├── ValidationFailedError      the answer failed the caller's validation
         ├── StreamInterruptedError     a stream broke after text was delivered (not retried)
         ├── DeadlineExceededError      also a builtin TimeoutError
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncGenError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchNotFoundError",
     "BudgetExceededError",
     "CircuitOpenError",
     "ConnectionFailedError",
@@ -165,6 +167,10 @@ class AuthenticationError(PermanentError):
 
 class BadRequestError(PermanentError):
     """The provider rejected the request (HTTP 4xx): fix the request before retrying."""
+
+
+class BatchNotFoundError(BadRequestError):
+    """The provider does not know a batch a run recorded (HTTP 404): another key, deleted."""
 
 
 class ValidationFailedError(PermanentError):

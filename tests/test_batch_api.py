@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import asyncgen
 from asyncgen import ChatClient, GenerationJob
 from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
 from asyncgen.llm._batch_api_http import BatchApi, request_line
-from asyncgen.testing import BatchProfile, SimConfig, SimServer
+from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
 
@@ -210,7 +211,7 @@ class TestLibrary:
             created = await self.crashed_after_create(client, tmp_path / "run", 5)
             run = BatchRun(client, tmp_path / "run", on_outcome=lambda o: got.append(o.id),
                            poll_interval=0.05)  # fmt: skip
-            assert run.in_flight() == {f"q{i}" for i in range(5)}
+            assert set(run.in_flight()) == {f"q{i}" for i in range(5)}
             await run.submit([])
             await run.wait()
             await run.aclose()
@@ -295,3 +296,181 @@ def test_the_response_cache_answers_before_anything_is_submitted(
                           sim.base_url, "--cache", cache)  # fmt: skip
     assert online.returncode == 0, online.stderr
     assert sim.requests() == 0
+
+
+def sim_args(source: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", str(source), "-o", str(out), "--sim", "--batch-api", "--poll", "0.2", *extra]
+
+
+class TestInFlight:
+    """Batches recorded in flight are never paid for twice, never lost, never mistaken."""
+
+    def test_an_online_run_refuses_while_batches_are_in_flight(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """After a killed --batch-api run, the online command exits 2 naming --batch-api and
+        --cancel, sends nothing and writes nothing; --batch-api then picks the batch up."""
+        batch_sim(sim, complete_after=2.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 30), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim), out, 1)
+        online = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url)
+        assert online.returncode == 2, online.stderr
+        assert "1 batch(es) in flight" in online.stderr
+        assert "--batch-api" in online.stderr
+        assert "--cancel" in online.stderr
+        assert "Traceback" not in online.stderr
+        assert sim.requests() == 0
+        assert not out.exists() or records(out) == []
+        picked = asyncgen_cmd(*run_args(source, out, sim))
+        assert picked.returncode == 0, picked.stderr
+        assert sim.stats()["batches_created"] == 1
+        assert len(records(out)) == 30
+
+    def test_a_prompt_edited_while_in_flight_is_not_given_the_old_answer(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """A job whose prompt changed while its batch ran is sent again; the old request's
+        answer is dropped, and the line written carries the new request's fingerprint."""
+        batch_sim(sim, complete_after=2.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 20), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim), out, 1)
+        lines = source.read_text().splitlines()
+        lines[3] = json.dumps({"id": "j3", "prompt": "an edited prompt", "model": "m"})
+        source.write_text("\n".join(lines) + "\n")
+        edited = GenerationJob(id="j3", model="m", prompt="an edited prompt").fingerprint()
+        again = asyncgen_cmd(*run_args(source, out, sim))
+        assert again.returncode == 0, again.stderr
+        assert "1 answer(s) from batches in flight were dropped" in again.stdout
+        written = {str(r["id"]): r for r in records(out)}
+        assert len(written) == 20
+        assert len(records(out)) == 20  # nothing written twice
+        assert written["j3"]["fingerprint"] == edited
+        assert sim.stats()["batches_created"] == 2
+
+    def test_forget_batches_drops_them_and_runs_the_jobs(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """--forget-batches removes the recorded batches (said on stderr) and the online
+        run then runs every job."""
+        batch_sim(sim, complete_after=2.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 10), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim), out, 1)
+        forgot = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url,
+                              "--forget-batches")  # fmt: skip
+        assert forgot.returncode == 0, forgot.stderr
+        assert "forgot 1 recorded batch(es)" in forgot.stderr
+        assert not out.with_name("out.jsonl.batch").exists()
+        assert len(records(out)) == 10
+        assert sim.requests() == 10
+
+    def test_a_batch_the_provider_does_not_know_is_no_dead_end(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """A recorded batch that another server answers 404 for: exit 1 with one line that
+        names --resubmit-missing and --forget-batches; --resubmit-missing then sends its
+        requests again as a new batch and every job is answered once."""
+        batch_sim(sim, complete_after=3.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 25), tmp_path / "out.jsonl"
+        kill_when_created(run_args(source, out, sim), out, 1)
+        with sim_server() as other:
+            batch_sim(other, complete_after=0.1)
+            lost = asyncgen_cmd(*run_args(source, out, other))
+            assert lost.returncode == 1, lost.stderr
+            assert "is not known to" in lost.stderr
+            assert "--resubmit-missing" in lost.stderr
+            assert "--forget-batches" in lost.stderr
+            assert "Traceback" not in lost.stderr
+            found = asyncgen_cmd(*run_args(source, out, other, "--resubmit-missing"))
+            assert found.returncode == 0, found.stderr
+            assert other.stats()["batches_created"] == 1
+        written = records(out)
+        assert sorted(str(r["id"]) for r in written) == sorted(f"j{i}" for i in range(25))
+
+    def test_a_sim_batch_run_resumes_after_kill_9(self, tmp_path: Path) -> None:
+        """--sim --batch-api killed mid-run: the same command again (a new simulator, which
+        cannot know the old one's batches) sends them again and answers every job once."""
+        source, out = write_jobs(tmp_path / "in.jsonl", 40), tmp_path / "out.jsonl"
+        kill_when_created(sim_args(source, out), out, 1)
+        again = asyncgen_cmd(*sim_args(source, out))
+        assert again.returncode == 0, again.stderr
+        written = records(out)
+        assert sorted(str(r["id"]) for r in written) == sorted(f"j{i}" for i in range(40))
+
+    def test_the_state_folder_deleted_mid_run_is_made_again(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """OUT.batch/ removed while two batches run: the run re-creates it (request files
+        fetched back from the provider), answers every job, and creates no batch again."""
+        batch_sim(sim, complete_after=2.0)
+        source, out = write_jobs(tmp_path / "in.jsonl", 60), tmp_path / "out.jsonl"
+        inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", *run_args(source, out, sim, "--batch-size", "30")],
+            env=inherited, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: sum(1 for b in state(out) if b.get("id")) == 2)
+            shutil.rmtree(out.with_name("out.jsonl.batch"))
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            child.kill()
+        assert child.returncode == 0, stderr
+        assert "Errno" not in stderr
+        assert sorted(str(r["id"]) for r in records(out)) == sorted(f"j{i}" for i in range(60))
+        assert sim.stats()["batches_created"] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("{not json", "not JSON"),
+        ("[]", "not a mapping with a 'batches' list"),
+        ('{"batches": [], "extra": 1}', "unknown key(s) 'extra'"),
+        ('{"batches": [{"marker": "m", "chunk": "c", "requests": 1, "colour": 2}]}',
+         "unknown key(s) 'colour'"),
+        ('{"batches": [{"marker": "m", "chunk": "../x", "requests": 1}]}', "not a file"),
+        ("\udcff", "not JSON"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("mode", ["online", "batch"])
+def test_a_damaged_state_file_is_one_line_and_exit_2(
+    tmp_path: Path, sim: SimServer, content: str, said: str, mode: str
+) -> None:
+    """A corrupted OUT.batch/state.json: one line naming the file and the way on
+    (--forget-batches), exit 2, nothing sent, no output file left behind."""
+    source, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
+    folder = out.with_name("out.jsonl.batch")
+    folder.mkdir()
+    (folder / "state.json").write_bytes(content.encode("utf-8", "surrogateescape"))
+    extra = ["--batch-api", "--poll", "0.2"] if mode == "batch" else []
+    done = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url, *extra)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
+    assert "--forget-batches" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert sim.requests() == 0
+    assert not out.exists()
+
+
+def test_the_sim_child_dies_with_its_parent(tmp_path: Path) -> None:
+    """kill -9 of `asyncgen run --sim`: its simulator process ends too."""
+    import psutil
+
+    source, out = write_jobs(tmp_path / "in.jsonl", 5000), tmp_path / "out.jsonl"
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out), "--sim",
+         "--concurrency", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: out.exists() and out.stat().st_size > 0)
+        children = psutil.Process(parent.pid).children()
+        assert len(children) == 1
+    finally:
+        parent.kill()
+        parent.wait(10)
+    _gone, alive = psutil.wait_procs(children, timeout=15)
+    for process in alive:
+        process.kill()
+    assert alive == []

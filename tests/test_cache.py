@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob, RedisCache, SqliteCache
-from asyncgen.testing import ModelProfile, RedisServer, SimConfig, SimServer
+from asyncgen.testing import ModelProfile, RedisServer, SimConfig, SimServer, sim_server
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
 HI = [{"role": "user", "content": "hi"}]
@@ -160,3 +160,27 @@ class TestCache:
         assert all(r["cached"] for r in second)
         first = {r["id"]: r["text"] for r in records(tmp_path / "a.jsonl")}
         assert {r["id"]: r["text"] for r in second} == first
+
+    def test_the_simulator_hits_across_runs(self, tmp_path: Path) -> None:
+        """`--sim --cache`: each run's simulator has a new port, yet the second run is
+        answered wholly from the cache (the simulator has one name in the keys)."""
+        source = write_jobs(tmp_path / "in.jsonl", 5)
+        cache = f"sqlite:///{tmp_path / 'cache.db'}"
+        for name in ("a.jsonl", "b.jsonl"):
+            done = asyncgen_cmd("run", str(source), "-o", str(tmp_path / name), "--sim",
+                                "--cache", cache)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        assert "summary: cache: 5 hit(s) at $0" in done.stdout
+        assert all(r["cached"] for r in records(tmp_path / "b.jsonl"))
+
+    async def test_cache_scope_names_the_api_in_the_keys(self, tmp_path: Path) -> None:
+        """Two clients on different URLs share answers only when given one cache_scope."""
+        cache = f"sqlite:///{tmp_path / 'cache.db'}"
+        with sim_server() as first, sim_server() as second:
+            async with ChatClient(first.base_url, cache=cache, cache_scope="local") as a:
+                await a.chat("m", [{"role": "user", "content": "hello"}])
+            async with ChatClient(second.base_url, cache=cache, cache_scope="local") as b:
+                assert (await b.chat("m", [{"role": "user", "content": "hello"}])).cached
+            async with ChatClient(second.base_url, cache=cache) as c:
+                assert not (await c.chat("m", [{"role": "user", "content": "hello"}])).cached
+            assert (first.requests(), second.requests()) == (1, 1)

@@ -159,17 +159,23 @@ class TestInput:
         assert "Traceback" not in done.stderr
 
 
+def writing(jobs: Path, out: Path, sim: SimServer) -> subprocess.Popen[str]:
+    """A run on ``out`` (two jobs at a time), returned once it has written a line."""
+    first = subprocess.Popen(
+        [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: out.exists() and out.stat().st_size > 0)
+    return first
+
+
 class TestOutput:
     def test_two_runs_on_one_output(self, tmp_path: Path, sim: SimServer) -> None:
         """A second run on an output being written exits 2 naming the holder; no job twice."""
         sim.configure(SimConfig(default=ModelProfile(latency=0.2)))
         jobs, out = write_jobs(tmp_path / "in.jsonl", 20), tmp_path / "out.jsonl"
-        first = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        first = writing(jobs, out, sim)
         try:
-            wait_for(lambda: out.exists() and out.stat().st_size > 0)
             second = asyncgen_cmd(*run_args(jobs, out, sim))
             assert second.returncode == 2
             assert f"being written by another asyncgen run (pid {first.pid} on" in second.stderr
@@ -179,6 +185,26 @@ class TestOutput:
         assert sorted(str(r["id"]) for r in records(out)) == sorted(f"j{i}" for i in range(20))
         assert sim.requests() == 20
         assert not (tmp_path / "out.jsonl.lock").exists()
+
+    def test_a_link_to_an_output_being_written_shares_its_lock(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """-o link.jsonl, a symlink to the output another run writes, exits 2: the lock
+        is taken on the file the link names, so no job runs twice."""
+        sim.configure(SimConfig(default=ModelProfile(latency=0.2)))
+        jobs, out = write_jobs(tmp_path / "in.jsonl", 20), tmp_path / "out.jsonl"
+        link = tmp_path / "link.jsonl"
+        link.symlink_to(out)
+        first = writing(jobs, out, sim)
+        try:
+            second = asyncgen_cmd(*run_args(jobs, link, sim))
+            assert second.returncode == 2, second.stderr
+            assert f"being written by another asyncgen run (pid {first.pid} on" in second.stderr
+        finally:
+            _, stderr = first.communicate(timeout=60)
+        assert first.returncode == 0, stderr
+        assert sim.requests() == 20
+        assert len(records(out)) == 20
 
     def test_output_equal_to_input_is_refused(self, tmp_path: Path, sim: SimServer) -> None:
         """-o naming the input file exits 2 and leaves the input as it was."""

@@ -21,21 +21,69 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
+from .._errors import AsyncGenError, ConnectionFailedError, TransientError
 from .._logging import mask_secrets
 from ..llm import ChatClient
-from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun
-from ._files import read_jobs
+from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun, BatchStateError
+from ..llm._batch_api_folder import read_state
+from ._files import UsageProblem, read_jobs
 from ._output import ResultWriter, Resume
 from ._progress import cache_summary
 
-__all__ = ["batch_folder", "run_batch_api"]
+__all__ = ["batch_failure", "batch_folder", "check_batches", "run_batch_api"]
 
 PLAIN_EVERY = 2.0
 
 
 def batch_folder(output: Path) -> Path:
-    """Where a run's batches are kept: ``OUTPUT.batch/`` beside the output."""
-    return output.with_name(output.name + ".batch")
+    """Where a run's batches are kept: ``OUTPUT.batch/`` beside the output (the file it
+    names once links are followed)."""
+    real = output.resolve()
+    return real.with_name(real.name + ".batch")
+
+
+def check_batches(args: argparse.Namespace) -> None:
+    """Before a run (under the output's lock): forget the recorded batches when asked;
+    refuse a damaged state, and an online run while batches are in flight (it would pay
+    for their jobs twice, and the next --batch-api run would drop their answers).
+
+    Raises:
+        UsageProblem: What to do instead.
+    """
+    folder = batch_folder(args.output)
+    if args.forget_batches:
+        if folder.exists():
+            forgotten = len(_records(folder))
+            shutil.rmtree(folder)
+            sys.stderr.write(f"asyncgen: forgot {forgotten} recorded batch(es) "
+                             f"({folder} removed); their jobs run again\n")  # fmt: skip
+        return
+    flying = [r for r in _records(folder) if not r.done]
+    if flying and not args.batch_api:
+        requests = sum(r.requests for r in flying)
+        raise UsageProblem(
+            f"{folder} holds {len(flying)} batch(es) in flight from a --batch-api run "
+            f"({requests} requests): run the same command with --batch-api to pick up "
+            "their answers, or with --batch-api --cancel to cancel them (what they did is "
+            "written); an online run now would pay for those jobs twice (--forget-batches "
+            "drops them unread)"
+        )
+
+
+def _records(folder: Path) -> list[Any]:
+    try:
+        return read_state(folder)
+    except BatchStateError as exc:
+        raise UsageProblem(str(exc)) from None
+
+
+def batch_failure(error: AsyncGenError) -> str:
+    """How to introduce a Batch API error: unreachable, failing, or refusing."""
+    if isinstance(error, ConnectionFailedError):
+        return "could not reach the Batch API"
+    if isinstance(error, TransientError):
+        return "the Batch API kept failing"
+    return "the Batch API refused"
 
 
 def record(outcome: BatchOutcome) -> dict[str, Any]:
@@ -142,6 +190,7 @@ async def run_batch_api(
             max_requests=args.batch_size, poll_interval=args.poll,
             max_poll_interval=max(args.poll, 60.0), resubmit=args.batch_fallback,
             response_model=args.schema,
+            missing="resubmit" if args.resubmit_missing or args.sim else "stop",
         )  # fmt: skip
         try:
             if args.cancel:
@@ -149,14 +198,17 @@ async def run_batch_api(
                 _say(f"cancelled {cancelled} batch(es) in flight; what they had done is "
                      "written, the rest runs when the command is run again")  # fmt: skip
             else:
-                flying = run.in_flight()
+                flying = await run.pick_up()
                 if flying:
                     _say(f"picking up {len(run.records)} batch(es) from an earlier run "
                          f"({len(flying)} requests in flight)")  # fmt: skip
                 jobs = read_jobs(args.input, done=resume.done, default_model=args.model,
                                  response_model=args.schema)  # fmt: skip
-                await run.submit(job for job in jobs if job.id not in flying)
+                await run.submit(jobs)
                 await run.wait()
+                if run.stale:
+                    _say(f"{run.stale} answer(s) from batches in flight were dropped: their "
+                         "job's request changed since, and it was sent again")  # fmt: skip
         finally:
             await run.aclose()
             await client.aclose()  # the online fallback's pool and the cache's connection

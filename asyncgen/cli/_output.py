@@ -43,7 +43,8 @@ class OutputLock:
     """An exclusive, non-blocking lock on an output file, for the life of one run.
 
     Args:
-        output: The results file; the lock is ``OUTPUT.lock`` beside it.
+        output: The results file; the lock is ``OUTPUT.lock`` beside the file it names
+            once links are followed, so ``-o link.jsonl`` and ``-o target.jsonl`` share it.
 
     Raises:
         UsageProblem: Another process holds it (its pid and host are named).
@@ -51,7 +52,8 @@ class OutputLock:
 
     def __init__(self, output: Path) -> None:
         self.output = output
-        self.path = output.with_name(output.name + ".lock")
+        real = output.resolve()
+        self.path = real.with_name(real.name + ".lock")
         self._fd: int | None = None
 
     def __enter__(self) -> OutputLock:

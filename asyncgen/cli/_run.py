@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
-from .._errors import AsyncGenError
+from .._errors import AsyncGenError, BatchNotFoundError
 from .._logging import configure_logging, mask_secrets
 from .._retry import RetryPolicy
 from .._settings import Settings
@@ -34,7 +34,7 @@ from ._args import (
     provider_client,
     whole,
 )
-from ._batch import run_batch_api
+from ._batch import batch_failure, check_batches, run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress, cache_summary
@@ -43,6 +43,7 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_CONCURRENCY = 10_000
+SIM_CACHE_SCOPE = "asyncgen-sim"  # the simulator's name in cache keys, whatever its port
 
 
 class Terminated(KeyboardInterrupt):
@@ -70,7 +71,8 @@ def _client(args: argparse.Namespace, settings: Settings) -> Iterator[ChatClient
         return
     provider_client(None, "http://127.0.0.1", settings=settings, **options)  # a bad backend
     with SimServer(SimConfig(), process=True) as sim:
-        yield ChatClient(sim.base_url, **options)
+        # Each run's simulator has a new port: its answers are cached under one name.
+        yield ChatClient(sim.base_url, cache_scope=SIM_CACHE_SCOPE, **options)
 
 
 def _concurrency(text: str) -> int | Literal["auto"]:
@@ -142,6 +144,13 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                        help="seconds between polls at first (default 30; grows to 60)")  # fmt: skip
     batch.add_argument("--cancel", action="store_true",
                        help="cancel the batches in flight; write what they had done")  # fmt: skip
+    batch.add_argument("--resubmit-missing", action="store_true",
+                       help="send the requests of recorded batches the provider does not "
+                       "know (HTTP 404) again as new batches (implied with --sim)")  # fmt: skip
+    batch.add_argument("--forget-batches", action="store_true",
+                       help="drop OUTPUT.batch/ (the batches recorded in flight) before "
+                       "running: their answers are never read, their jobs run again (cancel "
+                       "them first with --cancel if they may still run)")  # fmt: skip
     run.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
                      help="answer identical requests from a response cache instead of sending "
                      "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)")  # fmt: skip
@@ -237,6 +246,11 @@ def run_command(args: argparse.Namespace) -> int:
         check_files(args.input, args.output)
         if args.cancel and not args.batch_api:
             raise UsageProblem("--cancel cancels Batch API batches: give --batch-api too")
+        if args.resubmit_missing and not args.batch_api:
+            raise UsageProblem("--resubmit-missing is for Batch API runs: give --batch-api too")
+        if args.forget_batches and args.cancel:
+            raise UsageProblem("--forget-batches drops the batches --cancel would cancel: "
+                               "cancel first, then forget")  # fmt: skip
         with OutputLock(args.output):
             return _locked(args, settings)
     except UsageProblem as exc:
@@ -245,6 +259,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _locked(args: argparse.Namespace, settings: Settings) -> int:
+    check_batches(args)
     resume = Resume.read(args.output, retry_failed=args.retry_failed)
     summary = validate_input(args.input, done=resume.done, default_model=args.model,
                              response_model=args.schema)  # fmt: skip
@@ -267,8 +282,14 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
         if args.batch_api:
             try:
                 failed, left = asyncio.run(run_batch_api(args, client, resume, summary.todo))
+            except BatchNotFoundError as exc:
+                _err(f"{mask_secrets(str(exc))}. What was written is kept. Run the same "
+                     "command with --resubmit-missing to send its requests again as a new "
+                     "batch, or with --forget-batches to drop every recorded batch (their "
+                     "jobs run again)")  # fmt: skip
+                return EXIT_FAILED
             except AsyncGenError as exc:
-                _err(f"the Batch API refused: {mask_secrets(str(exc))}; what was written is "
+                _err(f"{batch_failure(exc)}: {mask_secrets(str(exc))}; what was written is "
                      "kept and the batches recorded: fix it, run the same command")  # fmt: skip
                 return EXIT_FAILED
             if left:

@@ -11,7 +11,14 @@ flight rather than submitting them again:
 - a batch is recorded (with a random marker, sent as the batch's metadata) before it is
   created, and its id right after; a record without an id is looked up by its marker
   among the provider's batches before anything is created again;
-- answers already handed on are skipped when a batch is read again (``skip``).
+- answers already handed on are skipped when a batch is read again (``skip``);
+- a job whose id is in flight is not submitted again, unless its request changed since
+  (its fingerprint): then it is submitted anew and the old request's answer is dropped;
+- a request file missing from the folder (the folder deleted mid-run) is fetched back
+  from the provider (the batch's input file) when it is needed;
+- a recorded batch the provider does not know (HTTP 404: another key, deleted, or a
+  simulator that has stopped) stops the run with :class:`BatchNotFoundError`, or with
+  ``missing="resubmit"`` its request file is submitted again as a new batch.
 
 Requests that fail for a reason that may pass (expired with the window, 429, 5xx, a
 batch refused for the enqueued-token limit) are sent again: as a new batch
@@ -30,7 +37,8 @@ import contextlib
 import json
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -38,8 +46,14 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from .._errors import AsyncGenError, InsufficientCreditsError, ValidationFailedError
-from ._batch_api_folder import BatchRecord, RequestFile, RunFolder
+from .._errors import (
+    AsyncGenError,
+    BadRequestError,
+    BatchNotFoundError,
+    InsufficientCreditsError,
+    ValidationFailedError,
+)
+from ._batch_api_folder import BatchRecord, BatchStateError, RequestFile, RunFolder
 from ._batch_api_http import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
@@ -65,6 +79,7 @@ __all__ = [
     "BatchOutcome",
     "BatchRecord",
     "BatchRun",
+    "BatchStateError",
     "generate_batch",
 ]
 
@@ -117,6 +132,12 @@ class BatchRun:
         response_model: A pydantic model every answer must be (its schema is in the
             request lines of jobs that have it): answers are parsed into it, and one
             that does not fit goes again like a retryable failure (online: with re-asks).
+        missing: What to do with a recorded batch the provider does not know (404):
+            ``stop`` (raise BatchNotFoundError) or ``resubmit`` its requests as a new
+            batch.
+
+    Raises:
+        BatchStateError: The folder's ``state.json`` is damaged.
     """
 
     def __init__(
@@ -134,7 +155,10 @@ class BatchRun:
         resubmit: Literal["batch", "online"] = "batch",
         max_rounds: int = 3,
         response_model: type[BaseModel] | None = None,
+        missing: Literal["stop", "resubmit"] = "stop",
     ) -> None:
+        if missing not in ("stop", "resubmit"):
+            raise ValueError(f"missing must be 'stop' or 'resubmit', got {missing!r}")
         if not 1 <= max_requests <= MAX_BATCH_REQUESTS:
             raise ValueError(f"max_requests must be 1..{MAX_BATCH_REQUESTS}, got {max_requests}")
         if max_bytes < 1024:
@@ -156,19 +180,59 @@ class BatchRun:
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.resubmit, self.max_rounds = resubmit, max_rounds
         self.response_model = response_model
+        self.missing = missing
+        self.stale = 0  # answers dropped: their job's request changed while in flight
+        self._stale: dict[str, str] = {}  # id -> the fingerprint of its outdated request
+        self._flying: dict[str, str] | None = None
         self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
         self.not_submitted = 0
         self._done = self._failed = self._online = self._cached = 0
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
         self._api = BatchApi(client)
 
-    def in_flight(self) -> set[str]:
-        """Ids in batches not finished yet (not to be submitted again)."""
-        ids: set[str] = set()
+    def in_flight(self) -> dict[str, str]:
+        """Ids in batches not finished yet (not to be submitted again), each with its
+        request's fingerprint (see :meth:`pick_up`, which also fetches back missing
+        request files)."""
+        flying: dict[str, str] = {}
         for record in self.records:
-            if not record.done:
-                ids.update(line["custom_id"] for line in self._folder.lines(record.chunk))
-        return ids
+            if not record.done and self._folder.has(record.chunk):
+                for line in self._folder.lines(record.chunk):
+                    flying[line["custom_id"]] = line_fingerprint(line)[1]
+        return flying
+
+    async def pick_up(self) -> dict[str, str]:
+        """Make sure every batch in flight has its request file (fetched back from the
+        provider when the folder lost it; a batch never created whose file is gone is
+        forgotten, its jobs left to be submitted), then return :meth:`in_flight`."""
+        for record in list(self.records):
+            if record.done or self._folder.has(record.chunk):
+                continue
+            batch = await self._batch_of(record)
+            if batch is None or not batch.get("input_file_id"):
+                why = "its request file is gone and the provider has no copy"
+                _log.warning("batch_forgotten", chunk=record.chunk, reason=why)
+                self.records.remove(record)
+                continue
+            await self._fetch_chunk(record, str(batch["input_file_id"]))
+        self._folder.save(self.records)
+        self._flying = self.in_flight()
+        return self._flying
+
+    async def _batch_of(self, record: BatchRecord) -> dict[str, Any] | None:
+        if record.id is not None:
+            try:
+                return await self._api.retrieve(record.id)
+            except BadRequestError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+        return await self._api.find(record.marker)
+
+    async def _fetch_chunk(self, record: BatchRecord, file_id: str) -> None:
+        _log.warning("batch_request_file_fetched", batch=record.id, chunk=record.chunk,
+                     reason="the run folder lost it")  # fmt: skip
+        await self._folder.write(record.chunk, self._api.content(file_id))
 
     def _progress(self) -> None:
         if self._on_progress is not None:
@@ -182,11 +246,26 @@ class BatchRun:
 
     async def submit(self, jobs: Iterable[GenerationJob]) -> None:
         """Write ``jobs`` into request files and create a batch for each (after the
-        batches of an earlier run that may not have been created)."""
+        batches of an earlier run that may not have been created). A job in flight is
+        left to its batch, unless its request changed since: then it goes again and the
+        old request's answer is dropped when it comes."""
+        flying = self._flying if self._flying is not None else await self.pick_up()
         for record in self.records:
             if record.id is None and not record.done and self.stopped is None:
                 await self._create(record)
-        await self._submit_lines(self._not_cached(jobs), round_=1)
+        await self._submit_lines(self._not_cached(self._not_flying(jobs, flying)), round_=1)
+
+    def _not_flying(
+        self, jobs: Iterable[GenerationJob], flying: dict[str, str]
+    ) -> Iterator[GenerationJob]:
+        for job in jobs:
+            was = flying.get(job.id)
+            if was is not None and was != job.fingerprint():
+                self._stale[job.id] = was
+                _log.info("batch_request_changed", job_id=job.id,
+                          action="submitted again; the answer in flight is dropped")  # fmt: skip
+            if was is None or job.id in self._stale:
+                yield job
 
     async def _not_cached(self, jobs: Iterable[GenerationJob]) -> AsyncIterator[dict[str, Any]]:
         """The jobs' request lines, less those the client's response cache answers (those
@@ -263,7 +342,10 @@ class BatchRun:
         while pending := [r for r in self.records if not r.done and r.id is not None]:
             moved = False
             for record in pending:
-                batch = await self._api.retrieve(str(record.id))
+                batch = await self._retrieve(record)
+                if batch is None:  # resubmitted as a new batch (or forgotten)
+                    moved = True
+                    continue
                 status = str(batch.get("status"))
                 moved |= status != record.status
                 record.status = status
@@ -277,10 +359,44 @@ class BatchRun:
                                                                 self.max_poll_interval)  # fmt: skip
                 await asyncio.sleep(interval)
 
+    async def _retrieve(self, record: BatchRecord) -> dict[str, Any] | None:
+        """The batch as the provider has it; a 404 stops the run or (``missing=
+        "resubmit"``) sends the batch's requests again as a new batch (None)."""
+        try:
+            return await self._api.retrieve(str(record.id))
+        except BadRequestError as exc:
+            if exc.status != 404:
+                raise
+            if self.missing == "stop":
+                raise BatchNotFoundError(
+                    f"batch {record.id} ({record.requests} requests, recorded in "
+                    f"{self.folder / 'state.json'}) is not known to {self.client.base_url} "
+                    f"({exc}): it was made with another key or project, deleted, or by a "
+                    "simulator that has stopped",
+                    status=404,
+                ) from exc
+        _log.warning("batch_not_found_resubmitted", batch=record.id, requests=record.requests)
+        if not self._folder.has(record.chunk):
+            self.records.remove(record)  # nothing to send again: its jobs run next time
+            self._folder.save(self.records)
+            return None
+        record.marker, record.id, record.status = uuid.uuid4().hex, None, "pending"
+        self._folder.save(self.records)
+        await self._create(record)
+        return None
+
     async def _read(self, record: BatchRecord, batch: dict[str, Any]) -> None:
-        """Hand on a finished batch's answers and failures; collect what goes again."""
-        index = {line["custom_id"]: line_fingerprint(line)
-                 for line in self._folder.lines(record.chunk)}  # fmt: skip
+        """Hand on a finished batch's answers and failures; collect what goes again.
+        Answers to requests that their job has since changed are dropped."""
+        if not self._folder.has(record.chunk) and batch.get("input_file_id"):
+            await self._fetch_chunk(record, str(batch["input_file_id"]))
+        index = {}
+        for line in self._folder.lines(record.chunk):
+            where = line_fingerprint(line)
+            if self._stale.get(line["custom_id"]) == where[1]:
+                self.stale += 1
+                continue
+            index[line["custom_id"]] = where
         again: set[str] = set()
         seen: set[str] = set()
         for file_key in ("output_file_id", "error_file_id"):
@@ -356,7 +472,7 @@ class BatchRun:
         model, fingerprint = where
         answers = self.client._answers
         if answers is not None and completion is not None and not completion.cached:
-            self._stores.append((cache_key(self.client.base_url, fingerprint), completion))
+            self._stores.append((cache_key(self.client.cache_scope, fingerprint), completion))
         self._done += 1
         self._failed += error is not None
         self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error,
@@ -414,7 +530,13 @@ class BatchRun:
                     record.id, record.status = str(found["id"]), str(found.get("status"))
         for record in self.records:
             if not record.done and record.id is not None and record.status not in TERMINAL:
-                batch = await self._api.cancel(record.id)
+                try:
+                    batch = await self._api.cancel(record.id)
+                except BadRequestError as exc:
+                    if exc.status != 404:
+                        raise
+                    record.done = True  # the provider has no such batch: nothing to cancel
+                    continue
                 record.status = str(batch.get("status", "cancelling"))
                 cancelled += 1
         self._folder.save(self.records)
@@ -467,8 +589,7 @@ async def generate_batch(
                        poll_interval=poll_interval, max_poll_interval=max(60.0, poll_interval),
                        resubmit=resubmit, response_model=response_model)  # fmt: skip
         try:
-            flying = run.in_flight()
-            await run.submit(job for job in todo if job.id not in flying)
+            await run.submit(todo)
             await run.wait()
         finally:
             await run.aclose()

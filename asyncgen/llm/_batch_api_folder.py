@@ -1,21 +1,31 @@
 """A Batch API run's folder: ``state.json`` and the request files, kept whole on disk.
 
 Both are written to a hidden file, synced and renamed into place, so a crash leaves the
-last whole state and no half-written request file under a real name.
+last whole state and no half-written request file under a real name. A folder deleted
+while a run goes on is made again at the next write (the run still holds its records,
+and request files are fetched back from the provider when they are needed); a damaged
+``state.json`` is refused with :class:`BatchStateError`, never guessed at.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchRecord", "RequestFile", "RunFolder"]
+__all__ = ["BatchRecord", "BatchStateError", "RequestFile", "RunFolder"]
+
+STATE = "state.json"
+
+
+class BatchStateError(ValueError):
+    """A run folder's ``state.json`` that cannot be read as the batches it records."""
 
 
 @dataclass
@@ -37,18 +47,22 @@ class RunFolder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.path.mkdir(parents=True, exist_ok=True)
-        self._state = path / "state.json"
+        self._state = path / STATE
 
     def load(self) -> list[BatchRecord]:
-        """The batches recorded so far (none in a new folder)."""
-        if not self._state.exists():
-            return []
-        data = json.loads(self._state.read_text())
-        return [BatchRecord(**record) for record in data["batches"]]
+        """The batches recorded so far (none in a new folder).
+
+        Raises:
+            BatchStateError: ``state.json`` is not what asyncgen wrote (bad JSON, not a
+                mapping with a ``batches`` list, a record with unknown or wrong fields).
+        """
+        return read_state(self.path)
 
     def save(self, records: list[BatchRecord]) -> None:
-        """Write the state whole (a temporary file renamed over it), synced to disk."""
+        """Write the state whole (a temporary file renamed over it), synced to disk; a
+        folder deleted meanwhile is made again (the records are in memory)."""
         data = {"version": 1, "batches": [asdict(r) for r in records]}
+        self.path.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".state-")
         with os.fdopen(fd, "w") as stream:
             json.dump(data, stream)
@@ -56,12 +70,83 @@ class RunFolder:
             os.fsync(stream.fileno())
         os.replace(tmp, self._state)
 
+    def has(self, name: str) -> bool:
+        """True when the request file ``name`` is in the folder."""
+        return (self.path / name).is_file()
+
+    async def write(self, name: str, chunks: AsyncIterator[bytes]) -> None:
+        """Write a request file whole from ``chunks`` (hidden until complete)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / f".{name}"
+        with tmp.open("wb") as stream:
+            async for chunk in chunks:
+                stream.write(chunk)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, self.path / name)
+
     def lines(self, name: str) -> Iterator[dict[str, Any]]:
         """The request lines of one request file, one at a time."""
         with (self.path / name).open("rb") as stream:
             for raw in stream:
                 if raw.strip():
                     yield json.loads(raw)
+
+
+def read_state(folder: Path) -> list[BatchRecord]:
+    """The batches ``folder/state.json`` records (none when there is no such file); the
+    folder is never created.
+
+    Raises:
+        BatchStateError: The file is damaged or not asyncgen's.
+    """
+    path = folder / STATE
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise _damaged(path, f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("batches"), list):
+        raise _damaged(path, "not a mapping with a 'batches' list")
+    unknown = sorted(set(data) - {"version", "batches"})
+    if unknown:
+        raise _damaged(path, f"unknown key(s) {', '.join(map(repr, unknown))}")
+    return [_record(path, number, item) for number, item in enumerate(data["batches"], 1)]
+
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "marker": (str,), "chunk": (str,), "requests": (int,), "round": (int,),
+    "id": (str, type(None)), "status": (str,), "done": (bool,),
+}  # fmt: skip
+
+
+def _record(path: Path, number: int, item: object) -> BatchRecord:
+    if not isinstance(item, dict):
+        raise _damaged(path, f"batch {number} is not a mapping")
+    unknown = sorted(set(item) - {field.name for field in fields(BatchRecord)})
+    if unknown:
+        raise _damaged(path, f"batch {number} has unknown key(s) {', '.join(map(repr, unknown))}")
+    for key, value in item.items():
+        wrong = isinstance(value, bool) and bool not in _TYPES[key]
+        if wrong or not isinstance(value, _TYPES[key]):
+            raise _damaged(path, f"batch {number}: {key} is {value!r}")
+    missing = sorted({"marker", "chunk", "requests"} - set(item))
+    if missing:
+        raise _damaged(path, f"batch {number} lacks {', '.join(missing)}")
+    chunk = str(item["chunk"])
+    if "/" in chunk or "\\" in chunk or chunk.startswith("."):
+        raise _damaged(path, f"batch {number}: chunk {chunk!r} is not a file of the folder")
+    return BatchRecord(**item)
+
+
+def _damaged(path: Path, why: str) -> BatchStateError:
+    return BatchStateError(
+        f"{path} is damaged ({why}). It records the batches in flight: restore it, or "
+        "forget them (asyncgen run ... --batch-api --forget-batches, or delete its folder); "
+        "jobs with no answer written then run again, and batches still running are paid "
+        "for without being read"
+    )
 
 
 class RequestFile:
@@ -72,7 +157,7 @@ class RequestFile:
         self.name = f"requests-{number:05d}-{self.marker[:8]}.jsonl"
         self._final = folder / self.name
         self._tmp = folder / f".{self.name}"
-        self._stream = self._tmp.open("wb")
+        self._stream = self._tmp.open("w+b")
         self.requests = self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -81,8 +166,22 @@ class RequestFile:
         self.size += len(data)
 
     def close(self) -> RequestFile:
-        self._stream.flush()
-        os.fsync(self._stream.fileno())
-        self._stream.close()
-        os.replace(self._tmp, self._final)
+        """Sync the file and give it its real name (in a folder made again if it was
+        deleted meanwhile: the open file still holds every line)."""
+        stream = self._stream
+        try:
+            stream.flush()
+            os.fsync(stream.fileno())
+            try:
+                os.replace(self._tmp, self._final)
+            except FileNotFoundError:
+                self._final.parent.mkdir(parents=True, exist_ok=True)
+                stream.seek(0)
+                with self._tmp.open("wb") as copy:
+                    shutil.copyfileobj(stream, copy)
+                    copy.flush()
+                    os.fsync(copy.fileno())
+                os.replace(self._tmp, self._final)
+        finally:
+            stream.close()
         return self

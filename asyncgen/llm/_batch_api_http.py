@@ -8,15 +8,23 @@ request line and back, and an output or error file's record into an answer or an
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from pydantic import BaseModel
 
-from .._errors import AsyncGenError, BadRequestError, ServerError, TransientError
+from .._errors import (
+    AsyncGenError,
+    BadRequestError,
+    ConnectionFailedError,
+    RequestTimeoutError,
+    ServerError,
+    TransientError,
+)
 from .._retry import RetryPolicy, retry
 from ._client import ChatClient
 from ._mapping import error_for_status
@@ -65,10 +73,8 @@ class BatchApi:
         return await retry(self._json_once, method, path, policy=_POLICY, **kwargs)
 
     async def _json_once(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
+        with _mapped(path):
             response = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
-        except httpx.HTTPError as exc:
-            raise ServerError(f"{path}: {type(exc).__name__}: {exc}", status=502) from exc
         if response.status_code >= 300:
             try:
                 body: Any = response.json()
@@ -131,17 +137,41 @@ class BatchApi:
             after = page.get("last_id")
         return None
 
+    @contextlib.asynccontextmanager
+    async def _file(self, file_id: str) -> AsyncIterator[httpx.Response]:
+        """A provider file's content as a streamed response (errors mapped)."""
+        path = f"/files/{file_id}/content"
+        with _mapped(path):
+            async with self._http.stream("GET", f"{self.base_url}{path}") as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                    status, headers, text = response.status_code, response.headers, response.text
+                    raise error_for_status(status, headers, None, model=path, text=text)
+                yield response
+
+    async def content(self, file_id: str) -> AsyncIterator[bytes]:
+        """A provider file's bytes, streamed."""
+        async with self._file(file_id) as response:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+
     async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
         """The records of a provider file, one at a time (streamed)."""
-        url = f"{self.base_url}/files/{file_id}/content"
-        async with self._http.stream("GET", url) as response:
-            if response.status_code >= 300:
-                await response.aread()
-                raise error_for_status(response.status_code, response.headers, None,
-                                       model=f"/files/{file_id}", text=response.text)  # fmt: skip
+        async with self._file(file_id) as response:
             async for line in response.aiter_lines():
                 if line.strip():
                     yield json.loads(line)
+
+
+@contextlib.contextmanager
+def _mapped(path: str) -> Iterator[None]:
+    """httpx's transport errors as ours: unreachable (DNS, refused, reset) or timed out."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise RequestTimeoutError(f"{path}: timed out ({type(exc).__name__})") from exc
+    except httpx.HTTPError as exc:
+        raise ConnectionFailedError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
 def request_line(job: GenerationJob) -> dict[str, Any]:

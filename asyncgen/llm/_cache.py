@@ -58,9 +58,10 @@ class ResponseCache(Protocol):
     async def aclose(self) -> None: ...
 
 
-def cache_key(base_url: str, fingerprint: str) -> str:
-    """The key of a request to one API: the same model name elsewhere is another model."""
-    return hashlib.sha256(f"{base_url}\n{fingerprint}".encode()).hexdigest()
+def cache_key(scope: str, fingerprint: str) -> str:
+    """The key of a request to one API (its base URL, or a client's ``cache_scope``): the
+    same model name elsewhere is another model."""
+    return hashlib.sha256(f"{scope}\n{fingerprint}".encode()).hexdigest()
 
 
 def _stored(completion: Completion) -> str:
@@ -202,16 +203,16 @@ class CachedAnswers:
     request (it is sent, or its answer returned, as if there were no cache), and says
     so once."""
 
-    def __init__(self, cache: ResponseCache, base_url: str) -> None:
+    def __init__(self, cache: ResponseCache, scope: str) -> None:
         self.cache = cache
-        self.base_url = base_url
+        self.scope = scope  # which API the keys name (the client's cache_scope)
         self._warned = False
 
     async def lookup(
         self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
     ) -> tuple[str, Completion | None]:
         """The request's key, and the answer stored for it (None: a miss)."""
-        key = cache_key(self.base_url, request_fingerprint(model, messages, params))
+        key = cache_key(self.scope, request_fingerprint(model, messages, params))
         try:
             return key, await self.cache.get(key)
         except Exception as exc:  # a broken cache must not stop the work

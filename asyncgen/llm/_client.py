@@ -100,6 +100,10 @@ class ChatClient:
         cache: Answer identical requests from a response cache instead of sending them:
             ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a ResponseCache (see
             ``asyncgen.llm._cache``). Off by default; hits and misses in statistics.
+        cache_scope: Which API the cache keys name (default: ``base_url``, since the same
+            model name elsewhere is another model). Give a fixed name for a server whose
+            URL changes between runs but whose answers may be shared (the simulator on a
+            random port: ``asyncgen run --sim`` uses ``"asyncgen-sim"``).
 
     Raises:
         ValueError: For a base URL that is not http(s), non-positive limits, or an API key
@@ -129,6 +133,7 @@ class ChatClient:
         fallback_after: float = DEFAULT_FALLBACK_AFTER,
         prices: bool | None = None,
         cache: str | ResponseCache | None = None,
+        cache_scope: str | None = None,
     ) -> None:
         if backend not in ("httpx", "aiohttp"):
             raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
@@ -171,7 +176,10 @@ class ChatClient:
         self._prices = PriceTable(provider, self.base_url) if use_table else None
         self._seeded = False
         self.cache = open_cache(cache) if cache is not None else None
-        self._answers = CachedAnswers(self.cache, self.base_url) if self.cache is not None else None
+        self.cache_scope = cache_scope if cache_scope is not None else self.base_url
+        self._answers = (
+            CachedAnswers(self.cache, self.cache_scope) if self.cache is not None else None
+        )
         self._traffic = Traffic(
             rate_limit=rate_limit,
             breaker_failures=breaker_failures,

@@ -134,8 +134,10 @@ class SimServer:
         command = [sys.executable, "-m", "asyncgen.sim._child"]
         self._child = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=[fd])
         assert self._child.stdin is not None
-        self._child.stdin.write(json.dumps(spec).encode())
-        self._child.stdin.close()
+        # The pipe stays open: the child ends when it closes, so it dies with this process
+        # even when this one is killed with SIGKILL (the kernel closes the pipe then).
+        self._child.stdin.write(json.dumps(spec).encode() + b"\n")
+        self._child.stdin.flush()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
@@ -182,6 +184,8 @@ class SimServer:
         if self._thread is not None:
             self._thread.join(10)
         if self._child is not None:
+            if self._child.stdin is not None:
+                self._child.stdin.close()
             self._child.terminate()
             try:
                 self._child.wait(10)
