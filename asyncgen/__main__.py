@@ -1,5 +1,11 @@
 """python -m asyncgen: the asyncgen command."""
 
-from .cli import main
+import sys
+
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C while the command itself loads
+    sys.stderr.write("asyncgen: interrupted\n")
+    raise SystemExit(130) from None
 
 raise SystemExit(main())

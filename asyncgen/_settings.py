@@ -53,7 +53,8 @@ class Settings(BaseSettings):
 
     Every field reads ``ASYNCGEN_<FIELD>`` (e.g. ``ASYNCGEN_QUEUE_URL``), then the
     file's top-level key of the same name, then the default. ``api_key`` is a secret:
-    never shown in reprs or logs.
+    read only from ``ASYNCGEN_API_KEY`` (a file holding it is refused), never shown in
+    reprs or logs.
 
     Attributes:
         queue_url: ``asyncgen worker``'s queue when no URL is given.
@@ -100,7 +101,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         path = cls.toml_path
         if path.suffix.lower() not in _YAML_SUFFIXES:
-            return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+            return (init_settings, env_settings, _TomlSource(settings_cls, path))
         try:
             import yaml  # noqa: F401 - pydantic-settings' YAML source needs it
         except ImportError:
@@ -118,13 +119,61 @@ class Settings(BaseSettings):
 
         Raises:
             pydantic.ValidationError: A value of the wrong type, or an unknown key.
-            ValueError: More than one default file, or a YAML file that is not a
-                mapping of keys to values.
+            ValueError: More than one default file, a file that is not UTF-8, TOML or
+                YAML, nests too deeply, is not a mapping of keys to values, or holds
+                ``api_key`` (a key belongs in ``ASYNCGEN_API_KEY``, never in a file);
+                each message names the file.
             ImportError: A YAML file without PyYAML installed.
         """
         path = Path(file) if file is not None else find_settings_file()
         bound = type("Settings", (cls,), {"toml_path": path, "__module__": cls.__module__})
         return bound(**overrides)  # type: ignore[no-any-return]
+
+
+def _checked(path: Path | Traversable, data: object) -> dict[str, Any]:
+    """A settings file's parsed content, refused unless it is a mapping without secrets."""
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"{path}: the top level must be keys and values (queue_url: ...), "
+            f"got a {type(data).__name__}"
+        )
+    if "api_key" in data:
+        raise ValueError(
+            f"{path}: api_key must not be kept in a file (files get copied, shared and "
+            "committed): set ASYNCGEN_API_KEY in the environment and remove the key"
+        )
+    return data
+
+
+def _unreadable(path: Path | Traversable, exc: BaseException) -> ValueError:
+    if isinstance(exc, UnicodeDecodeError):
+        return ValueError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8")
+    if isinstance(exc, RecursionError):
+        return ValueError(f"{path}: nested too deeply (settings are one level of keys)")
+    return ValueError(f"{path}: not valid {'YAML' if _is_yaml(path) else 'TOML'}: {exc}")
+
+
+def _is_yaml(path: Path | Traversable) -> bool:
+    return Path(str(path)).suffix.lower() in _YAML_SUFFIXES
+
+
+class _TomlSource(TomlConfigSettingsSource):
+    """pydantic-settings' TOML source; a file that cannot be read says which and why."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path) -> None:
+        super().__init__(settings_cls, toml_file=path)
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        import tomllib
+
+        try:
+            with file_path.open("rb") as stream:
+                data = tomllib.load(stream)
+        except (UnicodeDecodeError, RecursionError, tomllib.TOMLDecodeError) as exc:
+            raise _unreadable(file_path, exc) from None
+        return _checked(file_path, data)
 
 
 class _YamlSource(YamlConfigSettingsSource):
@@ -140,13 +189,6 @@ class _YamlSource(YamlConfigSettingsSource):
         try:
             with file_path.open(encoding="utf-8") as stream:
                 data = yaml.safe_load(stream)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"{file_path}: not valid YAML: {exc}") from None
-        if data is None:
-            return {}
-        if not isinstance(data, dict):
-            raise ValueError(
-                f"{file_path}: the top level must be keys and values (queue_url: ...), "
-                f"got a {type(data).__name__}"
-            )
-        return data
+        except (UnicodeDecodeError, RecursionError, yaml.YAMLError) as exc:
+            raise _unreadable(file_path, exc) from None
+        return _checked(file_path, data)

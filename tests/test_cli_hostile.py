@@ -5,18 +5,22 @@ Each test names the input of docs/reliability.md's table that it checks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+import asyncgen
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
@@ -379,6 +383,27 @@ class TestSim:
         assert "sk-sim-1" not in rest + errors
 
 
+@contextlib.contextmanager
+def busy_port() -> Iterator[int]:
+    """A 127.0.0.1 port another socket listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        yield taken.getsockname()[1]
+
+
+def test_a_busy_dashboard_port_is_one_line(tmp_path: Path) -> None:
+    """asyncgen dashboard --port on a port in use: exit 2 naming the flag, and no URL
+    announced first."""
+    (tmp_path / "jobs.db").write_bytes(b"")
+    with busy_port() as port:
+        done = asyncgen_cmd("dashboard", f"sqlite:///{tmp_path}/jobs.db", "--port", str(port))
+    assert done.returncode == 2, done.stderr
+    assert f"--port {port}: cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "http://" not in done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def worker_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``asyncgen worker`` in ``cwd`` (no asyncgen.toml there), without provider keys."""
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
@@ -440,6 +465,24 @@ class TestWorkerCommand:
         assert "serves add, shout, explode, leak, slow, stamp, chatty, generate" in line
         assert child.returncode == 0
 
+    def test_processes_are_capped_unless_forced(self, tmp_path: Path) -> None:
+        """--processes 100000: exit 2 naming the cap and --force-processes; none started."""
+        done = worker_cmd(f"sqlite:///{tmp_path}/jobs.db", "--tasks", "tests.queue_tasks",
+                          "--processes", "100000", cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert "--processes 100000 is more than" in done.stderr
+        assert "--force-processes" in done.stderr
+        assert "supervisor" not in done.stderr
+
+    def test_a_busy_metrics_port_names_the_flag(self, tmp_path: Path) -> None:
+        """--metrics-port on a port in use: one line naming the flag, exit 2."""
+        with busy_port() as port:
+            done = worker_cmd(f"sqlite:///{tmp_path}/jobs.db", "--tasks", "tests.queue_tasks",
+                              "--metrics-port", str(port), cwd=tmp_path)  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert f"--metrics-port {port}: cannot serve on 127.0.0.1:{port}" in done.stderr
+        assert "Traceback" not in done.stderr
+
     def test_a_damaged_database_exits_2_saying_what_to_do(self, tmp_path: Path) -> None:
         """A queue file damaged mid-file: the worker exits 2 with a sentence, no traceback."""
         path = tmp_path / "jobs.db"
@@ -478,3 +521,44 @@ def test_demo_where_nothing_answers_exits_1_with_the_cause() -> None:
     assert "no model answered" in done.stdout
     assert "ConnectionFailedError" in done.stdout
     assert "speedup:" not in done.stdout
+
+
+class TestStartAndStop:
+    @pytest.mark.parametrize("delay", [0.02, 0.1, 0.25, 0.5])
+    def test_ctrl_c_during_start_up_is_one_line(
+        self, tmp_path: Path, sim: SimServer, delay: float
+    ) -> None:
+        """Ctrl-C while the command loads (imports, parsing, checks): no traceback, 130
+        (or the signal's own exit before Python has a handler), nothing sent."""
+        jobs, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert "Traceback" not in stderr, stderr
+        assert child.returncode in (0, 130, -signal.SIGINT), stderr
+        if child.returncode == 130:
+            assert stderr.startswith("asyncgen: interrupted"), stderr
+
+    def test_ctrl_c_in_sim_speaks_of_no_results(self) -> None:
+        """asyncgen sim interrupted: "interrupted", and no word of results to resume."""
+        child = subprocess.Popen(
+            [sys.executable, "-m", "asyncgen", "sim", "--port", "0"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert child.stdout is not None
+        assert child.stdout.readline().startswith("asyncgen simulator: http://")
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=30)
+        assert child.returncode in (130, -signal.SIGINT), stderr
+        assert "resume" not in stderr
+        assert "Traceback" not in stderr
+
+    def test_version(self) -> None:
+        """asyncgen --version names the installed version."""
+        done = asyncgen_cmd("--version")
+        assert done.returncode == 0
+        assert done.stdout.strip() == f"asyncgen {asyncgen.__version__}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -100,3 +102,47 @@ def test_unusable_queue_url_is_a_usage_error(tmp_path: Path) -> None:
         code, _, err = jobs(bad, "list")
         assert code == 2
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("action", ["list", "stats", "show x", "cancel x", "requeue --all-dead"])
+def test_a_missing_sqlite_file_is_an_error_and_nothing_is_made(tmp_path: Path, action: str) -> None:
+    """`jobs ...` on sqlite:///jbos.db (a typo) or in a folder that does not exist: exit 2
+    naming the path; neither the file nor the folder is created."""
+    for path in (tmp_path / "jbos.db", tmp_path / "nodir" / "x.db"):
+        code, _, err = jobs(f"sqlite:///{path}", *action.split())
+        assert code == 2, err
+        assert f"no queue at {path}" in err
+        assert "Traceback" not in err
+        assert not path.exists()
+        assert not path.parent.exists() or path.parent == tmp_path
+
+
+def test_the_dashboard_refuses_a_missing_queue_file(tmp_path: Path) -> None:
+    """`asyncgen dashboard sqlite:///typo.db`: exit 2, no file made."""
+    done = asyncgen_cmd("dashboard", f"sqlite:///{tmp_path}/typo.db", "--port", "1")
+    assert done.returncode == 2, done.stderr
+    assert "no queue at" in done.stderr
+    assert not (tmp_path / "typo.db").exists()
+
+
+def test_a_listing_cut_short_by_head_exits_quietly(tmp_path: Path) -> None:
+    """`asyncgen jobs list | head -1`: the reader leaves early; no "Broken pipe", exit 0."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = open_queue(url)
+    queue.blocking.submit_many(queue_tasks.add.call(i, i) for i in range(3000))
+    queue.blocking.close()
+    done = subprocess.run(
+        f"{sys.executable} -m asyncgen jobs list --limit 3000 --queue {url} | head -1; "
+        "exit ${PIPESTATUS[0]}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert len(done.stdout.splitlines()) == 1
+
+
+def test_cancel_help_says_running_jobs_are_stopped() -> None:
+    """The cancel help no longer claims it only cancels jobs not yet started."""
+    done = asyncgen_cmd("jobs", "--help")
+    assert "not yet started" not in done.stdout
+    assert "pending or running" in done.stdout

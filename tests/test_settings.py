@@ -131,3 +131,35 @@ class TestYaml:
         settings = Settings.load(path)
         assert settings.worker_concurrency == 8
         assert settings.api_key is None
+
+
+class TestUnreadableFiles:
+    """A settings file that cannot be settings is one line naming it, never a traceback."""
+
+    @pytest.mark.parametrize(
+        ("name", "content", "said"),
+        [
+            ("asyncgen.toml", b"x = " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+            ("asyncgen.yaml", b"x: " + b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+            ("asyncgen.toml", b"concurrency = = 3\n", "not valid TOML"),
+            ("asyncgen.toml", b'base_url = "caf\xe9"\n', "not UTF-8 text"),
+            ("asyncgen.yaml", b"base_url: caf\xe9\n", "not UTF-8 text"),
+            ("asyncgen.yaml", b"api_key: sk-in-a-file-123\n", "ASYNCGEN_API_KEY"),
+            ("asyncgen.toml", b'api_key = "sk-in-a-file-123"\n', "ASYNCGEN_API_KEY"),
+        ],
+    )
+    def test_the_cli_says_which_file_and_why(
+        self, tmp_path: Path, name: str, content: bytes, said: str
+    ) -> None:
+        path = tmp_path / name
+        path.write_bytes(content)
+        done = subprocess.run(
+            [sys.executable, "-m", "asyncgen", "worker", "memory://", "--settings", str(path)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 2
+        assert said in done.stderr
+        assert str(path) in done.stderr
+        assert "Traceback" not in done.stderr
+        assert "sk-in-a-file-123" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1

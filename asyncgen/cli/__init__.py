@@ -1,4 +1,8 @@
-"""The ``asyncgen`` command: run job files, try the demo, serve the simulator."""
+"""The ``asyncgen`` command: run job files, try the demo, serve the simulator.
+
+This module imports little: the commands (and the libraries they need) are imported
+inside :func:`main`, so a Ctrl-C while they load is one line, not a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,25 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ._dashboard import add_dashboard_parser
-from ._demo import add_demo_parser
-from ._files import UsageProblem
-from ._jobs import add_jobs_parser
-from ._run import EXIT_USAGE, Terminated, add_run_parser
-from ._sim import add_sim_parser
-from ._worker import add_worker_parser
-
 __all__ = ["main"]
+
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 2, 130, 143
+RESUMABLE = frozenset({"run"})  # commands whose interruption leaves results to resume
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+    from ._dashboard import add_dashboard_parser
+    from ._demo import add_demo_parser
+    from ._jobs import add_jobs_parser
+    from ._run import add_run_parser
+    from ._sim import add_sim_parser
+    from ._worker import add_worker_parser
+
     parser = argparse.ArgumentParser(
         prog="asyncgen", description="Run many LLM requests at once, safely."
     )
+    parser.add_argument("--version", action="version", version=f"asyncgen {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     add_run_parser(commands)
     add_demo_parser(commands)
@@ -37,6 +45,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     Exit codes: 0 all OK, 1 some jobs failed, 2 usage or input error, 130 interrupted
     (Ctrl-C), 143 terminated (SIGTERM).
     """
+    command: list[str] = []  # the command's name, once known
+    try:
+        return _main(argv, command)
+    except KeyboardInterrupt as exc:
+        from ._run import Terminated
+
+        terminated = isinstance(exc, Terminated)
+        how = "terminated (SIGTERM)" if terminated else "interrupted"
+        if command and command[0] in RESUMABLE:
+            how += "; finished results are written: run the same command again to resume"
+        sys.stderr.write(f"asyncgen: {how}\n")
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None, command: list[str]) -> int:
+    from ._files import UsageProblem
+
     try:
         # The raw arguments ride along for a command that starts copies of itself
         # (asyncgen worker --processes N).
@@ -44,20 +69,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(given, namespace=argparse.Namespace(argv=given))
     except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
         return int(exc.code or 0)
+    command.append(args.command)
     try:
         return int(args.handler(args))
-    except KeyboardInterrupt as exc:
-        how = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        sys.stderr.write(
-            f"asyncgen: {how}; finished results are written: run the same command again to resume\n"
-        )
-        return 143 if isinstance(exc, Terminated) else 130
     except UsageProblem as exc:
         sys.stderr.write(f"asyncgen: {exc}\n")
         return EXIT_USAGE
+    except BrokenPipeError:  # `asyncgen jobs list | head`: the reader has gone
+        _quiet_stdout()
+        return 0
     except OSError as exc:
         sys.stderr.write(f"asyncgen: {exc}\n")
         return EXIT_USAGE
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the exit flush says nothing."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

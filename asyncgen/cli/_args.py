@@ -147,10 +147,13 @@ def load_settings(path: Path | None) -> Settings:
         raise UsageProblem(f"--settings {path}: no such file")
     try:
         where = path or find_settings_file()
+    except ValueError as exc:
+        raise UsageProblem(f"settings: {exc}") from None
+    try:
         return Settings.load(where)
     except ValidationError as exc:
         raise UsageProblem(f"settings ({where} or ASYNCGEN_*): {describe_invalid(exc)}") from None
-    except (ValueError, ImportError) as exc:
+    except (ValueError, ImportError) as exc:  # each message names the file
         raise UsageProblem(f"settings: {exc}") from None
 
 

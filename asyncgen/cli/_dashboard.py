@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
+from .._errors import StoreError
 from ._args import load_settings, whole
 from ._files import UsageProblem
 
-__all__ = ["add_dashboard_parser"]
+__all__ = ["add_dashboard_parser", "bound"]
 
 TOKEN_VARIABLE = "ASYNCGEN_DASHBOARD_TOKEN"
 
@@ -45,17 +47,42 @@ def dashboard_command(args: argparse.Namespace) -> int:
         from ..dashboard import create_app
         from ..queue import open_queue
 
-        queue = open_queue(url)
+        queue = open_queue(url, create=False)  # a typo must not make a new queue file
         app = create_app(queue, token=token)
     except ImportError as exc:
         raise UsageProblem(str(exc)) from None
-    except ValueError as exc:
+    except (ValueError, StoreError) as exc:
         raise UsageProblem(f"queue URL: {exc}") from None
     import uvicorn
 
+    sock = bound(args.host, args.port, flag="--port")
     mode = "actions need the token" if token else "read-only (no --token)"
     sys.stdout.write(f"asyncgen dashboard for {queue.url} on http://{args.host}:{args.port}/ "
                      f"({mode})\n")  # fmt: skip
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0
+
+
+def bound(host: str, port: int, *, flag: str) -> socket.socket:
+    """A listening socket on ``host:port``, or a UsageProblem naming ``flag``."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageProblem(f"{flag} {port}: cannot serve on {host} ({exc.strerror})") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UsageProblem(
+            f"{flag} {port}: cannot serve on {host}:{port} ({exc.strerror or exc}): another "
+            f"program may be using it; give another {flag}"
+        ) from None
+    return sock

@@ -71,7 +71,11 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     requeue.add_argument("--kind", help="only jobs of this task name")
     requeue.set_defaults(handler=jobs_command, act=_requeue)
 
-    cancel = actions.add_parser("cancel", parents=[common], help="cancel jobs not yet started")
+    cancel = actions.add_parser(
+        "cancel", parents=[common],
+        help="cancel pending or running jobs (a running one is stopped at its worker's next "
+        "heartbeat)",
+    )  # fmt: skip
     cancel.add_argument("ids", nargs="+", help="job ids")
     cancel.set_defaults(handler=jobs_command, act=_cancel)
 
@@ -95,7 +99,7 @@ def jobs_command(args: argparse.Namespace) -> int:
         url = args.queue or settings.queue_url
         if url == "memory://":
             raise UsageProblem("memory:// lives inside one process: there is nothing to look at")
-        queue = open_queue(url)
+        queue = open_queue(url, create=False)  # a typo must not make a new queue file
         act: Act = args.act
         return asyncio.run(_with(queue, act, args))
     except (UsageProblem, ValueError, AsyncGenError) as exc:

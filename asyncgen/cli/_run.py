@@ -178,8 +178,22 @@ def _schema(text: str) -> type[BaseModel]:
         found = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise argparse.ArgumentTypeError(f"cannot load {text}: {exc}") from None
-    if not (isinstance(found, type) and issubclass(found, BaseModel)):
-        raise argparse.ArgumentTypeError(f"{text} is not a pydantic model class")
+    except Exception as exc:  # the module itself failed: a SyntaxError, or raised
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+        raise argparse.ArgumentTypeError(
+            f"cannot load {text}: importing {module_name} raised {type(exc).__name__}{where}: {exc}"
+        ) from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)) or found is BaseModel:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a pydantic model of yours: give a subclass of BaseModel"
+        )
+    try:
+        found.model_json_schema()
+    except Exception as exc:  # e.g. a field of a type with no JSON schema
+        raise argparse.ArgumentTypeError(
+            f"{text}: its JSON schema, which is sent with each request, cannot be made "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
     return found
 
 

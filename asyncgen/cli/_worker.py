@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import tempfile
+from typing import Any
 
 from .._conversation import ConversationLog
 from .._errors import AsyncGenError, WorkerCrashedError
@@ -31,7 +32,14 @@ from ._args import (
 from ._files import UsageProblem
 from ._supervisor import CHILD_VARIABLE, supervise
 
-__all__ = ["add_worker_parser"]
+__all__ = ["add_worker_parser", "max_processes"]
+
+PROCESSES_PER_CPU = 8  # --processes above this many per CPU needs --force-processes
+
+
+def max_processes() -> int:
+    """The most --processes allowed without --force-processes on this machine."""
+    return max(16, PROCESSES_PER_CPU * (os.cpu_count() or 1))
 
 
 def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,6 +80,8 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--processes", type=whole("processes", minimum=1), default=1,
                         help="run this many worker processes under a supervisor that "
                         "restarts one that dies and drains them all on SIGTERM/SIGINT")  # fmt: skip
+    worker.add_argument("--force-processes", action="store_true",
+                        help=f"allow --processes above {PROCESSES_PER_CPU} per CPU")  # fmt: skip
     worker.add_argument("--timeout", type=number("seconds"), default=None,
                         help="seconds a job may run when neither its submit nor its task "
                         "sets a timeout (default: no limit)")  # fmt: skip
@@ -190,8 +200,20 @@ def _supervise(args: argparse.Namespace, queue: JobQueue) -> int:
         return supervise(command, args.processes)
     with tempfile.TemporaryDirectory(prefix="asyncgen-metrics-") as folder:
         os.environ[MULTIPROCESS_VARIABLE] = folder  # the children inherit it
-        serve_metrics(args.metrics_port, host=args.metrics_host, queue=queue)
+        _metrics(args, queue=queue)
         return supervise(command, args.processes, on_exit=_mark_dead)
+
+
+def _metrics(args: argparse.Namespace, **options: Any) -> None:
+    """Serve /metrics for --metrics-port, or say in one line why it cannot be."""
+    port, host = args.metrics_port, args.metrics_host
+    try:
+        serve_metrics(port, host=host, **options)
+    except OSError as exc:
+        raise UsageProblem(
+            f"--metrics-port {port}: cannot serve on {host}:{port} ({exc.strerror or exc}): "
+            "another program may be using it; give another --metrics-port"
+        ) from None
 
 
 def _mark_dead(pid: int) -> None:
@@ -208,6 +230,13 @@ def worker_command(args: argparse.Namespace) -> int:
         conversations = ConversationLog(args.conversation_log) if args.conversation_log else None
         configure_logging(json=settings.log_json, level=settings.log_level or "INFO",
                           conversations=conversations)  # fmt: skip
+        if args.processes > max_processes() and not args.force_processes:
+            raise UsageProblem(
+                f"--processes {args.processes} is more than {max_processes()} "
+                f"({PROCESSES_PER_CPU} per CPU, {os.cpu_count()} CPUs here): each is a whole "
+                "worker with its own connections; raise --concurrency instead, or add "
+                "--force-processes"
+            )
         worker = _worker(args, settings)  # every flag checked before any process starts
         if args.metrics_port is not None:
             require_prometheus()
@@ -219,8 +248,7 @@ def worker_command(args: argparse.Namespace) -> int:
 
             endpoint = CollectorRegistry()
             endpoint.register(worker.metrics.registry)
-            serve_metrics(args.metrics_port, host=args.metrics_host, registry=endpoint,
-                          queue=worker.queue)  # fmt: skip
+            _metrics(args, registry=endpoint, queue=worker.queue)
         default_url = not args.url and "queue_url" not in settings.model_fields_set
         return asyncio.run(_serve(worker, default_url=default_url))
     except (UsageProblem, ValueError, AsyncGenError) as exc:

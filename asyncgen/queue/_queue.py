@@ -378,7 +378,7 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def open_queue(url: str) -> JobQueue:
+def open_queue(url: str, *, create: bool = True) -> JobQueue:
     """Open the queue at ``url``.
 
     - ``sqlite:///path/jobs.db``: embedded and durable, for the processes of one machine;
@@ -387,15 +387,19 @@ def open_queue(url: str) -> JobQueue:
       machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
       sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
 
-    Nothing connects until the queue is first used.
+    Nothing connects until the queue is first used. ``create=False`` (for tools that only
+    look, such as ``asyncgen jobs`` and the dashboard) refuses a SQLite file that does not
+    exist instead of creating it (and its folder) from a typo.
 
     Raises:
         ValueError: An unsupported URL (says which forms are supported).
+        StoreError: A SQLite path that cannot be used, or is missing with
+            ``create=False``.
     """
     if url == "memory://":
         return JobQueue(SQLiteStore(":memory:"), url)
     if url.startswith("sqlite:///"):
-        return JobQueue(SQLiteStore(url.removeprefix("sqlite:///")), url)
+        return JobQueue(SQLiteStore(url.removeprefix("sqlite:///"), create=create), url)
     if url.startswith(("redis://", "rediss://")):
         return JobQueue(RedisStore(url), url)
     raise ValueError(

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._errors import StoreError
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
@@ -79,10 +80,22 @@ class SQLiteStore(SingleCalls):
     Args:
         path: A database file (created if missing), or ":memory:".
         clock: Returns now in epoch seconds; a seam for tests of schedules and leases.
+        create: Create the file (and its folder) when missing; False for a reader,
+            which refuses a missing file rather than make one from a typo.
+
+    Raises:
+        StoreError: The file cannot be used (or, with ``create=False``, is missing).
     """
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str | Path, *, clock: Callable[[], float] = time.time, create: bool = True
+    ) -> None:
         self.path = str(path)
+        if not create and self.path != ":memory:" and not Path(self.path).is_file():
+            raise StoreError(
+                f"no queue at {self.path}: the file does not exist (a queue is made by its "
+                "first submit or worker); check the path or the URL"
+            )
         self._clock = clock
         self._lock = threading.Lock()
         self._work = Wakeups()  # a job was added or made ready in this process
