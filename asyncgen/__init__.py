@@ -35,6 +35,7 @@ if _typing.TYPE_CHECKING:
     from ._errors import ConnectionFailedError as ConnectionFailedError
     from ._errors import DeadlineExceededError as DeadlineExceededError
     from ._errors import InsufficientCreditsError as InsufficientCreditsError
+    from ._errors import InvalidKeyError as InvalidKeyError
     from ._errors import InvalidResponseError as InvalidResponseError
     from ._errors import JobFailedError as JobFailedError
     from ._errors import JobTimeoutError as JobTimeoutError
@@ -134,6 +135,7 @@ _EXPORTS: dict[str, str] = {
     "GenerationJob": ".llm",
     "GenerationResult": ".llm",
     "InsufficientCreditsError": "._errors",
+    "InvalidKeyError": "._errors",
     "InvalidResponseError": "._errors",
     "JobFailed": ".llm",
     "JobFailedError": "._errors",
@@ -213,6 +215,7 @@ __all__ = [
     "GenerationJob",
     "GenerationResult",
     "InsufficientCreditsError",
+    "InvalidKeyError",
     "InvalidResponseError",
     "JobFailed",
     "JobFailedError",

@@ -15,7 +15,8 @@ so ``isinstance(exc, TransientError)`` decides it::
     └── PermanentError                 not retried (by default)
         ├── InvalidResponseError       a 2xx that is not JSON, or has no choices
         ├── InsufficientCreditsError   402: add credits
-        ├── AuthenticationError        401, 403
+        ├── AuthenticationError        403, and 401:
+        │   └── InvalidKeyError        401: the key itself was refused (stops a batch)
         ├── BadRequestError            other 4xx
         │   └── BatchNotFoundError     the provider does not know a recorded batch (404)
         ├── ValidationFailedError      the answer failed the caller's validation
@@ -46,6 +47,7 @@ __all__ = [
     "ConnectionFailedError",
     "DeadlineExceededError",
     "InsufficientCreditsError",
+    "InvalidKeyError",
     "InvalidResponseError",
     "JobFailedError",
     "JobTimeoutError",
@@ -163,6 +165,10 @@ class InsufficientCreditsError(PermanentError):
 
 class AuthenticationError(PermanentError):
     """The API key was refused (HTTP 401 or 403): check the key and its permissions."""
+
+
+class InvalidKeyError(AuthenticationError):
+    """The API key was refused (HTTP 401): check it; a batch sends nothing more on it."""
 
 
 class BadRequestError(PermanentError):

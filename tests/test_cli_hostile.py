@@ -307,9 +307,59 @@ class TestHonestReruns:
         assert {r["error_type"] for r in records(out)} == {"InsufficientCreditsError"}
         again = asyncgen_cmd(*args)  # the fault fired once: "credits were added"
         assert again.returncode == 0, again.stderr
-        assert "6 job(s) stopped earlier by a 402 or --max-cost run again now" in again.stderr
+        assert "6 job(s) stopped earlier by a 402, a refused key or --max-cost" in again.stderr
         last = {str(r["id"]): r["ok"] for r in records(out)}  # the last line per id wins
         assert last == {f"j{i}": True for i in range(6)}
+
+    def test_a_refused_key_stops_the_run_at_once(self, tmp_path: Path, sim: SimServer) -> None:
+        """A 401: nothing more is sent (not 200 requests and 200 warnings), the message
+        says to check the key and not --retry-failed, and with the right key the same
+        command runs the jobs it stopped."""
+        sim.configure(SimConfig(api_key="the-right-key", default=ModelProfile(latency=0.01)))
+        jobs, out = write_jobs(tmp_path / "in.jsonl", 200), tmp_path / "out.jsonl"
+        args = run_args(jobs, out, sim, "--concurrency", "4")
+        wrong = asyncgen_cmd(*args, env={"ASYNCGEN_API_KEY": "a-wrong-key"})
+        assert wrong.returncode == 1
+        assert sim.requests() <= 4  # those already in flight when the first 401 came
+        assert "the API key was refused (HTTP 401): check it" in wrong.stderr
+        assert "with --retry-failed" not in wrong.stderr
+        assert wrong.stderr.count("job_failed") <= 5
+        assert "a-wrong-key" not in wrong.stderr + out.read_text()
+        right = asyncgen_cmd(*args, env={"ASYNCGEN_API_KEY": "the-right-key"})
+        assert right.returncode == 0, right.stderr
+        assert "200 job(s) stopped earlier by a 402, a refused key" in right.stderr
+        last = {str(r["id"]): r["ok"] for r in records(out)}
+        assert last == {f"j{i}": True for i in range(200)}
+
+    def test_a_403_stays_with_its_job(self, tmp_path: Path, sim: SimServer) -> None:
+        """A 403 can be one request's (a moderation refusal): the other jobs still run."""
+        refuse = Fault(kind="status", status=403)
+        sim.configure(SimConfig(models={"flagged": ModelProfile(faults=[refuse])}))
+        jobs = tmp_path / "in.jsonl"
+        jobs.write_text("".join(json.dumps({"id": str(i), "model": "flagged" if i == 0 else "m",
+                                            "prompt": "x"}) + "\n" for i in range(5)))  # fmt: skip
+        out = tmp_path / "out.jsonl"
+        done = asyncgen_cmd(*run_args(jobs, out, sim, "--concurrency", "1"))
+        assert done.returncode == 1
+        assert {str(r["id"]): r["ok"] for r in records(out)} == {
+            "0": False, "1": True, "2": True, "3": True, "4": True,
+        }  # fmt: skip
+        assert "1 job(s) failed" in done.stderr
+
+    def test_a_max_cost_stop_says_run_again_not_retry_failed(
+        self, tmp_path: Path, sim: SimServer
+    ) -> None:
+        """--max-cost reached: the message says the same command runs the rest (it does),
+        never --retry-failed."""
+        sim.configure(SimConfig(default=ModelProfile(price_per_token=1.0)))
+        jobs, out = write_jobs(tmp_path / "in.jsonl", 8), tmp_path / "out.jsonl"
+        first = asyncgen_cmd(*run_args(jobs, out, sim, "--concurrency", "1", "--max-cost", "0.5"))
+        assert first.returncode == 1
+        assert "7 job(s) not sent: --max-cost 0.5 was reached" in first.stderr
+        assert "with --retry-failed" not in first.stderr
+        again = asyncgen_cmd(*run_args(jobs, out, sim, "--concurrency", "1"))
+        assert again.returncode == 0, again.stderr
+        assert sim.requests() == 8
 
     def test_a_rerun_that_exits_1_says_why(self, tmp_path: Path, sim: SimServer) -> None:
         """Failures left from an earlier run make exit 1, with the flag that retries them."""
@@ -524,12 +574,17 @@ def test_demo_where_nothing_answers_exits_1_with_the_cause() -> None:
 
 
 class TestStartAndStop:
-    @pytest.mark.parametrize("delay", [0.02, 0.1, 0.25, 0.5])
+    @pytest.mark.parametrize("delay", [0.0, 0.1, 0.25, 0.5])
     def test_ctrl_c_during_start_up_is_one_line(
         self, tmp_path: Path, sim: SimServer, delay: float
     ) -> None:
-        """Ctrl-C while the command loads (imports, parsing, checks): no traceback, 130
-        (or the signal's own exit before Python has a handler), nothing sent."""
+        """Ctrl-C while the command loads (its imports, parsing, checks): no traceback, 130
+        (or 0 when it had finished), nothing sent. The delays start after the time this
+        machine takes to start Python and import the bare package (which is Python's own
+        start-up, before any of the command's code can catch anything), twice over."""
+        began = time.monotonic()
+        subprocess.run([sys.executable, "-c", "import asyncgen"], check=True, timeout=60)
+        delay += 2 * (time.monotonic() - began)
         jobs, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim)],

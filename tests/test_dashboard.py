@@ -5,6 +5,7 @@ page go to test-artifacts/dashboard/ (not committed) for a reviewer to look at."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import shutil
 import socket
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from playwright.async_api import Browser, Page, async_playwright
 
-from asyncgen import GenerationJob, JobState, open_queue
+from asyncgen import GenerationJob, JobState, open_queue, open_worker
 from asyncgen.dashboard import create_app
+from asyncgen.queue import JobQueue
 from asyncgen.sim import Fault, ModelProfile, SimConfig
-from asyncgen.testing import SimServer
+from asyncgen.testing import RedisServer, SimServer
 from tests import queue_tasks
 from tests.processes import worker_process
 from tests.servers import InThread
@@ -305,3 +308,141 @@ async def test_a_running_batch_on_its_page(
         _, errors = run.communicate(timeout=60)
     assert run.returncode == 1  # the flaky lines failed; the run says so
     assert f"http://127.0.0.1:{port}/" in errors
+
+
+async def test_sessions_are_random_and_end_at_sign_out(
+    tmp_path: Path, served: list[InThread]
+) -> None:
+    """Each sign-in gets its own random session (not derived from the token); after
+    sign-out that cookie no longer signs anyone in, and its form token acts no more."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = open_queue(url)
+    job_id = await queue.submit(queue_tasks.add.call(1, 2))
+    guarded = serve(url, token=TOKEN)
+    served.append(guarded)
+    async with httpx.AsyncClient(follow_redirects=False) as first, httpx.AsyncClient() as other:
+        one = (await first.post(f"{guarded.url}/login", data={"token": TOKEN})).cookies
+        two = (await other.post(f"{guarded.url}/login", data={"token": TOKEN})).cookies
+        assert one["asyncgen_dashboard"] != two["asyncgen_dashboard"]
+        page = await first.get(f"{guarded.url}/jobs/{job_id}")
+        form_token = page.text.split('name="form_token" value="')[1].split('"')[0]
+        stolen = one["asyncgen_dashboard"]
+        out = await first.post(f"{guarded.url}/logout")
+        assert out.status_code == 303
+        first.cookies.set("asyncgen_dashboard", stolen)  # the old cookie, kept by someone
+        again = await first.get(f"{guarded.url}/jobs/{job_id}")
+        assert 'name="form_token"' not in again.text
+        acted = await first.post(f"{guarded.url}/actions/cancel",
+                                 data={"ids": job_id, "form_token": form_token})  # fmt: skip
+        assert acted.status_code == 403
+        still = await other.get(f"{guarded.url}/jobs/{job_id}")  # the other session lives on
+        assert 'name="form_token"' in still.text
+    assert (await queue.status(job_id)).state is JobState.PENDING
+    await queue.aclose()
+
+
+async def test_failed_sign_ins_are_limited_per_client(
+    tmp_path: Path, served: list[InThread]
+) -> None:
+    """Five wrong tokens from one address, then even the right one waits (429 with
+    Retry-After): guessing the token is slow."""
+    guarded = serve(f"sqlite:///{tmp_path}/jobs.db", token=TOKEN)
+    served.append(guarded)
+    async with httpx.AsyncClient(follow_redirects=False) as http:
+        for _ in range(5):
+            wrong = await http.post(f"{guarded.url}/login", data={"token": "guess"})
+            assert wrong.status_code == 403
+        held = await http.post(f"{guarded.url}/login", data={"token": TOKEN})
+        assert held.status_code == 429
+        assert int(held.headers["retry-after"]) > 0
+        assert "Too many failed sign-ins" in held.text
+        assert "asyncgen_dashboard" not in held.cookies
+
+
+async def test_action_buttons_show_only_when_signed_in(
+    tmp_path: Path, served: list[InThread]
+) -> None:
+    """The dead-letter page offers requeue and cancel only to a signed-in session."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = open_queue(url)
+    queue.register(queue_tasks.explode)
+    dead = await queue.submit(queue_tasks.explode.call("x"), max_attempts=1)
+    async with open_worker_until_dead(queue, dead):
+        pass
+    guarded = serve(url, token=TOKEN)
+    served.append(guarded)
+    async with httpx.AsyncClient() as http:
+        anonymous = await http.get(f"{guarded.url}/dead")
+        assert dead[:12] in anonymous.text
+        assert 'id="requeue"' not in anonymous.text
+        assert 'type="checkbox"' not in anonymous.text
+        await http.post(f"{guarded.url}/login", data={"token": TOKEN})
+        signed = await http.get(f"{guarded.url}/dead")
+        assert 'id="requeue"' in signed.text
+        assert 'type="checkbox"' in signed.text
+    await queue.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_worker_until_dead(queue: JobQueue, job_id: str) -> AsyncIterator[None]:
+    async with open_worker(queue):
+        for _ in range(200):
+            if (await queue.status(job_id)).state is JobState.DEAD:
+                break
+            await asyncio.sleep(0.05)
+        yield
+
+
+async def test_a_queue_that_cannot_be_reached_is_a_page_that_retries(
+    browser: Browser, served: list[InThread]
+) -> None:
+    """Redis stopped: pages answer 503 with a sentence and retry on their own, the API
+    says so in JSON, the live overview shows a banner; no traceback is logged; with
+    Redis back, the pages work again."""
+    with RedisServer() as redis_server:
+        url = f"{redis_server.url}?queue=down"
+        server = serve(url)
+        served.append(server)
+        page = await browser.new_page()
+        await page.goto(server.url)
+        assert await page.is_hidden("#unreachable")
+        redis_server.stop(kill=True)
+        with structlog.testing.capture_logs() as logs:
+            await page.wait_for_selector("#unreachable", state="visible", timeout=15_000)
+            async with httpx.AsyncClient() as http:
+                down = await http.get(f"{server.url}/jobs")
+                api = await http.get(f"{server.url}/api/overview")
+        assert down.status_code == 503
+        assert "The queue cannot be reached" in down.text
+        assert 'http-equiv="refresh"' in down.text
+        assert "Traceback" not in down.text
+        assert api.status_code == 503
+        assert api.json()["error"] == "queue unreachable"
+        assert all(line.get("log_level") != "error" for line in logs)
+        await shot(page, "overview-unreachable")
+        redis_server.restart()
+        await page.wait_for_selector("#unreachable", state="hidden", timeout=15_000)
+        async with httpx.AsyncClient() as http:
+            assert (await http.get(f"{server.url}/jobs")).status_code == 200
+
+
+async def test_the_spend_card_holds_a_large_sum(
+    browser: Browser, tmp_path: Path, served: list[InThread]
+) -> None:
+    """A worker reporting $12,345,678.9 of spend: the card shows cents and its text fits
+    inside the card."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = open_queue(url)
+    client = {"requests": 1, "rate_limited": 0, "tokens": 10, "cost": 12345678.912345}
+    await queue.store.report("w1", {"state": "running", "client": client}, ttl=60)
+    server = serve(url)
+    served.append(server)
+    page = await browser.new_page(viewport={"width": 800, "height": 900})
+    await page.goto(server.url)
+    assert await page.inner_text('[data-client="cost"]') == "12345678.91"
+    fits = await page.evaluate(
+        "() => { const el = document.querySelector('[data-client=\"cost\"]');"
+        " return el.scrollWidth <= el.clientWidth + 1; }"
+    )
+    assert fits
+    await queue.aclose()

@@ -11,7 +11,7 @@ import pytest
 
 from asyncgen import ChatClient, GenerationJob, JobState, open_queue, open_worker
 from asyncgen.queue import CreditPause, JobQueue
-from asyncgen.testing import SimConfig, SimServer
+from asyncgen.testing import RedisServer, SimConfig, SimServer
 from tests import queue_tasks
 from tests.processes import worker_process
 from tests.test_queue import backend_url
@@ -235,3 +235,35 @@ async def test_metrics_endpoint_over_http(
         code = worker.wait(60)
         await queue.aclose()
     assert code == 0
+
+
+async def test_metrics_are_served_while_redis_is_down(tmp_path: Path) -> None:
+    """Redis stopped: /metrics still answers 200 with the worker's own counters and
+    asyncgen_queue_reachable 0 (no depth, no 500, no traceback); back to 1 after."""
+    with RedisServer() as redis_server:
+        url = f"{redis_server.url}?queue=metrics-down"
+        queue = open_queue(url)
+        queue.register(queue_tasks.add)
+        port = free_port()
+        output = tmp_path / "out.log"
+        worker = worker_process(url, tmp_path / "tasks.log", "--metrics-port", str(port),
+                                output=output)  # fmt: skip
+        try:
+            job = await queue.submit(queue_tasks.add.call(1, 1))
+            assert await queue.result(job, timeout=30) == 2
+            up = await scrape(port)
+            assert up[("asyncgen_queue_reachable", ())] == 1
+            await queue.aclose()
+            redis_server.stop(kill=True)
+            down = await scrape(port)
+            assert down[("asyncgen_queue_reachable", ())] == 0
+            assert not any(name == "asyncgen_queue_jobs" for name, _ in down)
+            ok = (("kind", "add"), ("model", ""), ("outcome", "ok"))
+            assert down[("asyncgen_jobs_total", ok)] == 1
+            redis_server.restart()
+            back = await scrape(port)
+            assert back[("asyncgen_queue_reachable", ())] == 1
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(60)
+    assert "Traceback" not in output.read_text()

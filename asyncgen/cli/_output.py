@@ -32,7 +32,8 @@ __all__ = ["RERUN_ERRORS", "OutputLock", "OutputWriteError", "ResultWriter", "Re
 
 # Failures that say nothing about the job itself: the key ran out of credits, or the
 # run's own spend limit stopped it. Running the command again runs these jobs again.
-RERUN_ERRORS = frozenset({"InsufficientCreditsError", "BudgetExceededError"})
+# Jobs stopped by the key or the spend limit, not by their own request: they run again.
+RERUN_ERRORS = frozenset({"InsufficientCreditsError", "BudgetExceededError", "InvalidKeyError"})
 
 
 class OutputWriteError(Exception):

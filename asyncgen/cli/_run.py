@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import FrameType
@@ -36,7 +37,7 @@ from ._args import (
 )
 from ._batch import batch_failure, check_batches, run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
-from ._output import OutputLock, OutputWriteError, ResultWriter, Resume
+from ._output import RERUN_ERRORS, OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress, cache_summary
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
@@ -286,7 +287,8 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
         _err(f"{summary.problem_count} bad line(s); nothing was sent. Fix them and run again.")
         return EXIT_USAGE
     if resume.rerun:
-        _err(f"{resume.rerun} job(s) stopped earlier by a 402 or --max-cost run again now")
+        _err(f"{resume.rerun} job(s) stopped earlier by a 402, a refused key or --max-cost "
+             "run again now")  # fmt: skip
     if summary.changed:
         _err(
             f"{summary.changed} job(s) answered earlier run again: their request changed "
@@ -339,6 +341,7 @@ async def _run_with(
         if board is not None:
             board.handle(event)
 
+    stopped: Counter[str] = Counter()  # jobs stopped by the key or --max-cost, by error
     with ResultWriter(args.output, resume) as writer, progress:
         stream = generate_stream(
             jobs, client=client, concurrency=args.concurrency,
@@ -349,6 +352,8 @@ async def _run_with(
             async with asyncio.timeout(args.deadline), contextlib.aclosing(stream) as results:
                 async for result in results:
                     writer.write(result)
+                    if result.error is not None and type(result.error).__name__ in RERUN_ERRORS:
+                        stopped[type(result.error).__name__] += 1
         except TimeoutError:
             left = todo - progress.tally.done
             _err(
@@ -362,7 +367,7 @@ async def _run_with(
             if client.rate_limit is not None:
                 await client.rate_limit.aclose()
     progress.summary(str(args.output), cache=cache_summary(client))
-    _explain(client, progress.tally.failed)
+    _explain(client, progress.tally.failed, stopped, args.max_cost)
     return progress.tally.failed + (todo - progress.tally.done)
 
 
@@ -378,13 +383,30 @@ def _batch_api_flags(args: argparse.Namespace) -> None:
         )
 
 
-def _explain(client: ChatClient, failed: int) -> None:
-    """After a run with failures, say what to run next."""
+def _explain(
+    client: ChatClient, failed: int, stopped: Counter[str], max_cost: float | None
+) -> None:
+    """After a run with failures, say what to run next: jobs stopped by the key or the
+    spend limit run again by themselves; only other failures need --retry-failed."""
     if client.out_of_credits is not None:
         _err(
             "the key ran out of credits (HTTP 402): add credits, then run the same command "
             "again; the jobs it stopped run then (no --retry-failed needed)"
         )
-    elif failed:
-        _err(f"{failed} job(s) failed: see error_type/error in the output; "
+    if client.key_refused is not None:
+        _err(
+            "the API key was refused (HTTP 401): check it (--base-url sends "
+            "$ASYNCGEN_API_KEY, --provider its own variable); nothing more was sent, and "
+            "the jobs it stopped run when the same command is run again (no --retry-failed "
+            "needed)"
+        )
+    if stopped["BudgetExceededError"]:
+        _err(
+            f"{stopped['BudgetExceededError']} job(s) not sent: --max-cost {max_cost:g} was "
+            "reached; run the same command again (with a higher --max-cost) to run them "
+            "(no --retry-failed needed)"
+        )
+    others = failed - sum(stopped.values())
+    if others > 0:
+        _err(f"{others} job(s) failed: see error_type/error in the output; "
              "run again with --retry-failed to retry them")  # fmt: skip

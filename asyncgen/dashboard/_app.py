@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import collections
-import hashlib
 import hmac
 import json
 import os
+import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from .._logging import redact_secrets
+import structlog
+
+from .._errors import AsyncGenError
+from .._logging import mask_secrets, redact_secrets
 from ..queue import JobQueue, JobRecord, JobState, WorkerReport, open_queue
 
 __all__ = ["create_app", "serve"]
+
+_log = structlog.get_logger("asyncgen.dashboard")
 
 HERE = Path(__file__).parent
 PAGE = 50  # jobs per page
@@ -25,6 +30,9 @@ MAX_OFFSET = 5_000  # deepest page offered: later jobs are found by id, state or
 RUNNING_SHOWN = 200
 DEAD_SCANNED = 1_000  # dead jobs read for the grouping by error type
 SESSION_COOKIE = "asyncgen_dashboard"
+SESSION_LIFETIME = 12 * 3600.0  # seconds a sign-in lasts
+LOGIN_ATTEMPTS, LOGIN_WINDOW = 5, 300.0  # failed sign-ins allowed per client per window
+RETRY_UNREACHABLE = 5  # seconds before a page the queue could not fill loads again
 MAX_FORM = 256 * 1024  # bytes of a posted form
 STATES = ("pending", "scheduled", "running", "completed", "dead", "cancelled")
 
@@ -40,14 +48,15 @@ def _require() -> None:
 
 
 class _Auth:
-    """Read-only without a token; with one, a session cookie and a form token (both
-    derived from it, never the token itself) allow actions."""
+    """Read-only without a token. With one, signing in with it starts a server-side
+    session: a random id in the cookie (never derived from the token), a form token of
+    its own, an expiry; signing out ends it. Failed sign-ins are limited per client."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.token = token
-        secret = (token or "").encode()
-        self.session = hmac.new(secret, b"session", hashlib.sha256).hexdigest()
-        self.form = hmac.new(secret, b"form", hashlib.sha256).hexdigest()
+        self._clock = clock
+        self._sessions: dict[str, tuple[str, float]] = {}  # id -> (form token, expiry)
+        self._failures: dict[str, collections.deque[float]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -56,12 +65,47 @@ class _Auth:
     def check_token(self, given: str) -> bool:
         return self.enabled and hmac.compare_digest(given.encode(), (self.token or "").encode())
 
-    def signed_in(self, cookie: str | None) -> bool:
-        return self.enabled and cookie is not None and hmac.compare_digest(cookie, self.session)
+    def start(self) -> str:
+        """A new session; returns its id (the cookie's value)."""
+        now = self._clock()
+        self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
+        session = secrets.token_urlsafe(32)
+        self._sessions[session] = (secrets.token_urlsafe(32), now + SESSION_LIFETIME)
+        return session
 
-    def form_ok(self, cookie: str | None, field: str | None) -> bool:
-        return (self.signed_in(cookie) and field is not None
-                and hmac.compare_digest(field, self.form))  # fmt: skip
+    def end(self, session: str | None) -> None:
+        if session is not None:
+            self._sessions.pop(session, None)
+
+    def form_token(self, session: str | None) -> str | None:
+        """The session's form token while it lasts, else None."""
+        found = self._sessions.get(session or "")
+        if found is None or found[1] <= self._clock():
+            return None
+        return found[0]
+
+    def signed_in(self, session: str | None) -> bool:
+        return self.enabled and self.form_token(session) is not None
+
+    def form_ok(self, session: str | None, field: str | None) -> bool:
+        expected = self.form_token(session)
+        return (self.enabled and expected is not None and field is not None
+                and hmac.compare_digest(field, expected))  # fmt: skip
+
+    def wait_before_trying(self, client: str) -> float:
+        """Seconds this client must wait before another sign-in (0: it may try now)."""
+        failures = self._failures.get(client)
+        now = self._clock()
+        while failures and failures[0] <= now - LOGIN_WINDOW:
+            failures.popleft()
+        if not failures or len(failures) < LOGIN_ATTEMPTS:
+            return 0.0
+        return failures[0] + LOGIN_WINDOW - now
+
+    def failed(self, client: str) -> None:
+        if len(self._failures) > 10_000:  # many clients: forget the oldest entries
+            self._failures.clear()
+        self._failures.setdefault(client, collections.deque()).append(self._clock())
 
 
 def _masked(value: Any) -> str:
@@ -186,10 +230,10 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
     templates.env.filters["ago"] = _ago
 
     def render(request: Request, name: str, **context: Any) -> Response:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        signed_in = auth.signed_in(cookie)
+        form_token = auth.form_token(request.cookies.get(SESSION_COOKIE))
+        signed_in = auth.enabled and form_token is not None
         context |= {"queue_url": opened.url, "actions": auth.enabled, "signed_in": signed_in,
-                    "form_token": auth.form if signed_in else ""}  # fmt: skip
+                    "form_token": form_token or ""}  # fmt: skip
         response = templates.TemplateResponse(request, name, context)
         response.headers["content-security-policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -280,19 +324,46 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
 
     async def login(request: Request) -> Response:
         if request.method == "GET":
-            return render(request, "login.html", failed=False)
+            return render(request, "login.html", failed=False, wait=0)
+        client = request.client.host if request.client else "?"
+        wait = auth.wait_before_trying(client)
+        if wait > 0:
+            response = render(request, "login.html", failed=False, wait=int(wait) + 1)
+            response.status_code = 429
+            response.headers["retry-after"] = str(int(wait) + 1)
+            return response
         given = (await _form(request)).get("token", [""])[-1]
         if not auth.check_token(given):
-            response = render(request, "login.html", failed=True)
+            auth.failed(client)
+            response = render(request, "login.html", failed=True, wait=0)
             response.status_code = 403
             return response
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, auth.session, httponly=True, samesite="strict")
+        response.set_cookie(SESSION_COOKIE, auth.start(), httponly=True, samesite="strict",
+                            max_age=int(SESSION_LIFETIME))  # fmt: skip
         return response
 
     async def logout(request: Request) -> Response:
+        auth.end(request.cookies.get(SESSION_COOKIE))
         response = RedirectResponse("/", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
+        return response
+
+    said_at = [-float("inf")]  # when the last unreachable warning was logged
+
+    async def unreachable(request: Request, exc: Exception) -> Response:
+        """The store could not be read (Redis down, a locked database): say so and retry,
+        never a bare 500 with a traceback (logged at most once a minute)."""
+        detail = mask_secrets(str(exc))
+        if time.monotonic() - said_at[0] >= 60:
+            said_at[0] = time.monotonic()
+            _log.warning("dashboard_queue_unreachable", queue=opened.url, error=detail)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"error": "queue unreachable", "detail": detail},
+                                status_code=503, headers={"retry-after": "5"})  # fmt: skip
+        response = render(request, "unreachable.html", detail=detail, retry=RETRY_UNREACHABLE)
+        response.status_code = 503
+        response.headers["retry-after"] = str(RETRY_UNREACHABLE)
         return response
 
     @asynccontextmanager
@@ -314,7 +385,8 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
         Route("/logout", logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan,
+                     exception_handlers={AsyncGenError: unreachable})  # fmt: skip
 
 
 def serve(queue_url: str, *, host: str = "127.0.0.1", port: int = 8700,

@@ -20,7 +20,12 @@ import structlog
 from pydantic import ValidationError
 
 from .._context import deadline_after
-from .._errors import BudgetExceededError, DeadlineExceededError, InsufficientCreditsError
+from .._errors import (
+    BudgetExceededError,
+    DeadlineExceededError,
+    InsufficientCreditsError,
+    InvalidKeyError,
+)
 from .._gather import gather_bounded, map_bounded
 from .._logging import mask_secrets
 from .._outcome import Outcome
@@ -98,7 +103,7 @@ class Batch:
     def _log_failure(self, result: GenerationResult) -> None:
         kind = type(result.error).__name__
         unsent = result.attempts == 0 and isinstance(
-            result.error, BudgetExceededError | InsufficientCreditsError
+            result.error, BudgetExceededError | InsufficientCreditsError | InvalidKeyError
         )
         if unsent and kind in self.quiet:
             return

@@ -18,7 +18,12 @@ from pydantic import BaseModel
 from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency
 from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
-from .._errors import AsyncGenError, InsufficientCreditsError, InvalidResponseError
+from .._errors import (
+    AsyncGenError,
+    InsufficientCreditsError,
+    InvalidKeyError,
+    InvalidResponseError,
+)
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
@@ -165,6 +170,7 @@ class ChatClient:
         )
         self._completions_url = f"{self.base_url}/chat/completions"
         self._credits_error: InsufficientCreditsError | None = None
+        self._key_error: InvalidKeyError | None = None
         self.provider = provider
         self.fallbacks = {model: list(others) for model, others in (fallbacks or {}).items()}
         if not fallback_after >= 0:
@@ -303,6 +309,21 @@ class ChatClient:
         """Let jobs start again after a 402 (e.g. once credits were added)."""
         self._credits_error = None
 
+    @property
+    def key_refused(self) -> InvalidKeyError | None:
+        """The 401 that stopped this client's unstarted jobs (a batch's), or None."""
+        return self._key_error
+
+    def _note_key_refused(self, error: InvalidKeyError) -> None:
+        if self._key_error is None:
+            self._key_error = error
+            _log.warning("api_key_refused", base_url=self.base_url, error=str(error),
+                         action="check the API key; remaining jobs on it are stopped")  # fmt: skip
+
+    def clear_key_refused(self) -> None:
+        """Let jobs start again after a 401 (e.g. once the key was fixed)."""
+        self._key_error = None
+
     # -- requests ------------------------------------------------------------------
 
     async def chat(
@@ -435,6 +456,8 @@ class ChatClient:
                 completion = self._priced(model, completion)
             if isinstance(error, InsufficientCreditsError):
                 self._note_out_of_credits(error)
+            if isinstance(error, InvalidKeyError):
+                self._note_key_refused(error)
             if ticket:
                 first = completion.first_token if completion is not None else None
                 self._traffic.finish(ticket[0], completion=completion, error=error,
@@ -467,6 +490,9 @@ class ChatClient:
             completion = parse_completion(reply, model=model, latency=latency)
         except InsufficientCreditsError as exc:
             self._note_out_of_credits(exc)
+            raise
+        except InvalidKeyError as exc:
+            self._note_key_refused(exc)
             raise
         return self._priced(model, completion)
 

@@ -44,6 +44,7 @@ def _batch(
     runner = JobRunner(client, retry=retry, validate=validate, on_event=on_event,
                        rate_limit=rate_limit, budget=budget)  # fmt: skip
     client.clear_out_of_credits()  # a new batch tries again: credits may have been added
+    client.clear_key_refused()  # ... and the key may have been fixed
     return Batch(runner, on_event, total=total)
 
 

@@ -19,6 +19,7 @@ from .._errors import (
     BudgetExceededError,
     CircuitOpenError,
     InsufficientCreditsError,
+    InvalidKeyError,
     InvalidResponseError,
     RateLimitedError,
     StreamInterruptedError,
@@ -109,8 +110,8 @@ class JobRunner:
         on_event: Receives JobStarted, JobRetrying and ClientPaused.
         rate_limit: The RateLimiter for these requests; None: the client's own.
         budget: The batch's spend guard, or None.
-        stop_after_402: Refuse to send once the client has seen a 402 (a batch); the
-            queue worker sends every job it claims.
+        stop_after_402: Refuse to send once the client has seen a 402 or a 401 (a
+            batch); the queue worker sends every job it claims.
     """
 
     __slots__ = ("budget", "client", "on_event", "policy", "rate_limit", "stop_after_402",
@@ -273,6 +274,12 @@ class JobRunner:
                 f"{job.model}: not sent: an earlier request on this key got HTTP 402 -- "
                 "add credits to your provider account, then run again",
                 status=402,
+            )
+        if self.stop_after_402 and self.client.key_refused is not None:
+            raise InvalidKeyError(
+                f"{job.model}: not sent: an earlier request on this key got HTTP 401 -- check "
+                "the API key, then run again",
+                status=401,
             )
         if self.budget is not None:
             self.budget.check(job)

@@ -5,7 +5,7 @@ The rules, in order:
 - 402, or a 429 whose code/type is ``insufficient_quota`` -> InsufficientCreditsError
   (never retried, whatever ``x-should-retry`` says);
 - ``x-should-retry: true|false`` (OpenAI) overrides the status rule below;
-- 401, 403 -> AuthenticationError; 429 -> RateLimitedError with Retry-After;
+- 401 -> InvalidKeyError, 403 -> AuthenticationError; 429 -> RateLimitedError with Retry-After;
   408, 409, 5xx -> ServerError; other 4xx -> BadRequestError;
 - 200 whose body is ``{"error": {...}}`` (OpenRouter's upstream failures) -> by its code;
 - 200 that is not JSON, or has no choices -> InvalidResponseError.
@@ -22,6 +22,7 @@ from .._errors import (
     AuthenticationError,
     BadRequestError,
     InsufficientCreditsError,
+    InvalidKeyError,
     InvalidResponseError,
     PermanentError,
     RateLimitedError,
@@ -82,7 +83,9 @@ def error_for_status(
         return TransientError(message, status=status, retry_after=retry_after)
     if verdict is False and (status >= 500 or status in _TRANSIENT_STATUS):
         return PermanentError(message, status=status)
-    if status in (401, 403):
+    if status == 401:
+        return InvalidKeyError(f"{message} -- check the API key", status=status)
+    if status == 403:  # may be this request's (a moderation refusal), not the key's
         return AuthenticationError(f"{message} -- check the API key", status=status)
     if status == 429:
         return RateLimitedError(message, status=status, retry_after=retry_after)

@@ -17,7 +17,11 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from .._bridge import run_blocking
+from .._errors import AsyncGenError
+from .._logging import mask_secrets
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -27,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Families", "QueueCollector", "require_prometheus", "serve_metrics"]
 
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+_log = structlog.get_logger("asyncgen.metrics")
 
 
 def require_prometheus() -> None:
@@ -70,19 +76,37 @@ class Families:
 
 
 class QueueCollector:
-    """``asyncgen_queue_jobs{state, kind}``: the queue's depth, read at each scrape."""
+    """``asyncgen_queue_jobs{state, kind}``: the queue's depth, read at each scrape, and
+    ``asyncgen_queue_reachable`` (1, or 0 while the store cannot be read: then the depth
+    is left out and the worker's own metrics are still served, never a 500)."""
 
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
+        self._down = False  # said once per outage, not at every scrape
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
+        reachable = GaugeMetricFamily(
+            "asyncgen_queue_reachable", "1 when the queue's store answered this scrape."
+        )
+        try:
+            depth = run_blocking(self.queue.store.depth)
+        except AsyncGenError as exc:  # Redis down, a locked database: serve what is known
+            if not self._down:
+                _log.warning("metrics_queue_unreachable", queue=self.queue.url,
+                             error=mask_secrets(str(exc)))  # fmt: skip
+            self._down = True
+            reachable.add_metric([], 0)
+            yield reachable
+            return
+        self._down = False
+        reachable.add_metric([], 1)
+        yield reachable
         family = GaugeMetricFamily(
             "asyncgen_queue_jobs", "Jobs in the queue by state and kind ('*': any kind).",
             labels=["state", "kind"],
         )  # fmt: skip
-        depth = run_blocking(self.queue.store.depth)
         for (state, kind), count in sorted(depth.items()):
             family.add_metric([state, kind], count)
         yield family

@@ -9,12 +9,18 @@
   var latencyBox = document.getElementById("latency");
   var latencyKeys = [], latencyData = [[]], latencyPlot = null;
 
+  // One sample has no width: give the time axis a minute around it, not years.
+  function spread(u, min, max) {
+    return min === max ? [min - 30, max + 30] : [min, max];
+  }
+
   function makePlot() {
     if (!window.uPlot || !chart) return null;
     return new uPlot({
       width: Math.max(320, chart.clientWidth - 2), height: 220,
       series: [{}, { label: "completed/s", stroke: "#15803d", width: 2 },
                { label: "dead/s", stroke: "#b91c1c", width: 2 }],
+      scales: { x: { time: true, range: spread } },
       axes: [{}, { label: "jobs/s" }],
     }, series, chart);
   }
@@ -66,8 +72,14 @@
   function client(c) {
     text('[data-client="requests"]', c.requests);
     text('[data-client="tokens"]', c.tokens);
-    text('[data-client="cost"]', c.cost);
+    text('[data-client="cost"]', money(c.cost));
     text('[data-client="share_429"]', c.share_429 === null ? "-" : (100 * c.share_429).toFixed(1) + "%");
+  }
+
+  // Dollars to a width a card holds: cents for large sums, 4 significant digits below $1.
+  function money(value) {
+    if (value >= 1) return value.toFixed(2);
+    return value === 0 ? "0" : Number(value.toPrecision(4)).toString();
   }
 
   function text(selector, value) {
@@ -138,6 +150,7 @@
         series: [{}].concat(keys.map(function (key, i) {
           return { label: key, stroke: palette[i % palette.length], width: 2 };
         })),
+        scales: { x: { time: true, range: spread } },
         axes: [{}, { label: "seconds" }],
       }, latencyData, latencyBox);
     } else {
@@ -150,11 +163,18 @@
     if (el && el.textContent !== String(value)) el.textContent = String(value);
   }
 
+  // While the queue cannot be read the page says so (and keeps the last figures);
+  // the next poll tries again.
+  function reachable(yes) {
+    var banner = document.getElementById("unreachable");
+    if (banner) banner.hidden = yes;
+  }
+
   function poll() {
     fetch("/api/overview", { headers: { accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) { reachable(r.ok); return r.ok ? r.json() : null; })
       .then(function (data) { if (data) update(data); })
-      .catch(function () { /* the next poll tries again */ })
+      .catch(function () { reachable(false); })
       .then(function () { setTimeout(poll, POLL_MS); });
   }
   poll();
