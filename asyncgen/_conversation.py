@@ -6,7 +6,7 @@ tasks spawned inside it, and queue jobs submitted inside it (the worker binds th
 again while it runs the job). :class:`ConversationLog`, a structlog processor, writes
 those lines to one file per conversation::
 
-    log/conversations/<user>/<YYYY.MM.DD>/<HH:MM:SS>.log
+    log/conversations/<user>/<YYYY.MM.DD>/<HH-MM-SS>.log
 
     2026-12-01T09:30:00.120Z  +0.000  bot/handler-1  RECEIVED  text='hello'
     2026-12-01T09:30:03.410Z  +3.290  samplellm/worker-2  PROCESSING_COMPLETE  chars=42
@@ -111,11 +111,11 @@ def restored(context: Mapping[str, str]) -> dict[str, str]:
 
 
 def _file_for(user: str, started: float) -> str:
-    """``<user>/<YYYY.MM.DD>/<HH:MM:SS>.log``; a second conversation of the same user in
-    the same second (in this process) gets ``<HH:MM:SS>.2.log``, and so on."""
+    """``<user>/<YYYY.MM.DD>/<HH-MM-SS>.log``; a second conversation of the same user in
+    the same second (in this process) gets ``<HH-MM-SS>.2.log``, and so on."""
     moment = datetime.datetime.fromtimestamp(started, datetime.UTC)
     folder = f"{_safe(user)}/{moment:%Y.%m.%d}"
-    base = f"{moment:%H:%M:%S}"
+    base = f"{moment:%H-%M-%S}"  # no colons: not valid in Windows or some sync tools
     with _issued_lock:
         for old in [name for name, at in _issued.items() if at < started - 5]:
             del _issued[old]
@@ -144,7 +144,7 @@ class ConversationLog:
     the directory.
 
     Args:
-        directory: Where the ``<user>/<YYYY.MM.DD>/<HH:MM:SS>.log`` files go (created).
+        directory: Where the ``<user>/<YYYY.MM.DD>/<HH-MM-SS>.log`` files go (created).
         retention: Seconds a file is kept after its last line (checked at start and
             hourly; None keeps every file).
         max_open: Files held open at once; the least recently written is closed first

@@ -474,3 +474,15 @@ def test_the_sim_child_dies_with_its_parent(tmp_path: Path) -> None:
     for process in alive:
         process.kill()
     assert alive == []
+
+
+async def test_generate_batch_reads_a_quick_batch_at_once(sim: SimServer) -> None:
+    """generate_batch with its defaults on batches that end in 0.5 s: answered in a few
+    seconds (the first poll came after 30 s before)."""
+    batch_sim(sim, complete_after=0.5)
+    jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"q{i}") for i in range(5)]
+    began = time.monotonic()
+    async with ChatClient(sim.base_url) as client:
+        results = await asyncgen.generate_batch(jobs, client=client)
+    assert [r.ok for r in results] == [True] * 5
+    assert time.monotonic() - began < 10

@@ -109,7 +109,7 @@ class TestRun:
                             env={"ASYNCGEN_API_KEY": SECRET})  # fmt: skip
         assert done.returncode == 1
         assert SECRET not in done.stdout + done.stderr + out.read_text()
-        assert records(out)[0]["error_type"] == "AuthenticationError"
+        assert records(out)[0]["error_type"] == "InvalidKeyError"  # a 401: the key itself
 
     def test_retry_failed_reruns_only_failures(self, tmp_path: Path, sim: SimServer) -> None:
         """A second run skips everything; with --retry-failed it re-runs the failures."""

@@ -120,6 +120,18 @@ class TestInput:
         assert done.returncode == 2
         assert "line 1: not JSON (Unterminated string starting at column 23)" in done.stderr
 
+    def test_an_empty_input_says_so(self, tmp_path: Path, sim: SimServer) -> None:
+        """An empty file (or blank lines only) exits 0 saying there was nothing to run."""
+        jobs, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+        for content in ("", "\n\n  \n"):
+            jobs.write_text(content)
+            done = asyncgen_cmd(*run_args(jobs, out, sim))
+            assert done.returncode == 0, done.stderr
+            assert "holds no jobs (it is empty, or blank lines only): nothing to run" in (
+                done.stderr
+            )
+        assert sim.requests() == 0
+
     def test_a_bom_file_runs(self, tmp_path: Path, sim: SimServer) -> None:
         """A file saved with a UTF-8 byte order mark runs like any other."""
         jobs = tmp_path / "in.jsonl"
@@ -475,6 +487,7 @@ class TestWorkerCommand:
             (("--settings", "missing.toml"), "--settings missing.toml: no such file"),
             (("--kinds", "add,nope"), "--kinds names nope, which no --tasks module defines"),
             (("--tasks", "no_such_module_here"), "--tasks no_such_module_here: cannot import"),
+            (("--kinds", "add,generate"), "--kinds generate runs generation jobs: give"),
         ],
     )
     def test_bad_flags_exit_2(self, tmp_path: Path, flags: tuple[str, ...], said: str) -> None:

@@ -65,7 +65,7 @@ class TestFiles:
         self, sink: ConversationLog
     ) -> None:
         """Each file holds only its own conversation's lines, elapsed counts from its
-        start, and the layout is <user>/<YYYY.MM.DD>/<HH:MM:SS>.log."""
+        start, and the layout is <user>/<YYYY.MM.DD>/<HH-MM-SS>.log."""
         await asyncio.gather(
             talk("alice", ["a1", "a2", "a3"], 0.1), talk("bob", ["b1", "b2"], 0.15)
         )
@@ -74,7 +74,7 @@ class TestFiles:
         for path in found:
             rel = path.relative_to(sink.directory)
             assert re.fullmatch(r"\d{4}\.\d\d\.\d\d", rel.parts[1])
-            assert re.fullmatch(r"\d\d:\d\d:\d\d\.log", rel.parts[2])
+            assert re.fullmatch(r"\d\d-\d\d-\d\d\.log", rel.parts[2])  # no colons
         alice, bob = (parsed(p) for p in found)
         assert [line["event"] for line in alice] == ["conversation_started", "RECEIVED",
                                                     "RECEIVED", "RECEIVED", "SENT"]  # fmt: skip
@@ -101,7 +101,7 @@ class TestFiles:
             log.info("inner")
         names = [p.name for p in files(sink.directory)]
         assert len(names) == 2
-        assert any(re.fullmatch(r"\d\d:\d\d:\d\d\.2\.log", n) for n in names)
+        assert any(re.fullmatch(r"\d\d-\d\d-\d\d\.2\.log", n) for n in names)
 
     async def test_a_hostile_user_id_stays_inside_the_directory(
         self, sink: ConversationLog, tmp_path: Path
@@ -120,12 +120,12 @@ class TestFiles:
 class TestHousekeeping:
     def test_old_files_are_swept_and_open_files_capped(self, tmp_path: Path) -> None:
         root = tmp_path / "c"
-        old = root / "eve" / "2020.01.01" / "10:00:00.log"
+        old = root / "eve" / "2020.01.01" / "10-00-00.log"
         old.parent.mkdir(parents=True)
         old.write_text("old\n")
         week = time.time() - 7 * 86_400
         os.utime(old, (week, week))
-        keep = root / "eve" / "2026.01.01" / "10:00:00.log"
+        keep = root / "eve" / "2026.01.01" / "10-00-00.log"
         keep.parent.mkdir(parents=True)
         keep.write_text("recent\n")
         sink = ConversationLog(root, retention=86_400, max_open=2)

@@ -38,3 +38,20 @@ def test_the_image_runs_the_worker_command(capsys: pytest.CaptureFixture[str]) -
     assert 'CMD ["asyncgen", "worker", "--tasks"' in text
     assert main(["worker", "--help"]) == 0
     assert "--tasks" in capsys.readouterr().out
+
+
+def test_deployment_quotes_the_readme_redis_figures() -> None:
+    """docs/deployment.md's Redis throughput is the README table's, not an older run's."""
+    import re
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    deployment = (root / "docs" / "deployment.md").read_text()
+    rows = re.findall(r"^\| [14] \| ([\d,]+) jobs/s \| ([\d,]+) jobs/s \|", readme, re.M)
+    per_job = sorted(int(a.replace(",", "")) for a, _ in rows)
+    bulk = sorted(int(b.replace(",", "")) for _, b in rows)
+    assert len(rows) == 2
+    said = deployment.split("**Redis CPU.**", 1)[1].split("**Redis memory.**", 1)[0]
+    low, high = (round(per_job[0], -2), round(per_job[1], -2))
+    assert f"{low:,}-{high:,} no-op jobs/s" in said.replace("\n", " ")
+    assert f"{round(bulk[0], -2):,}-{round(bulk[1], -2):,}" in said.replace("\n", " ")

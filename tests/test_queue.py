@@ -361,6 +361,10 @@ class TestConformance:
         assert (await queue.statistics()).pending == 2
         client = asyncgen.ChatClient(sim.base_url)
         async with open_worker(queue, client=client, kinds=["shout"]) as worker:
+            assert worker.serves() == ["shout"]  # kinds given: generation only if named
+            await asyncio.sleep(0.2)
+        assert (await queue.status(generation)).state is JobState.PENDING
+        async with open_worker(queue, client=client, kinds=["shout", "generate"]) as worker:
             assert worker.serves() == ["shout", "generate"]
             assert (await queue.result(generation, timeout=10))["text"] == "[m] hi"
         await client.aclose()
@@ -908,8 +912,12 @@ class TestClearErrors:
     async def test_result_timeout_says_what_happened(self, queue: JobQueue) -> None:
         """queue.result(timeout=) raises a TimeoutError naming the job, its state, what to do."""
         job_id = await queue.submit(queue_tasks.add.call(1, 2))
-        with pytest.raises(TimeoutError, match=r"did not finish within 0\.1 s \(it is pending\)"):
+        with pytest.raises(
+            TimeoutError, match=r"did not finish within 0\.1 s \(it is pending\)"
+        ) as no:
             await queue.result(job_id, timeout=0.1)
+        assert "is a worker serving add running? start one (asyncgen worker" in str(no.value)
+        assert "__main__ cannot be served" in str(no.value)
 
     def test_an_unknown_keyword_is_named(self) -> None:
         """A misspelt argument is reported as unknown, with the task's real arguments."""

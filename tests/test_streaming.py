@@ -161,3 +161,19 @@ async def test_a_stream_broken_after_some_text_is_not_retried(sim: SimServer) ->
     assert isinstance(result.error, StreamInterruptedError)
     assert result.attempts == 1
     assert 0 < len(tokens) < 10
+
+
+async def test_a_streamed_job_has_its_own_stall_timeout(sim: SimServer) -> None:
+    """GenerationJob(stall_timeout=0.3): a stream silent for 30 s ends the job within
+    seconds (the default would wait 30 s), as a typed error."""
+    streaming(sim, Fault(kind="stream_stall", stall_seconds=30))
+    client = ChatClient(sim.base_url)
+    job = GenerationJob(model="m", prompt="count", stream=True, stall_timeout=0.3)
+    began = time.monotonic()
+    (result,) = await generate([job], client=client, retry=FAST)
+    await client.aclose()
+    assert time.monotonic() - began < 10
+    assert isinstance(result.error, RequestTimeoutError | StreamInterruptedError)
+    assert "0.3 s" in str(result.error)
+    with pytest.raises(ValueError, match="stall_timeout"):
+        GenerationJob(model="m", prompt="x", stream=True, stall_timeout=0)

@@ -126,6 +126,10 @@ class TestDjango:
         job_id = submitted.json()["id"]
         assert http.get(f"/jobs/{job_id}").json()["state"] == "pending"
         assert http.get(f"/jobs/{job_id}/result", {"timeout": "0.1"}).status_code == 202
+        for bad in ("abc", "-1", "nan", "inf"):
+            refused = http.get(f"/jobs/{job_id}/result", {"timeout": bad})
+            assert refused.status_code == 400, bad
+            assert "timeout must be a number" in refused.json()["error"]
         assert http.get("/jobs/nope").status_code == 404
         assert http.post("/jobs", "{}", content_type="application/json").status_code == 400
         client = ChatClient(server.base_url)

@@ -44,6 +44,7 @@ __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MAX_CONCURRENCY = 10_000
+DEFAULT_BATCH_POLL = 30.0  # seconds before the first poll of a provider's batches
 SIM_CACHE_SCOPE = "asyncgen-sim"  # the simulator's name in cache keys, whatever its port
 
 
@@ -141,8 +142,9 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                        "(default: a new batch)")  # fmt: skip
     batch.add_argument("--batch-size", type=whole("requests", minimum=1, maximum=50_000),
                        default=50_000, help="requests per batch (default 50000)")  # fmt: skip
-    batch.add_argument("--poll", type=number("seconds"), default=30.0,
-                       help="seconds between polls at first (default 30; grows to 60)")  # fmt: skip
+    batch.add_argument("--poll", type=number("seconds"), default=None,
+                       help="seconds between polls at first (default 30, 1 with --sim; grows "
+                       "to 60)")  # fmt: skip
     batch.add_argument("--cancel", action="store_true",
                        help="cancel the batches in flight; write what they had done")  # fmt: skip
     batch.add_argument("--resubmit-missing", action="store_true",
@@ -255,6 +257,8 @@ def run_command(args: argparse.Namespace) -> int:
                           stream=sys.stderr)  # fmt: skip
         if args.batch_api:  # before the settings fill in: flags given, not defaults
             _batch_api_flags(args)
+        if args.poll is None:  # the simulator's batches end in a second: look soon
+            args.poll = 1.0 if args.sim else DEFAULT_BATCH_POLL
         for name in ("concurrency", "retries", "deadline"):  # flags win over settings
             if getattr(args, name) is None:
                 setattr(args, name, getattr(settings, name))
@@ -286,6 +290,9 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
             _err(f"... and {more} more bad lines")
         _err(f"{summary.problem_count} bad line(s); nothing was sent. Fix them and run again.")
         return EXIT_USAGE
+    if summary.jobs == 0:
+        _err(f"{args.input} holds no jobs (it is empty, or blank lines only): nothing to run")
+        return EXIT_OK
     if resume.rerun:
         _err(f"{resume.rerun} job(s) stopped earlier by a 402, a refused key or --max-cost "
              "run again now")  # fmt: skip

@@ -19,6 +19,7 @@ from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE
 from ..queue._exporter import MULTIPROCESS_VARIABLE, require_prometheus, serve_metrics
+from ..queue._tasks import GENERATE_KIND
 from ._args import (
     PROVIDERS,
     add_limit_flags,
@@ -62,7 +63,9 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "password: command lines show in ps)",
     )
     worker.add_argument("--concurrency", type=whole("jobs at once", minimum=1), default=None)
-    worker.add_argument("--kinds", help="comma-separated task names to run (default: all)")
+    worker.add_argument("--kinds", help="comma-separated job kinds to run: task names, and "
+                        "'generate' for generation jobs (default: every task, and generation "
+                        "jobs when a client is configured)")  # fmt: skip
     worker.add_argument(
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
@@ -91,7 +94,7 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
                         f"{DEFAULT_CREDIT_PROBE:g})")  # fmt: skip
     worker.add_argument("--conversation-log", metavar="DIR", default=None,
                         help="also write each conversation's lines (asyncgen.conversation, "
-                        "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH:MM:SS>.log: "
+                        "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH-MM-SS>.log: "
                         "the app's own files, when it uses the same DIR")  # fmt: skip
     where = worker.add_mutually_exclusive_group()
     where.add_argument(
@@ -144,11 +147,14 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
     queue = open_queue(url)
     _register(queue, args.tasks)
     kinds = [k for k in (args.kinds or "").split(",") if k] or None
-    unknown = sorted(set(kinds or ()) - set(queue.tasks))
+    unknown = sorted(set(kinds or ()) - set(queue.tasks) - {GENERATE_KIND})
     if unknown:
         raise UsageProblem(f"--kinds names {', '.join(unknown)}, which no --tasks module defines")
+    client = _client(args, url, settings)
+    if kinds is not None and GENERATE_KIND in kinds and client is None:
+        raise UsageProblem("--kinds generate runs generation jobs: give --base-url or --provider")
     worker = Worker(
-        queue, kinds=kinds, client=_client(args, url, settings),
+        queue, kinds=kinds, client=client,
         concurrency=args.concurrency if args.concurrency is not None
         else settings.worker_concurrency,
         lease=args.lease if args.lease is not None else settings.worker_lease,

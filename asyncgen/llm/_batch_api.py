@@ -556,7 +556,8 @@ async def generate_batch(
     jobs: Iterable[GenerationJob],
     *,
     client: ChatClient,
-    poll_interval: float = 30.0,
+    poll_interval: float = 1.0,
+    max_poll_interval: float = 60.0,
     max_requests: int = MAX_BATCH_REQUESTS,
     resubmit: Literal["batch", "online"] = "batch",
     folder: Path | None = None,
@@ -566,7 +567,10 @@ async def generate_batch(
 
     About half the online price, answered within the provider's window (24 h). Give a
     ``folder`` to make it resumable (call again with the same folder after a crash: the
-    batches in flight are picked up); by default a temporary one is used.
+    batches in flight are picked up); by default a temporary one is used. The first poll
+    comes ``poll_interval`` seconds after the batches are created (1 s: a quick batch, or
+    the simulator's, is read at once) and the wait grows 1.5 x per quiet poll up to
+    ``max_poll_interval``.
 
     Raises:
         ValueError: Bad settings, or two jobs with one id.
@@ -586,7 +590,8 @@ async def generate_batch(
             prefix="asyncgen-batch-")))  # fmt: skip
         run = BatchRun(client, where, on_outcome=lambda o: ended.__setitem__(o.id, o),
                        on_progress=on_progress, max_requests=max_requests,
-                       poll_interval=poll_interval, max_poll_interval=max(60.0, poll_interval),
+                       poll_interval=poll_interval,
+                       max_poll_interval=max(max_poll_interval, poll_interval),
                        resubmit=resubmit, response_model=response_model)  # fmt: skip
         try:
             await run.submit(todo)

@@ -33,6 +33,7 @@ from ._client import ChatClient
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult
 from ._request import schema_params
+from ._stream import DEFAULT_STALL_TIMEOUT
 from ._structured import parse_with_reasks
 
 __all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
@@ -237,8 +238,10 @@ class JobRunner:
     ) -> Completion:  # fmt: skip
         """Stream the answer, handing each piece of text to ``on_event``; a break after
         some text is StreamInterruptedError (not retried: the text is out already)."""
+        stall = job.stall_timeout if job.stall_timeout is not None else DEFAULT_STALL_TIMEOUT
         stream = self.client.stream(job.model, messages, rate_limit=self.rate_limit,
-                                    max_pause=self.policy.max_retry_after, **params)  # fmt: skip
+                                    max_pause=self.policy.max_retry_after, stall_timeout=stall,
+                                    **params)  # fmt: skip
         delivered = 0
         try:
             async for text in stream:

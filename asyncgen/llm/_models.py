@@ -137,6 +137,9 @@ class GenerationJob(BaseModel):
             as it arrives (time to first token in ``completion.first_token``). A stream
             that breaks before any text is retried as usual; after some text it fails
             with StreamInterruptedError (the text was already handed on).
+        stall_timeout: Seconds a streamed answer may stay silent before it counts as
+            stalled (RequestTimeoutError: retried while no text has come); None: 30 s
+            (``DEFAULT_STALL_TIMEOUT``). Not part of the request's fingerprint.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -151,6 +154,7 @@ class GenerationJob(BaseModel):
     max_reasks: int = Field(default=2, ge=0, le=10)
     fallbacks: list[str] = Field(default_factory=list)
     stream: bool = False
+    stall_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> GenerationJob:

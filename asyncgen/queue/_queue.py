@@ -196,9 +196,16 @@ class JobQueue:
                 raise
             record = await self.store.get(job_id)
             state = record.state.value if record is not None else "unknown"
+            kind = record.kind if record is not None else "its kind"
+            hint = (
+                f"start one (asyncgen worker {self.url} --tasks MODULE, where MODULE defines "
+                "the task: a task defined in __main__ cannot be served by another process; "
+                "or open_worker(queue) in this one)"
+                if state == "pending" else "wait longer"
+            )  # fmt: skip
             raise TimeoutError(
-                f"job {job_id} did not finish within {timeout:g} s (it is {state}): wait "
-                "longer, or check that a worker serving its kind is running"
+                f"job {job_id} did not finish within {timeout:g} s (it is {state}): is a "
+                f"worker serving {kind} running? {hint}"
             ) from None
 
     async def _wait_result(self, job_id: str) -> Any:

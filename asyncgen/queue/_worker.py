@@ -87,10 +87,12 @@ class Worker:
     Args:
         queue: The queue, with its tasks registered.
         concurrency: Jobs run at once.
-        kinds: Only these registered task names, or None for every registered task.
-            A worker claims only jobs it can run: the tasks registered on ``queue``
+        kinds: Only these job kinds (task names, and "generate" for GenerationJobs), or
+            None for every registered task and, with a ``client``, GenerationJobs. A
+            worker claims only jobs it can run: the tasks registered on ``queue``
             (checked at each claim, so tasks registered later count) and, when it has a
-            ``client``, GenerationJobs. A job no worker can run stays pending.
+            ``client`` and ``kinds`` allows them, GenerationJobs. A job no worker can run
+            stays pending.
         client: The ChatClient for GenerationJobs (None: this worker leaves them alone).
         lease: Seconds a claim lasts without a heartbeat; a dead worker's jobs are
             taken over this long after its last heartbeat.
@@ -306,7 +308,8 @@ class Worker:
         """The job kinds this worker claims: its runnable tasks, and "generate" with a client."""
         wanted = self.queue.tasks if self.kinds is None else self.kinds
         kinds = [name for name in wanted if name in self.queue.tasks]
-        return [*kinds, GENERATE_KIND] if self.client is not None else kinds
+        generation = self.client is not None and (self.kinds is None or GENERATE_KIND in wanted)
+        return [*kinds, GENERATE_KIND] if generation else kinds
 
     async def _drain(self, running: set[asyncio.Task[None]]) -> None:
         pending = {t for t in running if not t.done()}

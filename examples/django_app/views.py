@@ -77,7 +77,13 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
 
 @require_GET
 def job_result(request: HttpRequest, job_id: str) -> HttpResponse:
-    wait = min(float(request.GET.get("timeout", "10")), 60.0)
+    try:
+        wait = float(request.GET.get("timeout", "10"))
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait < float("inf"):
+        return JsonResponse({"error": "timeout must be a number of seconds >= 0"}, status=400)
+    wait = min(wait, 60.0)
     try:
         result = services().queue.blocking.result(job_id, timeout=wait)
     except KeyError:
