@@ -486,3 +486,24 @@ async def test_generate_batch_reads_a_quick_batch_at_once(sim: SimServer) -> Non
         results = await asyncgen.generate_batch(jobs, client=client)
     assert [r.ok for r in results] == [True] * 5
     assert time.monotonic() - began < 10
+
+
+async def test_an_unreachable_batch_api_is_said_as_such(tmp_path: Path) -> None:
+    """A host that cannot be reached (refused, as a DNS failure is) is a typed
+    ConnectionFailedError after the retries, and the command calls it unreachable, not a
+    refusal."""
+    import socket
+
+    from asyncgen.cli._batch import batch_failure
+
+    with socket.socket() as closed:  # a port with nothing listening
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    async with ChatClient(f"http://127.0.0.1:{port}/v1") as client:
+        run = BatchRun(client, tmp_path / "run", on_outcome=lambda o: None,
+                       retry=asyncgen.RetryPolicy(max_attempts=2, base_delay=0.01))  # fmt: skip
+        with pytest.raises(asyncgen.ConnectionFailedError) as failed:
+            await run.submit([GenerationJob(id="a", model="m", prompt="x")])
+        await run.aclose()
+    assert batch_failure(failed.value) == "could not reach the Batch API"
+    assert batch_failure(asyncgen.BadRequestError("no")) == "the Batch API refused"

@@ -53,6 +53,7 @@ from .._errors import (
     InsufficientCreditsError,
     ValidationFailedError,
 )
+from .._retry import RetryPolicy
 from ._batch_api_folder import BatchRecord, BatchStateError, RequestFile, RunFolder
 from ._batch_api_http import (
     MAX_BATCH_BYTES,
@@ -135,6 +136,8 @@ class BatchRun:
         missing: What to do with a recorded batch the provider does not know (404):
             ``stop`` (raise BatchNotFoundError) or ``resubmit`` its requests as a new
             batch.
+        retry: Retries of the files and batches endpoints on transient failures
+            (default: 6 attempts, 1 s doubling to 30 s).
 
     Raises:
         BatchStateError: The folder's ``state.json`` is damaged.
@@ -156,6 +159,7 @@ class BatchRun:
         max_rounds: int = 3,
         response_model: type[BaseModel] | None = None,
         missing: Literal["stop", "resubmit"] = "stop",
+        retry: RetryPolicy | None = None,
     ) -> None:
         if missing not in ("stop", "resubmit"):
             raise ValueError(f"missing must be 'stop' or 'resubmit', got {missing!r}")
@@ -188,7 +192,7 @@ class BatchRun:
         self.not_submitted = 0
         self._done = self._failed = self._online = self._cached = 0
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
-        self._api = BatchApi(client)
+        self._api = BatchApi(client, retry=retry)
 
     def in_flight(self) -> dict[str, str]:
         """Ids in batches not finished yet (not to be submitted again), each with its

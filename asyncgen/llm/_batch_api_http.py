@@ -57,7 +57,8 @@ _POLICY = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=30.0)  # files a
 class BatchApi:
     """The files and batches endpoints of one ChatClient's API."""
 
-    def __init__(self, client: ChatClient) -> None:
+    def __init__(self, client: ChatClient, *, retry: RetryPolicy | None = None) -> None:
+        self.policy = retry if retry is not None else _POLICY
         options = client._options
         self.base_url = client.base_url
         self._http = httpx.AsyncClient(
@@ -70,7 +71,7 @@ class BatchApi:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         """One call, retried on transient errors (429, 5xx, timeouts) with backoff."""
-        return await retry(self._json_once, method, path, policy=_POLICY, **kwargs)
+        return await retry(self._json_once, method, path, policy=self.policy, **kwargs)
 
     async def _json_once(self, method: str, path: str, **kwargs: Any) -> Any:
         with _mapped(path):
@@ -93,7 +94,7 @@ class BatchApi:
                 return await self._json_once("POST", "/files", data={"purpose": "batch"},
                                              files=files)  # fmt: skip
 
-        reply = await retry(once, policy=_POLICY)
+        reply = await retry(once, policy=self.policy)
         return str(reply["id"])
 
     async def create(self, file_id: str, marker: str) -> dict[str, Any]:
@@ -112,7 +113,7 @@ class BatchApi:
         try:
             reply: dict[str, Any] = await self._json_once("POST", "/batches", json=body)
         except TransientError:
-            return await retry(once, policy=_POLICY)
+            return await retry(once, policy=self.policy)
         return reply
 
     async def retrieve(self, batch_id: str) -> dict[str, Any]:
