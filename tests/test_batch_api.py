@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+import respx
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
@@ -507,3 +508,23 @@ async def test_an_unreachable_batch_api_is_said_as_such(tmp_path: Path) -> None:
         await run.aclose()
     assert batch_failure(failed.value) == "could not reach the Batch API"
     assert batch_failure(asyncgen.BadRequestError("no")) == "the Batch API refused"
+
+
+@respx.mock
+async def test_a_result_file_line_that_is_not_json_raises() -> None:
+    """HTTP layer: an output-file line that is not UTF-8 JSON is InvalidResponseError
+    naming the line, never skipped (its request would vanish)."""
+    body = b'{"custom_id": "a", "response": {}}\n\xff\xfe not json\n'
+    respx.get("http://batch.test/v1/files/f1/content").respond(200, content=body)
+    async with ChatClient("http://batch.test/v1") as client:
+        api = BatchApi(client)
+        got: list[dict[str, object]] = []
+
+        async def read_all() -> None:
+            async for record in api.lines("f1"):
+                got.append(record)
+
+        with pytest.raises(asyncgen.InvalidResponseError, match="line 2 is not UTF-8 JSON"):
+            await read_all()
+        await api.aclose()
+    assert got == [{"custom_id": "a", "response": {}}]

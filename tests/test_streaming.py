@@ -177,3 +177,57 @@ async def test_a_streamed_job_has_its_own_stall_timeout(sim: SimServer) -> None:
     assert "0.3 s" in str(result.error)
     with pytest.raises(ValueError, match="stall_timeout"):
         GenerationJob(model="m", prompt="x", stream=True, stall_timeout=0)
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_a_stream_cut_short_is_never_an_answer(sim: SimServer, backend: str) -> None:
+    """The response ends cleanly half-way, with no finish reason and no [DONE]: after
+    some text that is StreamInterruptedError and no completion, on both backends."""
+    streaming(sim, Fault(kind="stream_truncate"))
+    client = ChatClient(sim.base_url, backend=backend)  # type: ignore[arg-type]
+    got: list[str] = []
+    stream = client.stream("m", HI)
+    with pytest.raises(StreamInterruptedError, match="no finish reason and no \\[DONE\\]"):
+        await drain(stream, got)
+    await client.aclose()
+    assert got
+    assert "".join(got) != TEXT
+    assert stream.completion is None
+
+
+@pytest.mark.parametrize("backend", ["httpx", "aiohttp"])
+async def test_an_undecodable_event_raises(sim: SimServer, backend: str) -> None:
+    """An event that is not UTF-8 JSON raises InvalidResponseError: never skipped."""
+    streaming(sim, Fault(kind="stream_garbage"))
+    client = ChatClient(sim.base_url, backend=backend)  # type: ignore[arg-type]
+    with pytest.raises(asyncgen.InvalidResponseError, match="not UTF-8"):
+        await drain(client.stream("m", HI))
+    await client.aclose()
+
+
+async def test_a_job_cut_before_any_text_is_retried(sim: SimServer) -> None:
+    """A streamed job whose first stream closes before any text is sent again (nothing
+    was handed out), and the second, whole answer is the result."""
+    streaming(sim, Fault(kind="stream_truncate", after_words=0, first=1))
+    client = ChatClient(sim.base_url)
+    job = GenerationJob(model="m", prompt="count", stream=True)
+    (result,) = await generate([job], client=client, retry=FAST)
+    await client.aclose()
+    assert result.ok, result.error
+    assert (result.text, result.attempts) == (TEXT, 2)
+
+
+async def test_no_truncated_stream_is_counted_as_done(sim: SimServer) -> None:
+    """200 streamed jobs, a tenth of their streams cut short half-way: every answer
+    counted as done is whole; the cut ones fail as StreamInterruptedError."""
+    streaming(sim, Fault(kind="stream_truncate", rate=0.1), rate=0)
+    client = ChatClient(sim.base_url)
+    jobs = [GenerationJob(model="m", prompt="count", stream=True) for _ in range(200)]
+    results = await generate(jobs, client=client, concurrency=16, retry=FAST)
+    await client.aclose()
+    done = [r for r in results if r.ok]
+    cut = [r for r in results if not r.ok]
+    assert all(r.text == TEXT for r in done)
+    assert all(isinstance(r.error, StreamInterruptedError) for r in cut)
+    assert 5 <= len(cut) <= 45  # about a tenth
+    assert len(done) + len(cut) == 200

@@ -21,6 +21,7 @@ from .._errors import (
     AsyncGenError,
     BadRequestError,
     ConnectionFailedError,
+    InvalidResponseError,
     RequestTimeoutError,
     ServerError,
     TransientError,
@@ -157,11 +158,36 @@ class BatchApi:
                 yield chunk
 
     async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
-        """The records of a provider file, one at a time (streamed)."""
+        """The records of a provider file, one at a time (streamed).
+
+        Raises:
+            InvalidResponseError: A line that is not a UTF-8 JSON object (never skipped:
+                its request would be lost without a word).
+        """
+        pending, number = b"", 0
         async with self._file(file_id) as response:
-            async for line in response.aiter_lines():
-                if line.strip():
-                    yield json.loads(line)
+            async for chunk in response.aiter_bytes():
+                pending += chunk
+                *complete, pending = pending.split(b"\n")
+                for raw in complete:
+                    number += 1
+                    if raw.strip():
+                        yield _record(raw, file_id, number)
+        if pending.strip():
+            yield _record(pending, file_id, number + 1)
+
+
+def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:
+    """One line of a provider's output or error file as its JSON object."""
+    try:
+        record = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidResponseError(
+            f"/files/{file_id}: line {number} is not UTF-8 JSON ({exc}): {raw[:80]!r}"
+        ) from None
+    if not isinstance(record, dict):
+        raise InvalidResponseError(f"/files/{file_id}: line {number} is not a JSON object")
+    return record
 
 
 @contextlib.contextmanager

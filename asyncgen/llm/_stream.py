@@ -2,7 +2,10 @@
 
 ``ChatClient.stream(model, messages)`` returns a :class:`Stream`: iterate it for the text
 as it arrives; afterwards ``stream.completion`` holds the whole answer (usage when the
-provider sends it, time to first token in ``first_token``).
+provider sends it, time to first token in ``first_token``). An answer counts as whole
+only when a finish reason or ``[DONE]`` arrived: a stream that simply closes is cut short
+(ConnectionFailedError before any text, StreamInterruptedError after some), and an event
+that is not UTF-8 JSON raises InvalidResponseError; neither is ever taken for an answer.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from .._errors import InvalidResponseError, RequestTimeoutError, ServerError
+from .._errors import (
+    AsyncGenError,
+    ConnectionFailedError,
+    InvalidResponseError,
+    RequestTimeoutError,
+    ServerError,
+    StreamInterruptedError,
+)
 from ._mapping import error_for_status
 from ._models import Completion, Usage
 from ._transport import StreamReply
@@ -72,6 +82,7 @@ class Stream:
                     raise error_for_status(reply.status, reply.headers, _json(await reply.read()),
                                            model=self.model)  # fmt: skip
                 lines = reply.lines()
+                ended = False  # a [DONE] came
                 while True:
                     line = await self._next(lines)
                     if line is None:
@@ -80,12 +91,13 @@ class Stream:
                     if chunk is None:
                         continue
                     if chunk == "[DONE]":
+                        ended = True
                         break
                     answer_id = answer_id or chunk.get("id")
                     if isinstance(chunk.get("usage"), dict):
                         usage = Usage.model_validate(chunk["usage"])
-                    for choice in chunk.get("choices") or []:
-                        delta = (choice.get("delta") or {}).get("content")
+                    for choice in _choices(chunk, self.model):
+                        delta = _content(choice, self.model)
                         finish = choice.get("finish_reason") or finish
                         if finish == "error":
                             raise ServerError(f"{self.model}: the stream ended with an error",
@@ -95,6 +107,8 @@ class Stream:
                                 self.first_token = time.perf_counter() - began
                             parts.append(delta)
                             yield delta
+                if not ended and finish is None:
+                    raise _cut_short(self.model, len(parts))
             completion = Completion(
                 text="".join(parts), finish_reason=finish, usage=usage, model=self.model,
                 latency=time.perf_counter() - began, id=answer_id,
@@ -119,9 +133,45 @@ class Stream:
             ) from None
 
 
+def _cut_short(model: str, pieces: int) -> AsyncGenError:
+    """A stream that closed with no finish reason and no ``[DONE]``: the answer is not
+    whole. Before any text it is a broken connection (retried); after some, the caller
+    has the half it was given: StreamInterruptedError."""
+    said = "the stream ended with no finish reason and no [DONE]"
+    if not pieces:
+        return ConnectionFailedError(f"{model}: {said}, before any text")
+    return StreamInterruptedError(
+        f"{model}: {said} after {pieces} piece(s) of text: the answer is incomplete"
+    )
+
+
+def _choices(chunk: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    choices = chunk.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise InvalidResponseError(f"{model}: a stream event's choices are not a list of objects")
+    return choices
+
+
+def _content(choice: dict[str, Any], model: str) -> str | None:
+    delta = choice.get("delta") or {}
+    content = delta.get("content") if isinstance(delta, dict) else None
+    if not isinstance(delta, dict) or not isinstance(content, str | None):
+        raise InvalidResponseError(f"{model}: a stream event's delta is not text")
+    return content
+
+
 def _event(line: bytes, model: str) -> Any:
-    """A ``data:`` line's JSON (or "[DONE]"); None for comments, blank and other lines."""
-    text = line.decode("utf-8", "replace").strip()
+    """A ``data:`` line's JSON (or "[DONE]"); None for comments, blank and other lines.
+
+    Raises:
+        InvalidResponseError: The line is not UTF-8, or its data is not a JSON object.
+    """
+    try:
+        text = line.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise InvalidResponseError(
+            f"{model}: a stream event is not UTF-8 (byte {exc.start}): {line[:80]!r}"
+        ) from None
     if not text.startswith("data:"):
         return None
     data = text[5:].strip()

@@ -154,8 +154,16 @@ class _HttpxStream:
         return await self._response.aread()
 
     async def lines(self) -> AsyncIterator[bytes]:
-        async for line in self._response.aiter_lines():
-            yield line.encode()
+        # Split the bytes ourselves: aiter_lines() decodes with errors="replace", which
+        # would hide an event that is not UTF-8 behind U+FFFD instead of refusing it.
+        pending = b""
+        async for chunk in self._response.aiter_bytes():
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            for line in complete:
+                yield line.rstrip(b"\r")
+        if pending:
+            yield pending.rstrip(b"\r")
 
 
 def map_httpx_error(exc: httpx.TransportError, *, what: str, timeout: float) -> AsyncGenError:

@@ -259,13 +259,21 @@ class SimApp:
         headers = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         gap = 1.0 / profile.tokens_per_second if profile.tokens_per_second else 0.0
+        strikes = None if fault is None else fault.after_words
+        if fault is not None and strikes is None:
+            strikes = max(1, len(words) // 2)
         for number, word in enumerate(words):
-            if fault is not None and number == max(1, len(words) // 2):
+            if fault is not None and number == strikes:
+                self.statuses[fault.kind.replace("_", "-")] += 1
                 if fault.kind == "stream_stall":
-                    self.statuses["stream-stall"] += 1
                     await asyncio.sleep(fault.stall_seconds)
+                elif fault.kind == "stream_truncate":  # a clean end, but too early
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    return
+                elif fault.kind == "stream_garbage":
+                    body = b'data: {"choices": [{"delta": {"content": "\xff\xfe"}}]}\n\n'
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
                 else:
-                    self.statuses["stream-reset"] += 1
                     raise _Reset("simulated connection reset mid-stream")
             delta = {"content": word} if number else {"role": "assistant", "content": word}
             await _event(send, {**head, "choices": [{"index": 0, "delta": delta,

@@ -8,8 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["BatchProfile", "Fault", "ModelProfile", "SimConfig"]
 
-FaultKind = Literal["status", "error_body", "malformed", "no_choices", "reset", "stall",
-                    "stream_reset", "stream_stall"]  # fmt: skip
+FaultKind = Literal[
+    "status", "error_body", "malformed", "no_choices", "reset", "stall",
+    "stream_reset", "stream_stall", "stream_truncate", "stream_garbage",
+]  # fmt: skip
 
 
 class Fault(BaseModel):
@@ -21,7 +23,10 @@ class Fault(BaseModel):
             ``no_choices`` (200, empty choices), ``reset`` (the connection is dropped
             before the answer completes) or ``stall`` (no answer for ``stall_seconds``);
             for streamed answers only, half-way through the text: ``stream_reset`` (the
-            connection is dropped) or ``stream_stall`` (silence for ``stall_seconds``).
+            connection is dropped), ``stream_stall`` (silence for ``stall_seconds``),
+            ``stream_truncate`` (the response ends cleanly with no finish reason and no
+            ``[DONE]``, as a proxy cutting it short does) or ``stream_garbage`` (one event
+            that is not UTF-8 JSON, then the rest).
         status: The HTTP status for ``status``; the error code for ``error_body``.
         code: The ``error.code`` / ``error.type`` string (e.g. ``insufficient_quota``).
         message: The error message in the body.
@@ -30,6 +35,8 @@ class Fault(BaseModel):
         first: Only the first ``first`` requests to the model fail; None means all.
         rate: Probability that a request (among those ``first``) fails.
         stall_seconds: How long a ``stall`` lasts.
+        after_words: Where a ``stream_*`` fault strikes: after this many words of text
+            (None: half-way, and after the first word at least).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,6 +50,7 @@ class Fault(BaseModel):
     first: int | None = Field(default=None, ge=0)
     rate: float = Field(default=1.0, ge=0.0, le=1.0)
     stall_seconds: float = Field(default=3600.0, ge=0.0)
+    after_words: int | None = Field(default=None, ge=0)
 
 
 class ModelProfile(BaseModel):
