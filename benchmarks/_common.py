@@ -12,6 +12,12 @@ from typing import Any
 RESULTS = Path(__file__).parent / "results"
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values`` (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
 def write_report(name: str, figures: dict[str, Any], path: Path | None = None) -> Path:
     """Write the figures with a note of the machine; return the file's path."""
     target = path or RESULTS / f"{name}.json"

@@ -26,15 +26,10 @@ from asyncgen.cli._demo import LIVE_MODELS
 from asyncgen.testing import ModelProfile, SimConfig, sim_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_report
+from _common import percentile, write_report
 
 SIM_MODELS = [f"sim/model-{i}" for i in range(6)]
 PROMPT = "Write a Python function execute_trade(data) for a simple moving-average strategy."
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def concurrent(client: asyncgen.ChatClient, models: list[str]) -> dict[str, Any]:

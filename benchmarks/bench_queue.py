@@ -23,18 +23,13 @@ from asyncgen.queue import JobQueue, Worker, open_queue, task
 from asyncgen.testing import RedisServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_report
+from _common import percentile, write_report
 
 
 @task(name="noop")
 async def noop() -> float:
     """Return when it started (epoch seconds)."""
     return time.time()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def measure(queue: JobQueue, jobs: int, workers: int) -> dict[str, Any]:

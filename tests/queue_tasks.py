@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import os
+import time
 from pathlib import Path
 
 import structlog
@@ -27,6 +28,18 @@ async def add(a: int, b: int, seconds: float = 0.0) -> int:
     await asyncio.sleep(seconds)
     _log(f"done {a}")
     return a + b
+
+
+@task(name="hold")
+async def hold(label: str, seconds: float = 120.0) -> str:
+    """Waits; logs "start LABEL" and, if stopped, "stopped LABEL <epoch seconds>"."""
+    _log(f"start {label}")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _log(f"stopped {label} {time.time()!r}")
+        raise
+    return label
 
 
 @task(name="shout")

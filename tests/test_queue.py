@@ -786,6 +786,45 @@ class TestAbort:
         assert "done 7" not in log.read_text()
         await queue.aclose()
 
+    async def test_an_abort_lands_long_before_the_heartbeat(
+        self, durable_url: str, tmp_path: Path
+    ) -> None:
+        """The default lease (30 s: a heartbeat every 10 s): a cancelled running job in a
+        worker process stops within a few seconds at most (its worker looks for aborts
+        every 0.25 s; benchmarks/bench_abort.py measures the latency), five times over."""
+        log = tmp_path / "tasks.log"
+        queue = registered(durable_url)
+        worker = worker_process(durable_url, log, "--concurrency", "2")
+        lags = []
+        try:
+            for i in range(5):
+                job = await queue.submit(queue_tasks.hold.call(f"h{i}"))
+                await logged(log, f"start h{i}")
+                began = time.time()
+                assert await queue.cancel(job)
+                stopped = await logged(log, f"stopped h{i}")
+                lags.append(float(stopped.split()[2]) - began)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        assert max(lags) < 3.0, lags  # the heartbeat alone took up to 10 s
+        await queue.aclose()
+
+
+def log_lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+async def logged(log: Path, prefix: str, within: float = 30) -> str:
+    """The first line of ``log`` starting with ``prefix`` (waited for)."""
+    deadline = time.monotonic() + within
+    while True:
+        found = [x for x in log_lines(log) if x == prefix or x.startswith(prefix + " ")]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, f"no {prefix!r} in {log}"
+        await asyncio.sleep(0.02)
+
 
 class TestDeadLetters:
     async def test_requeue_runs_dead_jobs_again_with_fresh_attempts(self, queue: JobQueue) -> None:

@@ -293,6 +293,18 @@ class RedisStore(SingleCalls):
         calls: list[list[str | int]] = [[until, worker, alive, job_id] for job_id in job_ids]
         return [bool(reply) for reply in await self._run_many("heartbeat", calls)] if calls else []
 
+    async def held(self, job_ids: Sequence[str], worker: str) -> list[bool]:
+        """Per job, True while it is running and ``worker`` holds it: one read-only round
+        trip (no lease is touched), so a worker can watch for aborts often."""
+        if not job_ids:
+            return []
+        client = await self._client()
+        async with client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(f"{self.prefix}job:{job_id}", "state", "worker")
+            replies = await self._guard(pipe.execute())
+        return [list(reply) == ["running", worker] for reply in replies]
+
     async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
         """Store results in one round trip; per job, False (and nothing stored) if the
         lease was lost meanwhile."""

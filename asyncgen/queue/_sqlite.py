@@ -288,6 +288,28 @@ class SQLiteStore(SingleCalls):
 
         return await self._run(extend) if job_ids else []
 
+    async def held(self, job_ids: Sequence[str], worker: str) -> list[bool]:
+        """Per job, True while it is running and ``worker`` holds it: one read by primary
+        key (no lease is touched), so a worker can watch for aborts often."""
+        if not job_ids:
+            return []
+
+        def read(db: sqlite3.Connection) -> set[str]:
+            running: set[str] = set()
+            for start in range(0, len(job_ids), 500):  # under SQLite's variable limit
+                some = job_ids[start : start + 500]
+                marks = ",".join("?" * len(some))
+                rows = db.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND state = 'running' "
+                    "AND worker = ?",
+                    (*some, worker),
+                )
+                running.update(row[0] for row in rows)
+            return running
+
+        running = await self._run(read)
+        return [job_id in running for job_id in job_ids]
+
     async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
         """Store results in one transaction; per job, False (and nothing stored) if the
         lease was lost meanwhile."""
