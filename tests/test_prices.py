@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,63 @@ async def test_batch_api_answers_are_priced_at_the_batch_discount(sim: SimServer
                         "gpt-4o-mini", provider_id="openai")  # fmt: skip
     assert usage.cost == pytest.approx(float(online.total_price) / 2)
     assert usage.cost_source == "table_batch"
+
+
+@pytest.mark.parametrize(
+    ("model", "ref", "provider"),
+    [
+        ("openai/gpt-4o-mini", "gpt-4o-mini", "openai"),
+        ("gpt-4o-mini", "gpt-4o-mini", "openai"),
+        ("anthropic/claude-3.5-haiku", "claude-3.5-haiku", "anthropic"),
+    ],
+)
+async def test_behind_an_unknown_url_a_model_is_priced_by_its_name(
+    sim: SimServer, model: str, ref: str, provider: str
+) -> None:
+    """A gateway the table does not know (here the simulator's URL): the model's own
+    name finds its price, and cost_source says it was matched by name."""
+    silent_about_cost(sim)
+    client = ChatClient(sim.base_url)
+    (result,) = await generate([GenerationJob(model=model, prompt="hello there")], client=client)
+    await client.aclose()
+    usage = result.completion.usage  # type: ignore[union-attr]
+    expected = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
+                                     output_tokens=usage.completion_tokens),
+                          ref, provider_id=provider)  # fmt: skip
+    assert usage.cost == pytest.approx(float(expected.total_price))
+    assert usage.cost_source == "table_by_name"
+
+
+async def test_a_name_no_provider_lists_stays_unknown(sim: SimServer) -> None:
+    silent_about_cost(sim)
+    client = ChatClient(sim.base_url)
+    (result,) = await generate([GenerationJob(model="m", prompt="hi")], client=client)
+    await client.aclose()
+    assert result.completion is not None
+    assert (result.completion.usage.cost, client.statistics().unpriced) == (None, 1)
+
+
+def test_the_cli_takes_a_provider_behind_a_base_url(sim: SimServer, tmp_path: Path) -> None:
+    """asyncgen run --provider openai --base-url GATEWAY: accepted, sent to the gateway,
+    priced from OpenAI's table (cost_source "table", not by name)."""
+    silent_about_cost(sim)
+    source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text(json.dumps({"id": "1", "model": "gpt-4o-mini", "prompt": "hi"}) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
+         "--provider", "openai", "--base-url", sim.base_url],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "OPENAI_API_KEY": "sk-gateway-test"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert record["usage"]["cost_source"] == "table"
+    assert record["usage"]["cost"] > 0
+    assert sim.requests() == 1
+    both = subprocess.run(
+        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "x.jsonl"),
+         "--sim", "--provider", "openai"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert both.returncode == 2
+    assert "--sim is its own server" in both.stderr

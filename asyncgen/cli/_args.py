@@ -165,7 +165,8 @@ def provider_client(
 
     A ``--base-url`` (or ``base_url`` in the settings, when no provider was asked for)
     is sent the settings' ``api_key`` (``ASYNCGEN_API_KEY``); a preset reads its own
-    provider's variable.
+    provider's variable. Both together: the preset (its prices) at that URL, with
+    ``ASYNCGEN_API_KEY`` if set, else the provider's variable.
 
     Raises:
         UsageProblem: No key for the provider, a malformed key, a missing extra.
@@ -173,8 +174,10 @@ def provider_client(
     settings = settings or load_settings(None)
     base_url = base_url or (settings.base_url if provider is None else None)
     try:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        if base_url and provider:  # a gateway in front of a known provider: its prices
+            return PROVIDERS[provider](api_key=key, base_url=base_url, **options)
         if base_url:
-            key = settings.api_key.get_secret_value() if settings.api_key else None
             return ChatClient(base_url, key, **options)
         name = provider or "openrouter"
         variable = KEY_VARIABLES[name]

@@ -96,15 +96,15 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     )
     run.add_argument("input", type=Path, help="JSONL: {id, model, prompt|messages, params}")
     run.add_argument("-o", "--output", type=Path, required=True, help="results JSONL")
-    where = run.add_mutually_exclusive_group()
-    where.add_argument(
+    run.add_argument(
         "--provider",
         choices=sorted(PROVIDERS),
         help="API preset; its key comes from the environment (default: base_url from the "
-        "settings, else openrouter)",
+        "settings, else openrouter); with --base-url, the provider behind that gateway (its "
+        "prices, its key variable unless $ASYNCGEN_API_KEY is set)",
     )
-    where.add_argument("--base-url", help="any OpenAI-compatible root; key: $ASYNCGEN_API_KEY")
-    where.add_argument("--sim", action="store_true", help="use the built-in simulator")
+    run.add_argument("--base-url", help="any OpenAI-compatible root; key: $ASYNCGEN_API_KEY")
+    run.add_argument("--sim", action="store_true", help="use the built-in simulator")
     run.add_argument("--model", help="model for lines that name none")
     run.add_argument("--concurrency", type=_concurrency, default=None,
                      help=f"N or auto (default {DEFAULT_CONCURRENCY})")  # fmt: skip
@@ -263,6 +263,8 @@ def run_command(args: argparse.Namespace) -> int:
             if getattr(args, name) is None:
                 setattr(args, name, getattr(settings, name))
         check_files(args.input, args.output)
+        if args.sim and (args.provider or args.base_url):
+            raise UsageProblem("--sim is its own server: drop --provider and --base-url")
         if args.cancel and not args.batch_api:
             raise UsageProblem("--cancel cancels Batch API batches: give --batch-api too")
         if args.resubmit_missing and not args.batch_api:

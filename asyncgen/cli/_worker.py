@@ -96,16 +96,16 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
                         help="also write each conversation's lines (asyncgen.conversation, "
                         "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH-MM-SS>.log: "
                         "the app's own files, when it uses the same DIR")  # fmt: skip
-    where = worker.add_mutually_exclusive_group()
-    where.add_argument(
+    worker.add_argument(
         "--base-url",
         help="OpenAI-compatible root for generation jobs (key: $ASYNCGEN_API_KEY)",
     )
-    where.add_argument(
+    worker.add_argument(
         "--provider",
         choices=sorted(PROVIDERS),
         help="API preset for generation jobs; its key comes from the environment "
-        "(default: openrouter when OPENROUTER_API_KEY is set, else no generation jobs)",
+        "(default: openrouter when OPENROUTER_API_KEY is set, else no generation jobs); "
+        "with --base-url, the provider behind that gateway (its prices)",
     )
     add_limit_flags(worker, shared_default="default: the queue's Redis, when it is on Redis")
     worker.set_defaults(handler=worker_command)

@@ -489,11 +489,12 @@ class BatchRun:
         table = self.client._prices
         if usage.cost is not None or table is None:
             return completion
-        cost = table.cost(completion.model, usage.prompt_tokens, usage.completion_tokens)
-        if cost is None:
+        found = table.price(completion.model, usage.prompt_tokens, usage.completion_tokens)
+        if found is None:
             return completion
-        priced = usage.model_copy(update={"cost": cost * BATCH_DISCOUNT,
-                                          "cost_source": "table_batch"})  # fmt: skip
+        cost, source = found  # "table" or "table_by_name": a batch's is "table_batch..."
+        batched = source.replace("table", "table_batch")
+        priced = usage.model_copy(update={"cost": cost * BATCH_DISCOUNT, "cost_source": batched})
         return completion.model_copy(update={"usage": priced})
 
     async def _again(self, record: BatchRecord, ids: set[str]) -> None:

@@ -469,9 +469,10 @@ class ChatClient:
     def _priced(self, model: str, completion: Completion) -> Completion:
         usage = completion.usage
         if usage.cost is None and self._prices is not None:
-            cost = self._prices.cost(model, usage.prompt_tokens, usage.completion_tokens)
-            if cost is not None:
-                priced = usage.model_copy(update={"cost": cost, "cost_source": "table"})
+            found = self._prices.price(model, usage.prompt_tokens, usage.completion_tokens)
+            if found is not None:
+                cost, source = found
+                priced = usage.model_copy(update={"cost": cost, "cost_source": source})
                 return completion.model_copy(update={"usage": priced})
         return completion
 

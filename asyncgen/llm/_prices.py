@@ -5,6 +5,13 @@ OpenRouter reports each answer's cost; OpenAI, DeepSeek and most others do not. 
 table installed, a ChatClient prices those answers from their token counts (marked
 ``usage.cost_source == "table"``); a model the table does not know keeps ``cost=None``,
 shown as unknown, never as 0.
+
+Prices are the client's provider's, found by its name (the presets) or its base URL.
+Behind a URL the table does not know (a gateway, a proxy, a self-hosted server) the model
+is looked up by its own name instead: ``vendor/name`` as that vendor's model, then as
+OpenRouter lists it; a bare name in whichever provider lists it. Such a price says so
+(``cost_source == "table_by_name"``): it is the vendor's list price, which a gateway may
+not charge.
 """
 
 from __future__ import annotations
@@ -40,10 +47,19 @@ class PriceTable:
         self.provider = provider
         self.base_url = base_url
         self._unknown: set[str] = set()
+        self._url_known: bool | None = None
         self._lock = threading.Lock()
 
     def cost(self, model: str, prompt_tokens: int, completion_tokens: int) -> float | None:
         """Dollars for one answer, or None when the table does not know the model."""
+        found = self.price(model, prompt_tokens, completion_tokens)
+        return None if found is None else found[0]
+
+    def price(
+        self, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> tuple[float, str] | None:
+        """Dollars for one answer and how the price was found ("table", or
+        "table_by_name" behind an unknown URL), or None when the table has no price."""
         if model in self._unknown:
             return None
         from genai_prices import Usage, calc_price  # imported on the first answer priced
@@ -53,12 +69,41 @@ class PriceTable:
             {"provider_id": self.provider} if self.provider else {"provider_api_url": self.base_url}
         )
         try:
-            price = calc_price(usage, model, **where)
+            return float(calc_price(usage, model, **where).total_price), "table"
         except LookupError:
-            with self._lock:
-                if model not in self._unknown:
-                    self._unknown.add(model)
-                    _log.info("price_unknown", model=model, provider=self.provider,
-                              action="its cost is shown as unknown")  # fmt: skip
-            return None
-        return float(price.total_price)
+            pass
+        if not self.provider and not self._known_url():
+            for ref, by_name in _by_name(model):
+                try:
+                    return float(calc_price(usage, ref, **by_name).total_price), "table_by_name"
+                except LookupError:
+                    continue
+        with self._lock:
+            if model not in self._unknown:
+                self._unknown.add(model)
+                _log.info("price_unknown", model=model, provider=self.provider,
+                          action="its cost is shown as unknown")  # fmt: skip
+        return None
+
+    def _known_url(self) -> bool:
+        """True when the table knows a provider at this base URL (then a model it does not
+        list there is unknown, not looked up by name elsewhere)."""
+        if self._url_known is None:
+            from genai_prices.data_snapshot import get_snapshot
+
+            try:
+                get_snapshot().find_provider(None, None, self.base_url)
+            except LookupError:
+                self._url_known = False
+            else:
+                self._url_known = True
+        return self._url_known
+
+
+def _by_name(model: str) -> list[tuple[str, dict[str, Any]]]:
+    """Where to look a model up by its name: ``vendor/name`` at that vendor, then as
+    OpenRouter lists it; a bare name wherever a provider lists it."""
+    vendor, _, name = model.partition("/")
+    if name:
+        return [(name, {"provider_id": vendor}), (model, {"provider_id": "openrouter"})]
+    return [(model, {})]
