@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import datetime
+import enum
 import signal
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field
 
 import asyncgen
+from asyncgen.sim import DEFAULT_MODELS
 from asyncgen.sim._limits import Admitted, make_limiter
+from asyncgen.sim._schema import example
 from asyncgen.testing import ModelProfile, SimConfig, SimServer
 
 HELLO: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
@@ -172,3 +177,61 @@ class TestLimiterKinds:
         refused = httpx.post(f"{sim.base_url}/chat/completions", json=CHAT)
         assert refused.status_code == 429
         assert {"retry-after", "retry-after-ms"} & set(refused.headers) == sent
+
+
+class Level(enum.Enum):
+    LOW = "low"
+    HIGH = "high"
+
+
+class Address(BaseModel):
+    city: str = Field(min_length=12)
+    zip_code: str = Field(max_length=3)
+
+
+class Person(BaseModel):
+    name: str
+    age: int = Field(ge=18, le=120)
+    score: float = Field(gt=0.5)
+    level: Level
+    tags: list[str] = Field(min_length=2)
+    home: Address
+    work: Address | None = None
+    kind: Literal["person"] = "person"
+    born: datetime.date
+    friends: list[Person] = Field(default_factory=list)
+
+
+class TestStructuredAnswers:
+    @pytest.mark.parametrize("model", [Person, Address])
+    def test_the_example_fits_the_schema(self, model: type[BaseModel]) -> None:
+        """Nested models, enums, bounds, lengths, literals, dates, optional and recursive
+        fields: the simulator's answer validates against the model it was asked for."""
+        value = example(model.model_json_schema())
+        model.model_validate(value)
+
+    async def test_structured_outputs_work_without_replies(self, sim: SimServer) -> None:
+        """asyncgen's response_model against a simulator with no replies configured."""
+        async with asyncgen.ChatClient(sim.base_url) as client:
+            (result,) = await asyncgen.fan_out("who?", ["m"], client=client, response_model=Person)
+        assert result.ok, result.error
+        assert isinstance(result.parsed, Person)
+        assert result.attempts == 1
+
+    async def test_the_openai_sdk_parses_and_lists_models(self, sim: SimServer) -> None:
+        """The official openai SDK against the simulator: chat.completions.parse returns
+        a parsed object; models.list() names the models it serves."""
+        from openai import AsyncOpenAI
+
+        async with AsyncOpenAI(base_url=sim.base_url, api_key="sk-sim") as sdk:
+            answer = await sdk.chat.completions.parse(
+                model="sim/model-0", messages=[{"role": "user", "content": "who?"}],
+                response_format=Person,
+            )  # fmt: skip
+            listed = [m.id async for m in sdk.models.list()]
+        assert isinstance(answer.choices[0].message.parsed, Person)
+        assert listed == list(DEFAULT_MODELS)
+        sim.configure(SimConfig(models={"a": ModelProfile(), "b": ModelProfile()}))
+        async with httpx.AsyncClient() as http:
+            reply = (await http.get(f"{sim.base_url}/models", timeout=5)).json()
+        assert [m["id"] for m in reply["data"]] == ["a", "b"]

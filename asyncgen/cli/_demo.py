@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from .._logging import configure_logging
 from ..llm import ChatClient, GenerationResult, fan_out
-from ..sim import ModelProfile, SimConfig, SimServer
+from ..sim import DEFAULT_MODELS, ModelProfile, SimConfig, SimServer
 from ._args import number, provider_client
 
 __all__ = ["add_demo_parser", "demo_command"]
@@ -25,7 +25,7 @@ LIVE_MODELS = [
     "mistralai/mistral-small-3.1-24b-instruct",
     "deepseek/deepseek-chat",
 ]
-SIM_MODELS = [f"sim/model-{i}" for i in range(6)]
+SIM_MODELS = list(DEFAULT_MODELS)  # the models the simulator lists
 
 
 def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,6 +5,7 @@ Run it with ``asyncgen sim --port 8000``, from code with :func:`serve`, or in te
 """
 
 from ._app import SimApp as SimApp
+from ._config import DEFAULT_MODELS as DEFAULT_MODELS
 from ._config import BatchProfile as BatchProfile
 from ._config import Fault as Fault
 from ._config import ModelProfile as ModelProfile
@@ -12,4 +13,13 @@ from ._config import SimConfig as SimConfig
 from ._serve import serve as serve
 from ._server import SimServer as SimServer
 
-__all__ = ["BatchProfile", "Fault", "ModelProfile", "SimApp", "SimConfig", "SimServer", "serve"]
+__all__ = [
+    "DEFAULT_MODELS",
+    "BatchProfile",
+    "Fault",
+    "ModelProfile",
+    "SimApp",
+    "SimConfig",
+    "SimServer",
+    "serve",
+]

@@ -16,8 +16,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._batches import BatchStore, parse_multipart
-from ._config import Fault, ModelProfile, SimConfig
+from ._config import DEFAULT_MODELS, Fault, ModelProfile, SimConfig
 from ._limits import Admitted, Limiter, estimate_charge, make_limiter
+from ._schema import example, schema_of
 
 __all__ = ["SimApp"]
 
@@ -73,7 +74,8 @@ class SimApp:
         if method == "POST" and path.endswith("/chat/completions"):
             await self._chat(scope, body, send)
         elif method == "GET" and path.endswith("/models"):
-            data = [{"id": m, "object": "model", "owned_by": "sim"} for m in self.config.models]
+            served = list(self.config.models) or list(DEFAULT_MODELS)
+            data = [{"id": m, "object": "model", "owned_by": "sim"} for m in served]
             await _json(send, 200, {"object": "list", "data": data})
         elif method == "GET" and path.endswith("/key"):
             await _json(send, 200, {"data": self._key_info()})
@@ -132,9 +134,13 @@ class SimApp:
         else:
             await _json(send, 404, {"error": {"message": f"no route {method} {route.group(0)}"}})
 
-    def _batch_answer(self, model: str, prompt: str) -> dict[str, Any]:
+    def _batch_answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """One batched request's answer, charged at the batch discount."""
-        completion = self._completion(model, prompt, self.config.profile(model))
+        model = str(request.get("model"))
+        messages = request.get("messages") or [{}]
+        prompt = str(messages[-1].get("content", "")) if isinstance(messages[-1], dict) else ""
+        profile = self.config.profile(model)
+        completion = self._completion(model, prompt, profile, schema_of(request))
         usage = completion["usage"]
         cost = usage["total_tokens"] * self.config.profile(model).price_per_token
         self.spent -= cost * (1 - self.config.batch.discount)
@@ -180,6 +186,7 @@ class SimApp:
             messages = request["messages"]
             prompt = str(messages[-1].get("content", "")) if messages else ""
             cost = estimate_charge(messages, request)
+            schema = schema_of(request)
         except (ValueError, KeyError, TypeError, AttributeError, IndexError):
             await self._error(send, 400, "invalid_request_error", "body needs model and messages")
             return
@@ -192,13 +199,14 @@ class SimApp:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            await self._answer(model, prompt, send, cost, stream=stream)
+            await self._answer(model, prompt, send, cost, stream=stream, schema=schema)
         finally:
             self.in_flight -= 1
 
     async def _answer(
-        self, model: str, prompt: str, send: Send, cost: int, *, stream: bool = False
-    ) -> None:
+        self, model: str, prompt: str, send: Send, cost: int, *, stream: bool = False,
+        schema: dict[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         if self.spent >= self.config.credits:  # the account is empty, as OpenRouter says
             await self._error(send, 402, "insufficient_credits",
                               "Insufficient credits: add more at /settings/credits")  # fmt: skip
@@ -210,15 +218,15 @@ class SimApp:
                 return
             self.model_in_flight[model] += 1
             try:
-                await self._limited(model, prompt, profile, send, cost, stream)
+                await self._limited(model, prompt, profile, send, cost, stream, schema)
             finally:
                 self.model_in_flight[model] -= 1
             return
-        await self._limited(model, prompt, profile, send, cost, stream)
+        await self._limited(model, prompt, profile, send, cost, stream, schema)
 
     async def _limited(
         self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int,
-        stream: bool = False,
+        stream: bool = False, schema: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
         limiter = self.limiters.get(model)
         if limiter is None:
@@ -240,7 +248,7 @@ class SimApp:
         elif fault is not None:
             await self._inject(send, fault)
             return
-        completion = self._completion(model, prompt, profile)
+        completion = self._completion(model, prompt, profile, schema)
         limiter.correct(profile, admitted, completion["usage"]["total_tokens"] - cost)
         if stream:
             await self._stream(send, completion, profile, mid_stream)
@@ -334,17 +342,20 @@ class SimApp:
         body = {"error": {"message": message, "type": code, "code": code}}
         await _json(send, status, body, headers)
 
-    def _completion(self, model: str, prompt: str, profile: ModelProfile) -> dict[str, Any]:
+    def _completion(
+        self, model: str, prompt: str, profile: ModelProfile, schema: dict[str, Any] | None
+    ) -> dict[str, Any]:
         self.statuses["200"] += 1
         turn = self.answered[model]
         self.answered[model] += 1
         template = (profile.replies[min(turn, len(profile.replies) - 1)]
                     if profile.replies else profile.reply)  # fmt: skip
-        text = (
-            template.replace("{model}", model).replace("{prompt}", prompt)
-            if template is not None
-            else f"[{model}] {prompt[:120]}"
-        )
+        if template is not None:
+            text = template.replace("{model}", model).replace("{prompt}", prompt)
+        elif schema is not None:  # asked for structured output: an object that fits
+            text = json.dumps(example(schema))
+        else:
+            text = f"[{model}] {prompt[:120]}"
         prompt_tokens, completion_tokens = _tokens(prompt), _tokens(text)
         cost = (prompt_tokens + completion_tokens) * profile.price_per_token
         self.spent += cost

@@ -30,7 +30,7 @@ from ._config import SimConfig
 
 __all__ = ["BatchStore", "parse_multipart"]
 
-Answer = Callable[[str, str], dict[str, Any]]  # (model, prompt) -> a chat completion
+Answer = Callable[[dict[str, Any]], dict[str, Any]]  # a request's body -> a chat completion
 
 
 def parse_multipart(body: bytes, content_type: str) -> dict[str, bytes]:
@@ -175,9 +175,7 @@ class BatchStore:
                             "response": response, "error": None})  # fmt: skip
                 batch.failed += 1
                 continue
-            request = line["body"]
-            messages = request.get("messages") or [{}]
-            completion = answer(str(request.get("model")), str(messages[-1].get("content", "")))
+            completion = answer(line["body"])
             usage = completion["usage"]
             if "cost" in usage:
                 usage["cost"] = round(usage["cost"] * config.batch.discount, 10)

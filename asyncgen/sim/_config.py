@@ -135,11 +135,15 @@ class BatchProfile(BaseModel):
     discount: float = Field(default=0.5, ge=0.0)
 
 
+DEFAULT_MODELS = tuple(f"sim/model-{i}" for i in range(6))  # /v1/models with no profiles
+
+
 class SimConfig(BaseModel):
     """The whole simulator: profiles by model id, and the account behind the key.
 
     Attributes:
-        models: Profiles by model id; other models use ``default``.
+        models: Profiles by model id; other models use ``default``. ``/v1/models`` lists
+            them (with none, ``DEFAULT_MODELS``; any model id is answered either way).
         default: The profile of models not listed.
         api_key: When set, requests must carry it as a bearer token (else 401).
         credits: The account's credit limit in dollars, for ``/api/v1/key``; once the
