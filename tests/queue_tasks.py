@@ -30,18 +30,6 @@ async def add(a: int, b: int, seconds: float = 0.0) -> int:
     return a + b
 
 
-@task(name="hold")
-async def hold(label: str, seconds: float = 120.0) -> str:
-    """Waits; logs "start LABEL" and, if stopped, "stopped LABEL <epoch seconds>"."""
-    _log(f"start {label}")
-    try:
-        await asyncio.sleep(seconds)
-    except asyncio.CancelledError:
-        _log(f"stopped {label} {time.time()!r}")
-        raise
-    return label
-
-
 @task(name="shout")
 def shout(text: str) -> str:
     """A sync task: runs in a thread."""
@@ -88,3 +76,15 @@ async def chatty(text: str) -> str:
     """Logs PROCESSING_COMPLETE (inside the submitter's conversation, if any)."""
     structlog.get_logger("tests.agent").info("PROCESSING_COMPLETE", chars=len(text))
     return text.upper()
+
+
+@task(name="hold")
+async def hold(label: str, seconds: float = 120.0) -> str:
+    """Waits; logs "start LABEL" and, if stopped, "stopped LABEL <epoch seconds>"."""
+    _log(f"start {label}")
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        _log(f"stopped {label} {time.time()!r}")
+        raise
+    return label
