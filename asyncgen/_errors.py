@@ -160,7 +160,23 @@ class InvalidResponseError(PermanentError):
 
 
 class InsufficientCreditsError(PermanentError):
-    """Insufficient credits (HTTP 402): add credits to your provider account, then run again."""
+    """Insufficient credits (HTTP 402): add credits to your provider account, then run again.
+
+    Args:
+        message: What happened.
+        status: The HTTP status (402).
+        scope: ``"key"``: the account is out (everything on it waits for credits), or
+            ``"request"``: this request costs more than the key can afford (e.g.
+            OpenRouter's "requires more credits, or fewer max_tokens"): lower its
+            ``max_tokens`` or add credits; other requests go on.
+    """
+
+    def __init__(self, message: str = "", *, status: int | None = 402, scope: str = "key") -> None:
+        super().__init__(message, status=status)
+        self.scope = scope
+
+    def _state(self) -> dict[str, Any]:
+        return {"status": self.status, "scope": self.scope}
 
 
 class AuthenticationError(PermanentError):

@@ -149,6 +149,23 @@ class TestGenerate:
         assert [r.ok for r in results] == [True, False, False, False]
         assert sim.requests("slow") == 1
 
+    async def test_a_request_too_dear_for_the_key_stops_only_itself(self, sim: SimServer) -> None:
+        """A 402 saying this request needs fewer max_tokens fails that job (scope
+        "request", what to do said) and the rest of the batch is answered."""
+        dear = Fault(kind="status", status=402, message="This request requires more "
+                     "credits, or fewer max_tokens. You requested up to 4096 tokens, but "
+                     "can only afford 1000.")  # fmt: skip
+        sim.configure(profiles(dear=ModelProfile(faults=[dear])))
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.fan_out("x", ["dear", "m", "n", "o"], client=client,
+                                             concurrency=1)  # fmt: skip
+            assert client.out_of_credits is None
+        assert [r.ok for r in results] == [False, True, True, True]
+        error = results[0].error
+        assert isinstance(error, asyncgen.InsufficientCreditsError)
+        assert error.scope == "request"
+        assert "lower its max_tokens" in str(error)
+
     async def test_validate_keeps_value_and_is_not_retried(self, sim: SimServer) -> None:
         """A validator's return value is kept; its failure fails the job without retry."""
         sim.configure(profiles(good=ModelProfile(reply='{"n": 7}'), bad=ModelProfile(reply="no")))

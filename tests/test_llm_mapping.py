@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import httpx
@@ -137,3 +138,23 @@ async def test_transport_failures(failure: Exception, kind: type[Exception]) -> 
         with pytest.raises(kind) as caught:
             await client.chat("m", [{"role": "user", "content": "hi"}])
     assert caught.value.__cause__ is failure
+
+
+@pytest.mark.parametrize(
+    ("message", "scope"),
+    [
+        ("This request requires more credits, or fewer max_tokens. You requested up to "
+         "4096 tokens, but can only afford 1000.", "request"),
+        ("Insufficient credits. Add more using https://openrouter.ai/settings/credits", "key"),
+    ],
+)  # fmt: skip
+async def test_a_402_says_whether_it_is_the_request_or_the_key(message: str, scope: str) -> None:
+    """A 402 about one request's cost has scope "request" (and survives pickling)."""
+    async with respx.mock(assert_all_called=True) as mock, ChatClient(BASE, KEY) as client:
+        body = {"error": {"code": 402, "message": message}}
+        mock.post(f"{BASE}/chat/completions").mock(return_value=respond(402, {}, body))
+        with pytest.raises(asyncgen.InsufficientCreditsError) as caught:
+            await client.chat("m", [{"role": "user", "content": "hi"}])
+    assert caught.value.scope == scope
+    assert pickle.loads(pickle.dumps(caught.value)).scope == scope
+    assert (client.out_of_credits is None) is (scope == "request")

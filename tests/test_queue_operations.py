@@ -11,7 +11,7 @@ import pytest
 
 from asyncgen import ChatClient, GenerationJob, JobState, open_queue, open_worker
 from asyncgen.queue import CreditPause, JobQueue
-from asyncgen.testing import RedisServer, SimConfig, SimServer
+from asyncgen.testing import Fault, ModelProfile, RedisServer, SimConfig, SimServer
 from tests import queue_tasks
 from tests.processes import worker_process
 from tests.test_queue import backend_url
@@ -69,6 +69,58 @@ async def test_credits_off_then_on_with_two_worker_processes(
     logs = "".join(out.read_text() for out in outputs)
     assert logs.count("credits_exhausted") >= 1
     assert "credits_restored" in logs
+
+
+DEAR = (
+    "This request requires more credits, or fewer max_tokens. You requested up to 4096 "
+    "tokens, but can only afford 1000."
+)  # OpenRouter's words
+
+
+def always_402(message: str) -> SimConfig:
+    """Model "dear" always answers 402 with ``message``; the others answer."""
+    fault = Fault(kind="status", status=402, code="402", message=message)
+    return SimConfig(models={"dear": ModelProfile(faults=[fault])})
+
+
+@pytest.mark.parametrize("message", [DEAR, "Insufficient credits"])
+async def test_one_unaffordable_job_never_holds_the_queue(
+    durable_url: str, sim: SimServer, message: str
+) -> None:
+    """One job that gets 402 every time among 50 that are answered: the 50 complete
+    within about a probe interval, and the one is dead with the provider's words within
+    two: at once when the 402 says the request is too dear, else on its second 402 after
+    other answers showed the key has credits. It never circles as the probe."""
+    sim.configure(always_402(message))
+    queue = open_queue(durable_url)
+    client = ChatClient(sim.base_url)
+    probe = 0.5
+    dear = await queue.submit(GenerationJob(model="dear", prompt="a long essay"), priority=5)
+    others = [await queue.submit(GenerationJob(model="m", prompt=f"q{i}")) for i in range(50)]
+    events: list[CreditPause] = []
+    began = time.monotonic()
+    async with open_worker(queue, client=client, credit_probe=probe, concurrency=4,
+                           on_credit_pause=events.append):  # fmt: skip
+        answers = await queue.results(others, timeout=30)
+        answered_in = time.monotonic() - began
+        for _ in range(200):
+            if (await queue.status(dear)).state is JobState.DEAD:
+                break
+            await asyncio.sleep(0.05)
+        dead_in = time.monotonic() - began
+    await client.aclose()
+    record = await queue.status(dear)
+    await queue.aclose()
+    assert [a["text"] for a in answers] == [f"[m] q{i}" for i in range(50)]
+    assert record.state is JobState.DEAD
+    assert record.error_type == "InsufficientCreditsError"
+    assert message in (record.error or "")
+    assert answered_in < 1 * probe + 5  # no more than one probe interval added
+    assert dead_in < 2 * probe + 5
+    assert sim.requests("dear") <= 2
+    if message == DEAR:
+        assert events == []  # the request's own 402 pauses nothing
+        assert "lower its max_tokens" in (record.error or "")
 
 
 async def test_other_kinds_go_on_while_generation_waits(durable_url: str, sim: SimServer) -> None:

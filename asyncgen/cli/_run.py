@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
-from .._errors import AsyncGenError, BatchNotFoundError
+from .._errors import AsyncGenError, BatchNotFoundError, InsufficientCreditsError
 from .._logging import configure_logging, mask_secrets
 from .._retry import RetryPolicy
 from .._settings import Settings
@@ -361,8 +361,7 @@ async def _run_with(
             async with asyncio.timeout(args.deadline), contextlib.aclosing(stream) as results:
                 async for result in results:
                     writer.write(result)
-                    if result.error is not None and type(result.error).__name__ in RERUN_ERRORS:
-                        stopped[type(result.error).__name__] += 1
+                    stopped.update(_stopped_by(result.error))
         except TimeoutError:
             left = todo - progress.tally.done
             _err(
@@ -392,6 +391,16 @@ def _batch_api_flags(args: argparse.Namespace) -> None:
         )
 
 
+def _stopped_by(error: BaseException | None) -> list[str]:
+    """What stopped a job that runs again by itself (the key, --max-cost, or its own
+    price), as a name to count; [] for any other outcome."""
+    if error is None or type(error).__name__ not in RERUN_ERRORS:
+        return []
+    if isinstance(error, InsufficientCreditsError) and error.scope == "request":
+        return ["unaffordable"]
+    return [type(error).__name__]
+
+
 def _explain(
     client: ChatClient, failed: int, stopped: Counter[str], max_cost: float | None
 ) -> None:
@@ -414,6 +423,12 @@ def _explain(
             f"{stopped['BudgetExceededError']} job(s) not sent: --max-cost {max_cost:g} was "
             "reached; run the same command again (with a higher --max-cost) to run them "
             "(no --retry-failed needed)"
+        )
+    if stopped["unaffordable"]:
+        _err(
+            f"{stopped['unaffordable']} job(s) cost more than the key can afford (HTTP 402 "
+            "for the request): lower their max_tokens (params) or add credits; the same "
+            "command runs them again"
         )
     others = failed - sum(stopped.values())
     if others > 0:

@@ -296,6 +296,8 @@ class ChatClient:
         return self._credits_error
 
     def _note_out_of_credits(self, error: InsufficientCreditsError) -> None:
+        if error.scope != "key":  # one request too dear for the key: the others go on
+            return
         if self._credits_error is None:
             self._credits_error = error
             _log.warning(

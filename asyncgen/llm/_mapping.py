@@ -3,7 +3,8 @@
 The rules, in order:
 
 - 402, or a 429 whose code/type is ``insufficient_quota`` -> InsufficientCreditsError
-  (never retried, whatever ``x-should-retry`` says);
+  (never retried, whatever ``x-should-retry`` says); ``scope="request"`` when it says this
+  request costs more than the key can afford ("fewer max_tokens"), else ``"key"``;
 - ``x-should-retry: true|false`` (OpenAI) overrides the status rule below;
 - 401 -> InvalidKeyError, 403 -> AuthenticationError; 429 -> RateLimitedError with Retry-After;
   408, 409, 5xx -> ServerError; other 4xx -> BadRequestError;
@@ -14,6 +15,7 @@ The rules, in order:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,6 +43,10 @@ _TRANSIENT_STATUS = {408, 409, 429}
 _CREDITS_HINT = (
     "add credits to your provider account (OpenRouter: https://openrouter.ai/settings/credits)"
 )
+# A 402 about one request's cost, not an empty account (OpenRouter: "This request requires
+# more credits, or fewer max_tokens. You requested up to 4096 tokens, but can only afford
+# 1000.").
+_UNAFFORDABLE = re.compile(r"fewer max_tokens|can only afford|requires more credits", re.I)
 
 
 def _provider_message(body: Any, fallback: str) -> str:
@@ -76,6 +82,12 @@ def error_for_status(
     message = f"{model}: HTTP {status}: {said}"[: _MAX_MESSAGE + 80]
     code, kind = _error_fields(body)
     if status == 402 or "insufficient_quota" in (code, kind):
+        if _UNAFFORDABLE.search(said):  # this request's cost, not an empty account
+            return InsufficientCreditsError(
+                f"{message} -- this request costs more than the key can afford: lower its "
+                "max_tokens (or add credits); other requests go on",
+                status=status, scope="request",
+            )  # fmt: skip
         return InsufficientCreditsError(f"{message} -- {_CREDITS_HINT}", status=status)
     retry_after = parse_retry_after(headers)
     verdict = _should_retry_header(headers)

@@ -1,7 +1,10 @@
 """A worker's credit pause: out of credits, generation waits; it does not die.
 
 When a generation job's request gets HTTP 402 the job goes back to the queue without
-using an attempt, and the worker stops claiming generation jobs (other kinds go on).
+using an attempt (ready again after two probe periods, so the probe is another job),
+and the worker stops claiming generation jobs (other kinds go on). A 402 that is the
+request's own (it costs more than the key can afford), or that repeats for a job after
+the key has shown credits since, fails that job instead: no pause, no loop.
 Every ``probe`` seconds one generation job is let through as a real request (on
 OpenRouter, only once its ``/key`` endpoint shows credits again); when it gets an
 answer, claiming resumes. One warning, one ``on_pause`` call and one metrics state per
@@ -11,6 +14,7 @@ pause and per resume.
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from ._metrics import Metrics
 __all__ = ["DEFAULT_CREDIT_PROBE", "CreditGate", "CreditPause"]
 
 DEFAULT_CREDIT_PROBE = 30.0
+MAX_STRUCK = 10_000  # jobs whose last 402 is remembered
 
 _log = structlog.get_logger("asyncgen.worker")
 
@@ -71,6 +76,8 @@ class CreditGate:
         self._clock = clock
         self.paused = False
         self._next_probe = 0.0
+        self._funded_at = -math.inf  # when the key last showed credits (an answer, /key)
+        self._struck: dict[str, float] = {}  # job id -> when it last got a 402
         if metrics is not None:
             metrics.set_state("credit_paused", 0)
 
@@ -87,11 +94,23 @@ class CreditGate:
                 return True
             if info.limit_remaining is not None and info.limit_remaining <= 0:
                 return False
+            self._funded_at = self._clock()  # /key shows credit left
         return True
 
-    async def ran_out(self, reason: str) -> None:
+    def unaffordable(self, job_id: str) -> bool:
+        """True when this job got a 402 before and the key has shown credits since (an
+        answer, or credit left on OpenRouter's ``/key``): the job, not the key, is what
+        cannot be paid for."""
+        at = self._struck.get(job_id)
+        return at is not None and self._funded_at > at
+
+    async def ran_out(self, reason: str, *, job_id: str | None = None) -> None:
         """A generation request got 402: pause (once) and probe after ``probe`` s."""
         self._next_probe = self._clock() + self.probe
+        if job_id is not None:
+            if len(self._struck) >= MAX_STRUCK:  # forget the oldest
+                self._struck.pop(next(iter(self._struck)))
+            self._struck[job_id] = self._clock()
         if self.paused:
             return
         self.paused = True
@@ -102,6 +121,7 @@ class CreditGate:
 
     async def answered(self) -> None:
         """A generation request got an answer: resume if paused."""
+        self._funded_at = self._clock()
         if not self.paused:
             return
         self.paused = False

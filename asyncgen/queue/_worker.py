@@ -367,13 +367,20 @@ class Worker:
                     self.metrics.set_breaker(model, is_open)
 
     async def _out_of_credits(self, record: JobRecord, error: InsufficientCreditsError) -> None:
-        """A 402: the job goes back without using an attempt, and generation pauses."""
+        """A 402: the job goes back without using an attempt, and generation pauses;
+        unless the 402 is the job's own (too dear for the key, or again after the key
+        showed credits): then the job fails, and nothing pauses."""
         assert self._credits is not None
+        if error.scope == "request" or self._credits.unaffordable(record.id):
+            _log.warning("job_unaffordable", kind=record.kind, error=mask_secrets(str(error)),
+                         action="lower the job's max_tokens or add credits")  # fmt: skip
+            await self._failed(record, error)  # permanent: dead, with the provider's words
+            return
         message = mask_secrets(str(error))
-        await self._credits.ran_out(message)  # paused before the job is claimable again
+        await self._credits.ran_out(message, job_id=record.id)  # paused before it is back
+        back = time.time() + 2 * self._credits.probe  # the next probe is another job
         await self._persist(lambda: self.queue.store.postpone(
-            record.id, self.name, run_at=time.time(), error_type=type(error).__name__,
-            error=message,
+            record.id, self.name, run_at=back, error_type=type(error).__name__, error=message,
         ))  # fmt: skip
 
     async def _give_back(self, record: JobRecord) -> None:
