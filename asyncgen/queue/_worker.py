@@ -21,6 +21,7 @@ from .._context import deadline_after
 from .._conversation import restored
 from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
 from .._errors import (
+    AsyncGenError,
     InsufficientCreditsError,
     JobTimeoutError,
     PermanentError,
@@ -178,6 +179,9 @@ class Worker:
         """Work until :meth:`stop`, then drain: wait up to ``grace``, release the rest.
 
         Raises:
+            AsyncGenError: The store cannot be used (StoreError: damaged or not a queue;
+                a refused password): running jobs are drained first, then it is raised
+                as the store said it (``asyncgen worker`` exits 2: a restart cannot help).
             WorkerCrashedError: The claim loop failed unexpectedly (a bug, or a store
                 that broke in a way it does not translate). It is logged with its
                 traceback as ``worker_crashed`` and reported to the store; running jobs
@@ -190,8 +194,13 @@ class Worker:
         watch = asyncio.create_task(self._watch())
         reporting = asyncio.create_task(self._report_loop())
         crash: Exception | None = None
+        unusable: AsyncGenError | None = None
         try:
             await self._claim_loop()
+        except AsyncGenError as exc:  # the store cannot be used (damaged, refused us)
+            unusable = exc
+            self.stopping.set()
+            _log.error("store_unusable", worker=self.name, error=str(exc))
         except Exception as exc:  # a bug or an untranslated store failure: say it loudly
             crash = exc
             self.stopping.set()
@@ -201,7 +210,9 @@ class Worker:
         for task in (beat, watch, reporting):
             task.cancel()
         await asyncio.gather(beat, watch, reporting, return_exceptions=True)
-        await self._report("crashed" if crash else "stopped", ttl=REPORT_EVERY)
+        await self._report("crashed" if crash or unusable else "stopped", ttl=REPORT_EVERY)
+        if unusable is not None:  # restarting cannot help: said as the store said it
+            raise unusable
         if crash is not None:
             raise WorkerCrashedError(
                 f"worker {self.name} crashed: {type(crash).__name__}: {crash} (its running "
