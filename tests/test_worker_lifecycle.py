@@ -14,6 +14,7 @@ import looptime
 import pytest
 import structlog
 
+import asyncgen
 from asyncgen import JobQueue, WorkerCrashedError, open_queue, open_worker
 from asyncgen.queue import Worker, WorkerThread
 from asyncgen.queue._store import JobStore
@@ -37,9 +38,10 @@ class ClaimsThatBreak:
     translate (not a TransientError), as it saw OverflowError from its own idle wait.
     """
 
-    def __init__(self, store: JobStore, failures: int) -> None:
+    def __init__(self, store: JobStore, failures: int, error: Exception | None = None) -> None:
         self.store = store
         self.failures = failures
+        self.error = error or OverflowError("int too large to convert to float")
         self.claimed = asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
@@ -49,13 +51,15 @@ class ClaimsThatBreak:
         self.claimed.set()
         if self.failures > 0:
             self.failures -= 1
-            raise OverflowError("int too large to convert to float")
+            raise self.error
         return await self.store.claim_many(*args, **kwargs)
 
 
-def breaking_queue(tmp_path: Path, failures: int) -> tuple[JobQueue, ClaimsThatBreak]:
+def breaking_queue(
+    tmp_path: Path, failures: int, error: Exception | None = None
+) -> tuple[JobQueue, ClaimsThatBreak]:
     real = open_queue(f"sqlite:///{tmp_path}/jobs.db")
-    broken = ClaimsThatBreak(real.store, failures)
+    broken = ClaimsThatBreak(real.store, failures, error)
     queue = JobQueue(cast(JobStore, broken), real.url)
     queue.register(queue_tasks.add)
     return queue, broken
@@ -144,6 +148,15 @@ class TestCrash:
         assert await queue.result(slow, timeout=1) == 2  # drained, not abandoned
         reports = await queue.store.worker_reports()
         assert [report.status["state"] for report in reports] == ["crashed"]
+        await queue.aclose()
+
+    async def test_an_unusable_store_is_raised_as_it_is(self, tmp_path: Path) -> None:
+        """A StoreError from a claim (a damaged database) is not a crash: it is raised as
+        the store said it (the command exits 2 on it; a restart cannot help)."""
+        damaged = asyncgen.StoreError("jobs.db is not a usable SQLite database")
+        queue, _ = breaking_queue(tmp_path, failures=1, error=damaged)
+        with pytest.raises(asyncgen.StoreError, match="not a usable SQLite database"):
+            await asyncio.wait_for(Worker(queue).run(), 10)
         await queue.aclose()
 
     def test_a_worker_thread_restarts_and_tells_its_owner(self, tmp_path: Path) -> None:
