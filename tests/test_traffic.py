@@ -72,13 +72,31 @@ class TestHints:
 
 
 class TestPauseAndLimits:
-    async def test_429_pauses_only_its_model(self, sim: SimServer) -> None:
-        """A 429 with Retry-After holds its model; another model goes at once."""
+    async def test_a_lone_429_delays_only_its_own_request(self, sim: SimServer) -> None:
+        """One 429 (as OpenRouter sends while an upstream is busy) pauses nothing: the
+        next request to the same model goes at once."""
         limited = Fault(kind="status", status=429, retry_after=0.5, first=1)
         sim.configure(SimConfig(models={"a": ModelProfile(faults=[limited])}))
         async with ChatClient(sim.base_url) as client:
             with pytest.raises(asyncgen.RateLimitedError):
                 await client.chat("a", HI)
+            assert client.paused("a") is None
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            await client.chat("a", HI)
+            assert loop.time() - began < 0.25
+        stats = client.statistics()
+        assert (stats.requests, stats.rate_limited, stats.succeeded) == (2, 1, 1)
+
+    async def test_429s_in_a_row_pause_only_their_model(self, sim: SimServer) -> None:
+        """Four 429s in a row with no answer between are a limit: they hold their
+        model for its Retry-After; another model goes at once."""
+        limited = Fault(kind="status", status=429, retry_after=0.5, first=4)
+        sim.configure(SimConfig(models={"a": ModelProfile(faults=[limited])}))
+        async with ChatClient(sim.base_url) as client:
+            for _ in range(4):
+                with pytest.raises(asyncgen.RateLimitedError):
+                    await client.chat("a", HI)
             loop = asyncio.get_running_loop()
             began = loop.time()
             await client.chat("b", HI)
@@ -89,15 +107,26 @@ class TestPauseAndLimits:
         assert same >= 0.4  # the limited model waited out its Retry-After
         assert other < same / 4  # the other did not
         stats = client.statistics()
-        assert (stats.requests, stats.rate_limited, stats.succeeded) == (3, 1, 2)
+        assert (stats.requests, stats.rate_limited, stats.succeeded) == (6, 4, 2)
+
+    async def test_a_long_retry_after_pauses_at_once(self, sim: SimServer) -> None:
+        """A single 429 asking for 5 s or more is a real limit: its model pauses."""
+        limited = Fault(kind="status", status=429, retry_after=6, first=1)
+        sim.configure(SimConfig(models={"a": ModelProfile(faults=[limited])}))
+        async with ChatClient(sim.base_url) as client:
+            with pytest.raises(asyncgen.RateLimitedError):
+                await client.chat("a", HI)
+            pause = client.paused("a")
+        assert pause is not None
+        assert 5 < pause.left() <= 6
 
     async def test_two_models_limited_at_once_pause_the_key(self, sim: SimServer) -> None:
-        """429s from two models within one Retry-After window hold every model."""
-        limited = Fault(kind="status", status=429, retry_after=0.5, first=1)
+        """Limits on two models within one Retry-After window hold every model."""
+        limited = Fault(kind="status", status=429, retry_after=0.5, first=4)
         sim.configure(SimConfig(models={m: ModelProfile(faults=[limited]) for m in "ab"}))
         with structlog.testing.capture_logs() as logs:
             async with ChatClient(sim.base_url) as client:
-                for model in "ab":
+                for model in "aaabbbab":
                     with pytest.raises(asyncgen.RateLimitedError):
                         await client.chat(model, HI)
                 loop = asyncio.get_running_loop()
@@ -106,16 +135,18 @@ class TestPauseAndLimits:
                 waited = loop.time() - began
         assert waited >= 0.4
         scopes = [e["scope"] for e in logs if e["event"] == "client_paused"]
-        assert scopes == ["model", "key"]
+        assert scopes[:2] == ["model", "key"]
 
-    async def test_the_event_says_the_scope(self, sim: SimServer, fast_retry: RetryPolicy) -> None:
-        """A job refused with 429 emits ClientPaused naming its model's scope and wait."""
-        limited = Fault(kind="status", status=429, retry_after=0.3, first=1)
+    async def test_the_event_says_the_scope(self, sim: SimServer) -> None:
+        """A job held by its model's pause (four 429s in a row) emits ClientPaused
+        naming the model's scope and the wait."""
+        limited = Fault(kind="status", status=429, retry_after=0.3, first=4)
         sim.configure(SimConfig(models={"a": ModelProfile(faults=[limited])}))
         events: list[asyncgen.Event] = []
+        retry = RetryPolicy(max_attempts=5, base_delay=0.005, jitter=0.0)
         async with ChatClient(sim.base_url) as client:
             results = await asyncgen.fan_out(
-                "x", ["a"], client=client, retry=fast_retry, on_event=events.append
+                "x", ["a"], client=client, retry=retry, on_event=events.append
             )
         assert results[0].ok
         paused = [e for e in events if isinstance(e, asyncgen.ClientPaused)]

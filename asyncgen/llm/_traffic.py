@@ -19,7 +19,7 @@ from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import pause_from_headers
 from ._models import Completion
-from ._pauses import BARE_429_PAUSE, Pause, Pauses, Scope
+from ._pauses import BARE_429_PAUSE, CLUSTER_429, LONG_429, Pause, Pauses, Scope, Streaks
 from ._tokens import estimate_tokens
 
 __all__ = ["ClientStatistics", "Traffic"]
@@ -76,6 +76,7 @@ class Traffic:
         self._breaker_settings = (breaker_failures, breaker_cool_down)
         self._breakers: dict[str, CircuitBreaker] = {}
         self.pauses = Pauses()
+        self.streaks = Streaks()
         self.pacers: dict[str, AdaptiveRate] = {}  # per model, with concurrency="auto"
         self._counts = dict.fromkeys(
             (
@@ -190,6 +191,7 @@ class Traffic:
         overloaded = isinstance(error, RateLimitedError)
         if completion is not None:
             breaker.record_success()
+            self.streaks.answered(ticket.model)
             self._account(ticket, completion)
         elif isinstance(error, TransientError | InvalidResponseError) and not overloaded:
             breaker.record_failure()
@@ -211,11 +213,19 @@ class Traffic:
             self.adaptive.release(ticket.slot, overloaded=cut, ok=completion is not None)
 
     def _overloaded(self, ticket: Ticket, retry_after: float | None) -> None:
-        """A 429: pause the model (Retry-After, or a short default), slow the limiter."""
+        """A 429: slow the pacer and the limiter; pause the model (Retry-After, or a short
+        default) when 429s cluster or the wait asked is long. A lone one delays only its
+        own request (the retry policy waits its Retry-After)."""
         self._counts["rate_limited"] += 1
-        reason = "429 with Retry-After" if retry_after else "429"
         wait = min(retry_after or BARE_429_PAUSE, ticket.max_pause)
-        self.pause(ticket.model, wait, reason, limit=ticket.max_pause)
+        streak = self.streaks.refused(ticket.model, wait)
+        if streak >= CLUSTER_429 or (retry_after or 0.0) >= LONG_429:
+            reason = (
+                f"{streak} 429s in a row"
+                if streak >= CLUSTER_429
+                else "429 with a long Retry-After"
+            )
+            self.pause(ticket.model, wait, reason, limit=ticket.max_pause)
         if ticket.paced is not None:
             self.pacer(ticket.model).rejected(ticket.paced, wait)
         if ticket.limiter is not None and ticket.booking is not None:
