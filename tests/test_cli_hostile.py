@@ -175,6 +175,15 @@ class TestInput:
         assert "Traceback" not in done.stderr
 
 
+def answers(url: str) -> bool:
+    """True when ``url`` answers at all."""
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
+
+
 def writing(jobs: Path, out: Path, sim: SimServer) -> subprocess.Popen[str]:
     """A run on ``out`` (two jobs at a time), returned once it has written a line."""
     first = subprocess.Popen(
@@ -612,15 +621,24 @@ class TestStartAndStop:
             assert stderr.startswith("asyncgen: interrupted"), stderr
 
     def test_ctrl_c_in_sim_speaks_of_no_results(self) -> None:
-        """asyncgen sim interrupted: "interrupted", and no word of results to resume."""
+        """asyncgen sim interrupted once it serves: "interrupted", and no word of
+        results to resume."""
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", "sim", "--port", "0"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        assert child.stdout is not None
-        assert child.stdout.readline().startswith("asyncgen simulator: http://")
-        child.send_signal(signal.SIGINT)
-        _, stderr = child.communicate(timeout=30)
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+            assert line.startswith("asyncgen simulator: http://")
+            base_url = line.split()[2]
+            wait_for(lambda: answers(f"{base_url}/models"), 30)  # serving: handlers are set
+            child.send_signal(signal.SIGINT)
+            _, stderr = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.communicate(timeout=10)
         assert child.returncode in (130, -signal.SIGINT), stderr
         assert "resume" not in stderr
         assert "Traceback" not in stderr
