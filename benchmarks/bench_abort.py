@@ -50,10 +50,21 @@ def note(line: str) -> None:
 def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, LOG_VARIABLE: str(log), "PYTHONPATH": str(HERE)}
     return subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "bench_abort",
-         "--concurrency", "4"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "worker",
+            url,
+            "--tasks",
+            "bench_abort",
+            "--concurrency",
+            "4",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def logged(log: Path, prefix: str) -> str:

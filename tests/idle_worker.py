@@ -43,11 +43,22 @@ def start() -> None:
     output = folder / "worker.log"
     with output.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks",
-             "--processes", "2"],
+            [
+                sys.executable,
+                "-m",
+                "asyncgen",
+                "worker",
+                url,
+                "--tasks",
+                "tests.queue_tasks",
+                "--processes",
+                "2",
+            ],
             env={**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(folder / "tasks.log")},
-            stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     _IDLE.append(IdleWorker(process, url, output, time.monotonic()))
 
 

@@ -356,8 +356,9 @@ class TestInFlight:
         batch_sim(sim, complete_after=2.0)
         source, out = write_jobs(tmp_path / "in.jsonl", 10), tmp_path / "out.jsonl"
         kill_when_created(run_args(source, out, sim), out, 1)
-        forgot = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url,
-                              "--forget-batches")  # fmt: skip
+        forgot = asyncgen_cmd(
+            "run", str(source), "-o", str(out), "--base-url", sim.base_url, "--forget-batches"
+        )
         assert forgot.returncode == 0, forgot.stderr
         assert "forgot 1 recorded batch(es)" in forgot.stderr
         assert not out.with_name("out.jsonl.batch").exists()
@@ -407,8 +408,11 @@ class TestInFlight:
         inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", *run_args(source, out, sim, "--batch-size", "30")],
-            env=inherited, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            env=inherited,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             wait_for(lambda: sum(1 for b in state(out) if b.get("id")) == 2)
             shutil.rmtree(out.with_name("out.jsonl.batch"))
@@ -427,12 +431,14 @@ class TestInFlight:
         ("{not json", "not JSON"),
         ("[]", "not a mapping with a 'batches' list"),
         ('{"batches": [], "extra": 1}', "unknown key(s) 'extra'"),
-        ('{"batches": [{"marker": "m", "chunk": "c", "requests": 1, "colour": 2}]}',
-         "unknown key(s) 'colour'"),
+        (
+            '{"batches": [{"marker": "m", "chunk": "c", "requests": 1, "colour": 2}]}',
+            "unknown key(s) 'colour'",
+        ),
         ('{"batches": [{"marker": "m", "chunk": "../x", "requests": 1}]}', "not a file"),
         ("\udcff", "not JSON"),
     ],
-)  # fmt: skip
+)
 @pytest.mark.parametrize("mode", ["online", "batch"])
 def test_a_damaged_state_file_is_one_line_and_exit_2(
     tmp_path: Path, sim: SimServer, content: str, said: str, mode: str
@@ -460,10 +466,21 @@ def test_the_sim_child_dies_with_its_parent(tmp_path: Path) -> None:
 
     source, out = write_jobs(tmp_path / "in.jsonl", 5000), tmp_path / "out.jsonl"
     parent = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out), "--sim",
-         "--concurrency", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--sim",
+            "--concurrency",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: out.exists() and out.stat().st_size > 0)
         children = psutil.Process(parent.pid).children()
@@ -501,8 +518,12 @@ async def test_an_unreachable_batch_api_is_said_as_such(tmp_path: Path) -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
     async with ChatClient(f"http://127.0.0.1:{port}/v1") as client:
-        run = BatchRun(client, tmp_path / "run", on_outcome=lambda o: None,
-                       retry=asyncgen.RetryPolicy(max_attempts=2, base_delay=0.01))  # fmt: skip
+        run = BatchRun(
+            client,
+            tmp_path / "run",
+            on_outcome=lambda o: None,
+            retry=asyncgen.RetryPolicy(max_attempts=2, base_delay=0.01),
+        )
         with pytest.raises(asyncgen.ConnectionFailedError) as failed:
             await run.submit([GenerationJob(id="a", model="m", prompt="x")])
         await run.aclose()

@@ -167,8 +167,9 @@ class TestCache:
         source = write_jobs(tmp_path / "in.jsonl", 5)
         cache = f"sqlite:///{tmp_path / 'cache.db'}"
         for name in ("a.jsonl", "b.jsonl"):
-            done = asyncgen_cmd("run", str(source), "-o", str(tmp_path / name), "--sim",
-                                "--cache", cache)  # fmt: skip
+            done = asyncgen_cmd(
+                "run", str(source), "-o", str(tmp_path / name), "--sim", "--cache", cache
+            )
             assert done.returncode == 0, done.stderr
         assert "summary: cache: 5 hit(s) at $0" in done.stdout
         assert all(r["cached"] for r in records(tmp_path / "b.jsonl"))

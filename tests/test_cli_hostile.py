@@ -188,8 +188,10 @@ def writing(jobs: Path, out: Path, sim: SimServer) -> subprocess.Popen[str]:
     """A run on ``out`` (two jobs at a time), returned once it has written a line."""
     first = subprocess.Popen(
         [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     wait_for(lambda: out.exists() and out.stat().st_size > 0)
     return first
 
@@ -357,14 +359,23 @@ class TestHonestReruns:
         refuse = Fault(kind="status", status=403)
         sim.configure(SimConfig(models={"flagged": ModelProfile(faults=[refuse])}))
         jobs = tmp_path / "in.jsonl"
-        jobs.write_text("".join(json.dumps({"id": str(i), "model": "flagged" if i == 0 else "m",
-                                            "prompt": "x"}) + "\n" for i in range(5)))  # fmt: skip
+        jobs.write_text(
+            "".join(
+                json.dumps({"id": str(i), "model": "flagged" if i == 0 else "m", "prompt": "x"})
+                + "\n"
+                for i in range(5)
+            )
+        )
         out = tmp_path / "out.jsonl"
         done = asyncgen_cmd(*run_args(jobs, out, sim, "--concurrency", "1"))
         assert done.returncode == 1
         assert {str(r["id"]): r["ok"] for r in records(out)} == {
-            "0": False, "1": True, "2": True, "3": True, "4": True,
-        }  # fmt: skip
+            "0": False,
+            "1": True,
+            "2": True,
+            "3": True,
+            "4": True,
+        }
         assert "1 job(s) failed" in done.stderr
 
     def test_a_max_cost_stop_says_run_again_not_retry_failed(
@@ -539,8 +550,14 @@ class TestWorkerCommand:
 
     def test_processes_are_capped_unless_forced(self, tmp_path: Path) -> None:
         """--processes 100000: exit 2 naming the cap and --force-processes; none started."""
-        done = worker_cmd(f"sqlite:///{tmp_path}/jobs.db", "--tasks", "tests.queue_tasks",
-                          "--processes", "100000", cwd=tmp_path)  # fmt: skip
+        done = worker_cmd(
+            f"sqlite:///{tmp_path}/jobs.db",
+            "--tasks",
+            "tests.queue_tasks",
+            "--processes",
+            "100000",
+            cwd=tmp_path,
+        )
         assert done.returncode == 2, done.stderr
         assert "--processes 100000 is more than" in done.stderr
         assert "--force-processes" in done.stderr
@@ -549,8 +566,14 @@ class TestWorkerCommand:
     def test_a_busy_metrics_port_names_the_flag(self, tmp_path: Path) -> None:
         """--metrics-port on a port in use: one line naming the flag, exit 2."""
         with busy_port() as port:
-            done = worker_cmd(f"sqlite:///{tmp_path}/jobs.db", "--tasks", "tests.queue_tasks",
-                              "--metrics-port", str(port), cwd=tmp_path)  # fmt: skip
+            done = worker_cmd(
+                f"sqlite:///{tmp_path}/jobs.db",
+                "--tasks",
+                "tests.queue_tasks",
+                "--metrics-port",
+                str(port),
+                cwd=tmp_path,
+            )
         assert done.returncode == 2, done.stderr
         assert f"--metrics-port {port}: cannot serve on 127.0.0.1:{port}" in done.stderr
         assert "Traceback" not in done.stderr
@@ -610,8 +633,10 @@ class TestStartAndStop:
         jobs, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(delay)
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=30)
@@ -625,8 +650,10 @@ class TestStartAndStop:
         results to resume."""
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", "sim", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert child.stdout is not None
             line = child.stdout.readline()

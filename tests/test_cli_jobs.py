@@ -134,8 +134,12 @@ def test_a_listing_cut_short_by_head_exits_quietly(tmp_path: Path) -> None:
     done = subprocess.run(
         f"{sys.executable} -m asyncgen jobs list --limit 3000 --queue {url} | head -1; "
         "exit ${PIPESTATUS[0]}",
-        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert len(done.stdout.splitlines()) == 1

@@ -332,8 +332,9 @@ async def test_sessions_are_random_and_end_at_sign_out(
         first.cookies.set("asyncgen_dashboard", stolen)  # the old cookie, kept by someone
         again = await first.get(f"{guarded.url}/jobs/{job_id}")
         assert 'name="form_token"' not in again.text
-        acted = await first.post(f"{guarded.url}/actions/cancel",
-                                 data={"ids": job_id, "form_token": form_token})  # fmt: skip
+        acted = await first.post(
+            f"{guarded.url}/actions/cancel", data={"ids": job_id, "form_token": form_token}
+        )
         assert acted.status_code == 403
         still = await other.get(f"{guarded.url}/jobs/{job_id}")  # the other session lives on
         assert 'name="form_token"' in still.text

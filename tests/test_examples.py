@@ -140,7 +140,8 @@ def test_the_readme_queue_snippet_runs(tmp_path: Path) -> None:
     block = section.split("```python\n", 1)[1].split("```", 1)[0]
     script = tmp_path / "snippet.py"
     script.write_text(block)
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "summary of 42" in done.stdout.splitlines()

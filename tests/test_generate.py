@@ -152,13 +152,18 @@ class TestGenerate:
     async def test_a_request_too_dear_for_the_key_stops_only_itself(self, sim: SimServer) -> None:
         """A 402 saying this request needs fewer max_tokens fails that job (scope
         "request", what to do said) and the rest of the batch is answered."""
-        dear = Fault(kind="status", status=402, message="This request requires more "
-                     "credits, or fewer max_tokens. You requested up to 4096 tokens, but "
-                     "can only afford 1000.")  # fmt: skip
+        dear = Fault(
+            kind="status",
+            status=402,
+            message="This request requires more "
+            "credits, or fewer max_tokens. You requested up to 4096 tokens, but "
+            "can only afford 1000.",
+        )
         sim.configure(profiles(dear=ModelProfile(faults=[dear])))
         async with ChatClient(sim.base_url) as client:
-            results = await asyncgen.fan_out("x", ["dear", "m", "n", "o"], client=client,
-                                             concurrency=1)  # fmt: skip
+            results = await asyncgen.fan_out(
+                "x", ["dear", "m", "n", "o"], client=client, concurrency=1
+            )
             assert client.out_of_credits is None
         assert [r.ok for r in results] == [False, True, True, True]
         error = results[0].error

@@ -143,11 +143,14 @@ async def test_transport_failures(failure: Exception, kind: type[Exception]) -> 
 @pytest.mark.parametrize(
     ("message", "scope"),
     [
-        ("This request requires more credits, or fewer max_tokens. You requested up to "
-         "4096 tokens, but can only afford 1000.", "request"),
+        (
+            "This request requires more credits, or fewer max_tokens. You requested up to "
+            "4096 tokens, but can only afford 1000.",
+            "request",
+        ),
         ("Insufficient credits. Add more using https://openrouter.ai/settings/credits", "key"),
     ],
-)  # fmt: skip
+)
 async def test_a_402_says_whether_it_is_the_request_or_the_key(message: str, scope: str) -> None:
     """A 402 about one request's cost has scope "request" (and survives pickling)."""
     async with respx.mock(assert_all_called=True) as mock, ChatClient(BASE, KEY) as client:

@@ -134,9 +134,11 @@ async def test_behind_an_unknown_url_a_model_is_priced_by_its_name(
     (result,) = await generate([GenerationJob(model=model, prompt="hello there")], client=client)
     await client.aclose()
     usage = result.completion.usage  # type: ignore[union-attr]
-    expected = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
-                                     output_tokens=usage.completion_tokens),
-                          ref, provider_id=provider)  # fmt: skip
+    expected = calc_price(
+        TableUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+        ref,
+        provider_id=provider,
+    )
     assert usage.cost == pytest.approx(float(expected.total_price))
     assert usage.cost_source == "table_by_name"
 
@@ -157,20 +159,45 @@ def test_the_cli_takes_a_provider_behind_a_base_url(sim: SimServer, tmp_path: Pa
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "gpt-4o-mini", "prompt": "hi"}) + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
-         "--provider", "openai", "--base-url", sim.base_url],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--provider",
+            "openai",
+            "--base-url",
+            sim.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "OPENAI_API_KEY": "sk-gateway-test"},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["usage"]["cost_source"] == "table"
     assert record["usage"]["cost"] > 0
     assert sim.requests() == 1
     both = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "x.jsonl"),
-         "--sim", "--provider", "openai"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(tmp_path / "x.jsonl"),
+            "--sim",
+            "--provider",
+            "openai",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert both.returncode == 2
     assert "--sim is its own server" in both.stderr

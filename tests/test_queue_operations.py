@@ -99,8 +99,9 @@ async def test_one_unaffordable_job_never_holds_the_queue(
     others = [await queue.submit(GenerationJob(model="m", prompt=f"q{i}")) for i in range(50)]
     events: list[CreditPause] = []
     began = time.monotonic()
-    async with open_worker(queue, client=client, credit_probe=probe, concurrency=4,
-                           on_credit_pause=events.append):  # fmt: skip
+    async with open_worker(
+        queue, client=client, credit_probe=probe, concurrency=4, on_credit_pause=events.append
+    ):
         answers = await queue.results(others, timeout=30)
         answered_in = time.monotonic() - began
         for _ in range(200):
@@ -298,8 +299,9 @@ async def test_metrics_are_served_while_redis_is_down(tmp_path: Path) -> None:
         queue.register(queue_tasks.add)
         port = free_port()
         output = tmp_path / "out.log"
-        worker = worker_process(url, tmp_path / "tasks.log", "--metrics-port", str(port),
-                                output=output)  # fmt: skip
+        worker = worker_process(
+            url, tmp_path / "tasks.log", "--metrics-port", str(port), output=output
+        )
         try:
             job = await queue.submit(queue_tasks.add.call(1, 1))
             assert await queue.result(job, timeout=30) == 2

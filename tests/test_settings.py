@@ -155,8 +155,10 @@ class TestUnreadableFiles:
         path.write_bytes(content)
         done = subprocess.run(
             [sys.executable, "-m", "asyncgen", "worker", "memory://", "--settings", str(path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2
         assert said in done.stderr
         assert str(path) in done.stderr

@@ -225,9 +225,10 @@ class TestStructuredAnswers:
 
         async with AsyncOpenAI(base_url=sim.base_url, api_key="sk-sim") as sdk:
             answer = await sdk.chat.completions.parse(
-                model="sim/model-0", messages=[{"role": "user", "content": "who?"}],
+                model="sim/model-0",
+                messages=[{"role": "user", "content": "who?"}],
                 response_format=Person,
-            )  # fmt: skip
+            )
             listed = [m.id async for m in sdk.models.list()]
         assert isinstance(answer.choices[0].message.parsed, Person)
         assert listed == list(DEFAULT_MODELS)

@@ -149,15 +149,22 @@ def test_the_cli_schema_flag(sim: SimServer, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("module", "schema", "said"),
     [
-        ("raise RuntimeError('no database here')\n", "broken:Model",
-         "importing broken raised RuntimeError: no database here"),
+        (
+            "raise RuntimeError('no database here')\n",
+            "broken:Model",
+            "importing broken raised RuntimeError: no database here",
+        ),
         ("class Model(:\n", "broken:Model", "raised SyntaxError (line 1)"),
         ("", "pydantic:BaseModel", "not a pydantic model of yours"),
-        ("import socket\nfrom pydantic import BaseModel, ConfigDict\n\n"
-         "class Model(BaseModel):\n    model_config = ConfigDict(arbitrary_types_allowed=True)\n"
-         "    conn: socket.socket\n", "broken:Model", "its JSON schema"),
+        (
+            "import socket\nfrom pydantic import BaseModel, ConfigDict\n\n"
+            "class Model(BaseModel):\n    model_config = ConfigDict(arbitrary_types_allowed=True)\n"
+            "    conn: socket.socket\n",
+            "broken:Model",
+            "its JSON schema",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_schema_that_cannot_be_used_is_one_line(
     sim: SimServer, tmp_path: Path, module: str, schema: str, said: str
 ) -> None:
@@ -168,10 +175,24 @@ def test_a_schema_that_cannot_be_used_is_one_line(
     source.write_text(json.dumps({"id": "1", "model": "m", "prompt": "who?"}) + "\n")
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
-         "--base-url", sim.base_url, "--schema", schema],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            sim.base_url,
+            "--schema",
+            schema,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert said in done.stderr
     assert "Traceback" not in done.stderr

@@ -55,8 +55,10 @@ def check_batches(args: argparse.Namespace) -> None:
         if folder.exists():
             forgotten = len(_records(folder))
             shutil.rmtree(folder)
-            sys.stderr.write(f"asyncgen: forgot {forgotten} recorded batch(es) "
-                             f"({folder} removed); their jobs run again\n")  # fmt: skip
+            sys.stderr.write(
+                f"asyncgen: forgot {forgotten} recorded batch(es) "
+                f"({folder} removed); their jobs run again\n"
+            )
         return
     flying = [r for r in _records(folder) if not r.done]
     if flying and not args.batch_api:
@@ -207,8 +209,10 @@ async def run_batch_api(
                 await run.submit(jobs)
                 await run.wait()
                 if run.stale:
-                    _say(f"{run.stale} answer(s) from batches in flight were dropped: their "
-                         "job's request changed since, and it was sent again")  # fmt: skip
+                    _say(
+                        f"{run.stale} answer(s) from batches in flight were dropped: their "
+                        "job's request changed since, and it was sent again"
+                    )
         finally:
             await run.aclose()
             await client.aclose()  # the online fallback's pool and the cache's connection

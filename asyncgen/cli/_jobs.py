@@ -72,10 +72,11 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     requeue.set_defaults(handler=jobs_command, act=_requeue)
 
     cancel = actions.add_parser(
-        "cancel", parents=[common],
+        "cancel",
+        parents=[common],
         help="cancel pending or running jobs (a running one is stopped at its worker's next "
         "heartbeat)",
-    )  # fmt: skip
+    )
     cancel.add_argument("ids", nargs="+", help="job ids")
     cancel.set_defaults(handler=jobs_command, act=_cancel)
 

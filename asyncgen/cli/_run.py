@@ -142,18 +142,27 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
                        "(default: a new batch)")  # fmt: skip
     batch.add_argument("--batch-size", type=whole("requests", minimum=1, maximum=50_000),
                        default=50_000, help="requests per batch (default 50000)")  # fmt: skip
-    batch.add_argument("--poll", type=number("seconds"), default=None,
-                       help="seconds between polls at first (default 30, 1 with --sim; grows "
-                       "to 60)")  # fmt: skip
+    batch.add_argument(
+        "--poll",
+        type=number("seconds"),
+        default=None,
+        help="seconds between polls at first (default 30, 1 with --sim; grows to 60)",
+    )
     batch.add_argument("--cancel", action="store_true",
                        help="cancel the batches in flight; write what they had done")  # fmt: skip
-    batch.add_argument("--resubmit-missing", action="store_true",
-                       help="send the requests of recorded batches the provider does not "
-                       "know (HTTP 404) again as new batches (implied with --sim)")  # fmt: skip
-    batch.add_argument("--forget-batches", action="store_true",
-                       help="drop OUTPUT.batch/ (the batches recorded in flight) before "
-                       "running: their answers are never read, their jobs run again (cancel "
-                       "them first with --cancel if they may still run)")  # fmt: skip
+    batch.add_argument(
+        "--resubmit-missing",
+        action="store_true",
+        help="send the requests of recorded batches the provider does not "
+        "know (HTTP 404) again as new batches (implied with --sim)",
+    )
+    batch.add_argument(
+        "--forget-batches",
+        action="store_true",
+        help="drop OUTPUT.batch/ (the batches recorded in flight) before "
+        "running: their answers are never read, their jobs run again (cancel "
+        "them first with --cancel if they may still run)",
+    )
     run.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
                      help="answer identical requests from a response cache instead of sending "
                      "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)")  # fmt: skip
@@ -270,8 +279,10 @@ def run_command(args: argparse.Namespace) -> int:
         if args.resubmit_missing and not args.batch_api:
             raise UsageProblem("--resubmit-missing is for Batch API runs: give --batch-api too")
         if args.forget_batches and args.cancel:
-            raise UsageProblem("--forget-batches drops the batches --cancel would cancel: "
-                               "cancel first, then forget")  # fmt: skip
+            raise UsageProblem(
+                "--forget-batches drops the batches --cancel would cancel: "
+                "cancel first, then forget"
+            )
         with OutputLock(args.output):
             return _locked(args, settings)
     except UsageProblem as exc:
@@ -296,8 +307,10 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
         _err(f"{args.input} holds no jobs (it is empty, or blank lines only): nothing to run")
         return EXIT_OK
     if resume.rerun:
-        _err(f"{resume.rerun} job(s) stopped earlier by a 402, a refused key or --max-cost "
-             "run again now")  # fmt: skip
+        _err(
+            f"{resume.rerun} job(s) stopped earlier by a 402, a refused key or --max-cost "
+            "run again now"
+        )
     if summary.changed:
         _err(
             f"{summary.changed} job(s) answered earlier run again: their request changed "
@@ -308,10 +321,12 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 failed, left = asyncio.run(run_batch_api(args, client, resume, summary.todo))
             except BatchNotFoundError as exc:
-                _err(f"{mask_secrets(str(exc))}. What was written is kept. Run the same "
-                     "command with --resubmit-missing to send its requests again as a new "
-                     "batch, or with --forget-batches to drop every recorded batch (their "
-                     "jobs run again)")  # fmt: skip
+                _err(
+                    f"{mask_secrets(str(exc))}. What was written is kept. Run the same "
+                    "command with --resubmit-missing to send its requests again as a new "
+                    "batch, or with --forget-batches to drop every recorded batch (their "
+                    "jobs run again)"
+                )
                 return EXIT_FAILED
             except AsyncGenError as exc:
                 _err(f"{batch_failure(exc)}: {mask_secrets(str(exc))}; what was written is "

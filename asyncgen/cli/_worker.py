@@ -63,9 +63,12 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "password: command lines show in ps)",
     )
     worker.add_argument("--concurrency", type=whole("jobs at once", minimum=1), default=None)
-    worker.add_argument("--kinds", help="comma-separated job kinds to run: task names, and "
-                        "'generate' for generation jobs (default: every task, and generation "
-                        "jobs when a client is configured)")  # fmt: skip
+    worker.add_argument(
+        "--kinds",
+        help="comma-separated job kinds to run: task names, and "
+        "'generate' for generation jobs (default: every task, and generation "
+        "jobs when a client is configured)",
+    )
     worker.add_argument(
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
@@ -83,8 +86,11 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument("--processes", type=whole("processes", minimum=1), default=1,
                         help="run this many worker processes under a supervisor that "
                         "restarts one that dies and drains them all on SIGTERM/SIGINT")  # fmt: skip
-    worker.add_argument("--force-processes", action="store_true",
-                        help=f"allow --processes above {PROCESSES_PER_CPU} per CPU")  # fmt: skip
+    worker.add_argument(
+        "--force-processes",
+        action="store_true",
+        help=f"allow --processes above {PROCESSES_PER_CPU} per CPU",
+    )
     worker.add_argument("--timeout", type=number("seconds"), default=None,
                         help="seconds a job may run when neither its submit nor its task "
                         "sets a timeout (default: no limit)")  # fmt: skip

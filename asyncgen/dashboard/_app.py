@@ -89,8 +89,12 @@ class _Auth:
 
     def form_ok(self, session: str | None, field: str | None) -> bool:
         expected = self.form_token(session)
-        return (self.enabled and expected is not None and field is not None
-                and hmac.compare_digest(field, expected))  # fmt: skip
+        return (
+            self.enabled
+            and expected is not None
+            and field is not None
+            and hmac.compare_digest(field, expected)
+        )
 
     def wait_before_trying(self, client: str) -> float:
         """Seconds this client must wait before another sign-in (0: it may try now)."""
@@ -232,8 +236,12 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
     def render(request: Request, name: str, **context: Any) -> Response:
         form_token = auth.form_token(request.cookies.get(SESSION_COOKIE))
         signed_in = auth.enabled and form_token is not None
-        context |= {"queue_url": opened.url, "actions": auth.enabled, "signed_in": signed_in,
-                    "form_token": form_token or ""}  # fmt: skip
+        context |= {
+            "queue_url": opened.url,
+            "actions": auth.enabled,
+            "signed_in": signed_in,
+            "form_token": form_token or "",
+        }
         response = templates.TemplateResponse(request, name, context)
         response.headers["content-security-policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -339,8 +347,13 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
             response.status_code = 403
             return response
         response = RedirectResponse("/", status_code=303)
-        response.set_cookie(SESSION_COOKIE, auth.start(), httponly=True, samesite="strict",
-                            max_age=int(SESSION_LIFETIME))  # fmt: skip
+        response.set_cookie(
+            SESSION_COOKIE,
+            auth.start(),
+            httponly=True,
+            samesite="strict",
+            max_age=int(SESSION_LIFETIME),
+        )
         return response
 
     async def logout(request: Request) -> Response:
@@ -359,8 +372,11 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
             said_at[0] = time.monotonic()
             _log.warning("dashboard_queue_unreachable", queue=opened.url, error=detail)
         if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": "queue unreachable", "detail": detail},
-                                status_code=503, headers={"retry-after": "5"})  # fmt: skip
+            return JSONResponse(
+                {"error": "queue unreachable", "detail": detail},
+                status_code=503,
+                headers={"retry-after": "5"},
+            )
         response = render(request, "unreachable.html", detail=detail, retry=RETRY_UNREACHABLE)
         response.status_code = 503
         response.headers["retry-after"] = str(RETRY_UNREACHABLE)
@@ -385,8 +401,9 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
         Route("/logout", logout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    return Starlette(routes=routes, lifespan=lifespan,
-                     exception_handlers={AsyncGenError: unreachable})  # fmt: skip
+    return Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={AsyncGenError: unreachable}
+    )
 
 
 def serve(queue_url: str, *, host: str = "127.0.0.1", port: int = 8700,

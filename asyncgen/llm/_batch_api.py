@@ -234,8 +234,12 @@ class BatchRun:
         return await self._api.find(record.marker)
 
     async def _fetch_chunk(self, record: BatchRecord, file_id: str) -> None:
-        _log.warning("batch_request_file_fetched", batch=record.id, chunk=record.chunk,
-                     reason="the run folder lost it")  # fmt: skip
+        _log.warning(
+            "batch_request_file_fetched",
+            batch=record.id,
+            chunk=record.chunk,
+            reason="the run folder lost it",
+        )
         await self._folder.write(record.chunk, self._api.content(file_id))
 
     def _progress(self) -> None:
@@ -266,8 +270,11 @@ class BatchRun:
             was = flying.get(job.id)
             if was is not None and was != job.fingerprint():
                 self._stale[job.id] = was
-                _log.info("batch_request_changed", job_id=job.id,
-                          action="submitted again; the answer in flight is dropped")  # fmt: skip
+                _log.info(
+                    "batch_request_changed",
+                    job_id=job.id,
+                    action="submitted again; the answer in flight is dropped",
+                )
             if was is None or job.id in self._stale:
                 yield job
 

@@ -116,9 +116,14 @@ def read_state(folder: Path) -> list[BatchRecord]:
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "marker": (str,), "chunk": (str,), "requests": (int,), "round": (int,),
-    "id": (str, type(None)), "status": (str,), "done": (bool,),
-}  # fmt: skip
+    "marker": (str,),
+    "chunk": (str,),
+    "requests": (int,),
+    "round": (int,),
+    "id": (str, type(None)),
+    "status": (str,),
+    "done": (bool,),
+}
 
 
 def _record(path: Path, number: int, item: object) -> BatchRecord:

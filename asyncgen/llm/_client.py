@@ -319,8 +319,12 @@ class ChatClient:
     def _note_key_refused(self, error: InvalidKeyError) -> None:
         if self._key_error is None:
             self._key_error = error
-            _log.warning("api_key_refused", base_url=self.base_url, error=str(error),
-                         action="check the API key; remaining jobs on it are stopped")  # fmt: skip
+            _log.warning(
+                "api_key_refused",
+                base_url=self.base_url,
+                error=str(error),
+                action="check the API key; remaining jobs on it are stopped",
+            )
 
     def clear_key_refused(self) -> None:
         """Let jobs start again after a 401 (e.g. once the key was fixed)."""

@@ -239,9 +239,14 @@ class JobRunner:
         """Stream the answer, handing each piece of text to ``on_event``; a break after
         some text is StreamInterruptedError (not retried: the text is out already)."""
         stall = job.stall_timeout if job.stall_timeout is not None else DEFAULT_STALL_TIMEOUT
-        stream = self.client.stream(job.model, messages, rate_limit=self.rate_limit,
-                                    max_pause=self.policy.max_retry_after, stall_timeout=stall,
-                                    **params)  # fmt: skip
+        stream = self.client.stream(
+            job.model,
+            messages,
+            rate_limit=self.rate_limit,
+            max_pause=self.policy.max_retry_after,
+            stall_timeout=stall,
+            **params,
+        )
         delivered = 0
         try:
             async for text in stream:

@@ -86,8 +86,9 @@ def error_for_status(
             return InsufficientCreditsError(
                 f"{message} -- this request costs more than the key can afford: lower its "
                 "max_tokens (or add credits); other requests go on",
-                status=status, scope="request",
-            )  # fmt: skip
+                status=status,
+                scope="request",
+            )
         return InsufficientCreditsError(f"{message} -- {_CREDITS_HINT}", status=status)
     retry_after = parse_retry_after(headers)
     verdict = _should_retry_header(headers)

@@ -81,8 +81,12 @@ class PriceTable:
         with self._lock:
             if model not in self._unknown:
                 self._unknown.add(model)
-                _log.info("price_unknown", model=model, provider=self.provider,
-                          action="its cost is shown as unknown")  # fmt: skip
+                _log.info(
+                    "price_unknown",
+                    model=model,
+                    provider=self.provider,
+                    action="its cost is shown as unknown",
+                )
         return None
 
     def _known_url(self) -> bool:

@@ -94,8 +94,9 @@ class QueueCollector:
             depth = run_blocking(self.queue.store.depth)
         except AsyncGenError as exc:  # Redis down, a locked database: serve what is known
             if not self._down:
-                _log.warning("metrics_queue_unreachable", queue=self.queue.url,
-                             error=mask_secrets(str(exc)))  # fmt: skip
+                _log.warning(
+                    "metrics_queue_unreachable", queue=self.queue.url, error=mask_secrets(str(exc))
+                )
             self._down = True
             reachable.add_metric([], 0)
             yield reachable

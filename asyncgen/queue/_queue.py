@@ -201,8 +201,9 @@ class JobQueue:
                 f"start one (asyncgen worker {self.url} --tasks MODULE, where MODULE defines "
                 "the task: a task defined in __main__ cannot be served by another process; "
                 "or open_worker(queue) in this one)"
-                if state == "pending" else "wait longer"
-            )  # fmt: skip
+                if state == "pending"
+                else "wait longer"
+            )
             raise TimeoutError(
                 f"job {job_id} did not finish within {timeout:g} s (it is {state}): is a "
                 f"worker serving {kind} running? {hint}"

@@ -204,8 +204,13 @@ class Worker:
         except Exception as exc:  # a bug or an untranslated store failure: say it loudly
             crash = exc
             self.stopping.set()
-            _log.error("worker_crashed", worker=self.name, error=f"{type(exc).__name__}: {exc}",
-                       running=len(self._running), exc_info=exc)  # fmt: skip
+            _log.error(
+                "worker_crashed",
+                worker=self.name,
+                error=f"{type(exc).__name__}: {exc}",
+                running=len(self._running),
+                exc_info=exc,
+            )
         await self._drain(self._running)
         for task in (beat, watch, reporting):
             task.cancel()
@@ -383,8 +388,12 @@ class Worker:
         showed credits): then the job fails, and nothing pauses."""
         assert self._credits is not None
         if error.scope == "request" or self._credits.unaffordable(record.id):
-            _log.warning("job_unaffordable", kind=record.kind, error=mask_secrets(str(error)),
-                         action="lower the job's max_tokens or add credits")  # fmt: skip
+            _log.warning(
+                "job_unaffordable",
+                kind=record.kind,
+                error=mask_secrets(str(error)),
+                action="lower the job's max_tokens or add credits",
+            )
             await self._failed(record, error)  # permanent: dead, with the provider's words
             return
         message = mask_secrets(str(error))
@@ -633,8 +642,9 @@ class WorkerThread:
                     raise
             lived = time.monotonic() - began
             backoff = RESTART_FIRST if lived >= RESTART_STEADY else backoff
-            _log.warning("worker_restarting", worker=worker.name, crashes=self.crashes,
-                         after=backoff)  # fmt: skip
+            _log.warning(
+                "worker_restarting", worker=worker.name, crashes=self.crashes, after=backoff
+            )
             worker = Worker(self.queue, **self.options)
             self.worker = worker
             if await worker.wait_stopped(backoff):  # stopped during the backoff

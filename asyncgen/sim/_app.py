@@ -204,9 +204,15 @@ class SimApp:
             self.in_flight -= 1
 
     async def _answer(
-        self, model: str, prompt: str, send: Send, cost: int, *, stream: bool = False,
+        self,
+        model: str,
+        prompt: str,
+        send: Send,
+        cost: int,
+        *,
+        stream: bool = False,
         schema: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if self.spent >= self.config.credits:  # the account is empty, as OpenRouter says
             await self._error(send, 402, "insufficient_credits",
                               "Insufficient credits: add more at /settings/credits")  # fmt: skip

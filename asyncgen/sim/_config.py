@@ -9,9 +9,17 @@ from pydantic import BaseModel, ConfigDict, Field
 __all__ = ["BatchProfile", "Fault", "ModelProfile", "SimConfig"]
 
 FaultKind = Literal[
-    "status", "error_body", "malformed", "no_choices", "reset", "stall",
-    "stream_reset", "stream_stall", "stream_truncate", "stream_garbage",
-]  # fmt: skip
+    "status",
+    "error_body",
+    "malformed",
+    "no_choices",
+    "reset",
+    "stall",
+    "stream_reset",
+    "stream_stall",
+    "stream_truncate",
+    "stream_garbage",
+]
 
 
 class Fault(BaseModel):

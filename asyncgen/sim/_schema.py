@@ -64,8 +64,11 @@ def _typed(kind: str, node: dict[str, Any], root: dict[str, Any], depth: int) ->
         if not isinstance(properties, dict):
             return {}
         required = set(node.get("required") or ())
-        return {name: _value(sub, root, depth + 1) for name, sub in properties.items()
-                if name in required or depth < SHALLOW}  # fmt: skip
+        return {
+            name: _value(sub, root, depth + 1)
+            for name, sub in properties.items()
+            if name in required or depth < SHALLOW
+        }
     if kind == "array":
         count = int(node.get("minItems", 0))
         items = node.get("items")
@@ -93,9 +96,14 @@ def _number(node: dict[str, Any], *, integer: bool) -> int | float:
 
 
 def _string(node: dict[str, Any]) -> str:
-    formats = {"date-time": "2026-01-01T00:00:00Z", "date": "2026-01-01", "time": "00:00:00",
-               "email": "ada@example.com", "uri": "https://example.com/",
-               "uuid": "00000000-0000-4000-8000-000000000000"}  # fmt: skip
+    formats = {
+        "date-time": "2026-01-01T00:00:00Z",
+        "date": "2026-01-01",
+        "time": "00:00:00",
+        "email": "ada@example.com",
+        "uri": "https://example.com/",
+        "uuid": "00000000-0000-4000-8000-000000000000",
+    }
     text = formats.get(str(node.get("format")), "example")
     least = int(node.get("minLength", 0))
     most = node.get("maxLength")
