@@ -116,8 +116,9 @@ class BackgroundTasks:
         on_error: Callable[[TaskFailure], object] | None = None,
         name: str = "background",
     ) -> None:
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or limit < 1):  # fmt: skip
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or limit < 1
+        ):
             raise ValueError(f"limit must be a whole number >= 1 or None, got {limit!r}")
         if when_full not in ("wait", "refuse"):
             raise ValueError(f'when_full must be "wait" or "refuse", got {when_full!r}')
@@ -138,9 +139,13 @@ class BackgroundTasks:
     def stats(self) -> BackgroundStats:
         """Running, waiting, done, failed, cancelled and refused counts."""
         return BackgroundStats(
-            running=len(self._tasks), waiting=len(self._queue), done=self._done,
-            failed=self._failed, cancelled=self._cancelled, refused=self._refused,
-        )  # fmt: skip
+            running=len(self._tasks),
+            waiting=len(self._queue),
+            done=self._done,
+            failed=self._failed,
+            cancelled=self._cancelled,
+            refused=self._refused,
+        )
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -266,15 +271,21 @@ class BackgroundTasks:
             return
         self._failed += 1
         failure = TaskFailure(task.get_name(), error, time.monotonic() - began)
-        _log.error("background_task_failed", tasks=self.name, task=failure.name,
-                   error_type=type(error).__name__, error=mask_secrets(str(error)),
-                   elapsed=round(failure.elapsed, 3))  # fmt: skip
+        _log.error(
+            "background_task_failed",
+            tasks=self.name,
+            task=failure.name,
+            error_type=type(error).__name__,
+            error=mask_secrets(str(error)),
+            elapsed=round(failure.elapsed, 3),
+        )
         if self.on_error is not None:
             try:
                 self.on_error(failure)
             except Exception as exc:  # a broken reporter must not break the others
-                _log.error("background_on_error_failed", tasks=self.name,
-                           error=mask_secrets(repr(exc)))  # fmt: skip
+                _log.error(
+                    "background_on_error_failed", tasks=self.name, error=mask_secrets(repr(exc))
+                )
 
     async def drain(self, timeout: float | None = None) -> BackgroundStats:  # noqa: ASYNC109 - the drain's grace, as in Worker
         """Take no new tasks; wait up to ``timeout`` seconds for the running ones, then
@@ -292,8 +303,9 @@ class BackgroundTasks:
         for task in left:
             task.cancel()
         if left:
-            _log.warning("background_tasks_cancelled", tasks=self.name, count=len(left),
-                         after=timeout)  # fmt: skip
+            _log.warning(
+                "background_tasks_cancelled", tasks=self.name, count=len(left), after=timeout
+            )
             await asyncio.wait(left)
         return self.stats
 

@@ -42,8 +42,9 @@ __all__ = ["Conversation", "ConversationLog", "conversation", "conversation_cont
 # The keys that carry a conversation from a handler into background work and queue jobs.
 CONTEXT_KEYS = ("user_id", "conversation_id", "conversation_started", "conversation_file")
 # Keys shown in their own columns (or in the file's path), not repeated in the tail.
-_COLUMN_KEYS = frozenset({*CONTEXT_KEYS, "timestamp", "event", "agent_role", "agent_instance",
-                          "logger", "level"})  # fmt: skip
+_COLUMN_KEYS = frozenset(
+    {*CONTEXT_KEYS, "timestamp", "event", "agent_role", "agent_instance", "logger", "level"}
+)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+:-]")
 DEFAULT_RETENTION = 30 * 86_400.0  # seconds a conversation file is kept
 DEFAULT_MAX_OPEN = 64
@@ -88,12 +89,16 @@ def conversation(
     """
     started = time.time()
     user = str(user_id)
-    ids = Conversation(user, conversation_id or uuid.uuid4().hex[:12], started,
-                       _file_for(user, started))  # fmt: skip
+    ids = Conversation(
+        user, conversation_id or uuid.uuid4().hex[:12], started, _file_for(user, started)
+    )
     with structlog.contextvars.bound_contextvars(
-        user_id=ids.user_id, conversation_id=ids.conversation_id,
-        conversation_started=started, conversation_file=ids.file, **extra,
-    ):  # fmt: skip
+        user_id=ids.user_id,
+        conversation_id=ids.conversation_id,
+        conversation_started=started,
+        conversation_file=ids.file,
+        **extra,
+    ):
         _log.info("conversation_started")
         yield ids
 

@@ -305,6 +305,9 @@ class RateLimiter:
         """Requests admitted, tokens booked, seconds callers were told to wait, the pace."""
         with self._lock:
             return RateLimiterStatistics(
-                self._admitted, self._spent_tokens, self._waited, round(self.pace(), 4),
+                self._admitted,
+                self._spent_tokens,
+                self._waited,
+                round(self.pace(), 4),
                 self._rejections,
-            )  # fmt: skip
+            )

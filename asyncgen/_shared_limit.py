@@ -296,9 +296,16 @@ class SharedRateLimiter(RateLimiter):
 
         if self._down_since is not None and time.monotonic() - self._down_since < RETRY_REDIS:
             return self._local().book(tokens)  # the local share, until the retry is due
-        args = [self.requests_per_minute or 0, self.tokens_per_minute or 0, tokens,
-                self.headroom, self._burst, self._id, "" if now is None else repr(now),
-                "" if within is None else repr(within)]  # fmt: skip
+        args = [
+            self.requests_per_minute or 0,
+            self.tokens_per_minute or 0,
+            tokens,
+            self.headroom,
+            self._burst,
+            self._id,
+            "" if now is None else repr(now),
+            "" if within is None else repr(within),
+        ]
         try:
             start, delay, who, _pace, ref, booked, ahead = await self._script("book", _BOOK)(
                 keys=[self._key], args=args
@@ -311,8 +318,7 @@ class SharedRateLimiter(RateLimiter):
         self._horizon = max(self._horizon, time.monotonic() + float(ahead))
         if not int(booked):
             return float(delay)
-        booking = Booking(float(start), max(0.0, float(delay)), tokens, None,
-                          _text(ref) or None)  # fmt: skip
+        booking = Booking(float(start), max(0.0, float(delay)), tokens, None, _text(ref) or None)
         with self._lock:
             self._admitted += 1
             self._spent_tokens += tokens
@@ -353,10 +359,12 @@ class SharedRateLimiter(RateLimiter):
     def _fall_back(self, exc: BaseException) -> RateLimiter:
         if self._down_since is None:
             _log.warning(
-                "shared_limiter_unreachable", name=self.name, share=round(self._share, 4),
+                "shared_limiter_unreachable",
+                name=self.name,
+                share=round(self._share, 4),
                 error=f"{type(exc).__name__}: {exc}",
                 action="limiting this process to its share until Redis answers again",
-            )  # fmt: skip
+            )
             self._fallback = None
         self._down_since = time.monotonic()
         return self._local()

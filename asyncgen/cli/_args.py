@@ -35,8 +35,11 @@ PROVIDERS: dict[str, Callable[..., ChatClient]] = {
     "openai": ChatClient.openai,
     "deepseek": ChatClient.deepseek,
 }
-KEY_VARIABLES = {"openrouter": "OPENROUTER_API_KEY", "openai": "OPENAI_API_KEY",
-                 "deepseek": "DEEPSEEK_API_KEY"}  # fmt: skip
+KEY_VARIABLES = {
+    "openrouter": "OPENROUTER_API_KEY",
+    "openai": "OPENAI_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+}
 
 
 def number(what: str, *, zero: bool = False, hint: str = "") -> Callable[[str], float]:
@@ -81,10 +84,12 @@ def whole(what: str, *, minimum: int, maximum: int | None = None) -> Callable[[s
 def add_limit_flags(parser: argparse.ArgumentParser, *, shared_default: str) -> None:
     """Declare --rpm, --tpm and the shared limiter's --rate-limit-url / --rate-limit-name."""
     no_limit = " (leave the flag out for no limit)"
-    parser.add_argument("--rpm", type=number("requests per minute", hint=no_limit),
-                        help="requests per minute limit")  # fmt: skip
-    parser.add_argument("--tpm", type=number("tokens per minute", hint=no_limit),
-                        help="tokens per minute limit")  # fmt: skip
+    parser.add_argument(
+        "--rpm", type=number("requests per minute", hint=no_limit), help="requests per minute limit"
+    )
+    parser.add_argument(
+        "--tpm", type=number("tokens per minute", hint=no_limit), help="tokens per minute limit"
+    )
     parser.add_argument(
         "--rate-limit-url",
         help="redis:// URL where --rpm/--tpm are shared with every other process using the "
@@ -122,17 +127,19 @@ def limiter_from(
             f"--rate-limit-url must be redis:// or rediss://, not {url.split(':')[0]}://"
         )
     name = args.rate_limit_name or base_url
-    return SharedRateLimiter(url, name=name, requests_per_minute=args.rpm,
-                             tokens_per_minute=args.tpm)  # fmt: skip
+    return SharedRateLimiter(
+        url, name=name, requests_per_minute=args.rpm, tokens_per_minute=args.tpm
+    )
 
 
 def add_settings_flag(parser: argparse.ArgumentParser) -> None:
     """Declare --settings (the TOML or YAML file; ASYNCGEN_* variables win over it)."""
     parser.add_argument(
-        "--settings", type=Path,
+        "--settings",
+        type=Path,
         help=f"settings file, TOML or YAML (.yaml/.yml; default ./{DEFAULT_SETTINGS_FILE} or "
         "./asyncgen.yaml, if present); ASYNCGEN_* variables win over it and flags over both",
-    )  # fmt: skip
+    )
 
 
 def load_settings(path: Path | None) -> Settings:
@@ -158,9 +165,12 @@ def load_settings(path: Path | None) -> Settings:
 
 
 def provider_client(
-    provider: str | None, base_url: str | None, *, settings: Settings | None = None,
+    provider: str | None,
+    base_url: str | None,
+    *,
+    settings: Settings | None = None,
     **options: Any,
-) -> ChatClient:  # fmt: skip
+) -> ChatClient:
     """The client for ``--base-url`` or a ``--provider`` preset (default: OpenRouter).
 
     A ``--base-url`` (or ``base_url`` in the settings, when no provider was asked for)

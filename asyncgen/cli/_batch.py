@@ -123,11 +123,18 @@ class _Shown:
         self._bar: Progress | None = None
         self._tasks: tuple[TaskID, TaskID] | None = None
         if stream.isatty():
-            self._bar = Progress(TextColumn("{task.description:>9}"), BarColumn(bar_width=24),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[extra]}"),
-                                 console=Console(file=stream), transient=False)  # fmt: skip
-            self._tasks = (self._bar.add_task("batches", total=None, extra=""),
-                           self._bar.add_task("requests", total=None, extra=""))  # fmt: skip
+            self._bar = Progress(
+                TextColumn("{task.description:>9}"),
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[extra]}"),
+                console=Console(file=stream),
+                transient=False,
+            )
+            self._tasks = (
+                self._bar.add_task("batches", total=None, extra=""),
+                self._bar.add_task("requests", total=None, extra=""),
+            )
             self._bar.start()
 
     def __call__(self, progress: BatchApiProgress) -> None:
@@ -138,8 +145,9 @@ class _Shown:
             extra = f"{progress.failed} failed" + (
                 f", {progress.online} online" if progress.online else ""
             )
-            self._bar.update(requests, total=progress.requests,
-                             completed=progress.requests_done, extra=extra)  # fmt: skip
+            self._bar.update(
+                requests, total=progress.requests, completed=progress.requests_done, extra=extra
+            )
             return
         now = time.monotonic()
         if now - self._at >= PLAIN_EVERY:
@@ -188,24 +196,37 @@ async def run_batch_api(
             counts["ok" if outcome.error is None else "failed"] += 1
 
         run = BatchRun(
-            client, batch_folder(args.output), on_outcome=write, on_progress=shown,
-            max_requests=args.batch_size, poll_interval=args.poll,
-            max_poll_interval=max(args.poll, 60.0), resubmit=args.batch_fallback,
+            client,
+            batch_folder(args.output),
+            on_outcome=write,
+            on_progress=shown,
+            max_requests=args.batch_size,
+            poll_interval=args.poll,
+            max_poll_interval=max(args.poll, 60.0),
+            resubmit=args.batch_fallback,
             response_model=args.schema,
             missing="resubmit" if args.resubmit_missing or args.sim else "stop",
-        )  # fmt: skip
+        )
         try:
             if args.cancel:
                 cancelled = await run.cancel()
-                _say(f"cancelled {cancelled} batch(es) in flight; what they had done is "
-                     "written, the rest runs when the command is run again")  # fmt: skip
+                _say(
+                    f"cancelled {cancelled} batch(es) in flight; what they had done is "
+                    "written, the rest runs when the command is run again"
+                )
             else:
                 flying = await run.pick_up()
                 if flying:
-                    _say(f"picking up {len(run.records)} batch(es) from an earlier run "
-                         f"({len(flying)} requests in flight)")  # fmt: skip
-                jobs = read_jobs(args.input, done=resume.done, default_model=args.model,
-                                 response_model=args.schema)  # fmt: skip
+                    _say(
+                        f"picking up {len(run.records)} batch(es) from an earlier run "
+                        f"({len(flying)} requests in flight)"
+                    )
+                jobs = read_jobs(
+                    args.input,
+                    done=resume.done,
+                    default_model=args.model,
+                    response_model=args.schema,
+                )
                 await run.submit(jobs)
                 await run.wait()
                 if run.stale:
@@ -219,8 +240,10 @@ async def run_batch_api(
             if client.rate_limit is not None:
                 await client.rate_limit.aclose()
             shown.close()
-    _say(f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
-         f"{len(run.records)} batch(es); output: {args.output}")  # fmt: skip
+    _say(
+        f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{len(run.records)} batch(es); output: {args.output}"
+    )
     if (cached := cache_summary(client)) is not None:
         _say(f"summary: cache: {cached}")
     left = max(0, todo - counts["ok"] - counts["failed"])

@@ -26,15 +26,26 @@ def add_dashboard_parser(commands: argparse._SubParsersAction[argparse.ArgumentP
         f"Read-only unless a token is given (--token or ${TOKEN_VARIABLE}): signed in with "
         "it, dead jobs can be requeued or cancelled. Needs asyncgen[dashboard].",
     )
-    board.add_argument("url", nargs="?", help="queue URL (default: ASYNCGEN_QUEUE_URL or "
-                       "queue_url in the settings file)")  # fmt: skip
-    board.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1: this machine only)")  # fmt: skip
-    board.add_argument("--port", type=whole("port", minimum=1, maximum=65535), default=8700,
-                       help="port (default 8700)")  # fmt: skip
-    board.add_argument("--token", default=None,
-                       help=f"allow actions to whoever signs in with this token (prefer "
-                       f"${TOKEN_VARIABLE}: command lines show in ps)")  # fmt: skip
+    board.add_argument(
+        "url",
+        nargs="?",
+        help="queue URL (default: ASYNCGEN_QUEUE_URL or queue_url in the settings file)",
+    )
+    board.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    board.add_argument(
+        "--port",
+        type=whole("port", minimum=1, maximum=65535),
+        default=8700,
+        help="port (default 8700)",
+    )
+    board.add_argument(
+        "--token",
+        default=None,
+        help=f"allow actions to whoever signs in with this token (prefer "
+        f"${TOKEN_VARIABLE}: command lines show in ps)",
+    )
     board.set_defaults(handler=dashboard_command)
 
 
@@ -57,8 +68,9 @@ def dashboard_command(args: argparse.Namespace) -> int:
 
     sock = bound(args.host, args.port, flag="--port")
     mode = "actions need the token" if token else "read-only (no --token)"
-    sys.stdout.write(f"asyncgen dashboard for {queue.url} on http://{args.host}:{args.port}/ "
-                     f"({mode})\n")  # fmt: skip
+    sys.stdout.write(
+        f"asyncgen dashboard for {queue.url} on http://{args.host}:{args.port}/ ({mode})\n"
+    )
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:

@@ -43,8 +43,9 @@ def add_demo_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     where.add_argument("--sim", action="store_true", help="use the simulator even with a key")
     where.add_argument("--base-url", help="any OpenAI-compatible root (key: $ASYNCGEN_API_KEY)")
     demo.add_argument("--models", help="comma-separated model ids (default: six on OpenRouter)")
-    demo.add_argument("--latency", type=number("seconds", zero=True), default=1.0,
-                      help="simulated latency scale")  # fmt: skip
+    demo.add_argument(
+        "--latency", type=number("seconds", zero=True), default=1.0, help="simulated latency scale"
+    )
     demo.set_defaults(handler=demo_command)
 
 
@@ -103,8 +104,10 @@ def demo_command(args: argparse.Namespace) -> int:
         "simulator (latencies 0.5-1.5 s); set the key to try real models"
     )
     models = models or SIM_MODELS
-    config = SimConfig(models={
-        m: ModelProfile(latency=(0.5 + 0.2 * i) * args.latency) for i, m in enumerate(models)
-    })  # fmt: skip
+    config = SimConfig(
+        models={
+            m: ModelProfile(latency=(0.5 + 0.2 * i) * args.latency) for i, m in enumerate(models)
+        }
+    )
     with SimServer(config, process=True) as sim:
         return asyncio.run(_compare(lambda: ChatClient(sim.base_url), models, args.prompt))

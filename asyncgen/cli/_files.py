@@ -194,9 +194,12 @@ def _jobs(
 
 
 def validate_input(
-    path: Path, *, done: Mapping[str, Done], default_model: str | None = None,
+    path: Path,
+    *,
+    done: Mapping[str, Done],
+    default_model: str | None = None,
     response_model: type[BaseModel] | None = None,
-) -> InputSummary:  # fmt: skip
+) -> InputSummary:
     """Check every line of ``path`` and count the jobs an earlier run did not finish.
 
     One pass; the jobs themselves are not kept, only their ids (to refuse duplicates:
@@ -220,9 +223,12 @@ def validate_input(
 
 
 def read_jobs(
-    path: Path, *, done: Mapping[str, Done], default_model: str | None = None,
+    path: Path,
+    *,
+    done: Mapping[str, Done],
+    default_model: str | None = None,
     response_model: type[BaseModel] | None = None,
-) -> Iterator[GenerationJob]:  # fmt: skip
+) -> Iterator[GenerationJob]:
     """Stream the jobs of a validated file an earlier run did not finish."""
     for _, job in _jobs(path, default_model, response_model):
         if isinstance(job, GenerationJob) and finished_before(job, done) is None:

@@ -27,8 +27,21 @@ __all__ = ["add_jobs_parser"]
 EXIT_OK, EXIT_MISSING, EXIT_USAGE = 0, 1, 2
 STATES = [state.value for state in JobState]
 ERROR_WIDTH = 60
-SHOWN = ("id", "kind", "state", "attempts", "max_attempts", "priority", "worker",
-         "idempotency_key", "every", "cron", "depends_on", "error_type", "error")  # fmt: skip
+SHOWN = (
+    "id",
+    "kind",
+    "state",
+    "attempts",
+    "max_attempts",
+    "priority",
+    "worker",
+    "idempotency_key",
+    "every",
+    "cron",
+    "depends_on",
+    "error_type",
+    "error",
+)
 
 
 def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,8 +64,12 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     listing = actions.add_parser("list", parents=[common], help="jobs by state and kind")
     listing.add_argument("--state", choices=STATES, help="only jobs in this state")
     listing.add_argument("--kind", help="only jobs of this task name ('generate' for LLM jobs)")
-    listing.add_argument("--limit", type=whole("jobs", minimum=1), default=50,
-                         help="at most this many, newest first (default 50)")  # fmt: skip
+    listing.add_argument(
+        "--limit",
+        type=whole("jobs", minimum=1),
+        default=50,
+        help="at most this many, newest first (default 50)",
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     listing.set_defaults(handler=jobs_command, act=_list)
 
@@ -62,10 +79,12 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     show.set_defaults(handler=jobs_command, act=_show)
 
     requeue = actions.add_parser(
-        "requeue", parents=[common], help="run dead (or cancelled) jobs again",
+        "requeue",
+        parents=[common],
+        help="run dead (or cancelled) jobs again",
         description="Run dead or cancelled jobs again with fresh attempts and the same "
         "payload: the ids given, or with --all-dead every dead job (of --kind).",
-    )  # fmt: skip
+    )
     requeue.add_argument("ids", nargs="*", help="job ids")
     requeue.add_argument("--all-dead", action="store_true", help="every dead job")
     requeue.add_argument("--kind", help="only jobs of this task name")
@@ -81,8 +100,12 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     cancel.set_defaults(handler=jobs_command, act=_cancel)
 
     purge = actions.add_parser("purge", parents=[common], help="delete old finished jobs")
-    purge.add_argument("--older-than", type=number("seconds", zero=True), required=True,
-                       help="finished (completed, dead, cancelled) this long ago")  # fmt: skip
+    purge.add_argument(
+        "--older-than",
+        type=number("seconds", zero=True),
+        required=True,
+        help="finished (completed, dead, cancelled) this long ago",
+    )
     purge.set_defaults(handler=jobs_command, act=_purge)
 
     stats = actions.add_parser("stats", parents=[common], help="counts by state")
@@ -147,9 +170,17 @@ async def _list(queue: JobQueue, args: argparse.Namespace) -> int:
             f"{record.error_type}: {mask_secrets(record.error or '')}" if record.error_type else ""
         )
         when = record.finished_at if record.finished_at is not None else record.run_at
-        rows.append((record.id, record.kind, record.state.value,
-                     f"{record.attempts}/{record.max_attempts}", str(record.priority),
-                     _when(when), _short(error)))  # fmt: skip
+        rows.append(
+            (
+                record.id,
+                record.kind,
+                record.state.value,
+                f"{record.attempts}/{record.max_attempts}",
+                str(record.priority),
+                _when(when),
+                _short(error),
+            )
+        )
     _table(rows)
     if not records:
         _out("(no jobs)")

@@ -86,9 +86,11 @@ class OutputLock:
             return False
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if self._fd is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()

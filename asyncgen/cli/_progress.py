@@ -122,11 +122,17 @@ class RunProgress:
         t = self.tally
         elapsed = time.monotonic() - t.started
         rows = [
-            ("jobs run", str(t.done)), ("ok", str(t.ok)), ("failed", str(t.failed)),
-            ("skipped (done before)", str(t.skipped)), ("retries", str(t.retries)),
-            ("tokens", str(t.tokens)), ("cost", t.cost_text()),
-            ("elapsed", f"{elapsed:.1f} s"), ("jobs/s", f"{t.rate:.1f}"), ("output", output),
-        ]  # fmt: skip
+            ("jobs run", str(t.done)),
+            ("ok", str(t.ok)),
+            ("failed", str(t.failed)),
+            ("skipped (done before)", str(t.skipped)),
+            ("retries", str(t.retries)),
+            ("tokens", str(t.tokens)),
+            ("cost", t.cost_text()),
+            ("elapsed", f"{elapsed:.1f} s"),
+            ("jobs/s", f"{t.rate:.1f}"),
+            ("output", output),
+        ]
         if cache is not None:
             rows.insert(7, ("cache", cache))
         if self.live:
@@ -145,5 +151,7 @@ def cache_summary(client: ChatClient) -> str | None:
     if client.cache is None:
         return None
     stats = client.statistics()
-    return (f"{stats.cache_hits} hit(s) at $0 (they cost ${stats.cache_saved:.6f} when "
-            f"generated), {stats.cache_misses} miss(es) sent")  # fmt: skip
+    return (
+        f"{stats.cache_hits} hit(s) at $0 (they cost ${stats.cache_saved:.6f} when "
+        f"generated), {stats.cache_misses} miss(es) sent"
+    )

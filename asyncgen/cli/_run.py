@@ -106,16 +106,28 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument("--base-url", help="any OpenAI-compatible root; key: $ASYNCGEN_API_KEY")
     run.add_argument("--sim", action="store_true", help="use the built-in simulator")
     run.add_argument("--model", help="model for lines that name none")
-    run.add_argument("--concurrency", type=_concurrency, default=None,
-                     help=f"N or auto (default {DEFAULT_CONCURRENCY})")  # fmt: skip
+    run.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=None,
+        help=f"N or auto (default {DEFAULT_CONCURRENCY})",
+    )
     add_limit_flags(run, shared_default="default: not shared")
-    run.add_argument("--retries", type=whole("attempts", minimum=1), default=None,
-                     help=f"attempts per job (default {DEFAULT_MAX_ATTEMPTS})")  # fmt: skip
-    run.add_argument("--deadline", type=number("seconds"),
-                     help="stop after this many seconds (resumable)")  # fmt: skip
-    run.add_argument("--max-cost", type=number("dollars"),
-                     help="stop starting jobs once the reported cost reaches this many dollars; "
-                     "the jobs not sent run when the command is run again")  # fmt: skip
+    run.add_argument(
+        "--retries",
+        type=whole("attempts", minimum=1),
+        default=None,
+        help=f"attempts per job (default {DEFAULT_MAX_ATTEMPTS})",
+    )
+    run.add_argument(
+        "--deadline", type=number("seconds"), help="stop after this many seconds (resumable)"
+    )
+    run.add_argument(
+        "--max-cost",
+        type=number("dollars"),
+        help="stop starting jobs once the reported cost reaches this many dollars; "
+        "the jobs not sent run when the command is run again",
+    )
     run.add_argument("--retry-failed", action="store_true", help="re-run jobs that failed before")
     run.add_argument(
         "--backend",
@@ -123,33 +135,61 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         default="httpx",
         help="HTTP backend; aiohttp (asyncgen[fast]) costs less CPU per request",
     )
-    run.add_argument("--max-connections", type=whole("connections", minimum=1), default=64,
-                     help=argparse.SUPPRESS)  # fmt: skip
-    run.add_argument("--dashboard", nargs="?", const=DASHBOARD_PORT, default=None,
-                     type=whole("port", minimum=1, maximum=65535), metavar="PORT",
-                     help="serve a live page of this run on http://127.0.0.1:PORT/ (default "
-                     f"{DASHBOARD_PORT}; needs asyncgen[dashboard])")  # fmt: skip
-    run.add_argument("--schema", metavar="MODULE:MODEL", type=_schema, default=None,
-                     help="a pydantic model every answer must fit (its JSON schema is sent; "
-                     "an answer that does not fit is re-asked twice); results gain "
-                     "'parsed'")  # fmt: skip
+    run.add_argument(
+        "--max-connections",
+        type=whole("connections", minimum=1),
+        default=64,
+        help=argparse.SUPPRESS,
+    )
+    run.add_argument(
+        "--dashboard",
+        nargs="?",
+        const=DASHBOARD_PORT,
+        default=None,
+        type=whole("port", minimum=1, maximum=65535),
+        metavar="PORT",
+        help="serve a live page of this run on http://127.0.0.1:PORT/ (default "
+        f"{DASHBOARD_PORT}; needs asyncgen[dashboard])",
+    )
+    run.add_argument(
+        "--schema",
+        metavar="MODULE:MODEL",
+        type=_schema,
+        default=None,
+        help="a pydantic model every answer must fit (its JSON schema is sent; "
+        "an answer that does not fit is re-asked twice); results gain "
+        "'parsed'",
+    )
     batch = run.add_argument_group("Batch API (about half the price, answers within 24 h)")
-    batch.add_argument("--batch-api", action="store_true",
-                       help="send the jobs as provider batches (state in OUTPUT.batch/; run "
-                       "the same command again to pick up batches in flight)")  # fmt: skip
-    batch.add_argument("--batch-fallback", choices=["batch", "online"], default="batch",
-                       help="where expired and failed-but-retryable requests go again "
-                       "(default: a new batch)")  # fmt: skip
-    batch.add_argument("--batch-size", type=whole("requests", minimum=1, maximum=50_000),
-                       default=50_000, help="requests per batch (default 50000)")  # fmt: skip
+    batch.add_argument(
+        "--batch-api",
+        action="store_true",
+        help="send the jobs as provider batches (state in OUTPUT.batch/; run "
+        "the same command again to pick up batches in flight)",
+    )
+    batch.add_argument(
+        "--batch-fallback",
+        choices=["batch", "online"],
+        default="batch",
+        help="where expired and failed-but-retryable requests go again (default: a new batch)",
+    )
+    batch.add_argument(
+        "--batch-size",
+        type=whole("requests", minimum=1, maximum=50_000),
+        default=50_000,
+        help="requests per batch (default 50000)",
+    )
     batch.add_argument(
         "--poll",
         type=number("seconds"),
         default=None,
         help="seconds between polls at first (default 30, 1 with --sim; grows to 60)",
     )
-    batch.add_argument("--cancel", action="store_true",
-                       help="cancel the batches in flight; write what they had done")  # fmt: skip
+    batch.add_argument(
+        "--cancel",
+        action="store_true",
+        help="cancel the batches in flight; write what they had done",
+    )
     batch.add_argument(
         "--resubmit-missing",
         action="store_true",
@@ -163,9 +203,14 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "running: their answers are never read, their jobs run again (cancel "
         "them first with --cancel if they may still run)",
     )
-    run.add_argument("--cache", metavar="URL", type=_cache_url, default=None,
-                     help="answer identical requests from a response cache instead of sending "
-                     "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)")  # fmt: skip
+    run.add_argument(
+        "--cache",
+        metavar="URL",
+        type=_cache_url,
+        default=None,
+        help="answer identical requests from a response cache instead of sending "
+        "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)",
+    )
     add_settings_flag(run)
     run.set_defaults(handler=run_command)
 
@@ -262,8 +307,9 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.settings)
         # Masks keys in every line; stderr shows progress, so warnings and up by default.
-        configure_logging(json=settings.log_json, level=settings.log_level or "WARNING",
-                          stream=sys.stderr)  # fmt: skip
+        configure_logging(
+            json=settings.log_json, level=settings.log_level or "WARNING", stream=sys.stderr
+        )
         if args.batch_api:  # before the settings fill in: flags given, not defaults
             _batch_api_flags(args)
         if args.poll is None:  # the simulator's batches end in a second: look soon
@@ -293,8 +339,9 @@ def run_command(args: argparse.Namespace) -> int:
 def _locked(args: argparse.Namespace, settings: Settings) -> int:
     check_batches(args)
     resume = Resume.read(args.output, retry_failed=args.retry_failed)
-    summary = validate_input(args.input, done=resume.done, default_model=args.model,
-                             response_model=args.schema)  # fmt: skip
+    summary = validate_input(
+        args.input, done=resume.done, default_model=args.model, response_model=args.schema
+    )
     if summary.problem_count:
         for problem in summary.problems:
             _err(f"{args.input}:{problem}")
@@ -329,12 +376,16 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 return EXIT_FAILED
             except AsyncGenError as exc:
-                _err(f"{batch_failure(exc)}: {mask_secrets(str(exc))}; what was written is "
-                     "kept and the batches recorded: fix it, run the same command")  # fmt: skip
+                _err(
+                    f"{batch_failure(exc)}: {mask_secrets(str(exc))}; what was written is "
+                    "kept and the batches recorded: fix it, run the same command"
+                )
                 return EXIT_FAILED
             if left:
-                _err(f"{left} job(s) not answered yet (not submitted, or in cancelled "
-                     "batches): run the same command again")  # fmt: skip
+                _err(
+                    f"{left} job(s) not answered yet (not submitted, or in cancelled "
+                    "batches): run the same command again"
+                )
             return EXIT_OK if failed + left + summary.failed_before == 0 else EXIT_FAILED
         failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
     if summary.failed_before:
@@ -348,8 +399,9 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
 async def _run(
     args: argparse.Namespace, client: ChatClient, resume: Resume, todo: int, skipped: int
 ) -> int:
-    jobs = read_jobs(args.input, done=resume.done, default_model=args.model,
-                     response_model=args.schema)  # fmt: skip
+    jobs = read_jobs(
+        args.input, done=resume.done, default_model=args.model, response_model=args.schema
+    )
     progress = RunProgress(todo, skipped=skipped)
     board_served = _dashboard(args.dashboard, todo, str(args.input))
     async with board_served as board:
@@ -357,9 +409,14 @@ async def _run(
 
 
 async def _run_with(
-    args: argparse.Namespace, client: ChatClient, jobs: Any, todo: int, resume: Resume,
-    progress: RunProgress, board: Any,
-) -> int:  # fmt: skip
+    args: argparse.Namespace,
+    client: ChatClient,
+    jobs: Any,
+    todo: int,
+    resume: Resume,
+    progress: RunProgress,
+    board: Any,
+) -> int:
     def on_event(event: Event) -> None:
         progress.handle(event)
         if board is not None:
@@ -368,10 +425,13 @@ async def _run_with(
     stopped: Counter[str] = Counter()  # jobs stopped by the key or --max-cost, by error
     with ResultWriter(args.output, resume) as writer, progress:
         stream = generate_stream(
-            jobs, client=client, concurrency=args.concurrency,
-            retry=RetryPolicy(max_attempts=args.retries), on_event=on_event,
+            jobs,
+            client=client,
+            concurrency=args.concurrency,
+            retry=RetryPolicy(max_attempts=args.retries),
+            on_event=on_event,
             max_cost=args.max_cost,
-        )  # fmt: skip
+        )
         try:
             async with asyncio.timeout(args.deadline), contextlib.aclosing(stream) as results:
                 async for result in results:
@@ -396,8 +456,11 @@ async def _run_with(
 
 def _batch_api_flags(args: argparse.Namespace) -> None:
     """Refuse the online-only flags with --batch-api rather than ignore them."""
-    online_only = {"--max-cost": args.max_cost, "--deadline": args.deadline,
-                   "--dashboard": args.dashboard}  # fmt: skip
+    online_only = {
+        "--max-cost": args.max_cost,
+        "--deadline": args.deadline,
+        "--dashboard": args.dashboard,
+    }
     given = [flag for flag, value in online_only.items() if value is not None]
     if given:
         raise UsageProblem(
@@ -447,5 +510,7 @@ def _explain(
         )
     others = failed - sum(stopped.values())
     if others > 0:
-        _err(f"{others} job(s) failed: see error_type/error in the output; "
-             "run again with --retry-failed to retry them")  # fmt: skip
+        _err(
+            f"{others} job(s) failed: see error_type/error in the output; "
+            "run again with --retry-failed to retry them"
+        )

@@ -17,8 +17,18 @@ __all__ = ["add_sim_parser"]
 
 EXIT_USAGE = 2
 # Flags that set a field of the default model profile (models a --config does not list).
-PROFILE_FLAGS = ("latency", "latency_spread", "rpm", "tpm", "burst", "limiter", "fixed_window",
-                 "retry_header", "max_concurrency", "price_per_token")  # fmt: skip
+PROFILE_FLAGS = (
+    "latency",
+    "latency_spread",
+    "rpm",
+    "tpm",
+    "burst",
+    "limiter",
+    "fixed_window",
+    "retry_header",
+    "max_concurrency",
+    "price_per_token",
+)
 
 
 def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,29 +44,69 @@ def add_sim_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     sim.add_argument("--port", type=_port, default=8000, help="port (default 8000; 0: any)")
     sim.add_argument("--config", help="a SimConfig JSON file, or - for standard input")
     sim.add_argument("--latency", type=_latency, default=None, help="seconds before answering")
-    sim.add_argument("--latency-spread", type=number("seconds", zero=True), default=None,
-                     help="answers take latency +/- this, uniformly")  # fmt: skip
-    sim.add_argument("--rpm", type=whole("requests per minute", minimum=1), default=None,
-                     help="requests per minute admitted; beyond it, 429")  # fmt: skip
-    sim.add_argument("--tpm", type=whole("tokens per minute", minimum=1), default=None,
-                     help="tokens per minute admitted; beyond it, 429")  # fmt: skip
-    sim.add_argument("--limiter", choices=["bucket", "sliding", "fixed"], default=None,
-                     help="how --rpm/--tpm are enforced (default bucket)")  # fmt: skip
-    sim.add_argument("--burst", type=number("seconds", zero=True), default=None,
-                     help="seconds of traffic the bucket admits at once (default 1)")  # fmt: skip
-    sim.add_argument("--fixed-window", type=number("seconds"), default=None,
-                     help="window of the fixed limiter (default 60)")  # fmt: skip
-    sim.add_argument("--retry-header", default=None,
-                     choices=["both", "retry-after", "retry-after-ms", "none"],
-                     help="what a rate-limit 429 carries (default both)")  # fmt: skip
-    sim.add_argument("--max-concurrency", type=whole("requests", minimum=1), default=None,
-                     help="requests in flight per model; beyond it, 429")  # fmt: skip
-    sim.add_argument("--price-per-token", type=number("dollars", zero=True), default=None,
-                     help="reported as usage.cost")  # fmt: skip
-    sim.add_argument("--api-key", default=None,
-                     help="require this bearer token (else 401); never printed")  # fmt: skip
-    sim.add_argument("--credits", type=number("dollars", zero=True), default=None,
-                     help="the account's credit limit, for /key")  # fmt: skip
+    sim.add_argument(
+        "--latency-spread",
+        type=number("seconds", zero=True),
+        default=None,
+        help="answers take latency +/- this, uniformly",
+    )
+    sim.add_argument(
+        "--rpm",
+        type=whole("requests per minute", minimum=1),
+        default=None,
+        help="requests per minute admitted; beyond it, 429",
+    )
+    sim.add_argument(
+        "--tpm",
+        type=whole("tokens per minute", minimum=1),
+        default=None,
+        help="tokens per minute admitted; beyond it, 429",
+    )
+    sim.add_argument(
+        "--limiter",
+        choices=["bucket", "sliding", "fixed"],
+        default=None,
+        help="how --rpm/--tpm are enforced (default bucket)",
+    )
+    sim.add_argument(
+        "--burst",
+        type=number("seconds", zero=True),
+        default=None,
+        help="seconds of traffic the bucket admits at once (default 1)",
+    )
+    sim.add_argument(
+        "--fixed-window",
+        type=number("seconds"),
+        default=None,
+        help="window of the fixed limiter (default 60)",
+    )
+    sim.add_argument(
+        "--retry-header",
+        default=None,
+        choices=["both", "retry-after", "retry-after-ms", "none"],
+        help="what a rate-limit 429 carries (default both)",
+    )
+    sim.add_argument(
+        "--max-concurrency",
+        type=whole("requests", minimum=1),
+        default=None,
+        help="requests in flight per model; beyond it, 429",
+    )
+    sim.add_argument(
+        "--price-per-token",
+        type=number("dollars", zero=True),
+        default=None,
+        help="reported as usage.cost",
+    )
+    sim.add_argument(
+        "--api-key", default=None, help="require this bearer token (else 401); never printed"
+    )
+    sim.add_argument(
+        "--credits",
+        type=number("dollars", zero=True),
+        default=None,
+        help="the account's credit limit, for /key",
+    )
     sim.add_argument("--seed", type=int, default=None, help="seed for latency and fault draws")
     sim.add_argument("--log-level", default="warning", help="uvicorn log level")
     sim.add_argument("--http2", action="store_true", help="TLS + HTTP/2 (hypercorn)")
@@ -120,8 +170,16 @@ def sim_command(args: argparse.Namespace) -> int:
     """Serve until interrupted; 2 for a bad config or an address that cannot be bound."""
     try:
         config = sim_config(args)
-        serve(config, host=args.host, port=args.port, http2=args.http2, certfile=args.certfile,
-              keyfile=args.keyfile, log_level=args.log_level, announce=_announce)  # fmt: skip
+        serve(
+            config,
+            host=args.host,
+            port=args.port,
+            http2=args.http2,
+            certfile=args.certfile,
+            keyfile=args.keyfile,
+            log_level=args.log_level,
+            announce=_announce,
+        )
     except (ValueError, OSError) as exc:
         sys.stderr.write(f"asyncgen sim: {exc}\n")
         return EXIT_USAGE

@@ -74,8 +74,10 @@ def supervise(
                 if ended is not None and on_exit is not None:
                     on_exit(ended)
                 if EXIT_USAGE in slot.codes and not stopping:
-                    _say(f"process {slot.number} exited {EXIT_USAGE} (a usage or store "
-                         "error): not restarting; draining the others")  # fmt: skip
+                    _say(
+                        f"process {slot.number} exited {EXIT_USAGE} (a usage or store "
+                        "error): not restarting; draining the others"
+                    )
                     forward(signal.SIGTERM, None)
             if stopping and all(s.process is None or s.process.poll() is not None for s in slots):
                 break
@@ -110,8 +112,10 @@ def _tend(
         slot.backoff = FIRST_BACKOFF if lived >= STEADY else slot.backoff
         slot.restart_at = now + slot.backoff
         how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited {code}"
-        _say(f"process {slot.number} (pid {process.pid}) {how} after {lived:.1f} s; "
-             f"restarting in {slot.backoff:g} s")  # fmt: skip
+        _say(
+            f"process {slot.number} (pid {process.pid}) {how} after {lived:.1f} s; "
+            f"restarting in {slot.backoff:g} s"
+        )
         slot.backoff = min(MAX_BACKOFF, slot.backoff * 2)
         return process.pid
     if stopping or now < slot.restart_at:

@@ -73,35 +73,58 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
     worker.add_argument("--lease", type=number("seconds"), default=None, help="seconds per lease")
-    worker.add_argument("--grace", type=number("seconds", zero=True), default=None,
-                        help="drain grace in seconds")  # fmt: skip
+    worker.add_argument(
+        "--grace", type=number("seconds", zero=True), default=None, help="drain grace in seconds"
+    )
     add_settings_flag(worker)
-    worker.add_argument("--metrics-port", type=whole("port", minimum=1, maximum=65535),
-                        help="serve Prometheus metrics on this port at /metrics (needs "
-                        "asyncgen[metrics]; under --processes the supervisor serves "
-                        "all)")  # fmt: skip
-    worker.add_argument("--metrics-host", default="127.0.0.1",
-                        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a "
-                        "scraper on another host)")  # fmt: skip
-    worker.add_argument("--processes", type=whole("processes", minimum=1), default=1,
-                        help="run this many worker processes under a supervisor that "
-                        "restarts one that dies and drains them all on SIGTERM/SIGINT")  # fmt: skip
+    worker.add_argument(
+        "--metrics-port",
+        type=whole("port", minimum=1, maximum=65535),
+        help="serve Prometheus metrics on this port at /metrics (needs "
+        "asyncgen[metrics]; under --processes the supervisor serves "
+        "all)",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a "
+        "scraper on another host)",
+    )
+    worker.add_argument(
+        "--processes",
+        type=whole("processes", minimum=1),
+        default=1,
+        help="run this many worker processes under a supervisor that "
+        "restarts one that dies and drains them all on SIGTERM/SIGINT",
+    )
     worker.add_argument(
         "--force-processes",
         action="store_true",
         help=f"allow --processes above {PROCESSES_PER_CPU} per CPU",
     )
-    worker.add_argument("--timeout", type=number("seconds"), default=None,
-                        help="seconds a job may run when neither its submit nor its task "
-                        "sets a timeout (default: no limit)")  # fmt: skip
-    worker.add_argument("--credit-probe", type=number("seconds"), default=DEFAULT_CREDIT_PROBE,
-                        help="while the key is out of credits (HTTP 402), generation jobs wait "
-                        "and one is tried every this many seconds (default "
-                        f"{DEFAULT_CREDIT_PROBE:g})")  # fmt: skip
-    worker.add_argument("--conversation-log", metavar="DIR", default=None,
-                        help="also write each conversation's lines (asyncgen.conversation, "
-                        "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH-MM-SS>.log: "
-                        "the app's own files, when it uses the same DIR")  # fmt: skip
+    worker.add_argument(
+        "--timeout",
+        type=number("seconds"),
+        default=None,
+        help="seconds a job may run when neither its submit nor its task "
+        "sets a timeout (default: no limit)",
+    )
+    worker.add_argument(
+        "--credit-probe",
+        type=number("seconds"),
+        default=DEFAULT_CREDIT_PROBE,
+        help="while the key is out of credits (HTTP 402), generation jobs wait "
+        "and one is tried every this many seconds (default "
+        f"{DEFAULT_CREDIT_PROBE:g})",
+    )
+    worker.add_argument(
+        "--conversation-log",
+        metavar="DIR",
+        default=None,
+        help="also write each conversation's lines (asyncgen.conversation, "
+        "carried by its jobs) to DIR/<user>/<YYYY.MM.DD>/<HH-MM-SS>.log: "
+        "the app's own files, when it uses the same DIR",
+    )
     worker.add_argument(
         "--base-url",
         help="OpenAI-compatible root for generation jobs (key: $ASYNCGEN_API_KEY)",
@@ -160,14 +183,17 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
     if kinds is not None and GENERATE_KIND in kinds and client is None:
         raise UsageProblem("--kinds generate runs generation jobs: give --base-url or --provider")
     worker = Worker(
-        queue, kinds=kinds, client=client,
-        concurrency=args.concurrency if args.concurrency is not None
+        queue,
+        kinds=kinds,
+        client=client,
+        concurrency=args.concurrency
+        if args.concurrency is not None
         else settings.worker_concurrency,
         lease=args.lease if args.lease is not None else settings.worker_lease,
         grace=args.grace if args.grace is not None else settings.worker_grace,
         credit_probe=args.credit_probe,
         timeout=args.timeout if args.timeout is not None else settings.worker_timeout,
-    )  # fmt: skip
+    )
     if not worker.serves():
         raise UsageProblem(
             "this worker could run nothing: give --tasks MODULE for task jobs, and --base-url "
@@ -240,8 +266,9 @@ def worker_command(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.settings)
         conversations = ConversationLog(args.conversation_log) if args.conversation_log else None
-        configure_logging(json=settings.log_json, level=settings.log_level or "INFO",
-                          conversations=conversations)  # fmt: skip
+        configure_logging(
+            json=settings.log_json, level=settings.log_level or "INFO", conversations=conversations
+        )
         if args.processes > max_processes() and not args.force_processes:
             raise UsageProblem(
                 f"--processes {args.processes} is more than {max_processes()} "

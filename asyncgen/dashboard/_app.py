@@ -148,20 +148,26 @@ async def overview_data(queue: JobQueue) -> dict[str, Any]:
     running = await queue.store.find(state=JobState.RUNNING, limit=RUNNING_SHOWN)
     by_worker: dict[str, list[dict[str, Any]]] = collections.defaultdict(list)
     for record in running:
-        by_worker[record.worker or "?"].append({
-            "id": record.id, "kind": record.kind, "model": _model(record),
-            "attempt": record.attempts,
-            "lease_left": round((record.lease_until or time.time()) - time.time(), 1),
-        })  # fmt: skip
+        by_worker[record.worker or "?"].append(
+            {
+                "id": record.id,
+                "kind": record.kind,
+                "model": _model(record),
+                "attempt": record.attempts,
+                "lease_left": round((record.lease_until or time.time()) - time.time(), 1),
+            }
+        )
     reports = await queue.store.worker_reports()
     return {
         "at": time.time(),
         "counts": {state: getattr(stats, state) for state in STATES},
-        "failed": stats.failed, "retried": stats.retried, "workers": stats.workers,
+        "failed": stats.failed,
+        "retried": stats.retried,
+        "workers": stats.workers,
         "kinds": {kind: kinds[kind] for kind in sorted(kinds)},
         "running": {worker: by_worker[worker] for worker in sorted(by_worker)},
         **_from_reports(reports),
-    }  # fmt: skip
+    }
 
 
 def _from_reports(reports: list[WorkerReport]) -> dict[str, Any]:
@@ -174,23 +180,34 @@ def _from_reports(reports: list[WorkerReport]) -> dict[str, Any]:
         status = report.status
         for row in status.get("jobs", []):
             key = f"{row.get('kind')}/{row.get('model') or '-'}"
-            blank = {"kind": row.get("kind"), "model": row.get("model"), "ok": 0, "failed": 0,
-                     "retried": 0, "seconds": 0.0}  # fmt: skip
+            blank = {
+                "kind": row.get("kind"),
+                "model": row.get("model"),
+                "ok": 0,
+                "failed": 0,
+                "retried": 0,
+                "seconds": 0.0,
+            }
             into = models.setdefault(key, blank)
             for name in ("ok", "failed", "retried", "seconds"):
                 into[name] += row.get(name, 0) or 0
         reported = status.get("client") or {}
         for name in client:
             client[name] += reported.get(name, 0) or 0
-        workers.append({
-            "name": report.name, "seen": round(time.time() - report.at, 1),
-            "state": status.get("state", "running"), "started_at": status.get("started_at"),
-            "concurrency": status.get("concurrency"), "kinds": status.get("kinds", []),
-            "running_count": status.get("running_count", 0),
-            "running": status.get("running", []),
-            "credit_paused": bool((status.get("states") or {}).get("credit_paused")),
-            "open_circuits": reported.get("open_circuits", []),
-        })  # fmt: skip
+        workers.append(
+            {
+                "name": report.name,
+                "seen": round(time.time() - report.at, 1),
+                "state": status.get("state", "running"),
+                "started_at": status.get("started_at"),
+                "concurrency": status.get("concurrency"),
+                "kinds": status.get("kinds", []),
+                "running_count": status.get("running_count", 0),
+                "running": status.get("running", []),
+                "credit_paused": bool((status.get("states") or {}).get("credit_paused")),
+                "open_circuits": reported.get("open_circuits", []),
+            }
+        )
     for row in models.values():
         finished = row["ok"] + row["failed"]
         row["error_rate"] = round(row["failed"] / finished, 4) if finished else None
@@ -251,8 +268,7 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
         return response
 
     async def overview(request: Request) -> Response:
-        return render(request, "overview.html", data=await overview_data(opened),
-                      states=STATES)  # fmt: skip
+        return render(request, "overview.html", data=await overview_data(opened), states=STATES)
 
     async def overview_api(request: Request) -> Response:
         return JSONResponse(await overview_data(opened))
@@ -278,9 +294,19 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
                 window = [r for r in window if _model(r) == model]
             shown = window[offset : offset + PAGE]
             more = len(window) > offset + PAGE and offset + PAGE < MAX_OFFSET
-        return render(request, "jobs.html", records=shown, model_of=_model, page=page,
-                      more=more, state=state_name or "", kind=kind or "", model=model or "",
-                      wanted=wanted, states=[s.value for s in JobState])  # fmt: skip
+        return render(
+            request,
+            "jobs.html",
+            records=shown,
+            model_of=_model,
+            page=page,
+            more=more,
+            state=state_name or "",
+            kind=kind or "",
+            model=model or "",
+            wanted=wanted,
+            states=[s.value for s in JobState],
+        )
 
     async def job(request: Request) -> Response:
         record = await opened.store.get(request.path_params["job_id"])
@@ -288,9 +314,14 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
             missing = render(request, "missing.html", job_id=request.path_params["job_id"])
             missing.status_code = 404
             return missing
-        return render(request, "job.html", record=record, model=_model(record),
-                      payload=_masked(record.payload),
-                      result=None if record.result is None else _masked(record.result))  # fmt: skip
+        return render(
+            request,
+            "job.html",
+            record=record,
+            model=_model(record),
+            payload=_masked(record.payload),
+            result=None if record.result is None else _masked(record.result),
+        )
 
     async def dead(request: Request) -> Response:
         records = await opened.store.find(state=JobState.DEAD, limit=DEAD_SCANNED)
@@ -298,9 +329,15 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
         for record in records:
             groups[record.error_type or "unknown"].append(record)
         ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
-        return render(request, "dead.html", groups=ordered, scanned=DEAD_SCANNED,
-                      total=len(records), model_of=_model,
-                      done=request.query_params.get("done", ""))  # fmt: skip
+        return render(
+            request,
+            "dead.html",
+            groups=ordered,
+            scanned=DEAD_SCANNED,
+            total=len(records),
+            model_of=_model,
+            done=request.query_params.get("done", ""),
+        )
 
     async def act(request: Request) -> Response:
         """POST /actions/requeue or /actions/cancel with ids; needs the session and the
@@ -308,13 +345,15 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
         if not auth.enabled:
             return PlainTextResponse(
                 "read-only dashboard: start it with --token (or ASYNCGEN_DASHBOARD_TOKEN) "
-                "to requeue or cancel", status_code=403,
-            )  # fmt: skip
+                "to requeue or cancel",
+                status_code=403,
+            )
         form = await _form(request)
         field = form.get("form_token", [None])[-1]
         if not auth.form_ok(request.cookies.get(SESSION_COOKIE), field):
-            return PlainTextResponse("sign in first (/login): this action needs the token",
-                                     status_code=403)  # fmt: skip
+            return PlainTextResponse(
+                "sign in first (/login): this action needs the token", status_code=403
+            )
         ids = [value for value in form.get("ids", []) if value][:DEAD_SCANNED]
         if not ids:
             return RedirectResponse("/dead?done=nothing+selected", status_code=303)
@@ -406,10 +445,16 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
     )
 
 
-def serve(queue_url: str, *, host: str = "127.0.0.1", port: int = 8700,
-          token: str | None = None) -> None:  # fmt: skip
+def serve(
+    queue_url: str, *, host: str = "127.0.0.1", port: int = 8700, token: str | None = None
+) -> None:
     """Serve the dashboard with uvicorn until interrupted (blocks)."""
     import uvicorn
 
-    uvicorn.run(create_app(queue_url, token=token), host=host, port=port, log_level="warning",
-                access_log=False)  # fmt: skip
+    uvicorn.run(
+        create_app(queue_url, token=token),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )

@@ -26,9 +26,15 @@ LATEST_FAILURES = 20
 def _shown(counts: ResultCounts) -> dict[str, Any]:
     """A batch's (or one model's) counts as the page shows them."""
     ok = counts.ok
-    return {"done": counts.done, "ok": ok, "failed": counts.failed,
-            "retries": counts.retries, "tokens": counts.tokens, "cost": round(counts.cost, 6),
-            "mean_latency": round(counts.latency / ok, 3) if ok else None}  # fmt: skip
+    return {
+        "done": counts.done,
+        "ok": ok,
+        "failed": counts.failed,
+        "retries": counts.retries,
+        "tokens": counts.tokens,
+        "cost": round(counts.cost, 6),
+        "mean_latency": round(counts.latency / ok, 3) if ok else None,
+    }
 
 
 @dataclass
@@ -63,12 +69,16 @@ class BatchBoard:
         result = event.result
         if not result.ok:
             error = result.error
-            self.failures.appendleft({
-                "at": time.time(), "index": result.index, "model": result.job.model,
-                "error_type": type(error).__name__ if error else "",
-                "error": mask_secrets(str(error)) if error else "",
-                "attempts": result.attempts,
-            })  # fmt: skip
+            self.failures.appendleft(
+                {
+                    "at": time.time(),
+                    "index": result.index,
+                    "model": result.job.model,
+                    "error_type": type(error).__name__ if error else "",
+                    "error": mask_secrets(str(error)) if error else "",
+                    "attempts": result.attempts,
+                }
+            )
 
     def snapshot(self) -> dict[str, Any]:
         """The board as JSON values (what the page shows and /api/batch returns)."""
@@ -78,13 +88,17 @@ class BatchBoard:
         left = self.total - done
         eta = left / rate if rate > 0 and left > 0 else (0.0 if left <= 0 else None)
         return {
-            **_shown(self.whole), "title": self.title, "total": self.total,
-            "elapsed": round(elapsed, 1), "rate": round(rate, 2),
-            "eta": None if eta is None else round(eta, 1), "finished": self.finished,
+            **_shown(self.whole),
+            "title": self.title,
+            "total": self.total,
+            "elapsed": round(elapsed, 1),
+            "rate": round(rate, 2),
+            "eta": None if eta is None else round(eta, 1),
+            "finished": self.finished,
             "percent": round(100 * done / self.total, 1) if self.total else 100.0,
             "models": {name: _shown(m) for name, m in sorted(self.models.items())},
             "failures": list(self.failures),
-        }  # fmt: skip
+        }
 
 
 def create_batch_app(board: BatchBoard) -> Any:
@@ -111,7 +125,10 @@ def create_batch_app(board: BatchBoard) -> Any:
     async def api(request: Request) -> Response:
         return JSONResponse(board.snapshot())
 
-    return Starlette(routes=[
-        Route("/", page), Route("/api/batch", api),
-        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
-    ])  # fmt: skip
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/api/batch", api),
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ]
+    )

@@ -57,8 +57,9 @@ def run(fn: Callable[P, Coroutine[Any, Any, T]], /, *args: P.args, **kwargs: P.k
     return run_blocking(fn, *args, **kwargs)
 
 
-def shared_client(base_url: str | None = None, api_key: str | None = None,
-                  **options: Any) -> ChatClient:  # fmt: skip
+def shared_client(
+    base_url: str | None = None, api_key: str | None = None, **options: Any
+) -> ChatClient:
     """This worker process's ChatClient for ``base_url`` (made on first use, after the
     fork; reused by every task the process runs).
 
@@ -105,8 +106,9 @@ def register_generation_task(
     """
     policy = retry or RetryPolicy()
 
-    @app.task(bind=True, name=name, acks_late=True, reject_on_worker_lost=True,
-              max_retries=max_retries)  # fmt: skip
+    @app.task(
+        bind=True, name=name, acks_late=True, reject_on_worker_lost=True, max_retries=max_retries
+    )
     def generate_job(self: Task[Any, Any], job: dict[str, Any]) -> dict[str, Any]:
         parsed = GenerationJob.model_validate(job)
         (result,) = run(generate, [parsed], client=client(), retry=RetryPolicy.never())

@@ -110,8 +110,14 @@ class Batch:
         extra = {"later_unsent": "not logged one by one"} if unsent else {}
         if unsent:
             self.quiet.add(kind)
-        _log.warning("job_failed", job_id=result.job.id, model=result.model, error_type=kind,
-                     error=mask_secrets(str(result.error)), **extra)  # fmt: skip
+        _log.warning(
+            "job_failed",
+            job_id=result.job.id,
+            model=result.model,
+            error_type=kind,
+            error=mask_secrets(str(result.error)),
+            **extra,
+        )
 
     async def run_all(
         self, jobs: list[GenerationJob], *, limit: int, deadline: float | None

@@ -244,11 +244,16 @@ class BatchRun:
 
     def _progress(self) -> None:
         if self._on_progress is not None:
-            self._on_progress(BatchApiProgress(
-                batches=len(self.records), batches_done=sum(r.done for r in self.records),
-                requests=sum(r.requests for r in self.records if r.round == 1) + self._cached,
-                requests_done=self._done, failed=self._failed, online=self._online,
-            ))  # fmt: skip
+            self._on_progress(
+                BatchApiProgress(
+                    batches=len(self.records),
+                    batches_done=sum(r.done for r in self.records),
+                    requests=sum(r.requests for r in self.records if r.round == 1) + self._cached,
+                    requests_done=self._done,
+                    failed=self._failed,
+                    online=self._online,
+                )
+            )
 
     # -- submitting ------------------------------------------------------------------
 
@@ -303,8 +308,9 @@ class BatchRun:
         chunk: RequestFile | None = None
         async for line in lines:
             data = (json.dumps(line, ensure_ascii=False) + "\n").encode()
-            if chunk is not None and (chunk.requests >= self.max_requests
-                                      or chunk.size + len(data) > self.max_bytes):  # fmt: skip
+            if chunk is not None and (
+                chunk.requests >= self.max_requests or chunk.size + len(data) > self.max_bytes
+            ):
                 await self._submit_chunk(chunk.close(), round_)
                 chunk = None
             if self.stopped is not None:  # a 402: nothing more is written or submitted
@@ -317,8 +323,9 @@ class BatchRun:
             await self._submit_chunk(chunk.close(), round_)
 
     async def _submit_chunk(self, chunk: RequestFile, round_: int) -> None:
-        record = BatchRecord(marker=chunk.marker, chunk=chunk.name, requests=chunk.requests,
-                             round=round_)  # fmt: skip
+        record = BatchRecord(
+            marker=chunk.marker, chunk=chunk.name, requests=chunk.requests, round=round_
+        )
         self.records.append(record)
         # recorded before it is created: a crash now finds it by its marker
         self._folder.save(self.records)
@@ -336,8 +343,11 @@ class BatchRun:
             self.records.remove(record)  # its jobs are left for the next run
             (self.folder / record.chunk).unlink(missing_ok=True)
             self._folder.save(self.records)
-            _log.warning("batch_submit_stopped", error=str(exc),
-                         action="add credits, run again: the rest is submitted then")  # fmt: skip
+            _log.warning(
+                "batch_submit_stopped",
+                error=str(exc),
+                action="add credits, run again: the rest is submitted then",
+            )
             return
         record.id, record.status = str(found["id"]), str(found.get("status", "validating"))
         self._folder.save(self.records)
@@ -366,8 +376,9 @@ class BatchRun:
             self._folder.save(self.records)
             self._progress()
             if [r for r in self.records if not r.done and r.id is not None]:
-                interval = self.poll_interval if moved else min(interval * 1.5,
-                                                                self.max_poll_interval)  # fmt: skip
+                interval = (
+                    self.poll_interval if moved else min(interval * 1.5, self.max_poll_interval)
+                )
                 await asyncio.sleep(interval)
 
     async def _retrieve(self, record: BatchRecord) -> dict[str, Any] | None:
@@ -475,9 +486,14 @@ class BatchRun:
                 await answers.store(key, completion)
 
     def _emit(
-        self, custom_id: str, where: tuple[str, str], completion: Completion | None,
-        parsed: Any, error: AsyncGenError | None, attempts: int,
-    ) -> None:  # fmt: skip
+        self,
+        custom_id: str,
+        where: tuple[str, str],
+        completion: Completion | None,
+        parsed: Any,
+        error: AsyncGenError | None,
+        attempts: int,
+    ) -> None:
         if custom_id in self._skip:
             return
         model, fingerprint = where
@@ -486,8 +502,9 @@ class BatchRun:
             self._stores.append((cache_key(self.client.cache_scope, fingerprint), completion))
         self._done += 1
         self._failed += error is not None
-        self._on_outcome(BatchOutcome(custom_id, model, fingerprint, completion, error,
-                                      attempts, parsed))  # fmt: skip
+        self._on_outcome(
+            BatchOutcome(custom_id, model, fingerprint, completion, error, attempts, parsed)
+        )
 
     def _priced(self, completion: Completion) -> Completion:
         """The provider's cost, or the price table's at the batch discount (when the
@@ -524,9 +541,17 @@ class BatchRun:
             self._failed += not result.ok
             error = result.error if isinstance(result.error, AsyncGenError) else None
             model, fingerprint = wheres[result.job.id]
-            self._on_outcome(BatchOutcome(result.job.id, model, fingerprint, result.completion,
-                                          error, record.round + result.attempts,
-                                          result.parsed))  # fmt: skip
+            self._on_outcome(
+                BatchOutcome(
+                    result.job.id,
+                    model,
+                    fingerprint,
+                    result.completion,
+                    error,
+                    record.round + result.attempts,
+                    result.parsed,
+                )
+            )
             self._progress()
 
     async def cancel(self) -> int:
@@ -592,19 +617,28 @@ async def generate_batch(
         raise ValueError("every job needs its own id: the Batch API matches answers by id")
     schemas = {job.response_model for job in todo}
     if len(schemas) > 1:
-        raise ValueError("the jobs of one batch run share one response_model (or none): "
-                         "run the others in another call")  # fmt: skip
+        raise ValueError(
+            "the jobs of one batch run share one response_model (or none): "
+            "run the others in another call"
+        )
     response_model = next(iter(schemas), None)
     ended: dict[str, BatchOutcome] = {}
     began = time.monotonic()
     with contextlib.ExitStack() as stack:
-        where = folder or Path(stack.enter_context(tempfile.TemporaryDirectory(
-            prefix="asyncgen-batch-")))  # fmt: skip
-        run = BatchRun(client, where, on_outcome=lambda o: ended.__setitem__(o.id, o),
-                       on_progress=on_progress, max_requests=max_requests,
-                       poll_interval=poll_interval,
-                       max_poll_interval=max(max_poll_interval, poll_interval),
-                       resubmit=resubmit, response_model=response_model)  # fmt: skip
+        where = folder or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="asyncgen-batch-"))
+        )
+        run = BatchRun(
+            client,
+            where,
+            on_outcome=lambda o: ended.__setitem__(o.id, o),
+            on_progress=on_progress,
+            max_requests=max_requests,
+            poll_interval=poll_interval,
+            max_poll_interval=max(max_poll_interval, poll_interval),
+            resubmit=resubmit,
+            response_model=response_model,
+        )
         try:
             await run.submit(todo)
             await run.wait()
@@ -621,10 +655,17 @@ async def generate_batch(
             results.append(GenerationResult(index=index, job=job, error=error, attempts=0))
             continue
         completion = outcome.completion
-        results.append(GenerationResult(
-            index=index, job=job, text=completion.text if completion else None,
-            completion=completion, error=outcome.error, attempts=outcome.attempts,
-            latency=latency, answered_by=outcome.model if completion else None,
-            parsed=outcome.parsed,
-        ))  # fmt: skip
+        results.append(
+            GenerationResult(
+                index=index,
+                job=job,
+                text=completion.text if completion else None,
+                completion=completion,
+                error=outcome.error,
+                attempts=outcome.attempts,
+                latency=latency,
+                answered_by=outcome.model if completion else None,
+                parsed=outcome.parsed,
+            )
+        )
     return results

@@ -63,9 +63,10 @@ class BatchApi:
         options = client._options
         self.base_url = client.base_url
         self._http = httpx.AsyncClient(
-            headers=options.headers, verify=options.verify,
+            headers=options.headers,
+            verify=options.verify,
             timeout=httpx.Timeout(max(options.timeout, 300.0), connect=options.connect_timeout),
-        )  # fmt: skip
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -82,8 +83,9 @@ class BatchApi:
                 body: Any = response.json()
             except ValueError:
                 body = None
-            raise error_for_status(response.status_code, response.headers, body, model=path,
-                                   text=response.text)  # fmt: skip
+            raise error_for_status(
+                response.status_code, response.headers, body, model=path, text=response.text
+            )
         return response.json()
 
     async def upload(self, path: Path) -> str:
@@ -92,8 +94,9 @@ class BatchApi:
         async def once() -> Any:
             with path.open("rb") as stream:  # opened again for each attempt
                 files = {"file": (path.name, stream, "application/jsonl")}
-                return await self._json_once("POST", "/files", data={"purpose": "batch"},
-                                             files=files)  # fmt: skip
+                return await self._json_once(
+                    "POST", "/files", data={"purpose": "batch"}, files=files
+                )
 
         reply = await retry(once, policy=self.policy)
         return str(reply["id"])
@@ -101,8 +104,12 @@ class BatchApi:
     async def create(self, file_id: str, marker: str) -> dict[str, Any]:
         """Create a batch, once: a create that failed in transit may have been made,
         so before trying again the batch is looked for by its marker."""
-        body = {"input_file_id": file_id, "endpoint": ENDPOINT, "completion_window": "24h",
-                "metadata": {"asyncgen_marker": marker}}  # fmt: skip
+        body = {
+            "input_file_id": file_id,
+            "endpoint": ENDPOINT,
+            "completion_window": "24h",
+            "metadata": {"asyncgen_marker": marker},
+        }
 
         async def once() -> dict[str, Any]:
             found = await self.find(marker)
@@ -215,8 +222,13 @@ def line_job(line: dict[str, Any], response_model: type[BaseModel] | None = None
     model, messages = body.pop("model"), body.pop("messages")
     if response_model is not None:
         body.pop("response_format", None)  # schema_params puts it back from the model
-    return GenerationJob(id=line["custom_id"], model=model, messages=messages, params=body,
-                         response_model=response_model)  # fmt: skip
+    return GenerationJob(
+        id=line["custom_id"],
+        model=model,
+        messages=messages,
+        params=body,
+        response_model=response_model,
+    )
 
 
 def line_fingerprint(line: dict[str, Any]) -> tuple[str, str]:
@@ -264,8 +276,11 @@ def completion_of(body: dict[str, Any], model: str) -> Completion:
     choice = (body.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    return Completion(text=str(message.get("content") or ""),
-                      finish_reason=choice.get("finish_reason"),
-                      usage=Usage.model_validate(usage or {}),
-                      model=str(body.get("model") or model), latency=0.0,
-                      id=body.get("id"))  # fmt: skip
+    return Completion(
+        text=str(message.get("content") or ""),
+        finish_reason=choice.get("finish_reason"),
+        usage=Usage.model_validate(usage or {}),
+        model=str(body.get("model") or model),
+        latency=0.0,
+        id=body.get("id"),
+    )

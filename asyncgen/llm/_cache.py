@@ -92,8 +92,9 @@ class SqliteCache:
 
         self._lock = threading.Lock()
         try:
-            self._db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False,
-                                       isolation_level=None)  # fmt: skip
+            self._db = sqlite3.connect(
+                self.path, timeout=5.0, check_same_thread=False, isolation_level=None
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute(
@@ -228,9 +229,12 @@ class CachedAnswers:
     def _failed(self, exc: Exception) -> None:
         if not self._warned:
             self._warned = True
-            _log.warning("response_cache_failed", cache=repr(self.cache),
-                         error=mask_secrets(f"{type(exc).__name__}: {exc}"),
-                         action="requests are sent as if there were no cache")  # fmt: skip
+            _log.warning(
+                "response_cache_failed",
+                cache=repr(self.cache),
+                error=mask_secrets(f"{type(exc).__name__}: {exc}"),
+                action="requests are sent as if there were no cache",
+            )
 
 
 def hit(completion: Completion) -> Completion:

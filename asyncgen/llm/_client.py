@@ -369,12 +369,14 @@ class ChatClient:
         answers: list[Completion] = []
 
         async def ask(conversation: list[dict[str, Any]]) -> Completion:
-            answers.append(await self.chat_limited(model, conversation, wire,
-                                                   rate_limit=self.rate_limit))  # fmt: skip
+            answers.append(
+                await self.chat_limited(model, conversation, wire, rate_limit=self.rate_limit)
+            )
             return answers[-1]
 
-        parsed = await parse_with_reasks(response_model, model, max_reasks, messages,
-                                         await ask(messages), ask)  # fmt: skip
+        parsed = await parse_with_reasks(
+            response_model, model, max_reasks, messages, await ask(messages), ask
+        )
         usage = answers[0].usage
         for answer in answers[1:]:
             usage = usage + answer.usage
@@ -448,10 +450,12 @@ class ChatClient:
         async def opener() -> AsyncIterator[StreamReply]:
             limiter = rate_limit or self.rate_limit
             self._pool()  # opened before the rate limiter books (see open_transport)
-            ticket.append(await self._traffic.admit(model, messages, params, limiter,
-                                                    max_pause=max_pause))  # fmt: skip
-            async with self._pool().stream("POST", self._completions_url, body,
-                                           what=model) as reply:  # fmt: skip
+            ticket.append(
+                await self._traffic.admit(model, messages, params, limiter, max_pause=max_pause)
+            )
+            async with self._pool().stream(
+                "POST", self._completions_url, body, what=model
+            ) as reply:
                 self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
                 yield reply
 
@@ -466,8 +470,9 @@ class ChatClient:
                 self._note_key_refused(error)
             if ticket:
                 first = completion.first_token if completion is not None else None
-                self._traffic.finish(ticket[0], completion=completion, error=error,
-                                     first_token=first)  # fmt: skip
+                self._traffic.finish(
+                    ticket[0], completion=completion, error=error, first_token=first
+                )
             return completion
 
         return Stream(model, opener, stall_timeout=stall_timeout, finished=finished)
@@ -483,9 +488,13 @@ class ChatClient:
         return completion
 
     async def _send(
-        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any], *,
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        *,
         max_pause: float,
-    ) -> Completion:  # fmt: skip
+    ) -> Completion:
         body = encode_json({"model": model, "messages": messages, **params})
         began = time.perf_counter()
         reply = await self._pool().send("POST", self._completions_url, body, what=model)

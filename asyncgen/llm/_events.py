@@ -116,8 +116,16 @@ class BatchProgress:
         return 100.0 * self.done / self.total if self.total else 100.0
 
 
-Event = (JobStarted | JobRetrying | ClientPaused | JobFellBack | JobToken | JobSucceeded
-         | JobFailed | BatchProgress)  # fmt: skip
+Event = (
+    JobStarted
+    | JobRetrying
+    | ClientPaused
+    | JobFellBack
+    | JobToken
+    | JobSucceeded
+    | JobFailed
+    | BatchProgress
+)
 OnEvent = Callable[[Event], object]
 
 

@@ -41,8 +41,14 @@ def _batch(
     budget = None
     if max_cost is not None or max_tokens is not None:
         budget = Budget(max_cost, max_tokens)  # checks they are > 0
-    runner = JobRunner(client, retry=retry, validate=validate, on_event=on_event,
-                       rate_limit=rate_limit, budget=budget)  # fmt: skip
+    runner = JobRunner(
+        client,
+        retry=retry,
+        validate=validate,
+        on_event=on_event,
+        rate_limit=rate_limit,
+        budget=budget,
+    )
     client.clear_out_of_credits()  # a new batch tries again: credits may have been added
     client.clear_key_refused()  # ... and the key may have been fixed
     return Batch(runner, on_event, total=total)
@@ -99,12 +105,22 @@ async def generate(
     """
     coerced = coerce_jobs(jobs)
     if response_model is not None:
-        coerced = [job if job.response_model is not None
-                   else job.model_copy(update={"response_model": response_model})
-                   for job in coerced]  # fmt: skip
-    batch = _batch(client, retry=retry, validate=validate, on_event=on_event,
-                   rate_limit=rate_limit, max_cost=max_cost, max_tokens=max_tokens,
-                   total=len(coerced))  # fmt: skip
+        coerced = [
+            job
+            if job.response_model is not None
+            else job.model_copy(update={"response_model": response_model})
+            for job in coerced
+        ]
+    batch = _batch(
+        client,
+        retry=retry,
+        validate=validate,
+        on_event=on_event,
+        rate_limit=rate_limit,
+        max_cost=max_cost,
+        max_tokens=max_tokens,
+        total=len(coerced),
+    )
     limit = await concurrency_limit(client, concurrency)
     return await batch.run_all(coerced, limit=limit, deadline=deadline)
 
@@ -162,9 +178,16 @@ async def generate_iter(
         ValueError, TypeError: As for :func:`generate`, at the first iteration.
     """
     coerced = coerce_jobs(jobs)
-    batch = _batch(client, retry=retry, validate=validate, on_event=on_event,
-                   rate_limit=rate_limit, max_cost=max_cost, max_tokens=max_tokens,
-                   total=len(coerced))  # fmt: skip
+    batch = _batch(
+        client,
+        retry=retry,
+        validate=validate,
+        on_event=on_event,
+        rate_limit=rate_limit,
+        max_cost=max_cost,
+        max_tokens=max_tokens,
+        total=len(coerced),
+    )
     limit = await concurrency_limit(client, concurrency)
     async with contextlib.aclosing(batch.stream(coerced, limit=limit, deadline=deadline)) as run:
         async for result in run:
@@ -195,9 +218,16 @@ async def generate_stream(
         ValueError: When a job pulled from the stream is invalid (which one and why);
             jobs already running are cancelled.
     """
-    batch = _batch(client, retry=retry, validate=validate, on_event=on_event,
-                   rate_limit=rate_limit, max_cost=max_cost, max_tokens=max_tokens,
-                   total=None)  # fmt: skip
+    batch = _batch(
+        client,
+        retry=retry,
+        validate=validate,
+        on_event=on_event,
+        rate_limit=rate_limit,
+        max_cost=max_cost,
+        max_tokens=max_tokens,
+        total=None,
+    )
     limit = await concurrency_limit(client, concurrency)
     async with contextlib.aclosing(batch.stream(jobs, limit=limit)) as run:
         async for result in run:

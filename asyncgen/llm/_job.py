@@ -67,9 +67,12 @@ class Budget:
         if completion.cached:  # answered from the response cache: nothing was spent
             return
         if completion.usage.cost is None and self.max_cost is not None and not self.unpriced:
-            _log.warning("cost_unknown", model=completion.model,
-                         action="max_cost cannot count this model's answers: install "
-                         "asyncgen[prices], or use max_tokens")  # fmt: skip
+            _log.warning(
+                "cost_unknown",
+                model=completion.model,
+                action="max_cost cannot count this model's answers: install "
+                "asyncgen[prices], or use max_tokens",
+            )
         self.unpriced += completion.usage.cost is None
         self.cost += completion.usage.cost or 0.0
         self.tokens += completion.usage.total_tokens
@@ -115,8 +118,15 @@ class JobRunner:
             batch); the queue worker sends every job it claims.
     """
 
-    __slots__ = ("budget", "client", "on_event", "policy", "rate_limit", "stop_after_402",
-                 "validate")  # fmt: skip
+    __slots__ = (
+        "budget",
+        "client",
+        "on_event",
+        "policy",
+        "rate_limit",
+        "stop_after_402",
+        "validate",
+    )
 
     def __init__(
         self,
@@ -155,8 +165,11 @@ class JobRunner:
         try:
             for position, model in enumerate(models):
                 last = position == len(models) - 1
-                run.target = job if position == 0 else job.model_copy(
-                    update={"model": model, "fallbacks": []})  # fmt: skip
+                run.target = (
+                    job
+                    if position == 0
+                    else job.model_copy(update={"model": model, "fallbacks": []})
+                )
                 try:
                     run.may_move = not last
                     return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
@@ -175,8 +188,7 @@ class JobRunner:
         self, run: JobRun, model: str, following: str, error_type: str, reason: str
     ) -> None:
         run.fell_back.append({"model": model, "error_type": error_type, "reason": reason})
-        _log.warning("fallback", model=model, to=following, error_type=error_type,
-                     reason=reason)  # fmt: skip
+        _log.warning("fallback", model=model, to=following, error_type=error_type, reason=reason)
         if self.on_event is not None:
             event = JobFellBack(run.index, run.job, model, following, f"{error_type}: {reason}")
             await emit(self.on_event, event)
@@ -187,8 +199,10 @@ class JobRunner:
         if run.may_move:  # a long pause on this model: go on with the next one instead
             pause = self.client.paused(job.model)
             if pause is not None and pause.left() > self.client.fallback_after:
-                raise _MoveOn(f"{job.model} is paused for {pause.left():.0f} s "
-                              f"({pause.reason}), over fallback_after")  # fmt: skip
+                raise _MoveOn(
+                    f"{job.model} is paused for {pause.left():.0f} s "
+                    f"({pause.reason}), over fallback_after"
+                )
         params = schema_params(job.response_model, job.params)
         messages = job.to_messages()
         completion = await self._send(run, messages, params)
@@ -211,15 +225,20 @@ class JobRunner:
                 completion = await self._streamed(run, job, messages, params)
             else:
                 completion = await self.client.chat_limited(
-                    job.model, messages, params, rate_limit=self.rate_limit,
+                    job.model,
+                    messages,
+                    params,
+                    rate_limit=self.rate_limit,
                     max_pause=self.policy.max_retry_after,
-                )  # fmt: skip
+                )
         except RateLimitedError as exc:
             await self._paused(run)
             wait = exc.retry_after or 0.0
             if run.may_move and wait > self.client.fallback_after:
-                raise _MoveOn(f"{(run.target or run.job).model} asked for a wait of {wait:.0f} s "
-                              "(429), over fallback_after") from exc  # fmt: skip
+                raise _MoveOn(
+                    f"{(run.target or run.job).model} asked for a wait of {wait:.0f} s "
+                    "(429), over fallback_after"
+                ) from exc
             raise
         if self.budget is not None:
             self.budget.spend(completion)
@@ -233,9 +252,12 @@ class JobRunner:
         return completion
 
     async def _streamed(
-        self, run: JobRun, job: GenerationJob, messages: list[dict[str, Any]],
+        self,
+        run: JobRun,
+        job: GenerationJob,
+        messages: list[dict[str, Any]],
         params: dict[str, Any],
-    ) -> Completion:  # fmt: skip
+    ) -> Completion:
         """Stream the answer, handing each piece of text to ``on_event``; a break after
         some text is StreamInterruptedError (not retried: the text is out already)."""
         stall = job.stall_timeout if job.stall_timeout is not None else DEFAULT_STALL_TIMEOUT
@@ -263,18 +285,25 @@ class JobRunner:
         return stream.completion
 
     async def _parsed(
-        self, run: JobRun, messages: list[dict[str, Any]], params: dict[str, Any],
+        self,
+        run: JobRun,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
         completion: Completion,
-    ) -> Any:  # fmt: skip
+    ) -> Any:
         """The answer as the job's response_model; an answer that does not fit is re-asked
         with what was wrong, at most ``max_reasks`` times (each counted by the budget)."""
         job = run.target or run.job
         assert job.response_model is not None
         return await parse_with_reasks(
-            job.response_model, job.model, job.max_reasks, messages, completion,
+            job.response_model,
+            job.model,
+            job.max_reasks,
+            messages,
+            completion,
             ask=lambda again: self._send(run, again, params),
             before_reask=lambda: self._check_start(job),  # the budget may be spent by now
-        )  # fmt: skip
+        )
 
     def _check_start(self, job: GenerationJob) -> None:
         if self.stop_after_402 and self.client.out_of_credits is not None:

@@ -105,8 +105,13 @@ class Pauses:
             self._key = pause
         else:
             self._models[model] = pause
-        _log.warning("client_paused", scope=scope, model=pause.model,
-                     seconds=round(seconds, 3), reason=reason)  # fmt: skip
+        _log.warning(
+            "client_paused",
+            scope=scope,
+            model=pause.model,
+            seconds=round(seconds, 3),
+            reason=reason,
+        )
         return pause
 
     async def wait(self, model: str) -> None:

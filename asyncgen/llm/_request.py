@@ -30,6 +30,7 @@ def schema_params(response_model: type[BaseModel] | None, params: dict[str, Any]
 def request_fingerprint(model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
     """The SHA-256 (hex) of what the request sends: model, messages and params."""
     body = {"model": model, "messages": messages, "params": params}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=str)  # fmt: skip
+    canonical = json.dumps(
+        body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()

@@ -79,8 +79,9 @@ class Stream:
         try:
             async with self._opener() as reply:
                 if reply.status >= 300:
-                    raise error_for_status(reply.status, reply.headers, _json(await reply.read()),
-                                           model=self.model)  # fmt: skip
+                    raise error_for_status(
+                        reply.status, reply.headers, _json(await reply.read()), model=self.model
+                    )
                 lines = reply.lines()
                 ended = False  # a [DONE] came
                 while True:
@@ -100,8 +101,9 @@ class Stream:
                         delta = _content(choice, self.model)
                         finish = choice.get("finish_reason") or finish
                         if finish == "error":
-                            raise ServerError(f"{self.model}: the stream ended with an error",
-                                              status=502)  # fmt: skip
+                            raise ServerError(
+                                f"{self.model}: the stream ended with an error", status=502
+                            )
                         if delta:
                             if self.first_token is None:
                                 self.first_token = time.perf_counter() - began
@@ -110,10 +112,14 @@ class Stream:
                 if not ended and finish is None:
                     raise _cut_short(self.model, len(parts))
             completion = Completion(
-                text="".join(parts), finish_reason=finish, usage=usage, model=self.model,
-                latency=time.perf_counter() - began, id=answer_id,
+                text="".join(parts),
+                finish_reason=finish,
+                usage=usage,
+                model=self.model,
+                latency=time.perf_counter() - began,
+                id=answer_id,
                 first_token=self.first_token,
-            )  # fmt: skip
+            )
         except BaseException as exc:
             error = exc
             raise
@@ -184,8 +190,9 @@ def _event(line: bytes, model: str) -> Any:
     if isinstance(chunk, dict) and "error" in chunk:  # an error sent mid-stream
         error = chunk["error"] if isinstance(chunk["error"], dict) else {}
         status = error.get("code") if isinstance(error.get("code"), int) else 502
-        raise ServerError(f"{model}: error mid-stream: {error.get('message', chunk['error'])}",
-                          status=status)  # fmt: skip
+        raise ServerError(
+            f"{model}: error mid-stream: {error.get('message', chunk['error'])}", status=status
+        )
     if not isinstance(chunk, dict):
         raise InvalidResponseError(f"{model}: a stream event is not an object")
     return chunk

@@ -20,8 +20,10 @@ from ._models import Completion
 
 __all__ = ["REASK", "parse_answer", "parse_with_reasks", "strip_fences"]
 
-REASK = ("Your answer did not match the {model} JSON schema: {errors}. Answer again with "
-         "only the JSON object, matching the schema exactly.")  # fmt: skip
+REASK = (
+    "Your answer did not match the {model} JSON schema: {errors}. Answer again with "
+    "only the JSON object, matching the schema exactly."
+)
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n(.*?)\n?```\s*$", re.DOTALL)
 _log = structlog.get_logger("asyncgen.generate")
 
@@ -59,12 +61,16 @@ async def parse_with_reasks(
             raise ValidationFailedError(
                 f"{model}: the answer did not fit {response_model.__name__} after "
                 f"{max_reasks} re-ask(s): {_summary(errors)}",
-                text=completion.text, errors=errors,
-            )  # fmt: skip
+                text=completion.text,
+                errors=errors,
+            )
         _log.info("reasking", model=model, reask=reask + 1, errors=len(errors))
         again = REASK.format(model=response_model.__name__, errors=_summary(errors))
-        messages = [*messages, {"role": "assistant", "content": completion.text},
-                    {"role": "user", "content": again}]  # fmt: skip
+        messages = [
+            *messages,
+            {"role": "assistant", "content": completion.text},
+            {"role": "user", "content": again},
+        ]
         if before_reask is not None:
             before_reask()
         completion = await ask(messages)
@@ -83,11 +89,14 @@ def parse_answer(response_model: type[BaseModel], model: str, completion: Comple
         errors = json.loads(exc.json(include_url=False, include_input=False))
     raise ValidationFailedError(
         f"{model}: the answer did not fit {response_model.__name__}: {_summary(errors)}",
-        text=completion.text, errors=errors,
-    )  # fmt: skip
+        text=completion.text,
+        errors=errors,
+    )
 
 
 def _summary(errors: list[dict[str, Any]]) -> str:
-    parts = [f"{'.'.join(str(p) for p in e.get('loc', ())) or 'the answer'}: {e.get('msg')}"
-             for e in errors[:10]]  # fmt: skip
+    parts = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'the answer'}: {e.get('msg')}"
+        for e in errors[:10]
+    ]
     return "; ".join(parts) + (f" (and {len(errors) - 10} more)" if len(errors) > 10 else "")

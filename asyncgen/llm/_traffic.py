@@ -179,9 +179,13 @@ class Traffic:
             self.pause(model, wait, reason, limit=max_pause, scope=scope)
 
     def finish(
-        self, ticket: Ticket, *, completion: Completion | None, error: BaseException | None,
+        self,
+        ticket: Ticket,
+        *,
+        completion: Completion | None,
+        error: BaseException | None,
         first_token: float | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Report how an admitted request ended (a stream: with its time to first token)."""
         self._counts["in_flight"] -= 1
         if first_token is not None:

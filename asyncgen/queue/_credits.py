@@ -114,9 +114,13 @@ class CreditGate:
         if self.paused:
             return
         self.paused = True
-        _log.warning("credits_exhausted", worker=self.worker, reason=reason,
-                     action=f"add credits; generation jobs wait (probing every {self.probe:g} s), "
-                     "other jobs go on")  # fmt: skip
+        _log.warning(
+            "credits_exhausted",
+            worker=self.worker,
+            reason=reason,
+            action=f"add credits; generation jobs wait (probing every {self.probe:g} s), "
+            "other jobs go on",
+        )
         await self._tell(CreditPause(True, self.worker, reason))
 
     async def answered(self) -> None:

@@ -51,14 +51,26 @@ class Families:
     def __init__(self, registry: CollectorRegistry, buckets: tuple[float, ...]) -> None:
         from prometheus_client import Counter, Gauge, Histogram
 
-        self.jobs = Counter("asyncgen_jobs", "Job runs by outcome (ok, failed: dead, retried).",
-                            ["kind", "model", "outcome"], registry=registry)  # fmt: skip
+        self.jobs = Counter(
+            "asyncgen_jobs",
+            "Job runs by outcome (ok, failed: dead, retried).",
+            ["kind", "model", "outcome"],
+            registry=registry,
+        )
         self.duration = Histogram(
-            "asyncgen_job_duration_seconds", "Duration of finished job runs.", ["kind", "model"],
-            buckets=[b for b in buckets if not math.isinf(b)], registry=registry,
-        )  # fmt: skip
-        self.breaker = Gauge("asyncgen_breaker_open", "1 while the model's circuit is open.",
-                             ["model"], registry=registry, multiprocess_mode="max")  # fmt: skip
+            "asyncgen_job_duration_seconds",
+            "Duration of finished job runs.",
+            ["kind", "model"],
+            buckets=[b for b in buckets if not math.isinf(b)],
+            registry=registry,
+        )
+        self.breaker = Gauge(
+            "asyncgen_breaker_open",
+            "1 while the model's circuit is open.",
+            ["model"],
+            registry=registry,
+            multiprocess_mode="max",
+        )
         self._registry = registry
         self._states: dict[str, Any] = {}
 
@@ -69,9 +81,11 @@ class Families:
         gauge = self._states.get(name)
         if gauge is None:
             gauge = self._states[name] = Gauge(
-                f"asyncgen_{name}", f"Worker state {name} (1: on).", registry=self._registry,
+                f"asyncgen_{name}",
+                f"Worker state {name} (1: on).",
+                registry=self._registry,
                 multiprocess_mode="max",
-            )  # fmt: skip
+            )
         gauge.set(value)
 
 
@@ -105,18 +119,22 @@ class QueueCollector:
         reachable.add_metric([], 1)
         yield reachable
         family = GaugeMetricFamily(
-            "asyncgen_queue_jobs", "Jobs in the queue by state and kind ('*': any kind).",
+            "asyncgen_queue_jobs",
+            "Jobs in the queue by state and kind ('*': any kind).",
             labels=["state", "kind"],
-        )  # fmt: skip
+        )
         for (state, kind), count in sorted(depth.items()):
             family.add_metric([state, kind], count)
         yield family
 
 
 def serve_metrics(
-    port: int, *, host: str = "127.0.0.1", registry: CollectorRegistry | None = None,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    registry: CollectorRegistry | None = None,
     queue: JobQueue | None = None,
-) -> Any:  # fmt: skip
+) -> Any:
     """Serve ``/metrics`` on ``host:port`` from a background thread; returns the server.
 
     With ``registry`` None the multi-process files (``PROMETHEUS_MULTIPROC_DIR``) are

@@ -22,8 +22,23 @@ from ._exporter import Families, require_prometheus
 
 __all__ = ["DEFAULT_BUCKETS", "Alert", "AlertEvent", "Metrics"]
 
-DEFAULT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
-                   120.0, math.inf)  # fmt: skip
+DEFAULT_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    math.inf,
+)
 
 _log = structlog.get_logger("asyncgen.metrics")
 

@@ -108,10 +108,18 @@ class JobQueue:
             check_cron(cron)
             start = next_run(start - 1e-3, every=None, cron=cron)
         record = JobRecord(
-            kind=kind, payload=payload, priority=priority, max_attempts=max_attempts,
-            run_at=start, idempotency_key=idempotency_key, every=every, cron=cron,
-            depends_on=list(depends_on), timeout=timeout, context=conversation_context(),
-        )  # fmt: skip
+            kind=kind,
+            payload=payload,
+            priority=priority,
+            max_attempts=max_attempts,
+            run_at=start,
+            idempotency_key=idempotency_key,
+            every=every,
+            cron=cron,
+            depends_on=list(depends_on),
+            timeout=timeout,
+            context=conversation_context(),
+        )
         if (every is not None or cron is not None) and idempotency_key is None:
             # The series' first slot keeps its own time in its key (see _schedule).
             record = record.model_copy(
@@ -163,9 +171,17 @@ class JobQueue:
                 kind, payload = _kind_and_payload(job)
             except TypeError as exc:
                 raise TypeError(f"jobs[{index}]: {exc}") from None
-            records.append(JobRecord(kind=kind, payload=payload, priority=priority,
-                                     max_attempts=max_attempts, run_at=start,
-                                     idempotency_key=key, context=context))  # fmt: skip
+            records.append(
+                JobRecord(
+                    kind=kind,
+                    payload=payload,
+                    priority=priority,
+                    max_attempts=max_attempts,
+                    run_at=start,
+                    idempotency_key=key,
+                    context=context,
+                )
+            )
         return await self.store.add_many(records)
 
     async def status(self, job_id: str) -> JobRecord:

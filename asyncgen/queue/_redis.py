@@ -62,8 +62,18 @@ DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL set
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
 _SPARED: Any = object()  # _block's answer when it slept instead of blocking
-_SCRIPTS = ("add", "claim", "heartbeat", "complete", "fail", "cancel", "purge", "stats",
-            "requeue", "postpone")  # fmt: skip
+_SCRIPTS = (
+    "add",
+    "claim",
+    "heartbeat",
+    "complete",
+    "fail",
+    "cancel",
+    "purge",
+    "stats",
+    "requeue",
+    "postpone",
+)
 _RECORD_FIELDS = tuple(JobRecord.model_fields)
 _JSON_FIELDS = ("payload", "result", "depends_on", "context", "history")
 
@@ -141,9 +151,12 @@ class RedisStore(SingleCalls):
             # RESP2: the scripts' replies are flat lists either way, and its parser is
             # the cheaper of redis-py's two.
             pool = BlockingConnectionPool.from_url(
-                self._url, decode_responses=True, protocol=2,
-                max_connections=self._max_connections, timeout=POOL_TIMEOUT,
-            )  # fmt: skip
+                self._url,
+                decode_responses=True,
+                protocol=2,
+                max_connections=self._max_connections,
+                timeout=POOL_TIMEOUT,
+            )
             client = Redis.from_pool(pool)  # closing the client closes the pool too
             self._clients[loop] = client
             if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
@@ -168,8 +181,11 @@ class RedisStore(SingleCalls):
 
         try:
             return await awaitable
-        except (redis_errors.AuthenticationError, redis_errors.AuthenticationWrongNumberOfArgsError,
-                redis_errors.NoPermissionError) as exc:  # fmt: skip
+        except (
+            redis_errors.AuthenticationError,
+            redis_errors.AuthenticationWrongNumberOfArgsError,
+            redis_errors.NoPermissionError,
+        ) as exc:
             raise self._refused() from exc
         except redis_errors.OutOfMemoryError as exc:  # maxmemory reached under noeviction
             raise ServerError(
@@ -257,19 +273,31 @@ class RedisStore(SingleCalls):
     def _add_args(self, record: JobRecord) -> list[str | int]:
         # The fields go as one JSON array (decoded in the script): one argument to
         # encode instead of two per field, which is most of a submit's client-side cost.
-        fields = json.dumps([i for pair in _to_hash(record).items() for i in pair],
-                            ensure_ascii=False)  # fmt: skip
-        return [record.id, record.idempotency_key or "", self._ttl_ms(), fields,
-                len(record.depends_on), *record.depends_on]  # fmt: skip
+        fields = json.dumps(
+            [i for pair in _to_hash(record).items() for i in pair], ensure_ascii=False
+        )
+        return [
+            record.id,
+            record.idempotency_key or "",
+            self._ttl_ms(),
+            fields,
+            len(record.depends_on),
+            *record.depends_on,
+        ]
 
     async def claim_many(
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
     ) -> list[JobRecord]:
         """Take up to ``limit`` ready jobs at once, in claim order (see :meth:`claim`)."""
         reply = await self._run(
-            "claim", repr(self._clock() + lease), worker, int(WORKER_ALIVE * 1000),
-            self._ttl_ms(), limit, *(kinds or ()),
-        )  # fmt: skip
+            "claim",
+            repr(self._clock() + lease),
+            worker,
+            int(WORKER_ALIVE * 1000),
+            self._ttl_ms(),
+            limit,
+            *(kinds or ()),
+        )
         if not reply:
             return []
         records = [_from_hash(fields) for fields in json.loads(reply)]
@@ -323,9 +351,14 @@ class RedisStore(SingleCalls):
             The job's new state, or None if the worker had lost the lease.
         """
         reply = await self._run(
-            "fail", worker, job_id, error_type, error,
-            "" if retry_at is None else repr(retry_at), self._ttl_ms(),
-        )  # fmt: skip
+            "fail",
+            worker,
+            job_id,
+            error_type,
+            error,
+            "" if retry_at is None else repr(retry_at),
+            self._ttl_ms(),
+        )
         return JobState(reply) if reply else None
 
     async def postpone(
@@ -361,10 +394,17 @@ class RedisStore(SingleCalls):
         """
         client = await self._client()
         found: list[JobRecord] = []
-        order = [state] if state is not None else [
-            JobState.RUNNING, JobState.PENDING, JobState.DEAD, JobState.CANCELLED,
-            JobState.COMPLETED,
-        ]  # fmt: skip
+        order = (
+            [state]
+            if state is not None
+            else [
+                JobState.RUNNING,
+                JobState.PENDING,
+                JobState.DEAD,
+                JobState.CANCELLED,
+                JobState.COMPLETED,
+            ]
+        )
         for wanted in order:
             ids = await self._ids_in(client, wanted, kind, limit)
             for start in range(0, len(ids), 200):
@@ -454,8 +494,17 @@ class RedisStore(SingleCalls):
         """Counts by state (from XLEN / XPENDING and the indexes), retries, live workers."""
         expired = "" if not self.result_ttl else repr(self._clock() - self.result_ttl)
         counts = [int(n) for n in await self._run("stats", expired)]
-        names = ("pending", "scheduled", "running", "completed", "failed", "dead", "cancelled",
-                 "retried", "workers")  # fmt: skip
+        names = (
+            "pending",
+            "scheduled",
+            "running",
+            "completed",
+            "failed",
+            "dead",
+            "cancelled",
+            "retried",
+            "workers",
+        )
         return QueueStatistics(**dict(zip(names, counts, strict=True)))
 
     async def depth(self) -> dict[tuple[str, str], int]:
@@ -532,8 +581,11 @@ class RedisStore(SingleCalls):
                 for job_id in chunk:
                     pipe.hget(f"{self.prefix}job:{job_id}", "state")
                 states: list[str | None] = await self._guard(pipe.execute())
-            ended = [i for i, s in zip(chunk, states, strict=True)
-                     if s in ("completed", "dead", "cancelled")]  # fmt: skip
+            ended = [
+                i
+                for i, s in zip(chunk, states, strict=True)
+                if s in ("completed", "dead", "cancelled")
+            ]
             if ended:
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ended:

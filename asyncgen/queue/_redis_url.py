@@ -15,13 +15,26 @@ __all__ = ["OWN_OPTIONS", "check_url"]
 
 OWN_OPTIONS = ("queue", "result_ttl", "max_connections")
 _REDIS_OPTIONS = (
-    "socket_timeout", "socket_connect_timeout", "socket_keepalive", "health_check_interval",
-    "retry_on_timeout", "client_name", "timeout",
-)  # fmt: skip
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "health_check_interval",
+    "retry_on_timeout",
+    "client_name",
+    "timeout",
+)
 _TLS_OPTIONS = (
-    "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs", "ssl_ca_certs", "ssl_ca_data",
-    "ssl_ca_path", "ssl_check_hostname", "ssl_min_version", "ssl_ciphers", "ssl_password",
-)  # fmt: skip
+    "ssl_keyfile",
+    "ssl_certfile",
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_data",
+    "ssl_ca_path",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+    "ssl_password",
+)
 
 
 def check_url(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> None:
@@ -31,8 +44,11 @@ def check_url(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> N
         ValueError: What is wrong, without the password.
     """
     after_host = parts.path + parts.query + parts.fragment
-    if parts.netloc.count("@") > 1 or "@" in after_host or (parts.netloc.startswith(":") and
-                                                            not parts.hostname):  # fmt: skip
+    if (
+        parts.netloc.count("@") > 1
+        or "@" in after_host
+        or (parts.netloc.startswith(":") and not parts.hostname)
+    ):
         raise ValueError(
             "the Redis URL's user or password holds a character that ends it early "
             "(@ / ? or #): percent-encode them in the password (%40 %2F %3F %23), e.g. "

@@ -75,7 +75,12 @@ def next_slot(record: JobRecord, *, first_claim: bool) -> JobRecord | None:
         return None
     due = next_run(scheduled, every=record.every, cron=record.cron)
     return JobRecord(
-        kind=record.kind, payload=record.payload, priority=record.priority,
-        max_attempts=record.max_attempts, run_at=due, idempotency_key=slot_key(series, due),
-        every=record.every, cron=record.cron,
-    )  # fmt: skip
+        kind=record.kind,
+        payload=record.payload,
+        priority=record.priority,
+        max_attempts=record.max_attempts,
+        run_at=due,
+        idempotency_key=slot_key(series, due),
+        every=record.every,
+        cron=record.cron,
+    )

@@ -227,9 +227,13 @@ class SQLiteStore(SingleCalls):
         return await self._run(take)
 
     def _take_one(
-        self, db: sqlite3.Connection, worker: str, kind_filter: tuple[str, tuple[str, ...]],
-        lease: float, now: float,
-    ) -> JobRecord | None:  # fmt: skip
+        self,
+        db: sqlite3.Connection,
+        worker: str,
+        kind_filter: tuple[str, tuple[str, ...]],
+        lease: float,
+        now: float,
+    ) -> JobRecord | None:
         where_kind, params = kind_filter
         while True:
             row = db.execute(
@@ -249,9 +253,8 @@ class SQLiteStore(SingleCalls):
                 db.execute(
                     "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
                     " finished_at = ?, lease_until = NULL WHERE id = ?",
-                    (f"worker {record.worker} stopped during the last attempt", now,
-                     record.id),
-                )  # fmt: skip
+                    (f"worker {record.worker} stopped during the last attempt", now, record.id),
+                )
                 _bury_dependents(db, now)
                 continue
             db.execute(
@@ -262,9 +265,14 @@ class SQLiteStore(SingleCalls):
             if record.every is not None or record.cron is not None:
                 _schedule_next(db, record)
             return record.model_copy(
-                update={"state": JobState.RUNNING, "worker": worker, "started_at": now,
-                        "lease_until": now + lease, "attempts": record.attempts + 1}
-            )  # fmt: skip
+                update={
+                    "state": JobState.RUNNING,
+                    "worker": worker,
+                    "started_at": now,
+                    "lease_until": now + lease,
+                    "attempts": record.attempts + 1,
+                }
+            )
 
     async def heartbeat_many(
         self, job_ids: Sequence[str], worker: str, *, lease: float
@@ -320,11 +328,14 @@ class SQLiteStore(SingleCalls):
             stored = []
             with _transaction(db):
                 for job_id, text in encoded:
-                    done = db.execute(
-                        "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
-                        " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
-                        (text, now, job_id, worker),
-                    ).rowcount == 1  # fmt: skip
+                    done = (
+                        db.execute(
+                            "UPDATE jobs SET state = 'completed', result = ?, finished_at = ?,"
+                            " lease_until = NULL WHERE id = ? AND worker = ? AND state = 'running'",
+                            (text, now, job_id, worker),
+                        ).rowcount
+                        == 1
+                    )
                     if done:
                         _note_attempt(db, job_id, now, "ok")
                     stored.append(done)
@@ -356,8 +367,7 @@ class SQLiteStore(SingleCalls):
                 if row is None:
                     return None
                 retried = retry_at is not None and row[0] < row[1]
-                _note_attempt(db, job_id, now, "retried" if retried else "dead", error_type,
-                              error)  # fmt: skip
+                _note_attempt(db, job_id, now, "retried" if retried else "dead", error_type, error)
                 if retried:
                     db.execute(
                         "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
@@ -412,10 +422,12 @@ class SQLiteStore(SingleCalls):
         def stop(db: sqlite3.Connection) -> bool:
             now = self._clock()
             with _transaction(db):
-                if db.execute("SELECT 1 FROM jobs WHERE id = ? AND state = 'running'",
-                              (job_id,)).fetchone():  # fmt: skip
-                    _note_attempt(db, job_id, now, "cancelled", "Cancelled",
-                                  "cancelled while running")  # fmt: skip
+                if db.execute(
+                    "SELECT 1 FROM jobs WHERE id = ? AND state = 'running'", (job_id,)
+                ).fetchone():
+                    _note_attempt(
+                        db, job_id, now, "cancelled", "Cancelled", "cancelled while running"
+                    )
                 cursor = db.execute(
                     "UPDATE jobs SET state = 'cancelled', finished_at = ?, lease_until = NULL,"
                     " worker = NULL WHERE id = ? AND state IN ('pending', 'running')",
@@ -656,9 +668,13 @@ def _seen(db: sqlite3.Connection, worker: str, now: float) -> None:
 
 
 def _note_attempt(
-    db: sqlite3.Connection, job_id: str, now: float, outcome: str, error_type: str = "",
+    db: sqlite3.Connection,
+    job_id: str,
+    now: float,
+    outcome: str,
+    error_type: str = "",
     error: str = "",
-) -> None:  # fmt: skip
+) -> None:
     """Close the running attempt in the job's history (the last HISTORY_KEEP kept)."""
     row = db.execute(
         "SELECT history, attempts, worker, started_at FROM jobs WHERE id = ?", (job_id,)
@@ -666,11 +682,20 @@ def _note_attempt(
     if row is None:
         return
     history = json.loads(row[0]) if row[0] else []
-    history.append({"attempt": row[1], "worker": row[2] or "", "started": row[3] or now,
-                    "ended": now, "outcome": outcome, "error_type": error_type,
-                    "error": error[:500]})  # fmt: skip
-    db.execute("UPDATE jobs SET history = ? WHERE id = ?",
-               (json.dumps(history[-HISTORY_KEEP:]), job_id))  # fmt: skip
+    history.append(
+        {
+            "attempt": row[1],
+            "worker": row[2] or "",
+            "started": row[3] or now,
+            "ended": now,
+            "outcome": outcome,
+            "error_type": error_type,
+            "error": error[:500],
+        }
+    )
+    db.execute(
+        "UPDATE jobs SET history = ? WHERE id = ?", (json.dumps(history[-HISTORY_KEEP:]), job_id)
+    )
 
 
 def _bump(db: sqlite3.Connection, name: str) -> None:
@@ -683,14 +708,30 @@ def _bump(db: sqlite3.Connection, name: str) -> None:
 
 def _row(record: JobRecord) -> tuple[Any, ...]:
     return (
-        record.id, record.kind, json.dumps(record.payload), record.priority, record.state.value,
-        record.attempts, record.max_attempts, record.run_at, record.lease_until, record.worker,
-        json.dumps(record.result) if record.result is not None else None, record.error_type,
-        record.error, record.idempotency_key, record.created_at, record.finished_at,
-        record.every, record.cron, json.dumps(record.depends_on), record.timeout,
-        json.dumps(record.context) if record.context else None, record.started_at,
+        record.id,
+        record.kind,
+        json.dumps(record.payload),
+        record.priority,
+        record.state.value,
+        record.attempts,
+        record.max_attempts,
+        record.run_at,
+        record.lease_until,
+        record.worker,
+        json.dumps(record.result) if record.result is not None else None,
+        record.error_type,
+        record.error,
+        record.idempotency_key,
+        record.created_at,
+        record.finished_at,
+        record.every,
+        record.cron,
+        json.dumps(record.depends_on),
+        record.timeout,
+        json.dumps(record.context) if record.context else None,
+        record.started_at,
         json.dumps(record.history) if record.history else None,
-    )  # fmt: skip
+    )
 
 
 def _record(row: Sequence[Any]) -> JobRecord:

@@ -164,8 +164,13 @@ class Worker:
         self._credits: CreditGate | None = None
         if client is not None:
             self._runner = JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
-            self._credits = CreditGate(client, worker=self.name, probe=credit_probe,
-                                       on_pause=on_credit_pause, metrics=self.metrics)  # fmt: skip
+            self._credits = CreditGate(
+                client,
+                worker=self.name,
+                probe=credit_probe,
+                on_pause=on_credit_pause,
+                metrics=self.metrics,
+            )
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -188,8 +193,9 @@ class Worker:
                 are drained first, as on a stop. Restart the worker: ``asyncgen
                 worker`` exits 1 (``--processes`` restarts it), WorkerThread restarts it.
         """
-        _log.info("worker_started", worker=self.name, concurrency=self.concurrency,
-                  kinds=self.serves())  # fmt: skip
+        _log.info(
+            "worker_started", worker=self.name, concurrency=self.concurrency, kinds=self.serves()
+        )
         beat = asyncio.create_task(self._beat())
         watch = asyncio.create_task(self._watch())
         reporting = asyncio.create_task(self._report_loop())
@@ -271,11 +277,13 @@ class Worker:
         others = [kind for kind in kinds if kind != GENERATE_KIND]
         records: list[JobRecord] = []
         if await self._credits.may_probe():
-            records = await store.claim_many(self.name, kinds=[GENERATE_KIND],
-                                             lease=self.lease, limit=1)  # fmt: skip
+            records = await store.claim_many(
+                self.name, kinds=[GENERATE_KIND], lease=self.lease, limit=1
+            )
         if others and limit > len(records):
-            records += await store.claim_many(self.name, kinds=others, lease=self.lease,
-                                              limit=limit - len(records))  # fmt: skip
+            records += await store.claim_many(
+                self.name, kinds=others, lease=self.lease, limit=limit - len(records)
+            )
         return records
 
     async def _idle(self, poll: float) -> None:
@@ -345,9 +353,12 @@ class Worker:
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
         self._since[record.id] = (record.kind, model, time.time())
         with structlog.contextvars.bound_contextvars(
-            **restored(record.context), agent_role=record.kind, agent_instance=self.name,
-            job_id=record.id, attempt=record.attempts,
-        ):  # fmt: skip
+            **restored(record.context),
+            agent_role=record.kind,
+            agent_instance=self.name,
+            job_id=record.id,
+            attempt=record.attempts,
+        ):
             try:
                 try:
                     result = _storable(record.kind, await self._call(record))
@@ -399,9 +410,15 @@ class Worker:
         message = mask_secrets(str(error))
         await self._credits.ran_out(message, job_id=record.id)  # paused before it is back
         back = time.time() + 2 * self._credits.probe  # the next probe is another job
-        await self._persist(lambda: self.queue.store.postpone(
-            record.id, self.name, run_at=back, error_type=type(error).__name__, error=message,
-        ))  # fmt: skip
+        await self._persist(
+            lambda: self.queue.store.postpone(
+                record.id,
+                self.name,
+                run_at=back,
+                error_type=type(error).__name__,
+                error=message,
+            )
+        )
 
     async def _give_back(self, record: JobRecord) -> None:
         """Return a job still running when the grace ran out; its attempt counts.
@@ -412,32 +429,44 @@ class Worker:
         error = f"still running when worker {self.name} stopped (grace {self.grace:g} s)"
         with contextlib.suppress(TransientError):  # store down: the lease returns it
             state = await self.queue.store.fail(
-                record.id, self.name, error_type="WorkerStopped", error=error,
+                record.id,
+                self.name,
+                error_type="WorkerStopped",
+                error=error,
                 retry_at=time.time(),
-            )  # fmt: skip
+            )
             _log.warning("job_released", kind=record.kind, state=state.value if state else None)
 
     def status(self) -> dict[str, Any]:
         """What this worker reports about itself (see :class:`WorkerReport`)."""
-        running = [{"id": job_id, "kind": kind, "model": model, "since": since}
-                   for job_id, (kind, model, since) in list(self._since.items())]  # fmt: skip
+        running = [
+            {"id": job_id, "kind": kind, "model": model, "since": since}
+            for job_id, (kind, model, since) in list(self._since.items())
+        ]
         status: dict[str, Any] = {
             "state": "stopping" if self.stopping.is_set() else "running",
-            "started_at": self.started_at, "concurrency": self.concurrency,
-            "kinds": self.serves(), "running_count": len(running),
+            "started_at": self.started_at,
+            "concurrency": self.concurrency,
+            "kinds": self.serves(),
+            "running_count": len(running),
             "running": running[:RUNNING_REPORTED],
-            "jobs": [{k: v for k, v in row.items() if k != "buckets"}
-                     for row in self.metrics.snapshot()],
+            "jobs": [
+                {k: v for k, v in row.items() if k != "buckets"} for row in self.metrics.snapshot()
+            ],
             "states": self.metrics.states(),
-        }  # fmt: skip
+        }
         if self.client is not None:
             stats = self.client.statistics()
             status["client"] = {
-                "requests": stats.requests, "succeeded": stats.succeeded,
-                "failed": stats.failed, "rate_limited": stats.rate_limited,
-                "retries": stats.retries, "tokens": stats.total_tokens,
-                "cost": round(stats.cost, 6), "open_circuits": list(stats.open_circuits),
-            }  # fmt: skip
+                "requests": stats.requests,
+                "succeeded": stats.succeeded,
+                "failed": stats.failed,
+                "rate_limited": stats.rate_limited,
+                "retries": stats.retries,
+                "tokens": stats.total_tokens,
+                "cost": round(stats.cost, 6),
+                "open_circuits": list(stats.open_circuits),
+            }
         return status
 
     async def _report(self, state: str | None = None, *, ttl: float = 3 * REPORT_EVERY) -> None:
@@ -466,8 +495,9 @@ class Worker:
             if not held:
                 continue
             try:
-                kept = await self.queue.store.heartbeat_many(list(held), self.name,
-                                                             lease=self.lease)  # fmt: skip
+                kept = await self.queue.store.heartbeat_many(
+                    list(held), self.name, lease=self.lease
+                )
             except TransientError as exc:  # the next beat may get through, within the lease
                 _log.warning("heartbeat_failed", jobs=len(held), error=str(exc))
                 continue
@@ -539,12 +569,22 @@ class Worker:
             _log.warning("insufficient_credits", action="add credits; the job is not retried")
         delay = None if permanent else self.retry.backoff(record.attempts)
         message = mask_secrets(str(error))  # stored and shown: never a key a task let slip
-        state = await self._persist(lambda: self.queue.store.fail(
-            record.id, self.name, error_type=type(error).__name__, error=message,
-            retry_at=None if delay is None else time.time() + delay,
-        ))  # fmt: skip
-        _log.warning("job_failed", kind=record.kind, error_type=type(error).__name__,
-                     error=message, state=state.value if state else "lease lost")  # fmt: skip
+        state = await self._persist(
+            lambda: self.queue.store.fail(
+                record.id,
+                self.name,
+                error_type=type(error).__name__,
+                error=message,
+                retry_at=None if delay is None else time.time() + delay,
+            )
+        )
+        _log.warning(
+            "job_failed",
+            kind=record.kind,
+            error_type=type(error).__name__,
+            error=message,
+            state=state.value if state else "lease lost",
+        )
         return state
 
 

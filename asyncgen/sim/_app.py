@@ -115,8 +115,9 @@ class SimApp:
                 await _raw(send, 200, data, {"content-type": "application/jsonl"})
         elif kind == "batches" and method == "POST" and item is None:
             if self.spent >= config.credits:
-                await self._error(send, 402, "insufficient_quota",
-                                  "You exceeded your current quota: add credits")  # fmt: skip
+                await self._error(
+                    send, 402, "insufficient_quota", "You exceeded your current quota: add credits"
+                )
                 return
             status, payload = store.create(json.loads(body or b"{}"), config)
             await _json(send, status, payload)
@@ -125,8 +126,11 @@ class SimApp:
             limit, after = int(query.get("limit", ["20"])[0]), query.get("after", [None])[0]
             await _json(send, 200, store.listing(limit, after))
         elif kind == "batches" and item and action in (None, "cancel"):
-            found = (store.cancel(item, config) if method == "POST" and action == "cancel"
-                     else store.retrieve(item, config, self._batch_answer))  # fmt: skip
+            found = (
+                store.cancel(item, config)
+                if method == "POST" and action == "cancel"
+                else store.retrieve(item, config, self._batch_answer)
+            )
             if found is None:
                 await _json(send, 404, {"error": {"message": f"no batch {item}"}})
             else:
@@ -214,8 +218,12 @@ class SimApp:
         schema: dict[str, Any] | None = None,
     ) -> None:
         if self.spent >= self.config.credits:  # the account is empty, as OpenRouter says
-            await self._error(send, 402, "insufficient_credits",
-                              "Insufficient credits: add more at /settings/credits")  # fmt: skip
+            await self._error(
+                send,
+                402,
+                "insufficient_credits",
+                "Insufficient credits: add more at /settings/credits",
+            )
             return
         profile = self.config.profile(model)
         if profile.max_concurrency is not None:
@@ -231,9 +239,15 @@ class SimApp:
         await self._limited(model, prompt, profile, send, cost, stream, schema)
 
     async def _limited(
-        self, model: str, prompt: str, profile: ModelProfile, send: Send, cost: int,
-        stream: bool = False, schema: dict[str, Any] | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        model: str,
+        prompt: str,
+        profile: ModelProfile,
+        send: Send,
+        cost: int,
+        stream: bool = False,
+        schema: dict[str, Any] | None = None,
+    ) -> None:
         limiter = self.limiters.get(model)
         if limiter is None:
             limiter = self.limiters[model] = make_limiter(profile.limiter)
@@ -290,8 +304,9 @@ class SimApp:
                 else:
                     raise _Reset("simulated connection reset mid-stream")
             delta = {"content": word} if number else {"role": "assistant", "content": word}
-            await _event(send, {**head, "choices": [{"index": 0, "delta": delta,
-                                                     "finish_reason": None}]})  # fmt: skip
+            await _event(
+                send, {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            )
             if gap and number < len(words) - 1:
                 await asyncio.sleep(gap)
         await _event(
@@ -354,8 +369,11 @@ class SimApp:
         self.statuses["200"] += 1
         turn = self.answered[model]
         self.answered[model] += 1
-        template = (profile.replies[min(turn, len(profile.replies) - 1)]
-                    if profile.replies else profile.reply)  # fmt: skip
+        template = (
+            profile.replies[min(turn, len(profile.replies) - 1)]
+            if profile.replies
+            else profile.reply
+        )
         if template is not None:
             text = template.replace("{model}", model).replace("{prompt}", prompt)
         elif schema is not None:  # asked for structured output: an object that fits

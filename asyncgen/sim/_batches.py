@@ -103,12 +103,23 @@ class BatchStore:
                 line["body"]["messages"]
                 lines.append(line)
             except (ValueError, KeyError, TypeError):
-                problems.append({"code": "invalid_request", "line": number,
-                                 "message": "not a batch request line"})  # fmt: skip
+                problems.append(
+                    {
+                        "code": "invalid_request",
+                        "line": number,
+                        "message": "not a batch request line",
+                    }
+                )
         now = time.monotonic()
-        batch = _Batch(f"batch_{uuid.uuid4().hex[:24]}", str(request["input_file_id"]), lines,
-                       now, int(time.time()), dict(request.get("metadata") or {}),
-                       self.created + 1)  # fmt: skip
+        batch = _Batch(
+            f"batch_{uuid.uuid4().hex[:24]}",
+            str(request["input_file_id"]),
+            lines,
+            now,
+            int(time.time()),
+            dict(request.get("metadata") or {}),
+            self.created + 1,
+        )
         if len(lines) > config.batch.max_requests:
             too_many = f"more than {config.batch.max_requests} requests"
             problems.append({"code": "batch_too_large", "line": None, "message": too_many})
@@ -164,24 +175,46 @@ class BatchStore:
                 continue
             if rng.random() < expire_rate:
                 expired_any = True
-                err.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
-                            "response": None,
-                            "error": {"code": "batch_expired",
-                                      "message": "not completed within the window"}})  # fmt: skip
+                err.append(
+                    {
+                        "id": f"batch_req_{uuid.uuid4().hex[:16]}",
+                        "custom_id": custom_id,
+                        "response": None,
+                        "error": {
+                            "code": "batch_expired",
+                            "message": "not completed within the window",
+                        },
+                    }
+                )
                 continue
             if rng.random() < fail_rate:
                 response = {"status_code": 500, "body": _error("simulated server error")}
-                err.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
-                            "response": response, "error": None})  # fmt: skip
+                err.append(
+                    {
+                        "id": f"batch_req_{uuid.uuid4().hex[:16]}",
+                        "custom_id": custom_id,
+                        "response": response,
+                        "error": None,
+                    }
+                )
                 batch.failed += 1
                 continue
             completion = answer(line["body"])
             usage = completion["usage"]
             if "cost" in usage:
                 usage["cost"] = round(usage["cost"] * config.batch.discount, 10)
-            out.append({"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": custom_id,
-                        "response": {"status_code": 200, "request_id": uuid.uuid4().hex,
-                                     "body": completion}, "error": None})  # fmt: skip
+            out.append(
+                {
+                    "id": f"batch_req_{uuid.uuid4().hex[:16]}",
+                    "custom_id": custom_id,
+                    "response": {
+                        "status_code": 200,
+                        "request_id": uuid.uuid4().hex,
+                        "body": completion,
+                    },
+                    "error": None,
+                }
+            )
         batch.completed = len(out)
         if out:
             batch.output_file_id = self._store(out)
@@ -197,15 +230,23 @@ class BatchStore:
     def view(self, batch: _Batch) -> dict[str, Any]:
         """The batch as the API shows it."""
         return {
-            "id": batch.id, "object": "batch", "endpoint": "/v1/chat/completions",
-            "input_file_id": batch.input_file_id, "completion_window": "24h",
-            "status": batch.status, "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id, "created_at": batch.created_at,
+            "id": batch.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "input_file_id": batch.input_file_id,
+            "completion_window": "24h",
+            "status": batch.status,
+            "output_file_id": batch.output_file_id,
+            "error_file_id": batch.error_file_id,
+            "created_at": batch.created_at,
             "metadata": batch.metadata,
             "errors": {"object": "list", "data": batch.errors} if batch.errors else None,
-            "request_counts": {"total": len(batch.lines), "completed": batch.completed,
-                               "failed": batch.failed},
-        }  # fmt: skip
+            "request_counts": {
+                "total": len(batch.lines),
+                "completed": batch.completed,
+                "failed": batch.failed,
+            },
+        }
 
     def listing(self, limit: int, after: str | None) -> dict[str, Any]:
         """Batches, newest first, ``limit`` at a time after the batch ``after``."""
@@ -214,14 +255,23 @@ class BatchStore:
             ids = [b.id for b in newest]
             newest = newest[ids.index(after) + 1 :] if after in ids else []
         page = newest[:limit]
-        return {"object": "list", "data": [self.view(b) for b in page],
-                "has_more": len(newest) > limit,
-                "last_id": page[-1].id if page else None}  # fmt: skip
+        return {
+            "object": "list",
+            "data": [self.view(b) for b in page],
+            "has_more": len(newest) > limit,
+            "last_id": page[-1].id if page else None,
+        }
 
 
 def _file(file_id: str, data: bytes, purpose: str) -> dict[str, Any]:
-    return {"id": file_id, "object": "file", "bytes": len(data), "purpose": purpose,
-            "created_at": int(time.time()), "filename": "batch.jsonl"}  # fmt: skip
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": len(data),
+        "purpose": purpose,
+        "created_at": int(time.time()),
+        "filename": "batch.jsonl",
+    }
 
 
 def _error(message: str) -> dict[str, Any]:

@@ -127,8 +127,11 @@ class SimServer:
 
     def _start_process(self, sock: socket.socket) -> None:
         fd = sock.fileno()
-        spec: dict[str, Any] = {"fd": fd, "http2": self._tls is not None,
-                                "config": self.config.model_dump(mode="json")}  # fmt: skip
+        spec: dict[str, Any] = {
+            "fd": fd,
+            "http2": self._tls is not None,
+            "config": self.config.model_dump(mode="json"),
+        }
         if self._tls is not None:
             spec |= {"certfile": str(self._tls.certfile), "keyfile": str(self._tls.keyfile)}
         command = [sys.executable, "-m", "asyncgen.sim._child"]

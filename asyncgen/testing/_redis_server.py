@@ -67,15 +67,38 @@ class RedisServer:
         """Start on a free port (the same one again after :meth:`stop`)."""
         self.port = self.port or _free_port()
         args = [
-            self.binary or "redis-server", "--bind", "127.0.0.1", "--dir", str(self.directory),
-            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec", "--daemonize", "no", "--loglevel", "warning",
-        ]  # fmt: skip
+            self.binary or "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
         if self.tls:
             cert, key, ca = self.tls
-            args += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", cert,
-                     "--tls-key-file", key, "--tls-ca-cert-file", ca,
-                     "--tls-auth-clients", "no"]  # fmt: skip
+            args += [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ]
         else:
             args += ["--port", str(self.port)]
         if self.password:
