@@ -31,6 +31,7 @@ from ._client import ChatClient
 from ._mapping import error_for_status
 from ._models import Completion, GenerationJob, Usage
 from ._request import request_fingerprint, schema_params
+from ._transport import byte_lines
 
 __all__ = [
     "ENDPOINT",
@@ -171,17 +172,12 @@ class BatchApi:
             InvalidResponseError: A line that is not a UTF-8 JSON object (never skipped:
                 its request would be lost without a word).
         """
-        pending, number = b"", 0
         async with self._file(file_id) as response:
-            async for chunk in response.aiter_bytes():
-                pending += chunk
-                *complete, pending = pending.split(b"\n")
-                for raw in complete:
-                    number += 1
-                    if raw.strip():
-                        yield _record(raw, file_id, number)
-        if pending.strip():
-            yield _record(pending, file_id, number + 1)
+            number = 0
+            async for raw in byte_lines(response.aiter_bytes()):
+                number += 1
+                if raw.strip():
+                    yield _record(raw, file_id, number)
 
 
 def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:

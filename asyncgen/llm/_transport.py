@@ -28,6 +28,7 @@ __all__ = [
     "Options",
     "Reply",
     "Transport",
+    "byte_lines",
     "encode_json",
     "open_transport",
     "require_aiohttp",
@@ -153,17 +154,24 @@ class _HttpxStream:
     async def read(self) -> bytes:
         return await self._response.aread()
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        # Split the bytes ourselves: aiter_lines() decodes with errors="replace", which
-        # would hide an event that is not UTF-8 behind U+FFFD instead of refusing it.
-        pending = b""
-        async for chunk in self._response.aiter_bytes():
-            pending += chunk
-            *complete, pending = pending.split(b"\n")
-            for line in complete:
-                yield line.rstrip(b"\r")
-        if pending:
-            yield pending.rstrip(b"\r")
+    def lines(self) -> AsyncIterator[bytes]:
+        return byte_lines(self._response.aiter_bytes())
+
+
+async def byte_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The lines of a byte stream, undecoded, without their line endings.
+
+    httpx's ``aiter_lines()`` decodes with ``errors="replace"``, which would hide bytes
+    that are not UTF-8 behind U+FFFD; the callers decode strictly and refuse them.
+    """
+    pending = b""
+    async for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.rstrip(b"\r")
+    if pending:
+        yield pending.rstrip(b"\r")
 
 
 def map_httpx_error(exc: httpx.TransportError, *, what: str, timeout: float) -> AsyncGenError:

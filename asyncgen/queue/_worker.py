@@ -489,35 +489,45 @@ class Worker:
         third of the lease); stop a run whose lease is gone (the job was cancelled, or
         another worker took it over after a stall): its result would be thrown away.
         (Aborts are seen sooner by :meth:`_watch`.)"""
-        while True:
-            await asyncio.sleep(self.lease / 3)
-            held = dict(self._held)
-            if not held:
-                continue
-            try:
-                kept = await self.queue.store.heartbeat_many(
-                    list(held), self.name, lease=self.lease
-                )
-            except TransientError as exc:  # the next beat may get through, within the lease
-                _log.warning("heartbeat_failed", jobs=len(held), error=str(exc))
-                continue
-            for (job_id, job), ok in zip(held.items(), kept, strict=True):
-                if not ok and self._held.get(job_id) is job and job_id not in self._lost:
-                    await self._stop_lost(job_id, job)
+        store = self.queue.store
+
+        async def renew(ids: list[str]) -> list[bool]:
+            return await store.heartbeat_many(ids, self.name, lease=self.lease)
+
+        await self._keep_checking(self.lease / 3, renew, failed="heartbeat_failed")
 
     async def _watch(self) -> None:
         """While jobs run, look every WATCH_EVERY seconds (one read, leases untouched)
         for jobs no longer ours: cancelled (``queue.cancel``, ``asyncgen jobs cancel``,
         the dashboard) or taken over. So an abort stops its run within a second, not at
         the next heartbeat a third of the lease away."""
+        store = self.queue.store
+
+        async def look(ids: list[str]) -> list[bool]:
+            return await store.held(ids, self.name)
+
+        await self._keep_checking(WATCH_EVERY, look, failed=None)
+
+    async def _keep_checking(
+        self,
+        every: float,
+        still_ours: Callable[[list[str]], Awaitable[list[bool]]],
+        *,
+        failed: str | None,
+    ) -> None:
+        """Every ``every`` seconds while jobs run, ask the store (one call) which running
+        jobs are still ours, and stop the others. A store that does not answer is asked
+        again next time (logged as ``failed`` when given)."""
         while True:
-            await asyncio.sleep(WATCH_EVERY)
+            await asyncio.sleep(every)
             held = dict(self._held)
             if not held:
                 continue
             try:
-                kept = await self.queue.store.held(list(held), self.name)
-            except TransientError:  # the next look may get through; the beat still runs
+                kept = await still_ours(list(held))
+            except TransientError as exc:  # the next call may get through, within the lease
+                if failed is not None:
+                    _log.warning(failed, jobs=len(held), error=str(exc))
                 continue
             for (job_id, job), ok in zip(held.items(), kept, strict=True):
                 if not ok and self._held.get(job_id) is job and job_id not in self._lost:

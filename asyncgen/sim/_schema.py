@@ -74,7 +74,8 @@ def _typed(kind: str, node: dict[str, Any], root: dict[str, Any], depth: int) ->
         items = node.get("items")
         if not isinstance(items, dict):
             return []
-        return [_value(items, root, depth + 1) for _ in range(max(count, depth < SHALLOW))]
+        least = 1 if depth < SHALLOW else 0
+        return [_value(items, root, depth + 1) for _ in range(max(count, least))]
     if kind in ("integer", "number"):
         return _number(node, integer=kind == "integer")
     if kind == "boolean":
