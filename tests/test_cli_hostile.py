@@ -645,6 +645,46 @@ class TestStartAndStop:
         if child.returncode == 130:
             assert stderr.startswith("asyncgen: interrupted"), stderr
 
+    HOLD_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, sys.argv[1])
+from asyncgen.cli._interrupts import held_interrupts, start_work
+events = []
+try:
+    with held_interrupts():
+        if sys.argv[2] == "import":
+            import pressed_while_loading  # its body presses Ctrl-C, then goes on
+            events.append(f"imported {pressed_while_loading.LOADED}")
+        else:
+            os.kill(os.getpid(), signal.SIGINT)
+            sum(range(10_000_000))
+            events.append("went on")
+        start_work()
+        events.append("worked")
+except KeyboardInterrupt:
+    events.append("interrupted")
+print(events, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+"""
+
+    @pytest.mark.parametrize("where", ["import", "code"])
+    def test_ctrl_c_is_held_out_of_imports_only(self, tmp_path: Path, where: str) -> None:
+        """Ctrl-C inside an import (where Python can swallow it in importlib's weakref
+        callbacks, printing a traceback) is held until the work starts; anywhere else it
+        raises at once. Either way Python's own handler is back afterwards."""
+        module = "import os, signal\nos.kill(os.getpid(), signal.SIGINT)\n"
+        module += "total = sum(range(1_000_000))\nLOADED = 'whole'\n"
+        (tmp_path / "pressed_while_loading.py").write_text(module)
+        done = subprocess.run(
+            [sys.executable, "-c", self.HOLD_SCRIPT, str(tmp_path), where],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr, done.stderr
+        events = ["imported whole", "interrupted"] if where == "import" else ["interrupted"]
+        assert done.stdout.strip() == f"{events} True"
+
     def test_ctrl_c_in_sim_speaks_of_no_results(self) -> None:
         """asyncgen sim interrupted once it serves: "interrupted", and no word of
         results to resume."""

@@ -1,14 +1,20 @@
 """The ``asyncgen`` command: run job files, try the demo, serve the simulator.
 
 This module imports little: the commands (and the libraries they need) are imported
-inside :func:`main`, so a Ctrl-C while they load is one line, not a traceback.
+inside :func:`main`, which holds Ctrl-C out of those imports (see ``_interrupts``), so a
+Ctrl-C while they load is one line, not a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ._interrupts import held_interrupts
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["main"]
 
@@ -17,6 +23,8 @@ RESUMABLE = frozenset({"run"})  # commands whose interruption leaves results to 
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     from .. import __version__
     from ._dashboard import add_dashboard_parser
     from ._demo import add_demo_parser
@@ -47,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     command: list[str] = []  # the command's name, once known
     try:
-        return _main(argv, command)
+        with held_interrupts():
+            return _main(argv, command)
     except KeyboardInterrupt as exc:
         from ._run import Terminated
 
@@ -60,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None, command: list[str]) -> int:
+    import argparse
+
     from ._files import UsageProblem
 
     try:

@@ -10,6 +10,7 @@ import sys
 from .._errors import StoreError
 from ._args import load_settings, whole
 from ._files import UsageProblem
+from ._interrupts import start_work
 
 __all__ = ["add_dashboard_parser", "bound"]
 
@@ -74,6 +75,7 @@ def dashboard_command(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False)
     try:
+        start_work()
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()

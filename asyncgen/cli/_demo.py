@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
@@ -13,6 +12,7 @@ from .._logging import configure_logging
 from ..llm import ChatClient, GenerationResult, fan_out
 from ..sim import DEFAULT_MODELS, ModelProfile, SimConfig, SimServer
 from ._args import number, provider_client
+from ._interrupts import run
 
 __all__ = ["add_demo_parser", "demo_command"]
 
@@ -96,9 +96,7 @@ def demo_command(args: argparse.Namespace) -> int:
         models = models or LIVE_MODELS
         _out(f"asyncgen demo: {len(models)} models on {where}")
         provider_client(None, args.base_url)  # a malformed key is refused before anything
-        return asyncio.run(
-            _compare(lambda: provider_client(None, args.base_url), models, args.prompt)
-        )
+        return run(_compare(lambda: provider_client(None, args.base_url), models, args.prompt))
     _out(
         "asyncgen demo: no OPENROUTER_API_KEY set, so this runs against the built-in "
         "simulator (latencies 0.5-1.5 s); set the key to try real models"
@@ -110,4 +108,4 @@ def demo_command(args: argparse.Namespace) -> int:
         }
     )
     with SimServer(config, process=True) as sim:
-        return asyncio.run(_compare(lambda: ChatClient(sim.base_url), models, args.prompt))
+        return run(_compare(lambda: ChatClient(sim.base_url), models, args.prompt))

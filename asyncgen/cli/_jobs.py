@@ -8,7 +8,6 @@ cannot be used. Payloads, results and errors are shown with secrets masked.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import sys
@@ -21,6 +20,7 @@ from .._logging import mask_secrets
 from ..queue import JobQueue, JobRecord, JobState, open_queue
 from ._args import add_settings_flag, load_settings, number, whole
 from ._files import UsageProblem
+from ._interrupts import run
 
 __all__ = ["add_jobs_parser"]
 
@@ -125,7 +125,7 @@ def jobs_command(args: argparse.Namespace) -> int:
             raise UsageProblem("memory:// lives inside one process: there is nothing to look at")
         queue = open_queue(url, create=False)  # a typo must not make a new queue file
         act: Act = args.act
-        return asyncio.run(_with(queue, act, args))
+        return run(_with(queue, act, args))
     except (UsageProblem, ValueError, AsyncGenError) as exc:
         sys.stderr.write(f"asyncgen jobs: {exc}\n")
         return EXIT_USAGE

@@ -37,6 +37,7 @@ from ._args import (
 )
 from ._batch import batch_failure, check_batches, run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
+from ._interrupts import run
 from ._output import RERUN_ERRORS, OutputLock, OutputWriteError, ResultWriter, Resume
 from ._progress import RunProgress, cache_summary
 
@@ -366,7 +367,7 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
     with _client(args, settings) as client:
         if args.batch_api:
             try:
-                failed, left = asyncio.run(run_batch_api(args, client, resume, summary.todo))
+                failed, left = run(run_batch_api(args, client, resume, summary.todo))
             except BatchNotFoundError as exc:
                 _err(
                     f"{mask_secrets(str(exc))}. What was written is kept. Run the same "
@@ -387,7 +388,7 @@ def _locked(args: argparse.Namespace, settings: Settings) -> int:
                     "batches): run the same command again"
                 )
             return EXIT_OK if failed + left + summary.failed_before == 0 else EXIT_FAILED
-        failed = asyncio.run(_run(args, client, resume, summary.todo, summary.done_before))
+        failed = run(_run(args, client, resume, summary.todo, summary.done_before))
     if summary.failed_before:
         _err(
             f"{summary.failed_before} job(s) failed in an earlier run and were not re-run: "

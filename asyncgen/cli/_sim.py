@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from .._validation import describe_invalid
 from ..sim import SimConfig, serve
 from ._args import number, whole
+from ._interrupts import start_work
 
 __all__ = ["add_sim_parser"]
 
@@ -170,6 +171,7 @@ def sim_command(args: argparse.Namespace) -> int:
     """Serve until interrupted; 2 for a bad config or an address that cannot be bound."""
     try:
         config = sim_config(args)
+        start_work()
         serve(
             config,
             host=args.host,

@@ -31,6 +31,7 @@ from ._args import (
     whole,
 )
 from ._files import UsageProblem
+from ._interrupts import run, start_work
 from ._supervisor import CHILD_VARIABLE, supervise
 
 __all__ = ["add_worker_parser", "max_processes"]
@@ -281,6 +282,7 @@ def worker_command(args: argparse.Namespace) -> int:
             require_prometheus()
         supervised = bool(os.environ.get(CHILD_VARIABLE))
         if args.processes > 1 and not supervised:
+            start_work()
             return _supervise(args, worker.queue)
         if args.metrics_port is not None and not supervised:
             from prometheus_client import CollectorRegistry
@@ -289,7 +291,7 @@ def worker_command(args: argparse.Namespace) -> int:
             endpoint.register(worker.metrics.registry)
             _metrics(args, registry=endpoint, queue=worker.queue)
         default_url = not args.url and "queue_url" not in settings.model_fields_set
-        return asyncio.run(_serve(worker, default_url=default_url))
+        return run(_serve(worker, default_url=default_url))
     except (UsageProblem, ValueError, AsyncGenError) as exc:
         # AsyncGenError: the store refused us (a wrong password, a Redis too old) or
         # cannot be reached; its message says what to fix and never holds the password.
