@@ -80,11 +80,17 @@ class AdaptiveRate:
     Args:
         clock: Returns now in seconds (monotonic); a seam for tests.
         probe_after: Seconds without a 429 before the rate rises a step.
+        burst: Starts that go at once before the slow start paces (until the first 429).
     """
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, probe_after: float = PROBE_AFTER
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        probe_after: float = PROBE_AFTER,
+        burst: int = 0,
     ) -> None:
+        self._burst = burst
         self.rate: float | None = None
         self.ceiling: float | None = None
         self._recent: deque[float] = deque()
@@ -113,6 +119,9 @@ class AdaptiveRate:
             self._began = now
         rate = self.rate if self.rate is not None else self._slow_start(now)
         start = max(now, self._tat)
+        if self._burst and self.rate is None:  # the first ``burst`` starts go at once
+            self._burst -= 1
+            start = now
         self._tat = start + 1.0 / rate
         if self._episode_start is None:
             self._episode_start = start
@@ -167,6 +176,12 @@ class AdaptiveRate:
             self.rate = min(self.rate * step, self.ceiling * MARGIN)
         self._last_climb = now
 
+    def busy(self) -> bool:
+        """Whether enough requests were answered lately (the last ``MEASURABLE`` answers
+        started within ``RECENT`` second) for a 429 to be about this pace's own limit."""
+        recent = self._recent
+        return len(recent) >= MEASURABLE and recent[-MEASURABLE] >= self._clock() - RECENT
+
     def rejected(self, started: float, pause: float) -> bool:
         """A request that started at ``started`` got a 429; admission resumes in ``pause`` s.
 
@@ -186,11 +201,12 @@ class AdaptiveRate:
         episode = self._episode_start if self._episode_start is not None else now
         admitted = self._successes + sum(1 for t in self._in_flight if t >= episode)
         measured = admitted / max(resume - episode, 1e-3)
-        if not self._episode_paced:  # the slow start: its average undershoots the limit
-            self.ceiling = max(measured, recent)
-        elif admitted >= MEASURABLE:  # refused while paced: the limit is about the measure
+        if not self._episode_paced and max(admitted, recent) >= MEASURABLE:
+            self.ceiling = max(measured, recent)  # the slow start undershoots the limit
+        elif self._episode_paced and admitted >= MEASURABLE:  # refused while paced
             self.ceiling = measured
-        else:  # too short to measure: back off, and measure over this and the next one
+        else:  # too short to measure (a first request refused: the key is busy elsewhere,
+            # or limited across models): back off a step, measure this and the next one
             self.ceiling = min(self.ceiling or pace, pace)
             self.rate = max(min(pace, self.ceiling) * STEP_DOWN, MIN_RATE)
             self._cut(now, resume, new_episode=False)

@@ -98,3 +98,25 @@ class TestAdaptiveRate:
         assert min(starts) >= 0.3  # none went before the resume
         gaps = [b - a for a, b in itertools.pairwise(sorted(starts))]
         assert gaps == pytest.approx([1 / (1200 / 60 * MARGIN)] * 2)  # at the new rate
+
+
+class TestFirstRefusals:
+    def test_a_first_request_refused_backs_off_a_step_not_to_a_crawl(self) -> None:
+        """A 429 for the very first request (the key busy elsewhere, or limited across
+        models) measures nothing: the pace backs off one step from the slow start
+        instead of taking 0 admitted as the server's rate (one request in 20 s)."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock)
+        started = pacer.reserve()
+        assert pacer.rejected(started, 0.1)
+        assert pacer.rate is not None
+        assert pacer.rate >= INITIAL_RATE * 0.5
+
+    def test_a_burst_goes_at_once_then_the_slow_start_paces(self) -> None:
+        """``burst`` starts go together; the next waits for the slow start's turn."""
+        clock = FakeClock()
+        pacer = AdaptiveRate(clock=clock, burst=3)
+        starts = [pacer.reserve() for _ in range(5)]
+        assert starts[:3] == [0.0, 0.0, 0.0]
+        assert starts[3] > 0.0
+        assert starts[4] - starts[3] == pytest.approx(1 / INITIAL_RATE)

@@ -523,10 +523,22 @@ class ChatClient:
         """The pause holding new requests to ``model`` now (its own or the key's), or None."""
         return self._traffic.pauses.current(model)
 
-    def pacing(self, model: str) -> PacingStatistics | None:
-        """What ``concurrency="auto"`` learned of ``model``'s rate, or None if never paced."""
+    def pacing(self, model: str | None = None) -> PacingStatistics | None:
+        """What ``concurrency="auto"`` learned of ``model``'s rate, or None if never paced.
+
+        With no model: the whole key's pace (its rate is None until 429s showed that the
+        key, not a model, is limited: from two models within a second, or key-wide
+        rate-limit headers); ``key_limited()`` says whether it paces now.
+        """
+        if model is None:
+            return self._traffic.key.pacer.statistics()
         pacer = self._traffic.pacers.get(model)
         return pacer.statistics() if pacer is not None else None
+
+    def key_limited(self) -> bool:
+        """Whether ``concurrency="auto"`` takes the key as limited now (its pace binds every
+        model); the evidence fades after a minute without a 429."""
+        return self._traffic.key.limited
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker guarding ``model`` on this client."""

@@ -18,6 +18,7 @@ from .._pacing import AdaptiveRate
 from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
 from ._hints import pause_from_headers
+from ._key_pace import KeyPace
 from ._models import Completion
 from ._pauses import BARE_429_PAUSE, CLUSTER_429, LONG_429, Pause, Pauses, Scope, Streaks
 from ._tokens import estimate_tokens
@@ -58,7 +59,8 @@ class Ticket:
     booking: Booking | None
     slot: float | None
     max_pause: float = DEFAULT_MAX_RETRY_AFTER
-    paced: float | None = None  # when the adaptive pacer let it start
+    paced: float | None = None  # when the model's adaptive pacer let it start
+    key_paced: float | None = None  # when the key's pacer let it start (see _key_pace)
 
 
 class Traffic:
@@ -78,6 +80,7 @@ class Traffic:
         self.pauses = Pauses()
         self.streaks = Streaks()
         self.pacers: dict[str, AdaptiveRate] = {}  # per model, with concurrency="auto"
+        self.key = KeyPace()  # the whole key's pace, with concurrency="auto"
         self._counts = dict.fromkeys(
             (
                 "requests",
@@ -141,24 +144,31 @@ class Traffic:
                 estimate = estimate_tokens(messages, params) if limiter.tokens_per_minute else 0
                 booking = await limiter.acquire(estimate)
                 await self.pauses.wait(model)  # a 429 may have arrived while we waited
-            slot = paced = None
+            slot = paced = key_paced = None
             if self.adaptive is not None:
                 slot = await self.adaptive.acquire()
-                paced = await self._paced(model)
+                paced, key_paced = await self._paced(model)
         except BaseException:
             breaker.record_neutral()
             raise
         self._counts["requests"] += 1
         self._counts["in_flight"] += 1
-        return Ticket(model, limiter, booking, slot, max_pause, paced)
+        return Ticket(model, limiter, booking, slot, max_pause, paced, key_paced)
 
-    async def _paced(self, model: str) -> float:
-        """Wait for the pacer's turn; a pause that began meanwhile voids it: book again."""
+    async def _paced(self, model: str) -> tuple[float, float | None]:
+        """Wait for the key's turn (while it paces: see _key_pace), then the model's (the
+        model's pace measures real starts: the key's wait is behind them); a pause that
+        began meanwhile voids both: book again. Returns both starts."""
         while True:
             await self.pauses.wait(model)
+            key_paced = None
+            if self.key.paces(model, busy=model in self.pacers and self.pacer(model).busy()):
+                key_paced = await self.key.pacer.acquire()
             paced = await self.pacer(model).acquire()
             if self.pauses.current(model) is None:
-                return paced
+                return paced, key_paced
+            self.pacer(model).abandoned(paced)
+            self.key.abandoned(key_paced)
 
     def pacer(self, model: str) -> AdaptiveRate:
         """The adaptive pacer of ``model`` (made on first use)."""
@@ -175,6 +185,8 @@ class Traffic:
         found = pause_from_headers(headers)
         if found and found[0] > 0:
             wait, scope = found
+            if scope == "key" and self.adaptive is not None:
+                self.key.key_headers()
             reason = "provider rate-limit headers: budget spent"
             self.pause(model, wait, reason, limit=max_pause, scope=scope)
 
@@ -205,14 +217,19 @@ class Traffic:
             self._counts["failed"] += 1
         if overloaded:
             self._overloaded(ticket, getattr(error, "retry_after", None))
-        elif completion is not None and ticket.paced is not None:
-            self.pacer(ticket.model).succeeded(ticket.paced)
+        elif completion is not None:
+            if ticket.paced is not None:
+                self.pacer(ticket.model).succeeded(ticket.paced)
+                self.key.answered(ticket.key_paced)
         elif ticket.paced is not None:
             self.pacer(ticket.model).abandoned(ticket.paced)
+            self.key.abandoned(ticket.key_paced)
         if self.adaptive is not None and ticket.slot is not None:
             # Once the pacer knows the rate it owns rate control; the window only bounds
             # what is in flight, and halving it too would starve a slow server.
-            paced = self.pacer(ticket.model).rate is not None
+            paced = self.pacer(ticket.model).rate is not None or (
+                self.key.limited and self.key.pacer.rate is not None
+            )
             cut = overloaded and not (paced and getattr(error, "retry_after", None))
             self.adaptive.release(ticket.slot, overloaded=cut, ok=completion is not None)
 
@@ -231,9 +248,19 @@ class Traffic:
             )
             self.pause(ticket.model, wait, reason, limit=ticket.max_pause)
         if ticket.paced is not None:
-            self.pacer(ticket.model).rejected(ticket.paced, wait)
+            self._rejected(ticket, wait)
         if ticket.limiter is not None and ticket.booking is not None:
             ticket.limiter.note_rejected(ticket.booking)  # the real limit is lower
+
+    def _rejected(self, ticket: Ticket, wait: float) -> None:
+        """Feed a paced request's 429 to its model's pace and to the key's (which takes
+        what is the key's: see _key_pace)."""
+        assert ticket.paced is not None
+        pacer = self.pacer(ticket.model)
+        busy = pacer.busy()  # busy enough to be at a limit of its own
+        pacer.rejected(ticket.paced, wait)
+        started = ticket.key_paced if ticket.key_paced is not None else ticket.paced
+        self.key.refused(ticket.model, wait, started, busy=busy)
 
     def _account(self, ticket: Ticket, completion: Completion) -> None:
         usage = completion.usage

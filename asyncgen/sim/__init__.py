@@ -8,6 +8,7 @@ from ._app import SimApp as SimApp
 from ._config import DEFAULT_MODELS as DEFAULT_MODELS
 from ._config import BatchProfile as BatchProfile
 from ._config import Fault as Fault
+from ._config import KeyLimit as KeyLimit
 from ._config import ModelProfile as ModelProfile
 from ._config import SimConfig as SimConfig
 from ._serve import serve as serve
@@ -17,6 +18,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "BatchProfile",
     "Fault",
+    "KeyLimit",
     "ModelProfile",
     "SimApp",
     "SimConfig",

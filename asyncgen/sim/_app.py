@@ -58,6 +58,7 @@ class SimApp:
         self.statuses: Counter[str] = Counter()
         self.http_versions: Counter[str] = Counter()
         self.limiters: dict[str, Limiter] = {}
+        self._key_limiter: Limiter | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self.model_in_flight: Counter[str] = Counter()
@@ -65,6 +66,12 @@ class SimApp:
         self.answered: Counter[str] = Counter()  # 200 answers per model (for replies)
         self.bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.batches = BatchStore()
+
+    def key_limiter(self, kind: str) -> Limiter:
+        """The limiter of the whole key (made on first use)."""
+        if self._key_limiter is None:
+            self._key_limiter = make_limiter(kind)
+        return self._key_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -248,6 +255,14 @@ class SimApp:
         stream: bool = False,
         schema: dict[str, Any] | None = None,
     ) -> None:
+        key = self.config.key_limit
+        key_admitted = None
+        if key is not None:  # the key's limit first, as a gateway in front of models
+            key_admitted = self.key_limiter(key.limiter).check(key, cost, time.monotonic())
+            if not isinstance(key_admitted, Admitted):
+                headers = _retry_headers(key.retry_header, key_admitted)
+                await self._error(send, 429, "rate_limit_exceeded", "key rate limited", headers)
+                return
         limiter = self.limiters.get(model)
         if limiter is None:
             limiter = self.limiters[model] = make_limiter(profile.limiter)
@@ -270,6 +285,10 @@ class SimApp:
             return
         completion = self._completion(model, prompt, profile, schema)
         limiter.correct(profile, admitted, completion["usage"]["total_tokens"] - cost)
+        if key is not None and isinstance(key_admitted, Admitted):
+            self.key_limiter(key.limiter).correct(
+                key, key_admitted, completion["usage"]["total_tokens"] - cost
+            )
         if stream:
             await self._stream(send, completion, profile, mid_stream)
         else:

@@ -61,7 +61,35 @@ class Fault(BaseModel):
     after_words: int | None = Field(default=None, ge=0)
 
 
-class ModelProfile(BaseModel):
+class Limits(BaseModel):
+    """The rate limits a simulated model or key enforces (see ModelProfile, KeyLimit)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    burst: float = Field(default=1.0, ge=0.0)
+    limiter: Literal["bucket", "sliding", "fixed"] = "bucket"
+    fixed_window: float = Field(default=60.0, gt=0.0)
+    retry_header: Literal["both", "retry-after", "retry-after-ms", "none"] = "both"
+
+
+class KeyLimit(Limits):
+    """A rate limit on the whole key, across every model: OpenRouter's free tier, a
+    self-hosted gateway, an Azure deployment serving several model names. A request is
+    checked against it before its model's own limit; a refusal is a 429 like a model's.
+
+    Attributes:
+        rpm: Requests per minute for the key; beyond it, 429 with Retry-After.
+        tpm: Tokens per minute for the key, charged as a model's are.
+        burst: Seconds of traffic admitted at once (the ``bucket`` limiter only).
+        limiter: ``bucket``, ``sliding`` or ``fixed``, as for a model (see ModelProfile).
+        fixed_window: Seconds per window of the ``fixed`` limiter.
+        retry_header: What its 429 carries, as for a model.
+    """
+
+
+class ModelProfile(Limits):
     """How one simulated model behaves.
 
     Attributes:
@@ -101,12 +129,6 @@ class ModelProfile(BaseModel):
 
     latency: float = Field(default=0.0, ge=0.0)
     latency_spread: float = Field(default=0.0, ge=0.0)
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
-    burst: float = Field(default=1.0, ge=0.0)
-    limiter: Literal["bucket", "sliding", "fixed"] = "bucket"
-    fixed_window: float = Field(default=60.0, gt=0.0)
-    retry_header: Literal["both", "retry-after", "retry-after-ms", "none"] = "both"
     max_concurrency: int | None = Field(default=None, ge=1)
     reply: str | None = None
     replies: list[str] | None = Field(default=None, min_length=1)
@@ -158,6 +180,7 @@ class SimConfig(BaseModel):
             answers' cost reaches it, requests get 402 (0: the account is empty).
         seed: Seed for latency draws and fault rates, so runs repeat.
         batch: How the Batch API behaves.
+        key_limit: A limit on the whole key across models, checked before each model's.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -168,6 +191,7 @@ class SimConfig(BaseModel):
     credits: float = Field(default=100.0, ge=0.0)
     seed: int = 0
     batch: BatchProfile = Field(default_factory=BatchProfile)
+    key_limit: KeyLimit | None = None
 
     def profile(self, model: str) -> ModelProfile:
         """The profile for ``model``."""

@@ -1,4 +1,5 @@
-"""The simulator's rate limiters, one per model: the three kinds providers run.
+"""The simulator's rate limiters, one per model (and one for the key when it has a limit):
+the three kinds providers run.
 
 - ``bucket``: GCRA (a token bucket): ``burst`` seconds of traffic at once, then the
   rate. Forgiving: a short burst above the rate passes.
@@ -23,7 +24,7 @@ import math
 from collections import deque
 from typing import Any
 
-from ._config import ModelProfile
+from ._config import Limits
 
 __all__ = ["Admitted", "Limiter", "estimate_charge", "make_limiter"]
 
@@ -51,11 +52,11 @@ class Admitted:
 class Limiter:
     """The interface: admit or say how long to wait; correct a token charge later."""
 
-    def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
+    def check(self, profile: Limits, tokens: int, now: float) -> Admitted | float:
         """Admit a request costing ``tokens``, or return seconds until it would be."""
         raise NotImplementedError
 
-    def correct(self, profile: ModelProfile, admitted: Admitted, tokens: int) -> None:
+    def correct(self, profile: Limits, admitted: Admitted, tokens: int) -> None:
         """Charge (or refund, if negative) ``tokens`` more for an admitted request."""
         raise NotImplementedError
 
@@ -65,7 +66,7 @@ class _Bucket(Limiter):
         self.tat_requests = float("-inf")
         self.tat_tokens = float("-inf")
 
-    def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
+    def check(self, profile: Limits, tokens: int, now: float) -> Admitted | float:
         waits = [0.0]
         if profile.rpm is not None:
             waits.append(self.tat_requests - profile.burst - now)
@@ -80,7 +81,7 @@ class _Bucket(Limiter):
             self.tat_tokens = max(self.tat_tokens, now) + tokens * MINUTE / profile.tpm
         return Admitted()
 
-    def correct(self, profile: ModelProfile, admitted: Admitted, tokens: int) -> None:
+    def correct(self, profile: Limits, admitted: Admitted, tokens: int) -> None:
         if profile.tpm is not None:
             self.tat_tokens += tokens * MINUTE / profile.tpm
 
@@ -96,7 +97,7 @@ class _Sliding(Limiter):
     def __init__(self) -> None:
         self.log: deque[list[float]] = deque()  # [time, tokens] of each admitted request
 
-    def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
+    def check(self, profile: Limits, tokens: int, now: float) -> Admitted | float:
         rate = profile.rpm / MINUTE if profile.rpm else 1.0
         allowed = max(1, math.ceil(rate - 1e-9))
         window = allowed / rate
@@ -127,7 +128,7 @@ class _Sliding(Limiter):
                 return at + 1.0 - now
         return 0.0
 
-    def correct(self, profile: ModelProfile, admitted: Admitted, tokens: int) -> None:
+    def correct(self, profile: Limits, admitted: Admitted, tokens: int) -> None:
         if admitted.entry is not None:  # an entry already out of the window changes nothing
             admitted.entry[1] = max(0.0, admitted.entry[1] + tokens)
 
@@ -141,7 +142,7 @@ class _Fixed(Limiter):
         self.requests = 0
         self.tokens = 0.0
 
-    def check(self, profile: ModelProfile, tokens: int, now: float) -> Admitted | float:
+    def check(self, profile: Limits, tokens: int, now: float) -> Admitted | float:
         if self.epoch is None:
             self.epoch = now
         width = profile.fixed_window
@@ -160,7 +161,7 @@ class _Fixed(Limiter):
         self.tokens += tokens
         return Admitted()
 
-    def correct(self, profile: ModelProfile, admitted: Admitted, tokens: int) -> None:
+    def correct(self, profile: Limits, admitted: Admitted, tokens: int) -> None:
         self.tokens = max(0.0, self.tokens + tokens)
 
 

@@ -19,12 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ..sim import BatchProfile, Fault, ModelProfile, SimConfig, SimServer
+from ..sim import BatchProfile, Fault, KeyLimit, ModelProfile, SimConfig, SimServer
 from ._redis_server import RedisServer
 
 __all__ = [
     "BatchProfile",
     "Fault",
+    "KeyLimit",
     "ModelProfile",
     "RedisServer",
     "SimConfig",

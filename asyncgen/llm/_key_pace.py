@@ -1,0 +1,126 @@
+"""auto's pace for the whole key, for when the limit is the key's and not a model's.
+
+``concurrency="auto"`` learns a pace per model (:class:`~asyncgen._pacing.AdaptiveRate`).
+When one limit covers the whole key (OpenRouter's free tier, a self-hosted gateway, an
+Azure deployment serving several model names), a pace per model cannot find it: a model
+with one job never sees a 429 of its own, and each model's slow start climbs past the
+key's rate by itself. So a client keeps one more pace, for the key:
+
+- Until it has learned a rate, it slow-starts the first request of each new model name,
+  as a model's pace slow-starts its requests (8 a second, doubling every 0.25 s: unpaced
+  within 3.5 s), so a cold batch over many model names does not open with a burst. The
+  first ``SLOW_START_AFTER`` go at once (a ``fan_out`` to a few models is not held back);
+  a model's later requests are its own pace's. (Slow-starting every request across the
+  key instead held each of two or six busy models to a share of one ramp, and their own
+  paces measured too little: 25 to 45 % longer runs at per-model limits.)
+- It learns from the key's 429s only. A 429 is its model's when that model was busy
+  enough to be at a limit of its own (three or more of its requests answered in the
+  last second), or when it comes alone; it is the key's when its model was not that
+  busy and another such model got one within the same window (the larger of 1 s and the
+  Retry-After): at a key-wide limit every model is refused while the key is full, however
+  little it sent. Each of the key's 429s measures the key's rate, as a model's 429
+  measures the model's, and holds every start until the server's resume. Rate-limit
+  headers that speak for the key (OpenRouter's ``X-RateLimit-*``) say it too.
+- From the first of the key's 429s, every start of a model that is not busy waits for
+  the key's turn, then its model's. That lasts until ``EVIDENCE_FADES`` seconds pass
+  without one of the key's 429s: then the models' paces alone rule again; the rate
+  learned is kept for the next time.
+
+Every 429 feeds its model's pace too, so under a key-wide limit a model's pace learns at
+most its share of the key. Two busy models meeting their own limits at the same moment
+(side by side in their slow starts) are not taken for the key. A key-wide limit met by a
+few busy models is learned by their own paces, each its share, as before there was a
+key's pace; it is the many models with a few requests each that need it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from .._pacing import AdaptiveRate
+
+__all__ = ["EVIDENCE_FADES", "EVIDENCE_WINDOW", "SLOW_START_AFTER", "KeyPace"]
+
+EVIDENCE_WINDOW = 1.0  # seconds: 429s from two models this close are the key's budget
+EVIDENCE_FADES = 60.0  # seconds without the key's 429 before the key is free again
+SLOW_START_AFTER = 8  # models whose first requests go at once (a fan_out is not held)
+
+_log = structlog.get_logger("asyncgen.client")
+
+
+class KeyPace:
+    """The pace of one client's whole key; see the module.
+
+    Args:
+        clock: Returns now in seconds (monotonic); a seam for tests.
+        fades: Seconds without one of the key's 429s before its limit is forgotten.
+    """
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, fades: float = EVIDENCE_FADES
+    ) -> None:
+        self.pacer = AdaptiveRate(clock=clock, burst=SLOW_START_AFTER)
+        self._clock = clock
+        self._fades = fades
+        self._refused: dict[str, float] = {}  # model -> when its last 429 came
+        self._limited_until = float("-inf")
+        self._seen: set[str] = set()  # models that sent a request
+
+    def __repr__(self) -> str:
+        return f"KeyPace(limited={self.limited}, rate={self.pacer.rate})"
+
+    @property
+    def limited(self) -> bool:
+        """Whether the key's pace binds every start now (the key's 429s, lately)."""
+        return self._clock() < self._limited_until
+
+    def paces(self, model: str, *, busy: bool) -> bool:
+        """Whether a request to ``model`` waits for the key's turn: while the key is
+        limited, unless its model is busy enough to have a pace of its own; and in the
+        slow start (until the first 429 of any model), a model's first request."""
+        if model not in self._seen:
+            self._seen.add(model)
+            if self.pacer.rate is None:
+                return True
+        return self.limited and not busy
+
+    def refused(self, model: str, wait: float, started: float, *, busy: bool) -> None:
+        """A 429 for ``model``'s request, asking ``wait`` seconds; it started at
+        ``started`` on the key's pace (or its model's, when the key did not pace it).
+        ``busy``: the model was busy enough to be at a limit of its own."""
+        if busy:
+            self.pacer.abandoned(started)
+            return
+        now = self._clock()
+        window = max(EVIDENCE_WINDOW, wait)
+        self._refused = {m: at for m, at in self._refused.items() if at >= now - window}
+        others = len([m for m in self._refused if m != model])
+        self._refused[model] = now
+        if not others:
+            self.pacer.abandoned(started)
+            return
+        if not self.limited:
+            _log.warning(
+                "key_limited", evidence=f"429s from {others + 1} models within {window:g} s"
+            )
+        self._limited_until = now + self._fades
+        self.pacer.rejected(started, wait)
+
+    def answered(self, started: float | None) -> None:
+        """A request that took the key's turn at ``started`` was answered."""
+        if started is not None:
+            self.pacer.succeeded(started)
+
+    def abandoned(self, started: float | None) -> None:
+        """A request that took the key's turn at ``started`` ended without a verdict."""
+        if started is not None:
+            self.pacer.abandoned(started)
+
+    def key_headers(self) -> None:
+        """A provider's rate-limit headers that speak for the key said its budget is spent."""
+        if not self.limited:
+            _log.warning("key_limited", evidence="the provider's key-wide rate-limit headers")
+        self._limited_until = self._clock() + self._fades

@@ -1,0 +1,138 @@
+"""The key's pace (concurrency="auto" across models): evidence, slow start, fading, and
+end to end against a simulator whose limit covers the whole key."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import asyncgen
+from asyncgen import ChatClient
+from asyncgen.llm._key_pace import EVIDENCE_FADES, SLOW_START_AFTER, KeyPace
+from asyncgen.testing import KeyLimit, ModelProfile, SimConfig, SimServer
+from tests.test_ratelimit import FakeClock
+
+
+def key_pace() -> tuple[KeyPace, FakeClock]:
+    clock = FakeClock()
+    return KeyPace(clock=clock), clock
+
+
+class TestEvidence:
+    def test_a_lone_429_is_its_models(self) -> None:
+        pace, clock = key_pace()
+        pace.refused("a", 0.1, 0.0, busy=False)
+        clock.now = 1.5  # past the window: b's 429 is alone too
+        pace.refused("b", 0.1, 1.4, busy=False)
+        assert not pace.limited
+        assert pace.pacer.rate is None  # nothing was learned for the key
+
+    @pytest.mark.parametrize(("wait", "later"), [(0.1, 0.5), (3.0, 2.5)])
+    def test_two_quiet_models_refused_within_the_window_are_the_keys(
+        self, wait: float, later: float
+    ) -> None:
+        """Within a second, or within the longer Retry-After."""
+        pace, clock = key_pace()
+        pace.refused("a", wait, 0.0, busy=False)
+        clock.now = later
+        pace.refused("b", wait, later - 0.1, busy=False)
+        assert pace.limited
+        assert pace.pacer.rate is not None  # the key's rate was measured
+
+    def test_busy_models_meet_limits_of_their_own(self) -> None:
+        """Two busy models refused together (side by side at per-model limits) are not
+        taken for the key."""
+        pace, _ = key_pace()
+        pace.refused("a", 0.1, 0.0, busy=True)
+        pace.refused("b", 0.1, 0.0, busy=True)
+        assert not pace.limited
+
+    def test_key_wide_headers_are_evidence(self) -> None:
+        pace, _ = key_pace()
+        pace.key_headers()
+        assert pace.limited
+
+    def test_the_evidence_fades_and_the_rate_is_kept(self) -> None:
+        pace, clock = key_pace()
+        pace.refused("a", 0.1, 0.0, busy=False)
+        pace.refused("b", 0.1, 0.0, busy=False)
+        learned = pace.pacer.rate
+        clock.now = EVIDENCE_FADES - 1
+        assert pace.limited
+        clock.now = EVIDENCE_FADES + 1
+        assert not pace.limited
+        assert pace.pacer.rate == learned
+
+
+class TestWhoWaitsForTheKey:
+    def test_new_models_slow_start_after_the_first_few(self) -> None:
+        """The first requests of new model names go through the key's slow start (the
+        first few at once), a model's later requests only through its own pace."""
+        pace, _ = key_pace()
+        assert all(pace.paces(f"m{i}", busy=False) for i in range(20))
+        starts = [pace.pacer.reserve() for _ in range(SLOW_START_AFTER + 2)]
+        assert starts[SLOW_START_AFTER] > starts[0]  # past the burst: paced
+        assert not pace.paces("m0", busy=False)  # a second request of m0
+
+    def test_while_limited_every_quiet_model_waits(self) -> None:
+        pace, _ = key_pace()
+        pace.paces("m0", busy=False)
+        pace.refused("a", 0.1, 0.0, busy=False)
+        pace.refused("b", 0.1, 0.0, busy=False)
+        assert pace.paces("m0", busy=False)
+        assert not pace.paces("m0", busy=True)  # a busy model has a pace of its own
+
+
+class TestEndToEnd:
+    async def test_the_sim_limits_the_whole_key(self, sim: SimServer) -> None:
+        """SimConfig.key_limit refuses across models: 10 in any second for the key."""
+        sim.configure(SimConfig(key_limit=KeyLimit(rpm=600, limiter="sliding")))
+        async with ChatClient(sim.base_url) as client:
+            results = await asyncgen.generate(
+                [{"model": f"m{i}", "prompt": "hi"} for i in range(15)],
+                client=client,
+                concurrency=15,
+                retry=asyncgen.RetryPolicy(max_attempts=1),
+            )
+        assert sum(r.ok for r in results) == 10
+        refused = [r for r in results if not r.ok]
+        assert all("key rate limited" in str(r.error) for r in refused)
+
+    async def test_auto_learns_a_key_wide_limit_over_many_models(self, sim: SimServer) -> None:
+        """60 model names, one job each, 20 in any second for the whole key, instant
+        answers: few 429s (a pace per model alone got most of the first wave refused)
+        and the run takes about what the key's rate allows."""
+        sim.configure(SimConfig(key_limit=KeyLimit(rpm=1200, limiter="sliding")))
+        began = time.monotonic()
+        async with ChatClient(sim.base_url, max_connections=64) as client:
+            results = await asyncgen.generate(
+                [{"model": f"m{i}", "prompt": "hi"} for i in range(60)],
+                client=client,
+                concurrency="auto",
+            )
+            limited, pacing = client.key_limited(), client.pacing()
+        took = time.monotonic() - began
+        assert all(r.ok for r in results)
+        assert sim.stats()["statuses"].get("429", 0) <= 6
+        assert limited
+        assert pacing is not None
+        assert pacing.rate is not None
+        assert pacing.rate <= 20  # never paced above the key's limit
+        assert took <= 3 * 60 / 20  # ideal 3 s; generous for a shared machine
+
+    async def test_per_model_limits_are_not_taken_for_the_key(self, sim: SimServer) -> None:
+        """Three models, each 20 in any second of its own, 40 jobs each: they meet their
+        limits side by side, and the key is not taken as limited."""
+        sim.configure(SimConfig(default=ModelProfile(rpm=1200, limiter="sliding")))
+        async with ChatClient(sim.base_url, max_connections=64) as client:
+            results = await asyncgen.generate(
+                [{"model": f"m{i % 3}", "prompt": "hi"} for i in range(120)],
+                client=client,
+                concurrency="auto",
+            )
+            limited, pacing = client.key_limited(), client.pacing("m0")
+        assert all(r.ok for r in results)
+        assert not limited
+        assert pacing is not None
+        assert pacing.rate is not None  # each model learned its own
