@@ -48,6 +48,21 @@ class TestEvidence:
         pace.refused("b", 0.1, 0.0, busy=True)
         assert not pace.limited
 
+    def test_once_limited_a_lone_quiet_429_is_the_keys(self) -> None:
+        """The key's pace probing past the limit gets one 429 at a time: it is the
+        key's (a busy model's is still its own)."""
+        pace, clock = key_pace()
+        pace.refused("a", 0.1, 0.0, busy=False)
+        pace.refused("b", 0.1, 0.0, busy=False)
+        cuts = pace.pacer.statistics().cuts
+        clock.now = 30.0
+        pace.refused("c", 0.1, 29.9, busy=True)
+        assert pace.pacer.statistics().cuts == cuts
+        pace.refused("d", 0.1, 29.95, busy=False)
+        assert pace.pacer.statistics().cuts == cuts + 1
+        clock.now = 30.0 + EVIDENCE_FADES - 1
+        assert pace.limited  # renewed by d's 429
+
     def test_key_wide_headers_are_evidence(self) -> None:
         pace, _ = key_pace()
         pace.key_headers()
