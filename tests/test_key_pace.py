@@ -3,6 +3,7 @@ end to end against a simulator whose limit covers the whole key."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -151,3 +152,23 @@ class TestEndToEnd:
         assert not limited
         assert pacing is not None
         assert pacing.rate is not None  # each model learned its own
+
+
+async def test_a_request_cancelled_while_it_waits_gives_its_key_turn_back() -> None:
+    """Cancelled after the key's turn but before its model's: the key does not count it
+    in flight (a request counted there for ever would inflate every measure after)."""
+    from asyncgen._adaptive import AdaptiveConcurrency
+    from asyncgen.llm._traffic import Traffic
+
+    traffic = Traffic()
+    traffic.adaptive = AdaptiveConcurrency(4, 64)
+    for _ in range(5):  # the model's slow start is booked ahead: its next turn waits
+        traffic.pacer("m").reserve()
+    waiting = asyncio.create_task(traffic.admit("m", [], {}, None))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert traffic.key.pacer.statistics().rate is None
+    assert traffic.key.pacer._in_flight == []

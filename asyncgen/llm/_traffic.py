@@ -164,7 +164,11 @@ class Traffic:
             key_paced = None
             if self.key.paces(model, busy=model in self.pacers and self.pacer(model).busy()):
                 key_paced = await self.key.pacer.acquire()
-            paced = await self.pacer(model).acquire()
+            try:
+                paced = await self.pacer(model).acquire()
+            except BaseException:  # cancelled while it waited: the key's turn is not used
+                self.key.abandoned(key_paced)
+                raise
             if self.pauses.current(model) is None:
                 return paced, key_paced
             self.pacer(model).abandoned(paced)
