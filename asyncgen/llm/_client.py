@@ -527,7 +527,7 @@ class ChatClient:
         """What ``concurrency="auto"`` learned of ``model``'s rate, or None if never paced.
 
         With no model: the whole key's pace (its rate is None until 429s showed that the
-        key, not a model, is limited: from two models within a second, or key-wide
+        key, not a model, is limited: three in a row from quiet models, or key-wide
         rate-limit headers); ``key_limited()`` says whether it paces now.
         """
         if model is None:

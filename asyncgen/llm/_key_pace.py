@@ -15,15 +15,19 @@ key's rate by itself. So a client keeps one more pace, for the key:
   paces measured too little: 25 to 45 % longer runs at per-model limits.)
 - It learns from the key's 429s only. A 429 is its model's when that model was busy
   enough to be at a limit of its own (three or more of its requests answered in the
-  last second), or when it comes alone; it is the key's when its model was not that
-  busy and another such model got one within the same window (the larger of 1 s and the
-  Retry-After): at a key-wide limit every model is refused while the key is full, however
-  little it sent. Once the key is limited, any quiet model's 429 is the key's (a lone
-  429 there is the key's pace probing past the limit: left to pairs, the probe went on
-  and 1,000 model names got 3.8 % 429s instead of 0.5 %). Each of the key's
-  429s measures the key's rate, as a model's 429 measures the model's, and holds every
-  start until the server's resume. Rate-limit headers that speak for the key
-  (OpenRouter's ``X-RateLimit-*``) say it too.
+  last second). The key is taken as limited when ``KEY_CLUSTER`` 429s of quiet models
+  come in a row, from two or more models, with no answer between (at a key-wide limit
+  every model is refused while the key is full, however little it sent), or when
+  rate-limit headers that speak for the key (OpenRouter's ``X-RateLimit-*``) say its
+  budget is spent. Once it is, a quiet model's 429 is the key's when it follows another
+  with no answer between (``RENEW_CLUSTER``): the key's pace probing past the limit
+  draws a few, while a provider refusing a share of requests at random (OpenRouter while
+  an upstream is busy) rarely refuses several in a row. Each of the key's 429s measures
+  the key's rate, as a model's 429 measures the model's, and holds every start until
+  the server's resume. (Two 429s from two models within a second, then any quiet 429,
+  were taken for the key's at first: 0.5 % 429s at 1,000 model names instead of 4 %,
+  but random refusals of 15 % over 50 models then made the key "limited" and cut its
+  pace at every refusal: 300 jobs took over five minutes instead of 10 s.)
 - From the first of the key's 429s, every start of a model that is not busy waits for
   the key's turn, then its model's. That lasts until ``EVIDENCE_FADES`` seconds pass
   without one of the key's 429s: then the models' paces alone rule again; the rate
@@ -45,9 +49,10 @@ import structlog
 
 from .._pacing import AdaptiveRate
 
-__all__ = ["EVIDENCE_FADES", "EVIDENCE_WINDOW", "SLOW_START_AFTER", "KeyPace"]
+__all__ = ["EVIDENCE_FADES", "KEY_CLUSTER", "RENEW_CLUSTER", "SLOW_START_AFTER", "KeyPace"]
 
-EVIDENCE_WINDOW = 1.0  # seconds: 429s from two models this close are the key's budget
+KEY_CLUSTER = 3  # quiet 429s in a row, from two or more models, that make the key limited
+RENEW_CLUSTER = 2  # quiet 429s in a row that are the key's once it is limited
 EVIDENCE_FADES = 60.0  # seconds without the key's 429 before the key is free again
 SLOW_START_AFTER = 8  # models whose first requests go at once (a fan_out is not held)
 
@@ -68,7 +73,7 @@ class KeyPace:
         self.pacer = AdaptiveRate(clock=clock, burst=SLOW_START_AFTER)
         self._clock = clock
         self._fades = fades
-        self._refused: dict[str, float] = {}  # model -> when its last 429 came
+        self._streak: list[str] = []  # models of the quiet 429s since the last answer
         self._limited_until = float("-inf")
         self._seen: set[str] = set()  # models that sent a request
 
@@ -98,22 +103,26 @@ class KeyPace:
             self.pacer.abandoned(started)
             return
         now = self._clock()
-        window = max(EVIDENCE_WINDOW, wait)
-        self._refused = {m: at for m, at in self._refused.items() if at >= now - window}
-        others = len([m for m in self._refused if m != model])
-        self._refused[model] = now
-        if not others and not self.limited:
+        self._streak.append(model)
+        if self.limited:
+            if len(self._streak) < RENEW_CLUSTER:
+                self.pacer.abandoned(started)
+                return
+        elif len(self._streak) < KEY_CLUSTER or len(set(self._streak)) < 2:
             self.pacer.abandoned(started)
             return
-        if not self.limited:
+        else:
             _log.warning(
-                "key_limited", evidence=f"429s from {others + 1} models within {window:g} s"
+                "key_limited",
+                evidence=f"{len(self._streak)} 429s in a row from "
+                f"{len(set(self._streak))} models, no answer between",
             )
         self._limited_until = now + self._fades
         self.pacer.rejected(started, wait)
 
     def answered(self, started: float | None) -> None:
-        """A request that took the key's turn at ``started`` was answered."""
+        """A paced request was answered (``started``: when it took the key's turn)."""
+        self._streak.clear()
         if started is not None:
             self.pacer.succeeded(started)
 
