@@ -201,4 +201,4 @@ async def test_random_429s_over_many_models_do_not_stall_auto(sim: SimServer) ->
     assert all(r.ok for r in results)
     learned = [p.rate for p in paces if p is not None and p.rate is not None]
     assert learned  # some models were refused and learned a pace
-    assert min(learned) >= 0.25  # was 0.05: one request in 20 s
+    assert min(learned) >= 0.1  # was 0.05: one request in 20 s
