@@ -27,7 +27,9 @@ key's rate by itself. So a client keeps one more pace, for the key:
   the server's resume. (Two 429s from two models within a second, then any quiet 429,
   were taken for the key's at first: 0.5 % 429s at 1,000 model names instead of 4 %,
   but random refusals of 15 % over 50 models then made the key "limited" and cut its
-  pace at every refusal: 300 jobs took over five minutes instead of 10 s.)
+  pace at every refusal: 300 jobs took over five minutes. With this rule they take 12 s,
+  or 28 s when three random refusals do come in a row and the key is taken as limited
+  for a while.)
 - From the first of the key's 429s, every start of a model that is not busy waits for
   the key's turn, then its model's. That lasts until ``EVIDENCE_FADES`` seconds pass
   without one of the key's 429s: then the models' paces alone rule again; the rate
