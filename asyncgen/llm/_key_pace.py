@@ -75,9 +75,10 @@ class KeyPace:
         self.pacer = AdaptiveRate(clock=clock, burst=SLOW_START_AFTER)
         self._clock = clock
         self._fades = fades
-        self._streak: list[str] = []  # models of the quiet 429s since the last answer
+        self._streak = 0  # quiet 429s since the last answer
+        self._streak_models: set[str] = set()  # ... and their models
         self._limited_until = float("-inf")
-        self._seen: set[str] = set()  # models that sent a request
+        self._seen: set[str] = set()  # models that sent a request, until a rate is learned
 
     def __repr__(self) -> str:
         return f"KeyPace(limited={self.limited}, rate={self.pacer.rate})"
@@ -89,12 +90,11 @@ class KeyPace:
 
     def paces(self, model: str, *, busy: bool) -> bool:
         """Whether a request to ``model`` waits for the key's turn: while the key is
-        limited, unless its model is busy enough to have a pace of its own; and in the
-        slow start (until the first 429 of any model), a model's first request."""
-        if model not in self._seen:
+        limited, unless its model is busy enough to have a pace of its own; and, until
+        the key has learned a rate, a model's first request (the slow start)."""
+        if self.pacer.rate is None and model not in self._seen:
             self._seen.add(model)
-            if self.pacer.rate is None:
-                return True
+            return True
         return self.limited and not busy
 
     def refused(self, model: str, wait: float, started: float, *, busy: bool) -> None:
@@ -104,27 +104,28 @@ class KeyPace:
         if busy:
             self.pacer.abandoned(started)
             return
-        now = self._clock()
-        self._streak.append(model)
+        self._streak += 1
+        self._streak_models.add(model)
         if self.limited:
-            if len(self._streak) < RENEW_CLUSTER:
+            if self._streak < RENEW_CLUSTER:
                 self.pacer.abandoned(started)
                 return
-        elif len(self._streak) < KEY_CLUSTER or len(set(self._streak)) < 2:
+        elif self._streak < KEY_CLUSTER or len(self._streak_models) < 2:
             self.pacer.abandoned(started)
             return
         else:
             _log.warning(
                 "key_limited",
-                evidence=f"{len(self._streak)} 429s in a row from "
-                f"{len(set(self._streak))} models, no answer between",
+                evidence=f"{self._streak} 429s in a row from {len(self._streak_models)} "
+                "models, no answer between",
             )
-        self._limited_until = now + self._fades
+        self._limited_until = self._clock() + self._fades
         self.pacer.rejected(started, wait)
 
     def answered(self, started: float | None) -> None:
         """A paced request was answered (``started``: when it took the key's turn)."""
-        self._streak.clear()
+        self._streak = 0
+        self._streak_models.clear()
         if started is not None:
             self.pacer.succeeded(started)
 

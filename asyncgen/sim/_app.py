@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._batches import BatchStore, parse_multipart
-from ._config import DEFAULT_MODELS, Fault, ModelProfile, SimConfig
+from ._config import DEFAULT_MODELS, Fault, Limits, ModelProfile, SimConfig
 from ._limits import Admitted, Limiter, estimate_charge, make_limiter
 from ._schema import example, schema_of
 
@@ -58,7 +58,8 @@ class SimApp:
         self.statuses: Counter[str] = Counter()
         self.http_versions: Counter[str] = Counter()
         self.limiters: dict[str, Limiter] = {}
-        self._key_limiter: Limiter | None = None
+        key = self.config.key_limit  # the whole key's limiter, when it has a limit
+        self.key_limiter = make_limiter(key.limiter) if key is not None else None
         self.in_flight = 0
         self.max_in_flight = 0
         self.model_in_flight: Counter[str] = Counter()
@@ -66,12 +67,6 @@ class SimApp:
         self.answered: Counter[str] = Counter()  # 200 answers per model (for replies)
         self.bodies: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.batches = BatchStore()
-
-    def key_limiter(self, kind: str) -> Limiter:
-        """The limiter of the whole key (made on first use)."""
-        if self._key_limiter is None:
-            self._key_limiter = make_limiter(kind)
-        return self._key_limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -255,21 +250,16 @@ class SimApp:
         stream: bool = False,
         schema: dict[str, Any] | None = None,
     ) -> None:
-        key = self.config.key_limit
-        key_admitted = None
-        if key is not None:  # the key's limit first, as a gateway in front of models
-            key_admitted = self.key_limiter(key.limiter).check(key, cost, time.monotonic())
-            if not isinstance(key_admitted, Admitted):
-                headers = _retry_headers(key.retry_header, key_admitted)
-                await self._error(send, 429, "rate_limit_exceeded", "key rate limited", headers)
+        key, key_admitted = self.config.key_limit, None
+        if key is not None and self.key_limiter is not None:  # first, as a gateway does
+            key_admitted = await self._admit(self.key_limiter, key, cost, send, "key ")
+            if key_admitted is None:
                 return
         limiter = self.limiters.get(model)
         if limiter is None:
             limiter = self.limiters[model] = make_limiter(profile.limiter)
-        admitted = limiter.check(profile, cost, time.monotonic())
-        if not isinstance(admitted, Admitted):
-            headers = _retry_headers(profile.retry_header, admitted)
-            await self._error(send, 429, "rate_limit_exceeded", "rate limited", headers)
+        admitted = await self._admit(limiter, profile, cost, send, "")
+        if admitted is None:
             return
         fault = self._fault(model, profile)
         mid_stream = fault if fault is not None and fault.kind.startswith("stream_") else None
@@ -285,14 +275,23 @@ class SimApp:
             return
         completion = self._completion(model, prompt, profile, schema)
         limiter.correct(profile, admitted, completion["usage"]["total_tokens"] - cost)
-        if key is not None and isinstance(key_admitted, Admitted):
-            self.key_limiter(key.limiter).correct(
-                key, key_admitted, completion["usage"]["total_tokens"] - cost
-            )
+        if key is not None and self.key_limiter is not None and key_admitted is not None:
+            self.key_limiter.correct(key, key_admitted, completion["usage"]["total_tokens"] - cost)
         if stream:
             await self._stream(send, completion, profile, mid_stream)
         else:
             await _json(send, 200, completion)
+
+    async def _admit(
+        self, limiter: Limiter, limits: Limits, cost: int, send: Send, whose: str
+    ) -> Admitted | None:
+        """Admit a request under ``limits``, or answer 429 with its Retry-After (None)."""
+        admitted = limiter.check(limits, cost, time.monotonic())
+        if isinstance(admitted, Admitted):
+            return admitted
+        headers = _retry_headers(limits.retry_header, admitted)
+        await self._error(send, 429, "rate_limit_exceeded", f"{whose}rate limited", headers)
+        return None
 
     async def _stream(
         self, send: Send, completion: dict[str, Any], profile: ModelProfile, fault: Fault | None
