@@ -39,7 +39,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["AdaptiveRate", "PacingStatistics"]
+__all__ = ["EVIDENCE_FADES", "AdaptiveRate", "PacingStatistics"]
 
 MARGIN = 0.97
 CLIMB_EVERY = 1.0  # the longest gap between successes that counts towards a climb
@@ -53,6 +53,7 @@ DOUBLING = 0.25  # seconds per doubling of the slow start
 MAX_RATE = 1e5  # where the slow start stops counting: effectively unpaced
 MIN_RATE = 0.05  # requests a second: never slower than one every 20 s
 RECENT = 1.0  # seconds of successes that bound the ceiling from below
+EVIDENCE_FADES = 60.0  # seconds without a key's 429 before a key-wide pace stops binding
 
 
 @dataclass(frozen=True, slots=True)

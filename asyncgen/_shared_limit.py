@@ -13,6 +13,13 @@ number of processes seen using the key in the last 30 s, or by ``fallback_share`
 before any was seen, less one request a second for the streams being out of step),
 warns once, and tries Redis again every few seconds.
 
+With no request limit configured, the limiter carries the key's pace that
+``concurrency="auto"`` learns instead (see ``llm/_key_pace.py``): when a client judges
+a 429 to be the key's, the measure and the cut happen in Redis over every process's
+requests, and every process's bookings are spaced at the learned rate while it is in
+force. N workers on one key learn its rate once, and a worker that starts later begins
+at it (see ``_shared_scripts.py``).
+
 Per-second token precision: across processes the token meter is GCRA alone (no log of
 the last second), so one request's tokens may spill over a second's share; the
 ``headroom`` covers estimates, not that spill.
@@ -35,12 +42,12 @@ from ._ratelimit import (
     DEFAULT_BURST,
     FLOOR,
     LOOKAHEAD,
-    RECOVERY,
     STEP_DOWN,
     WINDOW,
     Booking,
     RateLimiter,
 )
+from ._shared_scripts import BOOK, KEY_REFUSED, REJECT, SETTLE
 
 if TYPE_CHECKING:  # redis-py is imported where used: only shared limiters pay for it
     from redis.asyncio import Redis
@@ -54,114 +61,6 @@ DEFAULT_SHARED_HEADROOM = 0.05
 RETRY_REDIS = 5.0  # seconds between attempts to reach Redis again while falling back
 
 _log = structlog.get_logger("asyncgen.ratelimit")
-
-# ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME),
-# 8 the furthest ahead a start may be booked ('' = any). Returns start, delay, participants,
-# pace, the booking's entry in the last second's log, 1 when booked (0: come back), and
-# how far ahead every process's bookings reach (seconds).
-_BOOK = """
-local function fmt(x) return string.format('%.6f', x) end
-local now = tonumber(ARGV[7])
-if not now then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-end
-local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local headroom, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
-local f = redis.call('HMGET', KEYS[1], 'req', 'tok', 'cut_pace', 'cut_at')
-local req, tok = tonumber(f[1]) or 0, tonumber(f[2]) or 0
-local cut_pace, cut_at = tonumber(f[3]) or 1, tonumber(f[4]) or 0
-local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
-local share = pace / (1 + headroom)
-local start = now
-if rpm > 0 then start = math.max(start, req - burst) end
-if tpm > 0 and tokens > 0 then start = math.max(start, tok) end
-local ref = ''
-local within = tonumber(ARGV[8])
-local who = KEYS[1] .. ':who'
-redis.call('ZADD', who, now, ARGV[6])
-redis.call('ZREMRANGEBYSCORE', who, '-inf', now - 30)
-redis.call('PEXPIRE', who, 60000)
-if tpm > 0 and tokens > 0 then
-  -- The last second's token bookings, as the local limiter keeps them: spacing alone
-  -- would let a window's first request in unpaid for. Entries: start -> tokens.
-  local sec, sectok = KEYS[1] .. ':sec', KEYS[1] .. ':sectok'
-  local old = redis.call('ZRANGEBYSCORE', sec, '-inf', '(' .. fmt(now - 1))
-  if #old > 0 then
-    redis.call('ZREM', sec, unpack(old))
-    redis.call('HDEL', sectok, unpack(old))
-  end
-  local flat = redis.call('ZRANGEBYSCORE', sec, '(' .. fmt(start - 1), '+inf', 'WITHSCORES')
-  local ids, at = {}, {}
-  for i = 1, #flat, 2 do
-    table.insert(ids, flat[i])
-    table.insert(at, tonumber(flat[i + 1]))
-  end
-  local spent = {}
-  if #ids > 0 then spent = redis.call('HMGET', sectok, unpack(ids)) end
-  local used = 0
-  for i = 1, #ids do used = used + (tonumber(spent[i]) or 0) end
-  local capacity = tpm / 60 * share
-  local i = 1
-  while used + tokens > capacity and i <= #ids do -- wait for the oldest to leave
-    start = math.max(start, at[i] + 1)
-    used = used - (tonumber(spent[i]) or 0)
-    i = i + 1
-  end
-end
-if within and start - now > within then
-  return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), '', 0,
-          fmt(math.max(req, tok) - now)}
-end
-if tpm > 0 and tokens > 0 then
-  local sec, sectok = KEYS[1] .. ':sec', KEYS[1] .. ':sectok'
-  ref = ARGV[6] .. ':' .. redis.call('INCR', KEYS[1] .. ':n')
-  redis.call('ZADD', sec, fmt(start), ref)
-  redis.call('HSET', sectok, ref, tokens)
-  redis.call('PEXPIRE', sec, 60000)
-  redis.call('PEXPIRE', sectok, 60000)
-  redis.call('PEXPIRE', KEYS[1] .. ':n', 3600000)
-end
-if rpm > 0 then req = math.max(req, start) + 60 / (rpm * share) end
-if tpm > 0 and tokens > 0 then tok = math.max(tok, start) + tokens * 60 / (tpm * share) end
-redis.call('HSET', KEYS[1], 'req', fmt(req), 'tok', fmt(tok))
-redis.call('PEXPIRE', KEYS[1], 3600000)
-return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), ref, 1,
-        fmt(math.max(req, tok) - now)}
-""".replace("RECOVERY", repr(RECOVERY))
-
-# ARGV: 1 tpm, 2 token change, 3 headroom, 4 the booking's entry in the last second
-_SETTLE = """
-local function fmt(x) return string.format('%.6f', x) end
-local sectok = KEYS[1] .. ':sectok'
-if ARGV[4] ~= '' and redis.call('HEXISTS', sectok, ARGV[4]) == 1 then
-  local left = tonumber(redis.call('HGET', sectok, ARGV[4])) + tonumber(ARGV[2])
-  redis.call('HSET', sectok, ARGV[4], fmt(math.max(0, left)))
-end
-local f = redis.call('HMGET', KEYS[1], 'tok', 'cut_pace', 'cut_at')
-if not f[1] then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local cut_pace, cut_at = tonumber(f[2]) or 1, tonumber(f[3]) or 0
-local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
-local interval = 60 / (tonumber(ARGV[1]) * pace / (1 + tonumber(ARGV[3])))
-redis.call('HSET', KEYS[1], 'tok', fmt(tonumber(f[1]) + tonumber(ARGV[2]) * interval))
-return 1
-""".replace("RECOVERY", repr(RECOVERY))
-
-# ARGV: 1 the refused booking's start (server time), 2 step down, 3 floor
-_REJECT = """
-local function fmt(x) return string.format('%.6f', x) end
-local f = redis.call('HMGET', KEYS[1], 'cut_pace', 'cut_at')
-local cut_pace, cut_at = tonumber(f[1]) or 1, tonumber(f[2]) or 0
-if tonumber(ARGV[1]) <= cut_at then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local pace = math.min(1, cut_pace + RECOVERY * math.max(0, now - cut_at))
-pace = math.max(tonumber(ARGV[3]), pace * tonumber(ARGV[2]))
-redis.call('HSET', KEYS[1], 'cut_pace', fmt(pace), 'cut_at', fmt(now))
-return 1
-""".replace("RECOVERY", repr(RECOVERY))
 
 
 class SharedRateLimiter(RateLimiter):
@@ -217,6 +116,8 @@ class SharedRateLimiter(RateLimiter):
         self._down_since: float | None = None
         self._horizon = float("-inf")  # (monotonic) where all bookings in Redis end
         self._background: set[asyncio.Task[Any]] = set()
+        self.learned_rate: float | None = None  # the key's learned pace, while in force
+        self.learned_until = float("-inf")  # (monotonic) when it stops binding
 
     def __repr__(self) -> str:
         return (
@@ -228,6 +129,12 @@ class SharedRateLimiter(RateLimiter):
     def falling_back(self) -> bool:
         """True while Redis is unreachable and the local share is in force."""
         return self._down_since is not None
+
+    @property
+    def learns(self) -> bool:
+        """Whether this limiter carries the key's pace that ``concurrency="auto"`` learns
+        (no request limit configured) and can reach Redis to share it."""
+        return self.requests_per_minute is None and self._down_since is None
 
     def _script(self, name: str, source: str) -> Any:
         """This event loop's client's handle on a Lua script (EVALSHA, loaded on need)."""
@@ -305,17 +212,21 @@ class SharedRateLimiter(RateLimiter):
             self._id,
             "" if now is None else repr(now),
             "" if within is None else repr(within),
+            "1" if self.requests_per_minute is None else "0",
         ]
         try:
-            start, delay, who, _pace, ref, booked, ahead = await self._script("book", _BOOK)(
-                keys=[self._key], args=args
-            )
+            reply = await self._script("book", BOOK)(keys=[self._key], args=args)
+            start, delay, who, _pace, ref, booked, ahead, learned, in_force = reply
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
             return self._fall_back(exc).book(tokens)
         self._recovered(int(who))
         # Should Redis go, every booking made so far still starts: a local share
         # begins after the last of them, not beside them.
         self._horizon = max(self._horizon, time.monotonic() + float(ahead))
+        self.learned_rate = float(learned) or None
+        self.learned_until = (
+            time.monotonic() + float(in_force) if self.learned_rate else float("-inf")
+        )
         if not int(booked):
             return float(delay)
         booking = Booking(float(start), max(0.0, float(delay)), tokens, None, _text(ref) or None)
@@ -382,17 +293,37 @@ class SharedRateLimiter(RateLimiter):
             return
         change, booking.tokens = actual - booking.tokens, actual
         args = [self.tokens_per_minute, change, self.headroom, booking.ref or ""]
-        self._spawn(self._script("settle", _SETTLE)(keys=[self._key], args=args))
+        self._spawn(self._script("settle", SETTLE)(keys=[self._key], args=args))
 
     def note_rejected(self, booking: Booking | None = None) -> bool:
-        """Lower the shared pace a step (in the background): every process slows down."""
+        """Lower the shared pace a step (in the background): every process slows down.
+        A limiter that learns the key's pace counts the refusal for its next measure."""
         if self._down_since is not None:
             return self._local().note_rejected(booking)
         if booking is None:
             return False
-        args = [repr(booking.start), STEP_DOWN, FLOOR]
-        self._spawn(self._script("reject", _REJECT)(keys=[self._key], args=args))
-        return True
+        configured = self.requests_per_minute or self.tokens_per_minute
+        learns = "1" if self.requests_per_minute is None else "0"
+        args = [repr(booking.start), STEP_DOWN, FLOOR, self._id, learns, "1" if configured else "0"]
+        self._spawn(self._script("reject", REJECT)(keys=[self._key], args=args))
+        return bool(configured)
+
+    def key_refused(self, booking: Booking, wait: float) -> None:
+        """One of the key's 429s (a client's KeyPace judged it so), for a request booked
+        by ``booking``; the server admits again in ``wait`` seconds. Measures the key's
+        rate over every process's requests and cuts the learned pace (in the background);
+        use it instead of :meth:`note_rejected` for that 429.
+
+        Raises:
+            ValueError: The limiter has a request limit configured (it learns none).
+        """
+        if self.requests_per_minute is not None:
+            raise ValueError("a limiter with requests_per_minute set does not learn a pace")
+        if self._down_since is not None:
+            return
+        booked_at = booking.start - booking.delay
+        args = [repr(booking.start), repr(max(0.0, wait)), repr(booked_at), self._id]
+        self._spawn(self._script("key_refused", KEY_REFUSED)(keys=[self._key], args=args))
 
     def _spawn(self, call: Any) -> None:
         from redis import exceptions as redis_errors
@@ -407,10 +338,14 @@ class SharedRateLimiter(RateLimiter):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def aclose(self) -> None:
-        """Close this event loop's Redis connection."""
+    async def settled(self) -> None:
+        """Wait until the updates sent in the background (settlements, 429s) are done."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        """Close this event loop's Redis connection."""
+        await self.settled()
         found = self._clients.pop(asyncio.get_running_loop(), None)
         if found is not None:
             await found[0].aclose()

@@ -150,8 +150,11 @@ class TestInput:
             (("--max-cost", "0"), "--max-cost: must be a number of dollars > 0"),
             (("--concurrency", "100000"), "--concurrency: must be at most 10000 requests at once"),
             (("--retries", "0"), "--retries: must be at least 1 attempts"),
+            (("--concurrency", "many"), "expected a whole number of requests at once, or auto"),
+            (("--rate-limit-url", "redis://127.0.0.1:1/0"),
+             "--rate-limit-url shares --rpm/--tpm, or with --concurrency auto the pace"),
         ],
-    )
+    )  # fmt: skip
     def test_bad_numbers_exit_2_with_one_line(
         self, tmp_path: Path, sim: SimServer, flags: tuple[str, ...], said: str
     ) -> None:

@@ -26,6 +26,28 @@ def limit(pace: KeyPace, models: str = "abcd") -> None:
         pace.refused(model, 0.1, 0.0, busy=False)
 
 
+class TestShared:
+    """The key's pace as a SharedRateLimiter carries it for every process (see adopt)."""
+
+    def test_a_rate_learned_elsewhere_ends_the_slow_start_and_binds(self) -> None:
+        pace, clock = key_pace()
+        assert pace.paces("a", busy=False, shared=True)  # the slow start is this pace's
+        pace.adopt(20.0, clock.now + 30)
+        assert pace.knows_rate
+        assert pace.limited
+        assert not pace.paces("b", busy=False, shared=True)  # the shared limiter paces it
+        assert pace.paces("c", busy=False)  # with no shared limiter, this pace would
+        clock.now += 31
+        assert not pace.limited
+
+    def test_no_rate_in_force_changes_nothing(self) -> None:
+        pace, clock = key_pace()
+        pace.adopt(None, clock.now + 30)
+        assert not pace.knows_rate
+        assert not pace.limited
+        assert pace.paces("a", busy=False, shared=True)
+
+
 class TestEvidence:
     def test_quiet_429s_in_a_row_from_several_models_are_the_keys(self) -> None:
         pace, _ = key_pace()

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import asyncgen
 from asyncgen import SharedRateLimiter
-from asyncgen.testing import ModelProfile, RedisServer, SimConfig, SimServer
+from asyncgen.testing import KeyLimit, ModelProfile, RedisServer, SimConfig, SimServer
 
 
 def fresh_name() -> str:
@@ -224,6 +224,52 @@ class TestProcesses:
         # Unshared, each process would send the whole 20 a second: ~2/3 refused.
         assert sim.stats()["statuses"].get("429", 0) <= 6  # a generous 5 % of 120
 
+    def test_workers_with_concurrency_auto_share_the_pace_they_learn(
+        self, sim: SimServer, redis_server: RedisServer
+    ) -> None:
+        """`asyncgen worker --concurrency auto` on a Redis queue, no --rpm: the workers
+        learn one key-wide pace in the queue's Redis (the URL's ?queue= is the queue's,
+        not the limiter's), at or under the key's 20 a second, and every job is answered."""
+        sim.configure(SimConfig(key_limit=KeyLimit(rpm=1200, limiter="sliding")))
+        url = f"{redis_server.url}?queue={fresh_name()}"
+        command = [sys.executable, "-m", "asyncgen", "worker", url, "--base-url", sim.base_url,
+                   "--concurrency", "auto"]  # fmt: skip
+        workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                    text=True) for _ in range(3)]  # fmt: skip
+
+        async def submit_and_wait() -> asyncgen.QueueStatistics:
+            queue = asyncgen.open_queue(url)
+            try:
+                deadline = time.monotonic() + 60
+                for _ in range(1200):  # up to a minute for the workers to start
+                    if (await queue.statistics()).workers >= 3:
+                        break
+                    await asyncio.sleep(0.05)
+                jobs = [asyncgen.GenerationJob(model=f"m{i}", prompt="hi") for i in range(90)]
+                await queue.submit_many(jobs)
+                while time.monotonic() < deadline:
+                    stats = await queue.statistics()
+                    if stats.completed + stats.dead >= 90:
+                        break
+                    await asyncio.sleep(0.05)
+                return stats
+            finally:
+                await queue.aclose()
+
+        try:
+            stats = asyncio.run(submit_and_wait())
+        finally:
+            for worker in workers:
+                worker.terminate()
+            errors = [worker.communicate(timeout=30)[1] for worker in workers]
+        assert stats.completed == 90, errors
+        import redis
+
+        with redis.Redis.from_url(redis_server.url) as client:
+            learned = client.hget(f"asyncgen:ratelimit:{{{sim.base_url}}}", "lrate")
+        assert learned is not None, "no key's 429 was shared"
+        assert 0 < float(learned) <= 20 * 1.3
+
     def test_redis_killed_while_four_share_keeps_the_total(
         self, tmp_path: Path, sim: SimServer
     ) -> None:
@@ -242,3 +288,104 @@ class TestProcesses:
         # Unshared, each process would send the whole 20 a second: ~3/4 refused. The
         # margin is generous: six busy processes on two cores start late now and then.
         assert sim.stats()["statuses"].get("429", 0) <= 4  # 2 % of 200 (0 in five runs here)
+
+
+class TestLearnedKeyPace:
+    """With no request limit configured, the limiter carries the key's pace that
+    concurrency="auto" learns: measured and cut in Redis over every process's requests."""
+
+    async def test_what_one_limiter_learns_paces_another(self, redis_server: RedisServer) -> None:
+        """20 unpaced bookings through one limiter, then one of the key's 429s: another
+        limiter of the same name books after the server's resume, spaced at the rate
+        measured (20 admitted over the episode to the resume)."""
+        name = fresh_name()
+        a, b = shared(redis_server.url, name), shared(redis_server.url, name)
+        bookings = [await a.book_shared() for _ in range(21)]
+        assert b.learned_rate is None
+        refused = bookings[-1]
+        a.key_refused(refused, 0.5)
+        await a.settled()
+        first, second = await b.book_shared(), await b.book_shared()
+        await close_all(a, b)
+        rate = b.learned_rate
+        assert rate is not None
+        # 20 admitted from the first booking to the resume (a little over 0.5 s): the
+        # measure is at most 20 / 0.5, and the recent second's 20 at least.
+        assert 20 * 0.97 * 0.99 <= rate <= 40 * 0.97
+        assert first.start >= refused.start + 0.49  # the turns begin at the resume
+        assert second.start - first.start == pytest.approx(1 / rate, rel=0.01)
+        assert time.monotonic() < b.learned_until <= time.monotonic() + 60
+
+    async def test_a_refusal_booked_before_the_cut_is_the_same_overload(
+        self, redis_server: RedisServer
+    ) -> None:
+        """Requests booked at the old pace, to start after the cut, and refused then do
+        not cut again (they are the overload already paid for): the pace and the turns
+        stay. (Judged by their start instead, each cut the pace a step: 25 to 3 a second
+        in a tenth of a second, four processes at a key-wide limit.)"""
+        name = fresh_name()
+        a, b = shared(redis_server.url, name), shared(redis_server.url, name)
+        bookings = [await a.book_shared() for _ in range(11)]
+        a.key_refused(bookings[-1], 0.3)
+        await a.settled()
+        ahead = [await a.book_shared() for _ in range(5)]  # at the pace, after the resume
+        a.key_refused(ahead[0], 0.3)  # booked after the first cut: a second one
+        await a.settled()
+        before = await b.book_shared()
+        rate = b.learned_rate
+        for late in ahead[1:]:  # booked before the second cut, starting after it
+            assert late.start > time.time()
+            a.key_refused(late, 0.3)
+        await a.settled()
+        after = await b.book_shared()
+        await close_all(a, b)
+        assert rate is not None
+        assert b.learned_rate == pytest.approx(rate, rel=0.02)  # climbing, not cut
+        assert after.start - before.start == pytest.approx(1 / rate, rel=0.02)
+
+    async def test_a_configured_limit_learns_nothing(self, redis_server: RedisServer) -> None:
+        limiter = shared(redis_server.url, fresh_name(), requests_per_minute=600)
+        assert not limiter.learns
+        booking = await limiter.book_shared()
+        with pytest.raises(ValueError, match="does not learn"):
+            limiter.key_refused(booking, 1.0)
+        await limiter.aclose()
+
+    async def test_redis_down_the_client_learns_alone(self) -> None:
+        """Unreachable, the limiter does not carry the key's pace (the client's own
+        KeyPace paces, as without a shared limiter)."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        limiter = SharedRateLimiter(f"redis://127.0.0.1:{port}/0", name=fresh_name())
+        assert limiter.learns
+        await limiter.acquire()
+        assert limiter.falling_back
+        assert not limiter.learns
+        await limiter.aclose()
+
+    async def test_a_client_that_starts_later_begins_at_the_learned_pace(
+        self, sim: SimServer, redis_server: RedisServer
+    ) -> None:
+        """One key-wide limit (20 in any second, 80 model names per client): a client
+        that joins 2 s after another, each with its own limiter of one name, starts at the
+        pace the first learned: the two together take about what the key's rate allows
+        (8 s here). Learning alone, the second slow-starts into a full key and both
+        are refused and cut: 12-15 s (four runs)."""
+        sim.configure(SimConfig(key_limit=KeyLimit(rpm=1200, limiter="sliding")))
+        name = fresh_name()
+
+        async def client(index: int) -> int:
+            await asyncio.sleep(2.0 * index)
+            limiter = SharedRateLimiter(redis_server.url, name=name)
+            async with asyncgen.ChatClient(sim.base_url, rate_limit=limiter) as chat:
+                jobs = [{"model": f"m{index}-{i}", "prompt": "hi"} for i in range(80)]
+                results = await asyncgen.generate(jobs, client=chat, concurrency="auto")
+            await limiter.aclose()
+            return sum(r.ok for r in results)
+
+        began = time.monotonic()
+        answered = await asyncio.gather(client(0), client(1))
+        took = time.monotonic() - began
+        assert answered == [80, 80]
+        assert took <= 1.25 * 160 / 20  # 8.3-8.9 s in four runs here

@@ -7,7 +7,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -92,8 +92,9 @@ def add_limit_flags(parser: argparse.ArgumentParser, *, shared_default: str) -> 
     )
     parser.add_argument(
         "--rate-limit-url",
-        help="redis:// URL where --rpm/--tpm are shared with every other process using the "
-        f"same --rate-limit-name ({shared_default})",
+        help="redis:// URL where --rpm/--tpm (or, with --concurrency auto and neither, the "
+        "key's learned pace) are shared with every other process using the same "
+        f"--rate-limit-name ({shared_default})",
     )
     parser.add_argument(
         "--rate-limit-name",
@@ -102,7 +103,11 @@ def add_limit_flags(parser: argparse.ArgumentParser, *, shared_default: str) -> 
 
 
 def limiter_from(
-    args: argparse.Namespace, *, base_url: str, shared_default: str | None = None
+    args: argparse.Namespace,
+    *,
+    base_url: str,
+    shared_default: str | None = None,
+    learns: bool = False,
 ) -> RateLimiter | None:
     """The RateLimiter the flags ask for: local, shared through Redis, or none.
 
@@ -111,15 +116,22 @@ def limiter_from(
         base_url: The API's root: the shared budget's default name.
         shared_default: Where to share when --rate-limit-url is not given (a worker's
             Redis queue), or None for a local limiter.
+        learns: ``--concurrency auto``: with no --rpm/--tpm, a shared limiter carries the
+            key's pace that auto learns, so every process sharing it learns it once.
 
     Raises:
-        UsageProblem: A shared URL without --rpm or --tpm, or one that is not redis://.
+        UsageProblem: A shared URL without --rpm, --tpm or --concurrency auto, or one that
+            is not redis://.
     """
-    if not (args.rpm or args.tpm):
-        if args.rate_limit_url:
-            raise UsageProblem("--rate-limit-url shares --rpm/--tpm: give one of them too")
-        return None
     url = args.rate_limit_url or shared_default
+    if not (args.rpm or args.tpm):
+        if args.rate_limit_url and not learns:
+            raise UsageProblem(
+                "--rate-limit-url shares --rpm/--tpm, or with --concurrency auto the pace "
+                "it learns: give one of them too"
+            )
+        if not (learns and url):
+            return None
     if not url:
         return RateLimiter(args.rpm, args.tpm)
     if not url.startswith(("redis://", "rediss://")):
@@ -130,6 +142,22 @@ def limiter_from(
     return SharedRateLimiter(
         url, name=name, requests_per_minute=args.rpm, tokens_per_minute=args.tpm
     )
+
+
+def concurrency_flag(
+    what: str, *, maximum: int | None = None
+) -> Callable[[str], int | Literal["auto"]]:
+    """A parser for ``--concurrency``: a whole number of ``what`` at once, or ``auto``."""
+    count = whole(what, minimum=1, maximum=maximum)
+
+    def parse(text: str) -> int | Literal["auto"]:
+        if text == "auto":
+            return "auto"
+        if not text.strip().lstrip("+-").isdigit():
+            raise argparse.ArgumentTypeError(f"expected a whole number of {what}, or auto")
+        return count(text)
+
+    return parse
 
 
 def add_settings_flag(parser: argparse.ArgumentParser) -> None:

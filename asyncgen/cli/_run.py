@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -29,6 +29,7 @@ from ._args import (
     PROVIDERS,
     add_limit_flags,
     add_settings_flag,
+    concurrency_flag,
     limiter_from,
     load_settings,
     number,
@@ -61,7 +62,7 @@ def _err(message: str) -> None:
 def _client(args: argparse.Namespace, settings: Settings) -> Iterator[ChatClient]:
     """The client the flags ask for; with --sim, a simulator in a child process."""
     budget = args.base_url or args.provider or settings.base_url or "openrouter"
-    limiter = limiter_from(args, base_url=budget)
+    limiter = limiter_from(args, base_url=budget, learns=args.concurrency == "auto")
     concurrency = 64 if args.concurrency == "auto" else args.concurrency
     options = {
         "rate_limit": limiter,
@@ -76,12 +77,6 @@ def _client(args: argparse.Namespace, settings: Settings) -> Iterator[ChatClient
     with SimServer(SimConfig(), process=True) as sim:
         # Each run's simulator has a new port: its answers are cached under one name.
         yield ChatClient(sim.base_url, cache_scope=SIM_CACHE_SCOPE, **options)
-
-
-def _concurrency(text: str) -> int | Literal["auto"]:
-    if text == "auto":
-        return "auto"
-    return whole("requests at once", minimum=1, maximum=MAX_CONCURRENCY)(text)
 
 
 def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -109,7 +104,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument("--model", help="model for lines that name none")
     run.add_argument(
         "--concurrency",
-        type=_concurrency,
+        type=concurrency_flag("requests at once", maximum=MAX_CONCURRENCY),
         default=None,
         help=f"N or auto (default {DEFAULT_CONCURRENCY})",
     )

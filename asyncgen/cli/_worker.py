@@ -19,11 +19,13 @@ from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE
 from ..queue._exporter import MULTIPROCESS_VARIABLE, require_prometheus, serve_metrics
+from ..queue._redis_url import server_url
 from ..queue._tasks import GENERATE_KIND
 from ._args import (
     PROVIDERS,
     add_limit_flags,
     add_settings_flag,
+    concurrency_flag,
     limiter_from,
     load_settings,
     number,
@@ -37,6 +39,7 @@ from ._supervisor import CHILD_VARIABLE, supervise
 __all__ = ["add_worker_parser", "max_processes"]
 
 PROCESSES_PER_CPU = 8  # --processes above this many per CPU needs --force-processes
+AUTO_WORKER_JOBS = 64  # jobs at once with --concurrency auto (the client's pace rules)
 
 
 def max_processes() -> int:
@@ -63,7 +66,15 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "sqlite:///asyncgen-jobs.db in this folder; prefer the variable for a URL with a "
         "password: command lines show in ps)",
     )
-    worker.add_argument("--concurrency", type=whole("jobs at once", minimum=1), default=None)
+    worker.add_argument(
+        "--concurrency",
+        type=concurrency_flag("jobs at once"),
+        default=None,
+        help="N jobs at once, or auto: up to "
+        f"{AUTO_WORKER_JOBS} at once, generation paced by what the provider admits "
+        "(with no --rpm/--tpm on a Redis queue, the pace learned is shared by every worker "
+        "on the key)",
+    )
     worker.add_argument(
         "--kinds",
         help="comma-separated job kinds to run: task names, and "
@@ -163,8 +174,19 @@ def _client(args: argparse.Namespace, queue_url: str, settings: Settings) -> Cha
         return None
     on_redis = queue_url.startswith(("redis://", "rediss://"))
     budget = args.base_url or args.provider or settings.base_url or "openrouter"
-    limiter = limiter_from(args, base_url=budget, shared_default=queue_url if on_redis else None)
-    return provider_client(args.provider, args.base_url, settings=settings, rate_limit=limiter)
+    auto = args.concurrency == "auto"
+    shared_default = server_url(queue_url) if on_redis else None
+    limiter = limiter_from(args, base_url=budget, shared_default=shared_default, learns=auto)
+    client = provider_client(args.provider, args.base_url, settings=settings, rate_limit=limiter)
+    if auto:
+        client.adaptive_concurrency(AUTO_WORKER_JOBS)
+    return client
+
+
+def _jobs_at_once(flag: int | str | None, settings: Settings) -> int:
+    if flag == "auto":
+        return AUTO_WORKER_JOBS
+    return flag if isinstance(flag, int) else settings.worker_concurrency
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
@@ -187,9 +209,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
         queue,
         kinds=kinds,
         client=client,
-        concurrency=args.concurrency
-        if args.concurrency is not None
-        else settings.worker_concurrency,
+        concurrency=_jobs_at_once(args.concurrency, settings),
         lease=args.lease if args.lease is not None else settings.worker_lease,
         grace=args.grace if args.grace is not None else settings.worker_grace,
         credit_probe=args.credit_probe,

@@ -35,6 +35,12 @@ key's rate by itself. So a client keeps one more pace, for the key:
   without one of the key's 429s: then the models' paces alone rule again; the rate
   learned is kept for the next time.
 
+With a SharedRateLimiter that has no request limit (``ChatClient(rate_limit=...)``), the
+key's pace is the limiter's, in Redis: each of the key's 429s is measured there over
+every process's requests, every booking is spaced at the rate while it is in force, and
+this pace only slow-starts new model names until some process has learned a rate (see
+``_shared_scripts.py``). N workers on one key learn it once.
+
 Every 429 feeds its model's pace too, so under a key-wide limit a model's pace learns at
 most its share of the key. Two busy models meeting their own limits at the same moment
 (side by side in their slow starts) are not taken for the key. A key-wide limit met by a
@@ -49,13 +55,12 @@ from collections.abc import Callable
 
 import structlog
 
-from .._pacing import AdaptiveRate
+from .._pacing import EVIDENCE_FADES, AdaptiveRate
 
 __all__ = ["EVIDENCE_FADES", "KEY_CLUSTER", "RENEW_CLUSTER", "SLOW_START_AFTER", "KeyPace"]
 
 KEY_CLUSTER = 3  # quiet 429s in a row, from two or more models, that make the key limited
 RENEW_CLUSTER = 2  # quiet 429s in a row that are the key's once it is limited
-EVIDENCE_FADES = 60.0  # seconds without the key's 429 before the key is free again
 SLOW_START_AFTER = 8  # models whose first requests go at once (a fan_out is not held)
 
 _log = structlog.get_logger("asyncgen.client")
@@ -79,6 +84,7 @@ class KeyPace:
         self._streak_models: set[str] = set()  # ... and their models
         self._limited_until = float("-inf")
         self._seen: set[str] = set()  # models that sent a request, until a rate is learned
+        self._shared = False  # a rate learned by a process sharing the key (see adopt)
 
     def __repr__(self) -> str:
         return f"KeyPace(limited={self.limited}, rate={self.pacer.rate})"
@@ -88,31 +94,52 @@ class KeyPace:
         """Whether the key's pace binds every start now (the key's 429s, lately)."""
         return self._clock() < self._limited_until
 
-    def paces(self, model: str, *, busy: bool) -> bool:
+    @property
+    def knows_rate(self) -> bool:
+        """Whether a rate was learned for the key (here, or by any process sharing it)."""
+        return self.pacer.rate is not None or self._shared
+
+    def paces(self, model: str, *, busy: bool, shared: bool = False) -> bool:
         """Whether a request to ``model`` waits for the key's turn: while the key is
         limited, unless its model is busy enough to have a pace of its own; and, until
-        the key has learned a rate, a model's first request (the slow start)."""
-        if self.pacer.rate is None and model not in self._seen:
+        the key has learned a rate, a model's first request (the slow start). With
+        ``shared`` the limiter in Redis paces the key (see ``adopt``): only the slow start
+        is this pace's."""
+        if not self.knows_rate and model not in self._seen:
             self._seen.add(model)
             return True
-        return self.limited and not busy
+        return self.limited and not busy and not shared
 
-    def refused(self, model: str, wait: float, started: float, *, busy: bool) -> None:
+    def adopt(self, rate: float | None, until: float) -> None:
+        """The key's pace as a SharedRateLimiter carries it for every process: ``rate``
+        (None: none in force) binds until ``until`` (on this pace's clock)."""
+        if rate is None:
+            return
+        self._shared = True
+        self._seen.clear()
+        if until > self._limited_until:
+            self._limited_until = until
+
+    def refused(self, model: str, wait: float, started: float, *, busy: bool) -> bool:
         """A 429 for ``model``'s request, asking ``wait`` seconds; it started at
         ``started`` on the key's pace (or its model's, when the key did not pace it).
-        ``busy``: the model was busy enough to be at a limit of its own."""
+        ``busy``: the model was busy enough to be at a limit of its own.
+
+        Returns:
+            True when the 429 is the key's (the key's rate was measured from it).
+        """
         if busy:
             self.pacer.abandoned(started)
-            return
+            return False
         self._streak += 1
         self._streak_models.add(model)
         if self.limited:
             if self._streak < RENEW_CLUSTER:
                 self.pacer.abandoned(started)
-                return
+                return False
         elif self._streak < KEY_CLUSTER or len(self._streak_models) < 2:
             self.pacer.abandoned(started)
-            return
+            return False
         else:
             _log.warning(
                 "key_limited",
@@ -121,6 +148,7 @@ class KeyPace:
             )
         self._limited_until = self._clock() + self._fades
         self.pacer.rejected(started, wait)
+        return True
 
     def answered(self, started: float | None) -> None:
         """A paced request was answered (``started``: when it took the key's turn)."""

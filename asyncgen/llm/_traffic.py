@@ -17,6 +17,7 @@ from .._errors import InvalidResponseError, RateLimitedError, TransientError
 from .._pacing import AdaptiveRate
 from .._ratelimit import Booking, RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER
+from .._shared_limit import SharedRateLimiter
 from ._hints import pause_from_headers
 from ._key_pace import KeyPace
 from ._models import Completion
@@ -137,17 +138,23 @@ class Traffic:
         """
         breaker = self.breaker(model)
         breaker.before_call()
+        shared = None  # a shared limiter that carries the key's pace (see _paced)
+        if self.adaptive is not None and isinstance(limiter, SharedRateLimiter) and limiter.learns:
+            shared = limiter
         try:
             await self.pauses.wait(model)
             booking = None
-            if limiter is not None:
-                estimate = estimate_tokens(messages, params) if limiter.tokens_per_minute else 0
+            estimate = 0
+            if limiter is not None and limiter.tokens_per_minute:
+                estimate = estimate_tokens(messages, params)
+            if limiter is not None and shared is None:
                 booking = await limiter.acquire(estimate)
                 await self.pauses.wait(model)  # a 429 may have arrived while we waited
             slot = paced = key_paced = None
             if self.adaptive is not None:
                 slot = await self.adaptive.acquire()
-                paced, key_paced = await self._paced(model)
+                paced, key_paced, shared_booking = await self._paced(model, shared, estimate)
+                booking = shared_booking or booking
         except BaseException:
             breaker.record_neutral()
             raise
@@ -155,22 +162,36 @@ class Traffic:
         self._counts["in_flight"] += 1
         return Ticket(model, limiter, booking, slot, max_pause, paced, key_paced)
 
-    async def _paced(self, model: str) -> tuple[float, float | None]:
+    async def _paced(
+        self, model: str, shared: SharedRateLimiter | None, estimate: int
+    ) -> tuple[float, float | None, Booking | None]:
         """Wait for the key's turn (while it paces: see _key_pace), then the model's (the
         model's pace measures real starts: the key's wait is behind them); a pause that
-        began meanwhile voids both: book again. Returns both starts."""
+        began meanwhile voids both: book again. Returns both starts.
+
+        With ``shared`` (a SharedRateLimiter with no request limit) the key's pace is
+        the one every process sharing it learned: its booking is the key's turn (taken
+        here, just before the request goes, as its measure counts bookings as starts),
+        returned third; this pace's own turn is then only the slow start.
+        """
         while True:
             await self.pauses.wait(model)
-            key_paced = None
-            if self.key.paces(model, busy=model in self.pacers and self.pacer(model).busy()):
+            key_paced = booking = None
+            busy = model in self.pacers and self.pacer(model).busy()
+            if shared is not None:
+                self.key.adopt(shared.learned_rate, shared.learned_until)
+            if self.key.paces(model, busy=busy, shared=shared is not None):
                 key_paced = await self.key.pacer.acquire()
             try:
+                if shared is not None:
+                    booking = await shared.acquire(estimate)
+                    self.key.adopt(shared.learned_rate, shared.learned_until)
                 paced = await self.pacer(model).acquire()
             except BaseException:  # cancelled while it waited: the key's turn is not used
                 self.key.abandoned(key_paced)
                 raise
             if self.pauses.current(model) is None:
-                return paced, key_paced
+                return paced, key_paced, booking
             self.pacer(model).abandoned(paced)
             self.key.abandoned(key_paced)
 
@@ -232,7 +253,7 @@ class Traffic:
             # Once the pacer knows the rate it owns rate control; the window only bounds
             # what is in flight, and halving it too would starve a slow server.
             paced = self.pacer(ticket.model).rate is not None or (
-                self.key.limited and self.key.pacer.rate is not None
+                self.key.limited and self.key.knows_rate
             )
             cut = overloaded and not (paced and getattr(error, "retry_after", None))
             self.adaptive.release(ticket.slot, overloaded=cut, ok=completion is not None)
@@ -251,20 +272,24 @@ class Traffic:
                 else "429 with a long Retry-After"
             )
             self.pause(ticket.model, wait, reason, limit=ticket.max_pause)
-        if ticket.paced is not None:
-            self._rejected(ticket, wait)
-        if ticket.limiter is not None and ticket.booking is not None:
-            ticket.limiter.note_rejected(ticket.booking)  # the real limit is lower
+        keys = ticket.paced is not None and self._rejected(ticket, wait)
+        limiter, booking = ticket.limiter, ticket.booking
+        if limiter is None or booking is None:
+            return
+        if keys and isinstance(limiter, SharedRateLimiter) and limiter.learns:
+            limiter.key_refused(booking, wait)  # measured and cut for every process
+        else:
+            limiter.note_rejected(booking)  # the real limit is lower
 
-    def _rejected(self, ticket: Ticket, wait: float) -> None:
+    def _rejected(self, ticket: Ticket, wait: float) -> bool:
         """Feed a paced request's 429 to its model's pace and to the key's (which takes
-        what is the key's: see _key_pace)."""
+        what is the key's: see _key_pace). Returns whether it was the key's."""
         assert ticket.paced is not None
         pacer = self.pacer(ticket.model)
         busy = pacer.busy()  # busy enough to be at a limit of its own
         pacer.rejected(ticket.paced, wait)
         started = ticket.key_paced if ticket.key_paced is not None else ticket.paced
-        self.key.refused(ticket.model, wait, started, busy=busy)
+        return self.key.refused(ticket.model, wait, started, busy=busy)
 
     def _account(self, ticket: Ticket, completion: Completion) -> None:
         usage = completion.usage

@@ -11,7 +11,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 
-__all__ = ["OWN_OPTIONS", "check_url"]
+__all__ = ["OWN_OPTIONS", "check_url", "server_url"]
 
 OWN_OPTIONS = ("queue", "result_ttl", "max_connections")
 _REDIS_OPTIONS = (
@@ -77,3 +77,12 @@ def check_url(parts: urllib.parse.SplitResult, query: dict[str, list[str]]) -> N
                 parse(values[-1])
             except (TypeError, ValueError):
                 raise ValueError(f"?{name}= in the Redis URL: bad value {values[-1]!r}") from None
+
+
+def server_url(url: str) -> str:
+    """A queue's Redis URL without the queue's own options (``?queue=``, ...): the URL of
+    the server alone, for another client of it (a shared rate limiter)."""
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+    kept = {name: values for name, values in query.items() if name not in OWN_OPTIONS}
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(kept, doseq=True)))
