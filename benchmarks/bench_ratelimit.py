@@ -155,6 +155,30 @@ async def run_litellm(base_url: str, n: int, limits: dict[str, Any]) -> int:
     return sum(isinstance(o, BaseException) for o in outcomes)
 
 
+async def start_workers(
+    queue: asyncgen.JobQueue, url: str, flags: list[list[str]]
+) -> list[subprocess.Popen[bytes]]:
+    """One ``asyncgen worker`` process on ``queue`` (at ``url``) per entry of ``flags``,
+    seen by the queue before this returns (up to a minute): start-up is not timed."""
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "asyncgen", "worker", url, *own],  # noqa: ASYNC220
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for own in flags
+    ]  # fmt: skip
+    for _ in range(1200):
+        if (await queue.statistics()).workers >= len(workers):
+            break
+        await asyncio.sleep(0.05)
+    return workers
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for worker in workers:
+        worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        worker.wait(30)
+
+
 async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int, float]:
     """Four worker processes and one `asyncgen run`, one shared limiter in Redis.
 
@@ -171,16 +195,7 @@ async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int
         if limits.get("tpm"):
             flags = ["--base-url", base_url, "--tpm", str(limits["tpm"])]
         shared = ["--rate-limit-url", server.url, "--rate-limit-name", "bench"]
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "asyncgen", "worker", url,  # noqa: ASYNC220
-                              "--concurrency", "8", *flags, *shared],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(4)
-        ]  # fmt: skip
-        for _ in range(1200):  # up to a minute for the workers to start and be seen
-            if (await queue.statistics()).workers >= 4:
-                break
-            await asyncio.sleep(0.05)
+        workers = await start_workers(queue, url, [["--concurrency", "8", *flags, *shared]] * 4)
         began = time.perf_counter()
         await queue.submit_many(jobs, max_attempts=3)
         source, out = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
@@ -197,10 +212,7 @@ async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int
                 break
             await asyncio.sleep(0.05)
         makespan = time.perf_counter() - began
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(30)
+        stop_workers(workers)
         await queue.aclose()
         failed_run = sum(not json.loads(line)["ok"] for line in out.read_text().splitlines())
         missing = n // 5 - len(out.read_text().splitlines())
@@ -218,17 +230,10 @@ async def run_auto_workers(
         queue = asyncgen.open_queue(url)
         jobs = [asyncgen.GenerationJob(model=model_name(i, limits), prompt=PROMPT, params=PARAMS)
                 for i in range(n)]  # fmt: skip
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "asyncgen", "worker", url,  # noqa: ASYNC220
-                              "--base-url", base_url, "--concurrency", "auto",
-                              *([] if share else ["--rate-limit-name", f"worker-{w}"])],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for w in range(4)
-        ]  # fmt: skip
-        for _ in range(1200):  # up to a minute for the workers to start and be seen
-            if (await queue.statistics()).workers >= 4:
-                break
-            await asyncio.sleep(0.05)
+        auto = ["--base-url", base_url, "--concurrency", "auto"]
+        workers = await start_workers(queue, url, [
+            auto + ([] if share else ["--rate-limit-name", f"worker-{w}"]) for w in range(4)
+        ])  # fmt: skip
         began = time.perf_counter()
         await queue.submit_many(jobs, max_attempts=3)
         while True:
@@ -237,10 +242,7 @@ async def run_auto_workers(
                 break
             await asyncio.sleep(0.05)
         makespan = time.perf_counter() - began
-        for worker in workers:
-            worker.send_signal(signal.SIGTERM)
-        for worker in workers:
-            worker.wait(30)
+        stop_workers(workers)
         await queue.aclose()
         return stats.dead, makespan
 
