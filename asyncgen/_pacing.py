@@ -149,6 +149,11 @@ class AdaptiveRate:
         self._in_flight.append(start)
         return start
 
+    @property
+    def in_flight(self) -> int:
+        """Requests that took a turn and have no verdict yet."""
+        return len(self._in_flight)
+
     def _answered(self, started: float) -> None:
         if started in self._in_flight:
             self._in_flight.remove(started)

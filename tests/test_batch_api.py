@@ -18,7 +18,7 @@ import respx
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
 from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
-from asyncgen.llm._batch_api_http import BatchApi, request_line
+from asyncgen.llm._batch_api_http import request_line
 from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
@@ -196,7 +196,7 @@ class TestLibrary:
         """The state a crash between creating a batch and writing its id leaves: a
         record without an id, and the provider's batch with its marker. Its batch id."""
         chunk = write_pending(folder, n, "marker-1")
-        api = BatchApi(client)
+        api = client.batch_api()
         created = await api.create(await api.upload(chunk), "marker-1")
         await api.aclose()
         return str(created["id"])
@@ -538,7 +538,7 @@ async def test_a_result_file_line_that_is_not_json_raises() -> None:
     body = b'{"custom_id": "a", "response": {}}\n\xff\xfe not json\n'
     respx.get("http://batch.test/v1/files/f1/content").respond(200, content=body)
     async with ChatClient("http://batch.test/v1") as client:
-        api = BatchApi(client)
+        api = client.batch_api()
         got: list[dict[str, object]] = []
 
         async def read_all() -> None:

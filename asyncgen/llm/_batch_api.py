@@ -59,7 +59,6 @@ from ._batch_api_http import (
     MAX_BATCH_BYTES,
     MAX_BATCH_REQUESTS,
     TERMINAL,
-    BatchApi,
     batch_error,
     completion_of,
     item_error,
@@ -192,7 +191,7 @@ class BatchRun:
         self.not_submitted = 0
         self._done = self._failed = self._online = self._cached = 0
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
-        self._api = BatchApi(client, retry=retry)
+        self._api = client.batch_api(retry=retry)
 
     def in_flight(self) -> dict[str, str]:
         """Ids in batches not finished yet (not to be submitted again), each with its
@@ -286,14 +285,12 @@ class BatchRun:
     async def _not_cached(self, jobs: Iterable[GenerationJob]) -> AsyncIterator[dict[str, Any]]:
         """The jobs' request lines, less those the client's response cache answers (those
         are handed on at once, at a cost of 0)."""
-        answers = self.client._answers
         for job in jobs:
             line = request_line(job)
-            if answers is not None:
+            if self.client.answers is not None:
                 body = dict(line["body"])
                 model, messages = str(body.pop("model")), body.pop("messages")
-                _, found = await answers.lookup(model, messages, body)
-                self.client._traffic.note_cache(found)
+                _, found = await self.client.look_up(model, messages, body)
                 if found is not None:
                     completion, parsed, error = self._checked(hit(found), model)
                     if error is None:  # a stored answer that does not fit is asked again
@@ -479,7 +476,7 @@ class BatchRun:
 
     async def _flush_stores(self) -> None:
         """Put the answers read so far into the client's response cache."""
-        answers = self.client._answers
+        answers = self.client.answers
         stores, self._stores = self._stores, []
         if answers is not None:
             for key, completion in stores:
@@ -497,7 +494,7 @@ class BatchRun:
         if custom_id in self._skip:
             return
         model, fingerprint = where
-        answers = self.client._answers
+        answers = self.client.answers
         if answers is not None and completion is not None and not completion.cached:
             self._stores.append((cache_key(self.client.cache_scope, fingerprint), completion))
         self._done += 1
@@ -510,7 +507,7 @@ class BatchRun:
         """The provider's cost, or the price table's at the batch discount (when the
         ``prices`` extra is installed); else unknown."""
         usage = completion.usage
-        table = self.client._prices
+        table = self.client.prices
         if usage.cost is not None or table is None:
             return completion
         found = table.price(completion.model, usage.prompt_tokens, usage.completion_tokens)

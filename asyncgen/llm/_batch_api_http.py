@@ -27,11 +27,10 @@ from .._errors import (
     TransientError,
 )
 from .._retry import RetryPolicy, retry
-from ._client import ChatClient
 from ._mapping import error_for_status
 from ._models import Completion, GenerationJob, Usage
 from ._request import request_fingerprint, schema_params
-from ._transport import byte_lines
+from ._transport import Options, byte_lines
 
 __all__ = [
     "ENDPOINT",
@@ -57,12 +56,20 @@ _POLICY = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=30.0)  # files a
 
 
 class BatchApi:
-    """The files and batches endpoints of one ChatClient's API."""
+    """The files and batches endpoints of one API (made by ``ChatClient.batch_api()``, with
+    that client's key and TLS settings).
 
-    def __init__(self, client: ChatClient, *, retry: RetryPolicy | None = None) -> None:
+    Args:
+        base_url: The API's root (``https://api.openai.com/v1``).
+        options: The client's connection settings (headers with its key, TLS, timeouts).
+        retry: How calls are retried (default: 6 attempts, backoff from 1 s to 30 s).
+    """
+
+    def __init__(
+        self, base_url: str, options: Options, *, retry: RetryPolicy | None = None
+    ) -> None:
         self.policy = retry if retry is not None else _POLICY
-        options = client._options
-        self.base_url = client.base_url
+        self.base_url = base_url
         self._http = httpx.AsyncClient(
             headers=options.headers,
             verify=options.verify,

@@ -26,7 +26,8 @@ from .._errors import (
 )
 from .._pacing import PacingStatistics
 from .._ratelimit import RateLimiter
-from .._retry import DEFAULT_MAX_RETRY_AFTER
+from .._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
+from ._batch_api_http import BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
@@ -179,11 +180,13 @@ class ChatClient:
         if prices and not price_table_installed():
             raise ImportError("prices=True needs the price table: pip install 'asyncgen[prices]'")
         use_table = price_table_installed() if prices is None else prices
-        self._prices = PriceTable(provider, self.base_url) if use_table else None
+        # The price table that prices answers whose provider sent no cost (None: off).
+        self.prices = PriceTable(provider, self.base_url) if use_table else None
         self._seeded = False
         self.cache = open_cache(cache) if cache is not None else None
         self.cache_scope = cache_scope if cache_scope is not None else self.base_url
-        self._answers = (
+        # The response cache under this client's scope (None: no cache).
+        self.answers = (
             CachedAnswers(self.cache, self.cache_scope) if self.cache is not None else None
         )
         self._traffic = Traffic(
@@ -283,6 +286,15 @@ class ChatClient:
             await pool.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+
+    def batch_api(self, *, retry: RetryPolicy | None = None) -> BatchApi:
+        """The provider's files and batches endpoints (its Batch API), with this client's
+        key, headers, TLS and timeouts; close it with ``await api.aclose()``.
+
+        Args:
+            retry: How its calls are retried (default: 6 attempts, backoff 1 s to 30 s).
+        """
+        return BatchApi(self.base_url, self._options, retry=retry)
 
     def close(self) -> None:
         """Close the pool used by the blocking twins (``asyncgen.sync``), from sync code."""
@@ -397,12 +409,9 @@ class ChatClient:
         ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
         client's other requests (a batch passes its policy's ``max_retry_after``).
         """
-        key = None
-        if self._answers is not None:
-            key, found = await self._answers.lookup(model, messages, params)
-            self._traffic.note_cache(found)
-            if found is not None:
-                return hit(found)
+        key, found = await self.look_up(model, messages, params)
+        if found is not None:
+            return hit(found)
         self._pool()  # opened before the rate limiter books (see open_transport)
         ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
@@ -414,9 +423,23 @@ class ChatClient:
             raise
         finally:
             self._traffic.finish(ticket, completion=completion, error=error)
-        if self._answers is not None and key is not None:
-            await self._answers.store(key, completion)
+        if self.answers is not None and key is not None:
+            await self.answers.store(key, completion)
         return completion
+
+    async def look_up(
+        self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> tuple[str | None, Completion | None]:
+        """Look a request up in the response cache, counted in :meth:`statistics`.
+
+        Returns:
+            The request's cache key (None without a cache) and the stored answer, if any.
+        """
+        if self.answers is None:
+            return None, None
+        key, found = await self.answers.lookup(model, messages, params)
+        self._traffic.note_cache(found)
+        return key, found
 
     def stream(
         self,
@@ -479,8 +502,8 @@ class ChatClient:
 
     def _priced(self, model: str, completion: Completion) -> Completion:
         usage = completion.usage
-        if usage.cost is None and self._prices is not None:
-            found = self._prices.price(model, usage.prompt_tokens, usage.completion_tokens)
+        if usage.cost is None and self.prices is not None:
+            found = self.prices.price(model, usage.prompt_tokens, usage.completion_tokens)
             if found is not None:
                 cost, source = found
                 priced = usage.model_copy(update={"cost": cost, "cost_source": source})
