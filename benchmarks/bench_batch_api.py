@@ -39,8 +39,9 @@ PROMPT = "Classify the sentiment of this review: " + "great product, works well 
 def write_input(path: Path, lines: int) -> None:
     with path.open("w") as stream:
         for i in range(lines):
-            stream.write(json.dumps({"id": f"r{i}", "model": "m", "prompt": f"{PROMPT} #{i}"})
-                         + "\n")  # fmt: skip
+            stream.write(
+                json.dumps({"id": f"r{i}", "model": "m", "prompt": f"{PROMPT} #{i}"}) + "\n"
+            )
 
 
 def peak_rss_mib(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
@@ -50,10 +51,24 @@ def peak_rss_mib(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     began = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out), "--base-url",
-         base_url, "--batch-api", "--poll", "0.5"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            base_url,
+            "--batch-api",
+            "--poll",
+            "0.5",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     written = sum(1 for _ in out.open()) if out.exists() else 0
@@ -82,10 +97,18 @@ async def speed(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
 
     def write(outcome: BatchOutcome) -> None:
         completion = outcome.completion
-        out.write(json.dumps({"id": outcome.id, "ok": outcome.error is None,
-                              "text": completion.text if completion else None,
-                              "usage": completion.usage.model_dump() if completion else None,
-                              "fingerprint": outcome.fingerprint}) + "\n")  # fmt: skip
+        out.write(
+            json.dumps(
+                {
+                    "id": outcome.id,
+                    "ok": outcome.error is None,
+                    "text": completion.text if completion else None,
+                    "usage": completion.usage.model_dump() if completion else None,
+                    "fingerprint": outcome.fingerprint,
+                }
+            )
+            + "\n"
+        )
 
     jobs = (GenerationJob(id=f"s{i}", model="m", prompt=f"{PROMPT} #{i}") for i in range(lines))
     async with ChatClient(base_url) as client:
@@ -127,8 +150,9 @@ def main() -> None:
             # past one full batch the per-batch index stops growing: what is left is the
             # id bookkeeping (duplicate check, resume), as in the online mode
             "bytes_per_line_beyond_one_batch": round(
-                (double["peak_rss_mib"] - large["peak_rss_mib"]) * 2**20 / args.lines),
-        }  # fmt: skip
+                (double["peak_rss_mib"] - large["peak_rss_mib"]) * 2**20 / args.lines
+            ),
+        }
         figures["speed"] = asyncio.run(speed(sim.base_url, args.lines, folder))
         print("speed", figures["speed"], flush=True)
     print(f"wrote {write_report('bench_batch_api', figures, args.json)}")

@@ -41,8 +41,20 @@ def hwm_kib(pid: int) -> int:
 def run_once(count: int, backend: str, folder: Path) -> dict[str, Any]:
     jobs, out = folder / f"in-{count}.jsonl", folder / f"out-{count}.jsonl"
     write_jobs(jobs, count)
-    command = [sys.executable, "-m", "asyncgen", "run", str(jobs), "-o", str(out), "--sim",
-               "--concurrency", "64", "--backend", backend]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "asyncgen",
+        "run",
+        str(jobs),
+        "-o",
+        str(out),
+        "--sim",
+        "--concurrency",
+        "64",
+        "--backend",
+        backend,
+    ]
     began = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0

@@ -30,8 +30,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 from _common import write_report  # noqa: E402
 
-PAGES = ("/", "/api/overview", "/jobs", "/jobs?state=pending&page=3", "/jobs?kind=work",
-         "/dead")  # fmt: skip
+PAGES = ("/", "/api/overview", "/jobs", "/jobs?state=pending&page=3", "/jobs?kind=work", "/dead")
 DEAD = 1_000
 
 
@@ -49,10 +48,10 @@ async def fill(url: str, jobs: int) -> None:
     queue = open_queue(url)
     await queue.submit_many([doomed.call(i) for i in range(DEAD)], max_attempts=1)
     for _ in range(DEAD // 100):
-        for record in await queue.store.claim_many("bench", kinds=["doomed"], lease=60,
-                                                   limit=100):  # fmt: skip
-            await queue.store.fail(record.id, "bench", error_type="RuntimeError",
-                                   error="doomed", retry_at=None)  # fmt: skip
+        for record in await queue.store.claim_many("bench", kinds=["doomed"], lease=60, limit=100):
+            await queue.store.fail(
+                record.id, "bench", error_type="RuntimeError", error="doomed", retry_at=None
+            )
     left = jobs - DEAD
     for start in range(0, left, 10_000):
         await queue.submit_many([work.call(i) for i in range(start, min(left, start + 10_000))])
@@ -77,10 +76,15 @@ def measure(url: str) -> dict[str, Any]:
                 began = time.perf_counter()
                 http.get(page).raise_for_status()
                 times.append(1000 * (time.perf_counter() - began))
-            figures[page] = {"median_ms": round(statistics.median(times), 1),
-                             "max_ms": round(max(times), 1)}  # fmt: skip
-            print(f"  {page:32} median {figures[page]['median_ms']:7.1f} ms, "
-                  f"max {figures[page]['max_ms']:7.1f} ms", flush=True)  # fmt: skip
+            figures[page] = {
+                "median_ms": round(statistics.median(times), 1),
+                "max_ms": round(max(times), 1),
+            }
+            print(
+                f"  {page:32} median {figures[page]['median_ms']:7.1f} ms, "
+                f"max {figures[page]['max_ms']:7.1f} ms",
+                flush=True,
+            )
     server.should_exit = True
     thread.join(30)
     sock.close()

@@ -139,9 +139,14 @@ async def run_litellm(base_url: str, n: int, limits: dict[str, Any]) -> int:
 
     deployment = {
         "model_name": "m",
-        "litellm_params": {"model": "openai/m", "api_base": base_url, "api_key": "sim",
-                           "rpm": limits.get("rpm"), "tpm": limits.get("tpm")},
-    }  # fmt: skip
+        "litellm_params": {
+            "model": "openai/m",
+            "api_base": base_url,
+            "api_key": "sim",
+            "rpm": limits.get("rpm"),
+            "tpm": limits.get("tpm"),
+        },
+    }
     router = Router(model_list=[deployment], num_retries=2)
     sem = asyncio.Semaphore(CONCURRENCY)
 
@@ -161,10 +166,13 @@ async def start_workers(
     """One ``asyncgen worker`` process on ``queue`` (at ``url``) per entry of ``flags``,
     seen by the queue before this returns (up to a minute): start-up is not timed."""
     workers = [
-        subprocess.Popen([sys.executable, "-m", "asyncgen", "worker", url, *own],  # noqa: ASYNC220
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(  # noqa: ASYNC220
+            [sys.executable, "-m", "asyncgen", "worker", url, *own],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for own in flags
-    ]  # fmt: skip
+    ]
     for _ in range(1200):
         if (await queue.statistics()).workers >= len(workers):
             break
@@ -189,8 +197,9 @@ async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int
         url = f"{server.url}?queue=bench"
         queue = asyncgen.open_queue(url)
         queued = n - n // 5
-        jobs = [asyncgen.GenerationJob(model="m", prompt=PROMPT, params=PARAMS)
-                for _ in range(queued)]  # fmt: skip
+        jobs = [
+            asyncgen.GenerationJob(model="m", prompt=PROMPT, params=PARAMS) for _ in range(queued)
+        ]
         flags = ["--base-url", base_url, "--rpm", str(limits.get("rpm") or 0)]
         if limits.get("tpm"):
             flags = ["--base-url", base_url, "--tpm", str(limits["tpm"])]
@@ -199,13 +208,15 @@ async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int
         began = time.perf_counter()
         await queue.submit_many(jobs, max_attempts=3)
         source, out = Path(folder) / "in.jsonl", Path(folder) / "out.jsonl"
-        source.write_text("".join(
-            json.dumps({"id": str(i), "model": "m", "prompt": PROMPT, "params": PARAMS}) + "\n"
-            for i in range(n // 5)
-        ))  # fmt: skip
-        run = subprocess.Popen([sys.executable, "-m", "asyncgen", "run", str(source), "-o",  # noqa: ASYNC220
-                                str(out), "--concurrency", "8", *flags, *shared],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        source.write_text(
+            "".join(
+                json.dumps({"id": str(i), "model": "m", "prompt": PROMPT, "params": PARAMS}) + "\n"
+                for i in range(n // 5)
+            )
+        )
+        command = [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out)]
+        command += ["--concurrency", "8", *flags, *shared]
+        run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
         while True:
             stats = await queue.statistics()
             if stats.completed + stats.dead >= queued and run.poll() is not None:
@@ -228,12 +239,16 @@ async def run_auto_workers(
     with RedisServer() as server:
         url = f"{server.url}?queue=bench"
         queue = asyncgen.open_queue(url)
-        jobs = [asyncgen.GenerationJob(model=model_name(i, limits), prompt=PROMPT, params=PARAMS)
-                for i in range(n)]  # fmt: skip
+        jobs = [
+            asyncgen.GenerationJob(model=model_name(i, limits), prompt=PROMPT, params=PARAMS)
+            for i in range(n)
+        ]
         auto = ["--base-url", base_url, "--concurrency", "auto"]
-        workers = await start_workers(queue, url, [
-            auto + ([] if share else ["--rate-limit-name", f"worker-{w}"]) for w in range(4)
-        ])  # fmt: skip
+        workers = await start_workers(
+            queue,
+            url,
+            [auto + ([] if share else ["--rate-limit-name", f"worker-{w}"]) for w in range(4)],
+        )
         began = time.perf_counter()
         await queue.submit_many(jobs, max_attempts=3)
         while True:
@@ -290,8 +305,14 @@ def measure(
 
 
 # the contenders of the key-wide cells, and the ones that run only there
-KEY_WIDE = ("configured", "auto", "plain", "openai_sdk", "auto_4_workers_shared",
-            "auto_4_workers_alone")  # fmt: skip
+KEY_WIDE = (
+    "configured",
+    "auto",
+    "plain",
+    "openai_sdk",
+    "auto_4_workers_shared",
+    "auto_4_workers_alone",
+)
 ONLY_KEY_WIDE = ("auto_4_workers_shared", "auto_4_workers_alone")
 
 

@@ -72,9 +72,12 @@ async def wait_count(count: Callable[[], Awaitable[int]], target: int, what: str
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        args, cwd=HERE, env={**os.environ, **env},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        args,
+        cwd=HERE,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
@@ -99,8 +102,17 @@ async def run_asyncgen(
     queue = open_queue(queue_url)
     queue.register(noop)
     raw = Redis.from_url(url, decode_responses=True)
-    command = [sys.executable, "-m", "asyncgen", "worker", queue_url, "--tasks", "bench_redis",
-               "--concurrency", str(concurrency)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "asyncgen",
+        "worker",
+        queue_url,
+        "--tasks",
+        "bench_redis",
+        "--concurrency",
+        str(concurrency),
+    ]
     crew = [spawn(command, {"PYTHONPATH": str(HERE)}) for _ in range(workers)]
     try:
         await wait_count(lambda: _workers(queue), workers, "asyncgen workers starting")
@@ -127,8 +139,17 @@ async def pickup_latency(url: str, jobs: int = 60, gap: float = 0.03) -> dict[st
     queue_url = f"{url}?queue=pickup"
     queue = open_queue(queue_url)
     queue.register(noop)
-    command = [sys.executable, "-m", "asyncgen", "worker", queue_url, "--tasks", "bench_redis",
-               "--concurrency", "4"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "asyncgen",
+        "worker",
+        queue_url,
+        "--tasks",
+        "bench_redis",
+        "--concurrency",
+        "4",
+    ]
     crew = [spawn(command, {"PYTHONPATH": str(HERE)})]
     delays: list[float] = []
     try:
@@ -161,10 +182,21 @@ async def run_taskiq(url: str, jobs: int, workers: int, concurrency: int) -> dic
     from _taskiq_app import noop as taskiq_noop
 
     raw = Redis.from_url(url, decode_responses=True)
-    command = [sys.executable, "-m", "taskiq", "worker", "_taskiq_app:broker", "--workers", "1",
-               "--max-async-tasks", str(concurrency), "--no-configure-logging"]  # fmt: skip
-    crew = [spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)})
-            for _ in range(workers)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "taskiq",
+        "worker",
+        "_taskiq_app:broker",
+        "--workers",
+        "1",
+        "--max-async-tasks",
+        str(concurrency),
+        "--no-configure-logging",
+    ]
+    crew = [
+        spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}) for _ in range(workers)
+    ]
     try:
         await wait_count(lambda: _consumers(raw), workers, "taskiq workers starting")
         await broker.startup()
@@ -185,10 +217,19 @@ async def run_dramatiq(url: str, jobs: int, workers: int, concurrency: int) -> d
     os.environ["BENCH_REDIS_URL"] = url
     from _dramatiq_app import noop as dramatiq_noop
 
-    command = [sys.executable, "-m", "dramatiq", "_dramatiq_app", "--processes", "1",
-               "--threads", str(concurrency)]  # fmt: skip
-    crew = [spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)})
-            for _ in range(workers)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "dramatiq",
+        "_dramatiq_app",
+        "--processes",
+        "1",
+        "--threads",
+        str(concurrency),
+    ]
+    crew = [
+        spawn(command, {"BENCH_REDIS_URL": url, "PYTHONPATH": str(HERE)}) for _ in range(workers)
+    ]
     pool = concurrent.futures.ThreadPoolExecutor(IN_FLIGHT)
     loop = asyncio.get_running_loop()
     try:
@@ -199,10 +240,12 @@ async def run_dramatiq(url: str, jobs: int, workers: int, concurrency: int) -> d
         submit_s, messages = await submit_all(
             jobs, lambda: loop.run_in_executor(pool, dramatiq_noop.send)
         )
-        await asyncio.gather(*(
-            loop.run_in_executor(pool, functools.partial(_dramatiq_result, m, 600))
-            for m in messages
-        ))  # fmt: skip
+        await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, functools.partial(_dramatiq_result, m, 600))
+                for m in messages
+            )
+        )
         elapsed = time.perf_counter() - began
     finally:
         stop(crew)
@@ -257,8 +300,10 @@ async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
             ratio, bulk_ratio = ours / theirs["jobs_per_s"], bulk / theirs["jobs_per_s"]
             figures[f"ratio_{peer_name}_{workers}_workers"] = round(ratio, 2)
             figures[f"ratio_bulk_{peer_name}_{workers}_workers"] = round(bulk_ratio, 2)
-            print(f"{workers} worker process(es): asyncgen / {peer_name} = {ratio:.2f} x "
-                  f"(with submit_many: {bulk_ratio:.2f} x)")  # fmt: skip
+            print(
+                f"{workers} worker process(es): asyncgen / {peer_name} = {ratio:.2f} x "
+                f"(with submit_many: {bulk_ratio:.2f} x)"
+            )
     return figures
 
 

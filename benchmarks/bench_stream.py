@@ -69,9 +69,10 @@ def main() -> None:
         for _ in range(args.rounds):
             for name in per_token:
                 run: Coroutine[Any, Any, tuple[float, int]] = (
-                    with_openai(sim.base_url, args.streams) if name == "openai"
+                    with_openai(sim.base_url, args.streams)
+                    if name == "openai"
                     else with_asyncgen(sim.base_url, args.streams, name.split("_")[1])
-                )  # fmt: skip
+                )
                 spent, tokens = asyncio.run(run)
                 per_token[name].append(1e6 * spent / tokens)
     figures: dict[str, Any] = {"streams": args.streams, "words": args.words}

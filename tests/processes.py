@@ -22,10 +22,21 @@ def worker_process(
     env = {**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(log)}
     with output.open("w") if output else open(os.devnull, "w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "worker", url, "--tasks", "tests.queue_tasks",
-             *extra],
-            env=env, stdout=sink, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "asyncgen",
+                "worker",
+                url,
+                "--tasks",
+                "tests.queue_tasks",
+                *extra,
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     _SPAWNED.append(process)
     return process
 

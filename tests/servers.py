@@ -25,8 +25,9 @@ class InThread:
         config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_until_complete,
-                                       args=(self.server.serve(sockets=[self.sock]),))  # fmt: skip
+        self.thread = threading.Thread(
+            target=self.loop.run_until_complete, args=(self.server.serve(sockets=[self.sock]),)
+        )
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:

@@ -92,8 +92,10 @@ class TestKeeping:
         async with BackgroundTasks(on_error=failures.append, name="bot") as tasks:
             for i in range(5):
                 await tasks.spawn(sleeper(0.05, done, i))
-            await tasks.spawn(failing("upstream said Authorization: Bearer sk-abcdef123456789"),
-                              name="reply to 42")  # fmt: skip
+            await tasks.spawn(
+                failing("upstream said Authorization: Bearer sk-abcdef123456789"),
+                name="reply to 42",
+            )
         assert sorted(done) == [0, 1, 2, 3, 4]
         assert [f.name for f in failures] == ["reply to 42"]
         assert isinstance(failures[0].error, RuntimeError)

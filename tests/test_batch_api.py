@@ -28,8 +28,18 @@ def batch_sim(sim: SimServer, **batch: float) -> None:
 
 
 def run_args(source: Path, out: Path, sim: SimServer, *extra: str) -> list[str]:
-    return ["run", str(source), "-o", str(out), "--base-url", sim.base_url, "--batch-api",
-            "--poll", "0.2", *extra]  # fmt: skip
+    return [
+        "run",
+        str(source),
+        "-o",
+        str(out),
+        "--base-url",
+        sim.base_url,
+        "--batch-api",
+        "--poll",
+        "0.2",
+        *extra,
+    ]
 
 
 def state(out: Path) -> list[dict[str, object]]:
@@ -45,8 +55,12 @@ def state(out: Path) -> list[dict[str, object]]:
 def kill_when_created(args: list[str], out: Path, batches: int) -> None:
     """Start the command; SIGKILL it once ``batches`` batches are recorded as created."""
     inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    child = subprocess.Popen([sys.executable, "-m", "asyncgen", *args], env=inherited,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    child = subprocess.Popen(
+        [sys.executable, "-m", "asyncgen", *args],
+        env=inherited,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: sum(1 for b in state(out) if b.get("id")) == batches)
     finally:
@@ -181,8 +195,9 @@ class TestLibrary:
         jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"question {i}") for i in range(30)]
         async with ChatClient(sim.base_url) as client:
             online = await client.chat("m", jobs[0].to_messages())
-            results = await asyncgen.generate_batch(jobs, client=client, poll_interval=0.05,
-                                                    max_requests=10)  # fmt: skip
+            results = await asyncgen.generate_batch(
+                jobs, client=client, poll_interval=0.05, max_requests=10
+            )
         assert [r.job.id for r in results] == [j.id for j in jobs]
         assert all(r.ok for r in results)
         assert results[0].text == online.text
@@ -210,8 +225,9 @@ class TestLibrary:
         got: list[str] = []
         async with ChatClient(sim.base_url) as client:
             created = await self.crashed_after_create(client, tmp_path / "run", 5)
-            run = BatchRun(client, tmp_path / "run", on_outcome=lambda o: got.append(o.id),
-                           poll_interval=0.05)  # fmt: skip
+            run = BatchRun(
+                client, tmp_path / "run", on_outcome=lambda o: got.append(o.id), poll_interval=0.05
+            )
             assert set(run.in_flight()) == {f"q{i}" for i in range(5)}
             await run.submit([])
             await run.wait()
@@ -293,8 +309,16 @@ def test_the_response_cache_answers_before_anything_is_submitted(
     assert len(lines) == 30
     assert all(r["cached"] and r["usage"]["cost"] == 0.0 for r in lines)  # type: ignore[index]
     assert "summary: cache: 30 hit(s) at $0" in second.stdout
-    online = asyncgen_cmd("run", str(source), "-o", str(tmp_path / "c.jsonl"), "--base-url",
-                          sim.base_url, "--cache", cache)  # fmt: skip
+    online = asyncgen_cmd(
+        "run",
+        str(source),
+        "-o",
+        str(tmp_path / "c.jsonl"),
+        "--base-url",
+        sim.base_url,
+        "--cache",
+        cache,
+    )
     assert online.returncode == 0, online.stderr
     assert sim.requests() == 0
 

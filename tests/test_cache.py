@@ -24,8 +24,13 @@ class TestFingerprint:
     def test_same_request_same_fingerprint_whatever_the_order_of_params(self) -> None:
         """Only what is sent counts: id, metadata and the order of params do not."""
         a = GenerationJob(model="m", prompt="x", params={"temperature": 0, "max_tokens": 5})
-        b = GenerationJob(model="m", prompt="x", params={"max_tokens": 5, "temperature": 0},
-                          id="other", metadata={"row": 3})  # fmt: skip
+        b = GenerationJob(
+            model="m",
+            prompt="x",
+            params={"max_tokens": 5, "temperature": 0},
+            id="other",
+            metadata={"row": 3},
+        )
         assert a.fingerprint() == b.fingerprint()
         assert len(a.fingerprint()) == 64
 
@@ -78,8 +83,17 @@ class TestResume:
     def test_a_line_from_before_fingerprints_is_kept(self, tmp_path: Path, sim: SimServer) -> None:
         """Results written before fingerprints existed cannot be compared: not re-run."""
         source, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
-        old = {"id": "j0", "model": "m", "ok": True, "text": "old", "error_type": None,
-               "error": None, "attempts": 1, "latency": 0.1, "usage": None}  # fmt: skip
+        old = {
+            "id": "j0",
+            "model": "m",
+            "ok": True,
+            "text": "old",
+            "error_type": None,
+            "error": None,
+            "attempts": 1,
+            "latency": 0.1,
+            "usage": None,
+        }
         out.write_text(json.dumps(old) + "\n")
         done = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url)
         assert done.returncode == 0, done.stderr
@@ -150,8 +164,16 @@ class TestCache:
         source = write_jobs(tmp_path / "in.jsonl", 8)
         cache = f"sqlite:///{tmp_path / 'cache.db'}"
         for name in ("a.jsonl", "b.jsonl"):
-            done = asyncgen_cmd("run", str(source), "-o", str(tmp_path / name),
-                                "--base-url", sim.base_url, "--cache", cache)  # fmt: skip
+            done = asyncgen_cmd(
+                "run",
+                str(source),
+                "-o",
+                str(tmp_path / name),
+                "--base-url",
+                sim.base_url,
+                "--cache",
+                cache,
+            )
             assert done.returncode == 0, done.stderr
         assert sim.requests() == 8
         assert "summary: cache: 8 hit(s) at $0" in done.stdout

@@ -37,12 +37,30 @@ class Workers:
     def start(self, name: str, *, concurrency: int = 2) -> subprocess.Popen[bytes]:
         with (self.logs / f"{name}.log").open("wb") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "examples.celery_app.app", "worker",
-                 "--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "INFO",
-                 "--hostname", f"{name}@test", "--without-gossip", "--without-mingle"],
-                cwd=ROOT, env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "examples.celery_app.app",
+                    "worker",
+                    "--pool",
+                    "prefork",
+                    "--concurrency",
+                    str(concurrency),
+                    "--loglevel",
+                    "INFO",
+                    "--hostname",
+                    f"{name}@test",
+                    "--without-gossip",
+                    "--without-mingle",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **self.env, "PYTHONPATH": str(ROOT)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.started.append(process)
         return process
 
@@ -75,9 +93,13 @@ def celery_env(
     broker, backend = f"{root}/5", f"{root}/6"
     for url in (broker, backend):
         Redis.from_url(url).flushdb()
-    env = {"CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": backend,
-           "ASYNCGEN_BASE_URL": sim.base_url, "ASYNCGEN_FANOUT_CONCURRENCY": "3",
-           "CELERY_VISIBILITY_TIMEOUT": "3"}  # fmt: skip
+    env = {
+        "CELERY_BROKER_URL": broker,
+        "CELERY_RESULT_BACKEND": backend,
+        "ASYNCGEN_BASE_URL": sim.base_url,
+        "ASYNCGEN_FANOUT_CONCURRENCY": "3",
+        "CELERY_VISIBILITY_TIMEOUT": "3",
+    }
     app = make_app(broker, backend, visibility_timeout=3)
     workers = Workers(env, tmp_path)
     try:
@@ -87,8 +109,9 @@ def celery_env(
         app.close()
 
 
-def test_fifty_fan_outs_on_a_prefork_worker(celery_env: tuple[Celery, Workers],
-                                            sim: SimServer) -> None:  # fmt: skip
+def test_fifty_fan_outs_on_a_prefork_worker(
+    celery_env: tuple[Celery, Workers], sim: SimServer
+) -> None:
     """50 tasks, each fanning out to 6 models: every answer right, and never more than
     the configured 3 requests in flight per worker process (2 processes: at most 6)."""
     app, workers = celery_env
@@ -132,11 +155,16 @@ def test_a_402_is_not_retried(celery_env: tuple[Celery, Workers], sim: SimServer
     """Out of credits fails the task at once (Celery does not retry it); a 503 is
     retried by Celery and then succeeds."""
     app, workers = celery_env
-    sim.configure(SimConfig(models={
-        "broke": ModelProfile(faults=[Fault(kind="status", status=402)]),
-        "flaky": ModelProfile(faults=[Fault(kind="status", status=503, first=1,
-                                            retry_after=0.1)]),
-    }))  # fmt: skip
+    sim.configure(
+        SimConfig(
+            models={
+                "broke": ModelProfile(faults=[Fault(kind="status", status=402)]),
+                "flaky": ModelProfile(
+                    faults=[Fault(kind="status", status=503, first=1, retry_after=0.1)]
+                ),
+            }
+        )
+    )
     workers.start("w1")
     workers.wait_ready(app, "w1")
     broke = app.send_task("asyncgen.generate", args=[{"model": "broke", "prompt": "x"}])

@@ -45,11 +45,20 @@ def messenger() -> Iterator[MessengerServer]:
 async def agents(url: str, tmp_path: Path, count: int, *extra: str) -> list[Any]:
     """``count`` worker processes serving the samplellm role; returns when all are up."""
     crew = [
-        worker_process(url, tmp_path / "tasks.log", "--tasks", "examples.chat_bot.agents",
-                       "--kinds", "samplellm", "--concurrency", "20", *extra,
-                       output=tmp_path / f"agent{i}.log")
+        worker_process(
+            url,
+            tmp_path / "tasks.log",
+            "--tasks",
+            "examples.chat_bot.agents",
+            "--kinds",
+            "samplellm",
+            "--concurrency",
+            "20",
+            *extra,
+            output=tmp_path / f"agent{i}.log",
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
     queue = open_queue(url)
     deadline = time.monotonic() + 30
     while (await queue.statistics()).workers < count:
@@ -73,10 +82,12 @@ async def converse(
     stop = asyncio.Event()
     running = asyncio.create_task(bot.run(stop=stop, poll=5))
     try:
-        written = await asyncio.gather(*(
-            asyncio.to_thread(messenger.user_writes, 100 + i, user, f"question from {user}")
-            for i, user in enumerate(users)
-        ))  # fmt: skip
+        written = await asyncio.gather(
+            *(
+                asyncio.to_thread(messenger.user_writes, 100 + i, user, f"question from {user}")
+                for i, user in enumerate(users)
+            )
+        )
         deadline = time.monotonic() + 120
         while sum(1 for m in messenger.outbox() if m["kind"] == "edit") < expected:
             assert time.monotonic() < deadline, "answers did not all arrive"
@@ -107,10 +118,12 @@ def check_five(written: list[dict[str, Any]], outbox: list[dict[str, Any]]) -> N
 
 @pytest.fixture
 def slow_sim(sim: SimServer) -> SimServer:
-    sim.configure(SimConfig(
-        default=ModelProfile(latency=LATENCY),
-        models={"broken": ModelProfile(faults=[Fault(kind="status", status=500)])},
-    ))  # fmt: skip
+    sim.configure(
+        SimConfig(
+            default=ModelProfile(latency=LATENCY),
+            models={"broken": ModelProfile(faults=[Fault(kind="status", status=500)])},
+        )
+    )
     return sim
 
 
@@ -130,9 +143,12 @@ async def test_five_users_at_once_in_process(
 
 
 async def test_five_users_at_once_through_agent_processes(
-    messenger: MessengerServer, slow_sim: SimServer, redis_url: str, tmp_path: Path,
+    messenger: MessengerServer,
+    slow_sim: SimServer,
+    redis_url: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """Agent roles on Redis: two samplellm worker processes; the same promises."""
     monkeypatch.setenv("ASYNCGEN_BASE_URL", slow_sim.base_url)
     crew = await agents(redis_url, tmp_path, 2)
@@ -147,9 +163,12 @@ async def test_five_users_at_once_through_agent_processes(
 
 
 async def test_two_agents_of_one_role_split_100_messages(
-    messenger: MessengerServer, sim: SimServer, redis_url: str, tmp_path: Path,
+    messenger: MessengerServer,
+    sim: SimServer,
+    redis_url: str,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     """Both instances take some; each message is answered once; a conversation's lines
     from the bot and from the agent process land in one file."""
     sim.configure(SimConfig(default=ModelProfile(latency=0.05)))

@@ -22,8 +22,11 @@ def asyncgen_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     return subprocess.run(
         [sys.executable, "-m", "asyncgen", *args],
-        capture_output=True, text=True, timeout=120, env={**inherited, **(env or {})},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**inherited, **(env or {})},
+    )
 
 
 def write_jobs(path: Path, count: int, *, model: str | None = "m") -> Path:
@@ -58,8 +61,9 @@ class TestRun:
         refuse = Fault(kind="status", status=400)
         sim.configure(SimConfig(models={"bad": ModelProfile(faults=[refuse])}))
         jobs = tmp_path / "in.jsonl"
-        jobs.write_text('{"id": "a", "model": "m", "prompt": "x"}\n'
-                        '{"id": "b", "model": "bad", "prompt": "x"}\n')  # fmt: skip
+        jobs.write_text(
+            '{"id": "a", "model": "m", "prompt": "x"}\n{"id": "b", "model": "bad", "prompt": "x"}\n'
+        )
         out = tmp_path / "out.jsonl"
         done = asyncgen_cmd("run", str(jobs), "-o", str(out), "--base-url", sim.base_url)
         assert done.returncode == 1, done.stderr
@@ -105,8 +109,15 @@ class TestRun:
         sim.configure(SimConfig(api_key="the-right-one"))
         jobs = write_jobs(tmp_path / "in.jsonl", 2)
         out = tmp_path / "out.jsonl"
-        done = asyncgen_cmd("run", str(jobs), "-o", str(out), "--base-url", sim.base_url,
-                            env={"ASYNCGEN_API_KEY": SECRET})  # fmt: skip
+        done = asyncgen_cmd(
+            "run",
+            str(jobs),
+            "-o",
+            str(out),
+            "--base-url",
+            sim.base_url,
+            env={"ASYNCGEN_API_KEY": SECRET},
+        )
         assert done.returncode == 1
         assert SECRET not in done.stdout + done.stderr + out.read_text()
         assert records(out)[0]["error_type"] == "InvalidKeyError"  # a 401: the key itself
@@ -116,8 +127,10 @@ class TestRun:
         once = Fault(kind="status", status=400, first=1)
         sim.configure(SimConfig(models={"flaky": ModelProfile(faults=[once])}))
         jobs = tmp_path / "in.jsonl"
-        jobs.write_text('{"id": "a", "model": "m", "prompt": "x"}\n'
-                        '{"id": "b", "model": "flaky", "prompt": "x"}\n')  # fmt: skip
+        jobs.write_text(
+            '{"id": "a", "model": "m", "prompt": "x"}\n'
+            '{"id": "b", "model": "flaky", "prompt": "x"}\n'
+        )
         out = tmp_path / "out.jsonl"
         args = ("run", str(jobs), "-o", str(out), "--base-url", sim.base_url)
         assert asyncgen_cmd(*args).returncode == 1
@@ -132,8 +145,19 @@ def test_resume_after_kill_9_requests_no_finished_job_twice(tmp_path: Path, sim:
     sim.configure(SimConfig(default=ModelProfile(latency=0.1)))
     jobs = write_jobs(tmp_path / "in.jsonl", 40, model=None)  # model m<i> per job: countable
     out = tmp_path / "out.jsonl"
-    command = [sys.executable, "-m", "asyncgen", "run", str(jobs), "-o", str(out),
-               "--base-url", sim.base_url, "--concurrency", "4"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "asyncgen",
+        "run",
+        str(jobs),
+        "-o",
+        str(out),
+        "--base-url",
+        sim.base_url,
+        "--concurrency",
+        "4",
+    ]
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while (not out.exists() or len(out.read_text().splitlines()) < 10) and (
@@ -186,25 +210,45 @@ class TestSettings:
     ) -> None:
         """base_url, api_key, retries and concurrency come from asyncgen.toml and
         ASYNCGEN_*; a flag wins over both."""
-        sim.configure(SimConfig(
-            api_key="sk-from-env-1",
-            models={"down": ModelProfile(faults=[Fault(kind="status", status=503)])},
-        ))  # fmt: skip
+        sim.configure(
+            SimConfig(
+                api_key="sk-from-env-1",
+                models={"down": ModelProfile(faults=[Fault(kind="status", status=503)])},
+            )
+        )
         settings = tmp_path / "asyncgen.toml"
         settings.write_text(f'base_url = "{sim.base_url}"\nretries = 1\nconcurrency = 2\n')
         jobs = tmp_path / "in.jsonl"
-        jobs.write_text('{"id": "a", "model": "m", "prompt": "x"}\n'
-                        '{"id": "b", "model": "down", "prompt": "x"}\n')  # fmt: skip
+        jobs.write_text(
+            '{"id": "a", "model": "m", "prompt": "x"}\n'
+            '{"id": "b", "model": "down", "prompt": "x"}\n'
+        )
         env = {"ASYNCGEN_API_KEY": "sk-from-env-1"}
-        done = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "out.jsonl"),
-                            "--settings", str(settings), env=env)  # fmt: skip
+        done = asyncgen_cmd(
+            "run",
+            str(jobs),
+            "-o",
+            str(tmp_path / "out.jsonl"),
+            "--settings",
+            str(settings),
+            env=env,
+        )
         assert done.returncode == 1, done.stderr
         by_id = {r["id"]: r for r in records(tmp_path / "out.jsonl")}
         assert by_id["a"]["ok"] is True  # the key reached the server (else 401)
         assert by_id["b"]["attempts"] == 1  # retries = 1 from the file
         assert sim.stats()["max_in_flight"] <= 2
-        again = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "out2.jsonl"),
-                             "--settings", str(settings), "--retries", "2", env=env)  # fmt: skip
+        again = asyncgen_cmd(
+            "run",
+            str(jobs),
+            "-o",
+            str(tmp_path / "out2.jsonl"),
+            "--settings",
+            str(settings),
+            "--retries",
+            "2",
+            env=env,
+        )
         retried = {r["id"]: r for r in records(tmp_path / "out2.jsonl")}
         assert again.returncode == 1
         assert retried["b"]["attempts"] == 2  # the flag wins
@@ -214,8 +258,9 @@ class TestSettings:
         settings = tmp_path / "asyncgen.toml"
         settings.write_text("retires = 2\n")
         jobs = write_jobs(tmp_path / "in.jsonl", 1)
-        done = asyncgen_cmd("run", str(jobs), "-o", str(tmp_path / "o.jsonl"), "--sim",
-                            "--settings", str(settings))  # fmt: skip
+        done = asyncgen_cmd(
+            "run", str(jobs), "-o", str(tmp_path / "o.jsonl"), "--sim", "--settings", str(settings)
+        )
         assert done.returncode == 2
         assert "retires" in done.stderr
         assert "Traceback" not in done.stderr

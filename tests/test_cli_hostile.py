@@ -151,10 +151,12 @@ class TestInput:
             (("--concurrency", "100000"), "--concurrency: must be at most 10000 requests at once"),
             (("--retries", "0"), "--retries: must be at least 1 attempts"),
             (("--concurrency", "many"), "expected a whole number of requests at once, or auto"),
-            (("--rate-limit-url", "redis://127.0.0.1:1/0"),
-             "--rate-limit-url shares --rpm/--tpm, or with --concurrency auto the pace"),
+            (
+                ("--rate-limit-url", "redis://127.0.0.1:1/0"),
+                "--rate-limit-url shares --rpm/--tpm, or with --concurrency auto the pace",
+            ),
         ],
-    )  # fmt: skip
+    )
     def test_bad_numbers_exit_2_with_one_line(
         self, tmp_path: Path, sim: SimServer, flags: tuple[str, ...], said: str
     ) -> None:
@@ -171,8 +173,10 @@ class TestInput:
         shadow.mkdir()
         (shadow / "aiohttp.py").write_text("raise ImportError('not installed here')\n")
         jobs = write_jobs(tmp_path / "in.jsonl", 1)
-        done = asyncgen_cmd(*run_args(jobs, tmp_path / "out.jsonl", sim, "--backend", "aiohttp"),
-                            env={"PYTHONPATH": str(shadow)})  # fmt: skip
+        done = asyncgen_cmd(
+            *run_args(jobs, tmp_path / "out.jsonl", sim, "--backend", "aiohttp"),
+            env={"PYTHONPATH": str(shadow)},
+        )
         assert done.returncode == 2
         assert "pip install 'asyncgen[fast]'" in done.stderr
         assert "Traceback" not in done.stderr
@@ -284,8 +288,9 @@ class TestOutput:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        full = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                              preexec_fn=small_disk, env=env)  # fmt: skip
+        full = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, preexec_fn=small_disk, env=env
+        )
         assert full.returncode == 2
         assert f"cannot write results to {out}" in full.stderr
         assert "file is whole" in full.stderr
@@ -302,8 +307,10 @@ class TestOutput:
         jobs, out = write_jobs(tmp_path / "in.jsonl", 40), tmp_path / "out.jsonl"
         child = subprocess.Popen(
             [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         wait_for(lambda: out.exists() and len(out.read_bytes().splitlines()) >= 4)
         child.send_signal(signal.SIGTERM)
         _, stderr = child.communicate(timeout=30)
@@ -442,10 +449,26 @@ class TestSim:
         """--rpm/--limiter/--retry-header/--api-key reach the server it starts: a second
         request in the same second is refused with a bare 429, a wrong key with 401."""
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "sim", "--port", "0", "--rpm", "60",
-             "--limiter", "sliding", "--retry-header", "none", "--api-key", "sk-sim-1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "asyncgen",
+                "sim",
+                "--port",
+                "0",
+                "--rpm",
+                "60",
+                "--limiter",
+                "sliding",
+                "--retry-header",
+                "none",
+                "--api-key",
+                "sk-sim-1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             assert child.stdout is not None
             line = child.stdout.readline()
@@ -496,8 +519,12 @@ def worker_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env["PYTHONPATH"] = str(ROOT)  # for --tasks tests.*
     return subprocess.run(
         [sys.executable, "-m", "asyncgen", "worker", *args],
-        capture_output=True, text=True, timeout=60, cwd=cwd, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
+    )
 
 
 class TestWorkerCommand:
@@ -536,11 +563,22 @@ class TestWorkerCommand:
     def test_startup_line_names_the_queue_and_kinds(self, tmp_path: Path, sim: SimServer) -> None:
         """The first line says which queue (the default, when no URL) and which kinds it serves."""
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "worker", "--tasks", "tests.queue_tasks",
-             "--base-url", sim.base_url],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            [
+                sys.executable,
+                "-m",
+                "asyncgen",
+                "worker",
+                "--tasks",
+                "tests.queue_tasks",
+                "--base-url",
+                sim.base_url,
+            ],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        )
         try:
             assert child.stdout is not None
             line = child.stdout.readline()

@@ -127,8 +127,9 @@ def test_a_fresh_process_loads_the_io_backend_before_its_first_request() -> None
         "        print('anyio._backends._asyncio' in sys.modules)\n"
         "asyncio.run(main())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
     assert done.stdout.strip() == "True"
 
 

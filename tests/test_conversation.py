@@ -76,8 +76,13 @@ class TestFiles:
             assert re.fullmatch(r"\d{4}\.\d\d\.\d\d", rel.parts[1])
             assert re.fullmatch(r"\d\d-\d\d-\d\d\.log", rel.parts[2])  # no colons
         alice, bob = (parsed(p) for p in found)
-        assert [line["event"] for line in alice] == ["conversation_started", "RECEIVED",
-                                                    "RECEIVED", "RECEIVED", "SENT"]  # fmt: skip
+        assert [line["event"] for line in alice] == [
+            "conversation_started",
+            "RECEIVED",
+            "RECEIVED",
+            "RECEIVED",
+            "SENT",
+        ]
         assert "a1" in alice[1]["rest"]
         assert all("b" not in line["rest"] for line in alice[1:4])
         assert all("a" not in line["rest"] for line in bob[1:3])
@@ -89,8 +94,11 @@ class TestFiles:
 
     async def test_a_key_in_a_prompt_never_lands_in_a_file(self, sink: ConversationLog) -> None:
         with conversation("carol"):
-            log.info("RECEIVED", text="my key is sk-live1234567890abcdef, use it",
-                     headers={"Authorization": "Bearer abcdefghijklmnop"})  # fmt: skip
+            log.info(
+                "RECEIVED",
+                text="my key is sk-live1234567890abcdef, use it",
+                headers={"Authorization": "Bearer abcdefghijklmnop"},
+            )
         text = "".join(p.read_text() for p in files(sink.directory))
         assert "RECEIVED" in text
         assert "sk-live1234567890abcdef" not in text
@@ -143,8 +151,10 @@ class TestHousekeeping:
         assert sink.open_files <= 2
         (first,) = files(root / "u1")
         assert [line["event"] for line in parsed(first)] == [
-            "conversation_started", "RECEIVED", "SENT"
-        ]  # fmt: skip
+            "conversation_started",
+            "RECEIVED",
+            "SENT",
+        ]
         assert len(files(root)) == 6  # five conversations and the kept old one
         sink.close()
 
@@ -161,14 +171,16 @@ class TestAcrossTheLibrary:
         self, sink: ConversationLog, sim: SimServer
     ) -> None:
         """A retried request inside a conversation: the retry's line is in its file."""
-        sim.configure(SimConfig(default=ModelProfile(
-            faults=[Fault(kind="status", status=503, first=1)])))  # fmt: skip
+        sim.configure(
+            SimConfig(default=ModelProfile(faults=[Fault(kind="status", status=503, first=1)]))
+        )
         client = ChatClient(sim.base_url)
         with conversation("frank"):
             results = await generate(
-                [GenerationJob(model="m", prompt="hi")], client=client,
+                [GenerationJob(model="m", prompt="hi")],
+                client=client,
                 retry=RetryPolicy(base_delay=0.01, jitter=0),
-            )  # fmt: skip
+            )
         await client.aclose()
         assert results[0].ok
         events = [line["event"] for line in parsed(files(sink.directory)[0])]

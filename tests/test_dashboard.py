@@ -34,16 +34,20 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).parent.parent / "test-artifacts" / "dashboard"
 TOKEN = "dashboard-test-token-5f2c"
 FLAGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as driver:
-        launched = await driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                args=FLAGS)  # fmt: skip
+        launched = await driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield launched
         await launched.close()
 
@@ -96,15 +100,16 @@ async def test_the_overview_counts_change_as_jobs_finish(
             timeout=30_000,
         )
         await page.wait_for_function(
-            "() => Number(document.querySelector('[data-count=\"completed\"]').textContent)"
-            " === 40", timeout=60_000,
-        )  # fmt: skip
+            "() => Number(document.querySelector('[data-count=\"completed\"]').textContent) === 40",
+            timeout=60_000,
+        )
         assert await count(page, "pending") == 0
         await page.wait_for_function(  # the by-kind table follows too
             "() => document.querySelector('#kinds tbody').textContent.includes('40')"
             " && !/\\b40\\b/.test(document.querySelector('#kinds tbody td:nth-child(2)')"
-            ".textContent)", timeout=10_000,
-        )  # fmt: skip
+            ".textContent)",
+            timeout=10_000,
+        )
         # The worker's own report (every 5 s): its row, and 40 ok runs of "add".
         await page.wait_for_function(
             "() => document.querySelector('#models tbody').textContent.includes('add')"
@@ -171,8 +176,10 @@ async def test_a_script_in_a_prompt_renders_as_text(
 ) -> None:
     url = f"sqlite:///{tmp_path}/jobs.db"
     queue = open_queue(url)
-    attack = ('<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
-              " key sk-livesecret1234567890")  # fmt: skip
+    attack = (
+        '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+        " key sk-livesecret1234567890"
+    )
     job_id = await queue.submit(GenerationJob(model="<b>m</b>", prompt=attack))
     server = serve(url)
     served.append(server)
@@ -228,12 +235,14 @@ async def test_pages_stay_fast_with_100000_jobs(tmp_path: Path, served: list[InT
     generous bound (target 300 ms; the figures go to test-artifacts/dashboard/)."""
     url = f"sqlite:///{tmp_path}/big.db"
     queue = open_queue(url)
-    doomed = await queue.submit_many([queue_tasks.explode.call(f"e{i}") for i in range(1_000)],
-                                     max_attempts=1)  # fmt: skip
+    doomed = await queue.submit_many(
+        [queue_tasks.explode.call(f"e{i}") for i in range(1_000)], max_attempts=1
+    )
     for _ in range(10):
         for record in await queue.store.claim_many("w", kinds=["explode"], lease=60, limit=100):
-            await queue.store.fail(record.id, "w", error_type="RuntimeError",
-                                   error="boom", retry_at=None)  # fmt: skip
+            await queue.store.fail(
+                record.id, "w", error_type="RuntimeError", error="boom", retry_at=None
+            )
     assert (await queue.statistics()).dead == len(doomed)
     for start in range(0, 99_000, 9_900):
         await queue.submit_many([queue_tasks.add.call(i, 0) for i in range(start, start + 9_900)])
@@ -266,20 +275,36 @@ async def test_a_running_batch_on_its_page(
 ) -> None:
     """``asyncgen run --dashboard PORT``: the page follows the run without a reload
     (done climbs, failures and the per-model table fill in)."""
-    sim.configure(SimConfig(default=ModelProfile(latency=0.15), models={
-        "flaky": ModelProfile(faults=[Fault(kind="status", status=400)])}))  # fmt: skip
+    sim.configure(
+        SimConfig(
+            default=ModelProfile(latency=0.15),
+            models={"flaky": ModelProfile(faults=[Fault(kind="status", status=400)])},
+        )
+    )
     source = tmp_path / "jobs.jsonl"
     models = ["m1", "m2", "m1", "m2", "flaky"]
-    source.write_text("".join(
-        json.dumps({"id": str(i), "model": models[i % 5], "prompt": f"p{i}"}) + "\n"
-        for i in range(40)
-    ))  # fmt: skip
+    source.write_text(
+        "".join(
+            json.dumps({"id": str(i), "model": models[i % 5], "prompt": f"p{i}"}) + "\n"
+            for i in range(40)
+        )
+    )
     with socket.socket() as probe:  # a free port for the page
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    run = start_run(str(source), "-o", str(tmp_path / "out.jsonl"), "--base-url",
-                    sim.base_url, "--concurrency", "2", "--retries", "1",
-                    "--dashboard", str(port))  # fmt: skip
+    run = start_run(
+        str(source),
+        "-o",
+        str(tmp_path / "out.jsonl"),
+        "--base-url",
+        sim.base_url,
+        "--concurrency",
+        "2",
+        "--retries",
+        "1",
+        "--dashboard",
+        str(port),
+    )
     try:
         url = f"http://127.0.0.1:{port}/"
         deadline = time.monotonic() + 30

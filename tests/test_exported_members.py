@@ -59,7 +59,14 @@ def test_the_layers_say_truly_what_asyncgen_re_exports() -> None:
     import asyncgen.queue
 
     assert set(asyncgen.llm.__all__) <= set(asyncgen.__all__)
-    everyday = {"open_queue", "JobQueue", "Worker", "open_worker", "JobRecord", "JobState",
-                "QueueStatistics"}  # fmt: skip
+    everyday = {
+        "open_queue",
+        "JobQueue",
+        "Worker",
+        "open_worker",
+        "JobRecord",
+        "JobState",
+        "QueueStatistics",
+    }
     assert everyday <= set(asyncgen.__all__) & set(asyncgen.queue.__all__)
     assert all(name in (asyncgen.queue.__doc__ or "") for name in everyday)

@@ -70,8 +70,7 @@ async def test_an_open_breaker_moves_on_without_a_request(sim: SimServer) -> Non
 async def test_a_long_pause_moves_on_at_once(sim: SimServer) -> None:
     """A 429 asking for 60 s, with fallback_after=5: the job goes to b without waiting
     (the client's default fallbacks)."""
-    sim.configure(SimConfig(models={"a": down(Fault(kind="status", status=429,
-                                                    retry_after=60))}))  # fmt: skip
+    sim.configure(SimConfig(models={"a": down(Fault(kind="status", status=429, retry_after=60))}))
     client = ChatClient(sim.base_url, fallback_after=5, fallbacks={"a": ["b"]})
     began = time.monotonic()
     result, _ = await run_one(client, GenerationJob(model="a", prompt="hi"), retry=FAST)
@@ -91,8 +90,9 @@ async def test_never_after_a_402_or_a_failed_validation(sim: SimServer) -> None:
     client = ChatClient(sim.base_url)
     broke, _ = await run_one(client, GenerationJob(model="broke", prompt="x", fallbacks=["b"]))
     assert isinstance(broke.error, InsufficientCreditsError)
-    invalid, _ = await run_one(client, GenerationJob(model="a", prompt="x", fallbacks=["b"]),
-                               validate=lambda text: False)  # fmt: skip
+    invalid, _ = await run_one(
+        client, GenerationJob(model="a", prompt="x", fallbacks=["b"]), validate=lambda text: False
+    )
     await client.aclose()
     assert isinstance(invalid.error, ValidationFailedError)
     assert "b" not in sim.stats()["requests"]
@@ -102,8 +102,9 @@ async def test_never_after_a_402_or_a_failed_validation(sim: SimServer) -> None:
 async def test_the_last_fallback_s_error_is_the_job_s(sim: SimServer) -> None:
     sim.configure(SimConfig(default=down(Fault(kind="status", status=503))))
     client = ChatClient(sim.base_url)
-    result, _ = await run_one(client, GenerationJob(model="a", prompt="x", fallbacks=["b"]),
-                              retry=RetryPolicy.never())  # fmt: skip
+    result, _ = await run_one(
+        client, GenerationJob(model="a", prompt="x", fallbacks=["b"]), retry=RetryPolicy.never()
+    )
     await client.aclose()
     assert not result.ok
     assert [f["model"] for f in result.fell_back] == ["a"]
@@ -113,12 +114,19 @@ async def test_the_last_fallback_s_error_is_the_job_s(sim: SimServer) -> None:
 async def test_fallbacks_count_against_max_cost(sim: SimServer) -> None:
     """A pricier fallback spends the batch's budget like any answer: once it is spent,
     no job (or fallback) starts."""
-    sim.configure(SimConfig(models={"a": down(Fault(kind="status", status=503)),
-                                    "b": ModelProfile(price_per_token=0.001)}))  # fmt: skip
+    sim.configure(
+        SimConfig(
+            models={
+                "a": down(Fault(kind="status", status=503)),
+                "b": ModelProfile(price_per_token=0.001),
+            }
+        )
+    )
     client = ChatClient(sim.base_url)
     jobs = [GenerationJob(model="a", prompt=f"job {i}", fallbacks=["b"]) for i in range(5)]
-    results = await generate(jobs, client=client, concurrency=1, max_cost=0.001,
-                             retry=RetryPolicy.never())  # fmt: skip
+    results = await generate(
+        jobs, client=client, concurrency=1, max_cost=0.001, retry=RetryPolicy.never()
+    )
     await client.aclose()
     assert results[0].answered_by == "b"
     assert sim.stats()["requests"]["b"] == 1  # the budget was spent by the first fallback

@@ -226,10 +226,17 @@ class TestEvents:
             )
         kinds = [type(e).__name__ for e in events]
         assert kinds == [
-            "JobStarted", "JobSucceeded", "BatchProgress",
-            "JobStarted", "JobRetrying", "JobSucceeded", "BatchProgress",
-            "JobStarted", "JobFailed", "BatchProgress",
-        ]  # fmt: skip
+            "JobStarted",
+            "JobSucceeded",
+            "BatchProgress",
+            "JobStarted",
+            "JobRetrying",
+            "JobSucceeded",
+            "BatchProgress",
+            "JobStarted",
+            "JobFailed",
+            "BatchProgress",
+        ]
         retrying = next(e for e in events if isinstance(e, JobRetrying))
         assert (retrying.attempt, retrying.job.model) == (1, "flaky")
         assert isinstance(retrying.error, asyncgen.ServerError)
@@ -283,10 +290,13 @@ class TestEvents:
             results = [
                 r
                 async for r in asyncgen.generate_iter(
-                    jobs, client=client, concurrency=3, deadline=0.5,
+                    jobs,
+                    client=client,
+                    concurrency=3,
+                    deadline=0.5,
                     on_event=lambda e: progress.append(e) if isinstance(e, BatchProgress) else None,
                 )
-            ]  # fmt: skip
+            ]
         assert sorted(r.index for r in results) == [0, 1, 2, 3, 4]
         assert [r.ok for r in results[:2]] == [True, True]  # the fast ones, first
         late = results[2:]
@@ -429,9 +439,11 @@ class TestHardening:
         with structlog.testing.capture_logs() as logs:
             async with ChatClient(sim.base_url) as client:
                 results = await asyncgen.generate(
-                    [{"model": "m", "prompt": "x"}] * 12, client=client, concurrency=1,
+                    [{"model": "m", "prompt": "x"}] * 12,
+                    client=client,
+                    concurrency=1,
                     max_cost=0.5,
-                )  # fmt: skip
+                )
         stopped = [r for r in results if isinstance(r.error, asyncgen.BudgetExceededError)]
         assert len(stopped) == 11
         warned = [e for e in logs if e["event"] == "job_failed"]

@@ -27,13 +27,16 @@ def silent_about_cost(sim: SimServer, price: float = 0.0) -> None:
 async def test_the_table_prices_a_known_model(sim: SimServer) -> None:
     silent_about_cost(sim)
     client = ChatClient(sim.base_url, provider="openai")
-    (result,) = await generate([GenerationJob(model="gpt-4o-mini", prompt="hello there")],
-                               client=client)  # fmt: skip
+    (result,) = await generate(
+        [GenerationJob(model="gpt-4o-mini", prompt="hello there")], client=client
+    )
     await client.aclose()
     usage = result.completion.usage  # type: ignore[union-attr]
-    expected = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
-                                     output_tokens=usage.completion_tokens),
-                          "gpt-4o-mini", provider_id="openai")  # fmt: skip
+    expected = calc_price(
+        TableUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+        "gpt-4o-mini",
+        provider_id="openai",
+    )
     assert usage.cost == pytest.approx(float(expected.total_price))
     assert usage.cost > 0
     assert usage.cost_source == "table"
@@ -44,8 +47,9 @@ async def test_the_table_prices_a_known_model(sim: SimServer) -> None:
 async def test_an_unknown_model_is_unknown_not_free(sim: SimServer) -> None:
     silent_about_cost(sim)
     client = ChatClient(sim.base_url, provider="openai")
-    (result,) = await generate([GenerationJob(model="no-such-model-xyz", prompt="hi")],
-                               client=client)  # fmt: skip
+    (result,) = await generate(
+        [GenerationJob(model="no-such-model-xyz", prompt="hi")], client=client
+    )
     await client.aclose()
     assert result.completion is not None
     assert result.completion.usage.cost is None
@@ -89,10 +93,21 @@ def test_the_cli_summary_says_unknown(sim: SimServer, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "no-such-model-xyz", "prompt": "hi"}) + "\n")
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "o.jsonl"),
-         "--base-url", sim.base_url],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--base-url",
+            sim.base_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     cost_line = next(line for line in done.stdout.splitlines() if "summary: cost" in line)
     assert "unknown" in cost_line
@@ -102,16 +117,19 @@ def test_the_cli_summary_says_unknown(sim: SimServer, tmp_path: Path) -> None:
 async def test_batch_api_answers_are_priced_at_the_batch_discount(sim: SimServer) -> None:
     """A provider that reports no cost (OpenAI): a batched answer costs half the table's
     online price, and says where the figure came from."""
-    sim.configure(SimConfig(default=ModelProfile(report_cost=False),
-                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
+    sim.configure(
+        SimConfig(default=ModelProfile(report_cost=False), batch=BatchProfile(complete_after=0.05))
+    )
     job = GenerationJob(model="gpt-4o-mini", prompt="hello there")
     async with ChatClient(sim.base_url, provider="openai") as client:
         (result,) = await asyncgen.generate_batch([job], client=client, poll_interval=0.05)
     assert result.completion is not None
     usage = result.completion.usage
-    online = calc_price(TableUsage(input_tokens=usage.prompt_tokens,
-                                   output_tokens=usage.completion_tokens),
-                        "gpt-4o-mini", provider_id="openai")  # fmt: skip
+    online = calc_price(
+        TableUsage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+        "gpt-4o-mini",
+        provider_id="openai",
+    )
     assert usage.cost == pytest.approx(float(online.total_price) / 2)
     assert usage.cost_source == "table_batch"
 

@@ -35,8 +35,13 @@ def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
 def registered(url: str) -> JobQueue:
     """The queue at ``url`` with the test tasks registered."""
     queue = open_queue(url)
-    tasks = (queue_tasks.add, queue_tasks.shout, queue_tasks.explode, queue_tasks.leak,
-             queue_tasks.stamp)  # fmt: skip
+    tasks = (
+        queue_tasks.add,
+        queue_tasks.shout,
+        queue_tasks.explode,
+        queue_tasks.leak,
+        queue_tasks.stamp,
+    )
     for found in tasks:
         queue.register(found)
     return queue
@@ -78,8 +83,10 @@ class TestConformance:
 
     async def test_priority_then_fifo(self, queue: JobQueue) -> None:
         """Higher priority first, then submission order."""
-        ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=p)
-               for i, p in enumerate([0, 5, 0, 5, 1])]  # fmt: skip
+        ids = [
+            await queue.submit(queue_tasks.add.call(i, 0), priority=p)
+            for i, p in enumerate([0, 5, 0, 5, 1])
+        ]
         order = []
         while (record := await queue.store.claim("w", kinds=None, lease=30)) is not None:
             order.append(ids.index(record.id))
@@ -87,8 +94,11 @@ class TestConformance:
 
     async def test_fifo_across_kinds_within_a_priority(self, queue: JobQueue) -> None:
         """Jobs of different kinds at one priority are claimed in submission order."""
-        makers = [lambda i: queue_tasks.shout.call(str(i)), lambda i: queue_tasks.add.call(i, 1),
-                  lambda i: queue_tasks.explode.call(str(i))]  # fmt: skip
+        makers = [
+            lambda i: queue_tasks.shout.call(str(i)),
+            lambda i: queue_tasks.add.call(i, 1),
+            lambda i: queue_tasks.explode.call(str(i)),
+        ]
         # 30 quick submits: several land in the same millisecond, in different kinds
         ids = [await queue.submit(makers[i % 3](i)) for i in range(30)]
         order = []
@@ -209,8 +219,9 @@ class TestConformance:
         (first,) = await queue.store.claim_many("w-1", kinds=None, lease=30, limit=1)
         assert first.started_at is not None
         await asyncio.sleep(0.02)
-        await queue.store.fail(job_id, "w-1", error_type="ServerError", error="HTTP 503",
-                               retry_at=time.time())  # fmt: skip
+        await queue.store.fail(
+            job_id, "w-1", error_type="ServerError", error="HTTP 503", retry_at=time.time()
+        )
         (second,) = await queue.store.claim_many("w-2", kinds=None, lease=0.05, limit=1)
         assert second.attempts == 2
         await asyncio.sleep(0.1)  # w-2 "dies": its lease runs out
@@ -222,7 +233,7 @@ class TestConformance:
             (1, "w-1", "retried", "ServerError"),
             (2, "w-2", "lost", "WorkerLost"),
             (3, "w-3", "ok", ""),
-        ]  # fmt: skip
+        ]
         assert history[0]["ended"] - history[0]["started"] >= 0.015
         assert history[0]["error"] == "HTTP 503"
         assert all(h["ended"] >= h["started"] for h in history)
@@ -272,12 +283,15 @@ class TestConformance:
         """A pydantic model or a date comes back as its JSON form; a value JSON cannot
         hold fails its job at once (not retried) with an error that says so, and the
         worker goes on."""
-        model, day, bad = [await queue.submit(queue_tasks.stamp.call(k), max_attempts=3)
-                           for k in ("model", "datetime", "object")]  # fmt: skip
+        model, day, bad = [
+            await queue.submit(queue_tasks.stamp.call(k), max_attempts=3)
+            for k in ("model", "datetime", "object")
+        ]
         async with open_worker(queue, retry=FAST):
             assert await queue.result(model, timeout=10) == {
-                "at": "2026-01-02T03:04:05Z", "tags": ["a"]
-            }  # fmt: skip
+                "at": "2026-01-02T03:04:05Z",
+                "tags": ["a"],
+            }
             assert await queue.result(day, timeout=10) == "2026-01-02"
             with pytest.raises(asyncgen.JobFailedError):
                 await queue.result(bad, timeout=10)
@@ -304,8 +318,13 @@ class TestConformance:
         async with open_worker(queue, client=client):
             record = await queue.result(ok_id, timeout=10)
         assert record["text"] == "[m] hi"
-        sim.configure(asyncgen.sim.SimConfig(default=asyncgen.sim.ModelProfile(
-            faults=[asyncgen.sim.Fault(kind="status", status=402)])))  # fmt: skip
+        sim.configure(
+            asyncgen.sim.SimConfig(
+                default=asyncgen.sim.ModelProfile(
+                    faults=[asyncgen.sim.Fault(kind="status", status=402)]
+                )
+            )
+        )
         broke_id = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
         async with open_worker(queue, client=client, retry=FAST, credit_probe=60):
             for _ in range(200):
@@ -317,7 +336,10 @@ class TestConformance:
         assert sim.requests() == 1  # paused: not sent again before the probe is due
         record = await queue.status(broke_id)
         assert (record.state, record.attempts, record.error_type) == (
-            JobState.PENDING, 0, "InsufficientCreditsError")  # fmt: skip
+            JobState.PENDING,
+            0,
+            "InsufficientCreditsError",
+        )
 
     async def test_drain_gives_back_unfinished_jobs(self, queue: JobQueue) -> None:
         """Stopping a worker lets short jobs finish; long ones go back, their attempt counted."""
@@ -328,7 +350,10 @@ class TestConformance:
         assert (await queue.status(short)).state is JobState.COMPLETED
         record = await queue.status(long)
         assert (record.state, record.attempts, record.error_type) == (
-            JobState.PENDING, 1, "WorkerStopped")  # fmt: skip
+            JobState.PENDING,
+            1,
+            "WorkerStopped",
+        )
 
     async def test_a_job_that_hangs_every_worker_retires(self, queue: JobQueue) -> None:
         """A job still running at every drain goes dead after max_attempts drains."""
@@ -341,7 +366,10 @@ class TestConformance:
                     await asyncio.sleep(0.01)
         record = await queue.status(hung)
         assert (record.state, record.attempts, record.error_type) == (
-            JobState.DEAD, 2, "WorkerStopped")  # fmt: skip
+            JobState.DEAD,
+            2,
+            "WorkerStopped",
+        )
         assert "grace 0.05 s" in (record.error or "")
 
     async def test_workers_claim_only_what_they_can_run(
@@ -415,8 +443,11 @@ class TestWorkerProcesses:
         await wait_for(queue, lambda s: s.completed >= 5)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
-        finished_before = {r.payload["a"] for r in [await queue.status(i) for i in ids]
-                           if r.state is JobState.COMPLETED}  # fmt: skip
+        finished_before = {
+            r.payload["a"]
+            for r in [await queue.status(i) for i in ids]
+            if r.state is JobState.COMPLETED
+        }
         second = worker_process(url, log, "--concurrency", "4", "--lease", "1")
         await wait_for(queue, lambda s: s.completed == 20)
         second.send_signal(signal.SIGTERM)
@@ -502,8 +533,9 @@ class TestSchedule:
         """Each claim of a slot adds the next one, idempotently: a slot failing twice
         leaves exactly one next slot, keyed by series and time (every store)."""
         start = time.time()
-        job_id = await queue.submit(queue_tasks.explode.call("x"), every=3600, run_at=start,
-                                    max_attempts=2)  # fmt: skip
+        job_id = await queue.submit(
+            queue_tasks.explode.call("x"), every=3600, run_at=start, max_attempts=2
+        )
         async with open_worker(queue, retry=FAST):
             for _ in range(200):
                 if (await queue.status(job_id)).state is JobState.DEAD:
@@ -518,8 +550,9 @@ class TestSchedule:
         from asyncgen.queue._models import JobRecord
         from asyncgen.queue._schedule import next_slot
 
-        first = JobRecord(kind="k", payload={}, run_at=1000.0, every=30.0,
-                          idempotency_key="a@b@1000.000")  # fmt: skip
+        first = JobRecord(
+            kind="k", payload={}, run_at=1000.0, every=30.0, idempotency_key="a@b@1000.000"
+        )
         second = next_slot(first, first_claim=True)
         assert second is not None
         # A retry moved the slot's start: its own time still comes from its key.
@@ -538,8 +571,11 @@ class TestSchedule:
         queue.register(queue_tasks.add)
         start = time.time()
         await queue.submit(queue_tasks.add.call(1, 1), every=0.1, run_at=start)
-        async with (open_worker(queue, concurrency=2), open_worker(queue, concurrency=2),
-                    open_worker(queue, concurrency=2)):  # fmt: skip
+        async with (
+            open_worker(queue, concurrency=2),
+            open_worker(queue, concurrency=2),
+            open_worker(queue, concurrency=2),
+        ):
             await asyncio.sleep(1.0)
         slots = await completed_run_ats(queue)
         await queue.aclose()
@@ -580,13 +616,16 @@ class TestMetrics:
             for family in text_string_to_metric_families(text)
             for s in family.samples
         }
-        assert samples[("asyncgen_jobs_total", (("kind", "add"), ("model", ""),
-                                                ("outcome", "ok")))] == 1  # fmt: skip
+        assert (
+            samples[("asyncgen_jobs_total", (("kind", "add"), ("model", ""), ("outcome", "ok")))]
+            == 1
+        )
         bucket = "asyncgen_job_duration_seconds_bucket"
         assert samples[(bucket, (("kind", "add"), ("le", "0.5"), ("model", "")))] == 1
         assert samples[(bucket, (("kind", "add"), ("le", "0.25"), ("model", "")))] == 0
-        assert samples[("asyncgen_job_duration_seconds_count",
-                        (("kind", "add"), ("model", "")))] == 1  # fmt: skip
+        assert (
+            samples[("asyncgen_job_duration_seconds_count", (("kind", "add"), ("model", "")))] == 1
+        )
         assert samples[("asyncgen_credit_paused", ())] == 1
         assert json.loads(metrics.to_json())["jobs"][0]["kind"] == "add"
 
@@ -624,8 +663,9 @@ class TestDependencies:
         """A dependent job is not claimable until every dependency has completed."""
         first = await queue.submit(queue_tasks.add.call(1, 1))
         second = await queue.submit(queue_tasks.add.call(2, 2))
-        after = await queue.submit(queue_tasks.add.call(3, 3), depends_on=[first, second],
-                                   priority=10)  # fmt: skip
+        after = await queue.submit(
+            queue_tasks.add.call(3, 3), depends_on=[first, second], priority=10
+        )
         claimed = await queue.store.claim("w", kinds=None, lease=30)
         assert claimed is not None
         assert claimed.id == first  # the high-priority dependent is not ready yet
@@ -840,8 +880,10 @@ class TestDeadLetters:
         assert await queue.requeue([dead, ok, waiting, "no-such-job"]) == [dead]
         record = await queue.status(dead)
         assert (record.state, record.attempts, record.error_type) == (
-            JobState.PENDING, 0, "RuntimeError",
-        )  # fmt: skip
+            JobState.PENDING,
+            0,
+            "RuntimeError",
+        )
         assert record.payload == {"message": "boom"}
         async with open_worker(queue, retry=FAST):
             with pytest.raises(asyncgen.JobFailedError):
@@ -852,8 +894,9 @@ class TestDeadLetters:
     async def test_requeue_every_dead_job_of_a_kind(self, queue: JobQueue) -> None:
         """requeue(kind=...) takes every dead job of that kind and no other; a cancelled
         job is requeued only by id."""
-        dead = [await queue.submit(queue_tasks.explode.call(str(i)), max_attempts=1)
-                for i in range(3)]  # fmt: skip
+        dead = [
+            await queue.submit(queue_tasks.explode.call(str(i)), max_attempts=1) for i in range(3)
+        ]
         other = await queue.submit(queue_tasks.leak.call("sk-x"), max_attempts=1)
         async with open_worker(queue, retry=FAST):
             for job_id in (*dead, other):
@@ -884,8 +927,10 @@ class TestDeadLetters:
         done = await queue.submit(queue_tasks.add.call(1, 1))
         async with open_worker(queue):
             await queue.result(done, timeout=10)
-        later = [await queue.submit(queue_tasks.add.call(i, i), run_at=time.time() + 3600)
-                 for i in range(3)]  # fmt: skip
+        later = [
+            await queue.submit(queue_tasks.add.call(i, i), run_at=time.time() + 3600)
+            for i in range(3)
+        ]
         shout = await queue.submit(queue_tasks.shout.call("hi"), run_at=time.time() + 3600)
         pending = await queue.jobs(state="pending", kind="add")
         assert {r.id for r in pending} == set(later)

@@ -75,8 +75,9 @@ async def test_many_waiters_on_the_same_jobs_all_wake(queue: JobQueue) -> None:
     """Forty waiters on ten jobs (four each), results(ids) and as_completed: every one
     returns, none left behind by a wake-up that landed between its check and its wait."""
     ids = [await queue.submit(queue_tasks.add.call(i, 1, 0.02 * (i % 3))) for i in range(10)]
-    waiters = [asyncio.create_task(queue.result(job_id, timeout=20))
-               for job_id in ids for _ in range(4)]  # fmt: skip
+    waiters = [
+        asyncio.create_task(queue.result(job_id, timeout=20)) for job_id in ids for _ in range(4)
+    ]
     began = time.perf_counter()
     async with open_worker(queue, concurrency=4):
         assert await queue.results(ids, timeout=20) == [i + 1 for i in range(10)]

@@ -38,10 +38,19 @@ async def test_credits_off_then_on_with_two_worker_processes(
     ids = await queue.submit_many(jobs)
     outputs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [
-        worker_process(durable_url, tmp_path / "tasks.log", "--base-url", sim.base_url,
-                       "--concurrency", "4", "--credit-probe", "0.3", output=out)
+        worker_process(
+            durable_url,
+            tmp_path / "tasks.log",
+            "--base-url",
+            sim.base_url,
+            "--concurrency",
+            "4",
+            "--credit-probe",
+            "0.3",
+            output=out,
+        )
         for out in outputs
-    ]  # fmt: skip
+    ]
     try:
         await asyncio.sleep(2.5)  # both up, several probes each, all refused
         refused = sim.stats()["statuses"].get("402", 0)
@@ -133,8 +142,9 @@ async def test_other_kinds_go_on_while_generation_waits(durable_url: str, sim: S
     events: list[CreditPause] = []
     client = ChatClient(sim.base_url)
     generation = await queue.submit(GenerationJob(model="m", prompt="hi"))
-    async with open_worker(queue, client=client, credit_probe=0.2,
-                           on_credit_pause=events.append) as worker:  # fmt: skip
+    async with open_worker(
+        queue, client=client, credit_probe=0.2, on_credit_pause=events.append
+    ) as worker:
         for _ in range(100):
             if events:
                 break
@@ -164,8 +174,17 @@ async def test_processes_supervisor_restarts_a_killed_child_and_drains(
     queue = open_queue(durable_url)
     queue.register(queue_tasks.add)
     output = tmp_path / "supervisor.log"
-    supervisor = worker_process(durable_url, tmp_path / "tasks.log", "--processes", "2",
-                                "--concurrency", "2", "--lease", "2", output=output)  # fmt: skip
+    supervisor = worker_process(
+        durable_url,
+        tmp_path / "tasks.log",
+        "--processes",
+        "2",
+        "--concurrency",
+        "2",
+        "--lease",
+        "2",
+        output=output,
+    )
     try:
         parent = psutil.Process(supervisor.pid)
         for _ in range(300):
@@ -195,8 +214,11 @@ async def test_processes_supervisor_restarts_a_killed_child_and_drains(
     text = output.read_text()
     assert "killed by SIGKILL" in text
     assert "restarting in 1 s" in text
-    alive = [pid for pid in now if psutil.pid_exists(pid)
-             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    alive = [
+        pid
+        for pid in now
+        if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    ]
     assert alive == []  # both children drained and exited
 
 
@@ -206,10 +228,23 @@ def test_a_usage_error_stops_the_supervisor(tmp_path: Path) -> None:
     import sys
 
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "worker", f"sqlite:///{tmp_path}/q.db",
-         "--processes", "2", "--kinds", "nope", "--tasks", "tests.queue_tasks"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "worker",
+            f"sqlite:///{tmp_path}/q.db",
+            "--processes",
+            "2",
+            "--kinds",
+            "nope",
+            "--tasks",
+            "tests.queue_tasks",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "--kinds names nope" in done.stderr
 
@@ -257,9 +292,17 @@ async def test_metrics_endpoint_over_http(
     queue.register(queue_tasks.add)
     queue.register(queue_tasks.explode)
     port = free_port()
-    worker = worker_process(durable_url, tmp_path / "tasks.log", "--base-url", sim.base_url,
-                            "--metrics-port", str(port), "--processes", processes,
-                            output=tmp_path / "out.log")  # fmt: skip
+    worker = worker_process(
+        durable_url,
+        tmp_path / "tasks.log",
+        "--base-url",
+        sim.base_url,
+        "--metrics-port",
+        str(port),
+        "--processes",
+        processes,
+        output=tmp_path / "out.log",
+    )
     try:
         ok = [await queue.submit(queue_tasks.add.call(i, i)) for i in range(6)]
         bad = await queue.submit(queue_tasks.explode.call("x"), max_attempts=1)

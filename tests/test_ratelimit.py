@@ -91,9 +91,8 @@ class TestRateLimiter:
     @settings(max_examples=80, deadline=None)
     @given(
         rpm=st.integers(60, 3000),
-        costs=st.lists(st.tuples(st.floats(0, 0.3), st.integers(1, 400)), min_size=1,
-                       max_size=150),
-    )  # fmt: skip
+        costs=st.lists(st.tuples(st.floats(0, 0.3), st.integers(1, 400)), min_size=1, max_size=150),
+    )
     def test_default_never_exceeds_the_limit_in_any_second(
         self, rpm: int, costs: list[tuple[float, int]]
     ) -> None:

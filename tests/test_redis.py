@@ -210,8 +210,9 @@ class TestDurability:
         """kill -9 Redis (AOF on) and start it again: queued jobs, keys and order are there."""
         with RedisServer(appendonly=True, directory=tmp_path) as server:
             queue = queues(server.url)
-            ids = [await queue.submit(queue_tasks.add.call(i, 0), priority=i % 3)
-                   for i in range(30)]  # fmt: skip
+            ids = [
+                await queue.submit(queue_tasks.add.call(i, 0), priority=i % 3) for i in range(30)
+            ]
             keyed = await queue.submit(queue_tasks.add.call(99, 0), idempotency_key="once")
             later = await queue.submit(queue_tasks.add.call(98, 0), run_at=time.time() + 3600)
             before = await queue.statistics()
@@ -316,9 +317,13 @@ class TestSecurity:
             env = {**os.environ, "ASYNCGEN_QUEUE_URL": wrong}
             done = subprocess.run(
                 [sys.executable, "-m", "asyncgen", "worker", "--tasks", "tests.queue_tasks"],
-                env={**env, "PYTHONPATH": os.getcwd()}, cwd=tmp_path,
-                capture_output=True, text=True, timeout=60, check=False,
-            )  # fmt: skip
+                env={**env, "PYTHONPATH": os.getcwd()},
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
         assert done.returncode == 2
         assert "refused the user or password" in done.stderr
         assert "Traceback" not in done.stderr

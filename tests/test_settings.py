@@ -23,8 +23,10 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("ASYNCGEN_WORKER_CONCURRENCY", "9")
     settings = Settings.load(path)
     assert (settings.queue_url, settings.worker_concurrency, settings.retries) == (
-        "memory://", 9, 5,
-    )  # fmt: skip
+        "memory://",
+        9,
+        5,
+    )
 
 
 def test_api_key_is_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,8 +71,10 @@ class TestYaml:
         path.write_text(YAML)
         settings = Settings.load(path)
         assert (settings.queue_url, settings.worker_concurrency, settings.worker_lease) == (
-            "redis://127.0.0.1:6379/0?queue=llm", 8, 45.0,
-        )  # fmt: skip
+            "redis://127.0.0.1:6379/0?queue=llm",
+            8,
+            45.0,
+        )
         assert (settings.worker_timeout, settings.deadline, settings.log_json) == (300, 600, True)
 
     def test_environment_wins_over_yaml(
@@ -116,8 +120,10 @@ class TestYaml:
         path.write_text("worker_lease: -1\n")
         done = subprocess.run(
             [sys.executable, "-m", "asyncgen", "worker", "memory://", "--settings", str(path)],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 2
         assert str(path) in done.stderr
         assert "worker_lease" in done.stderr

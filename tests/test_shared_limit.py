@@ -47,9 +47,8 @@ class TestSharedBudget:
 
     @settings(max_examples=25, deadline=None)
     @given(
-        arrivals=st.lists(st.tuples(st.floats(0, 0.2), st.integers(0, 2)), min_size=1,
-                          max_size=60),
-    )  # fmt: skip
+        arrivals=st.lists(st.tuples(st.floats(0, 0.2), st.integers(0, 2)), min_size=1, max_size=60),
+    )
     def test_never_more_than_the_rate_in_any_second(
         self, redis_server: RedisServer, arrivals: list[tuple[float, int]]
     ) -> None:
@@ -57,8 +56,7 @@ class TestSharedBudget:
 
         async def run() -> list[float]:
             name = fresh_name()
-            limiters = [shared(redis_server.url, name, requests_per_minute=600)
-                        for _ in range(3)]  # fmt: skip
+            limiters = [shared(redis_server.url, name, requests_per_minute=600) for _ in range(3)]
             now, starts = 1000.0, []
             for gap, which in arrivals:
                 now += gap
@@ -74,9 +72,10 @@ class TestSharedBudget:
     @given(
         arrivals=st.lists(
             st.tuples(st.floats(0, 0.3), st.integers(0, 2), st.integers(1, 100)),
-            min_size=1, max_size=40,
+            min_size=1,
+            max_size=40,
         ),
-    )  # fmt: skip
+    )
     def test_never_more_tokens_than_the_rate_in_any_second(
         self, redis_server: RedisServer, arrivals: list[tuple[float, int, int]]
     ) -> None:
@@ -85,8 +84,7 @@ class TestSharedBudget:
 
         async def run() -> list[tuple[float, int]]:
             name = fresh_name()
-            limiters = [shared(redis_server.url, name, tokens_per_minute=6000)
-                        for _ in range(3)]  # fmt: skip
+            limiters = [shared(redis_server.url, name, tokens_per_minute=6000) for _ in range(3)]
             now, booked = 1000.0, []
             for gap, which, tokens in arrivals:
                 now += gap
@@ -187,17 +185,39 @@ def start_runs(
     started = []
     for p in range(processes):
         source = tmp_path / f"in{p}.jsonl"
-        source.write_text("".join(json.dumps({"id": f"{p}-{i}", "model": "m", "prompt": "x"})
-                                  + "\n" for i in range(jobs)))  # fmt: skip
+        source.write_text(
+            "".join(
+                json.dumps({"id": f"{p}-{i}", "model": "m", "prompt": "x"}) + "\n"
+                for i in range(jobs)
+            )
+        )
         out = tmp_path / f"out{p}.jsonl"
         # --retries 5: a late start now and then (five busy processes on two cores) is
         # refused and retried; what the tests bound is how many 429s there are in all.
-        command = [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
-                   "--base-url", sim.base_url, "--concurrency", "16", "--rpm", "1200",
-                   "--retries", "5", "--rate-limit-url", redis_url,
-                   "--rate-limit-name", name]  # fmt: skip
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True)  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            sim.base_url,
+            "--concurrency",
+            "16",
+            "--rpm",
+            "1200",
+            "--retries",
+            "5",
+            "--rate-limit-url",
+            redis_url,
+            "--rate-limit-name",
+            name,
+        ]
+        child = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         started.append((child, out))
     return started
 
@@ -232,10 +252,21 @@ class TestProcesses:
         not the limiter's), at or under the key's 20 a second, and every job is answered."""
         sim.configure(SimConfig(key_limit=KeyLimit(rpm=1200, limiter="sliding")))
         url = f"{redis_server.url}?queue={fresh_name()}"
-        command = [sys.executable, "-m", "asyncgen", "worker", url, "--base-url", sim.base_url,
-                   "--concurrency", "auto"]  # fmt: skip
-        workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True) for _ in range(3)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "worker",
+            url,
+            "--base-url",
+            sim.base_url,
+            "--concurrency",
+            "auto",
+        ]
+        workers = [
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for _ in range(3)
+        ]
 
         async def submit_and_wait() -> asyncgen.QueueStatistics:
             queue = asyncgen.open_queue(url)

@@ -166,9 +166,13 @@ class TestLimiterKinds:
 
     @pytest.mark.parametrize(
         ("header", "sent"),
-        [("both", {"retry-after", "retry-after-ms"}), ("retry-after", {"retry-after"}),
-         ("retry-after-ms", {"retry-after-ms"}), ("none", set())],
-    )  # fmt: skip
+        [
+            ("both", {"retry-after", "retry-after-ms"}),
+            ("retry-after", {"retry-after"}),
+            ("retry-after-ms", {"retry-after-ms"}),
+            ("none", set()),
+        ],
+    )
     def test_retry_header_variants(self, sim: SimServer, header: str, sent: set[str]) -> None:
         """A 429 carries Retry-After, retry-after-ms, both or neither, as configured."""
         profile = ModelProfile(rpm=60, limiter="sliding", retry_header=header)  # type: ignore[arg-type]

@@ -29,8 +29,7 @@ FAST = RetryPolicy(max_attempts=3, base_delay=0.01, jitter=0)
 
 
 def streaming(sim: SimServer, *faults: Fault, rate: float = 20.0, latency: float = 0.0) -> None:
-    profile = ModelProfile(reply=TEXT, tokens_per_second=rate, latency=latency,
-                           faults=list(faults))  # fmt: skip
+    profile = ModelProfile(reply=TEXT, tokens_per_second=rate, latency=latency, faults=list(faults))
     sim.configure(SimConfig(default=profile))
 
 
@@ -154,9 +153,12 @@ async def test_a_stream_broken_after_some_text_is_not_retried(sim: SimServer) ->
     client = ChatClient(sim.base_url)
     tokens: list[str] = []
     job = GenerationJob(model="m", prompt="count", stream=True)
-    (result,) = await generate([job], client=client, retry=FAST,
-                               on_event=lambda e: tokens.append(e.text)
-                               if isinstance(e, JobToken) else None)  # fmt: skip
+    (result,) = await generate(
+        [job],
+        client=client,
+        retry=FAST,
+        on_event=lambda e: tokens.append(e.text) if isinstance(e, JobToken) else None,
+    )
     await client.aclose()
     assert isinstance(result.error, StreamInterruptedError)
     assert result.attempts == 1

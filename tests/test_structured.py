@@ -108,8 +108,9 @@ async def test_reasks_count_against_max_cost(sim: SimServer) -> None:
 async def test_fan_out_with_a_response_model(sim: SimServer) -> None:
     replies(sim, GOOD)
     client = ChatClient(sim.base_url)
-    results = await fan_out("who?", ["a", "b"], client=client, response_model=Person,
-                            retry=RetryPolicy.never())  # fmt: skip
+    results = await fan_out(
+        "who?", ["a", "b"], client=client, response_model=Person, retry=RetryPolicy.never()
+    )
     await client.aclose()
     assert [r.parsed for r in results] == [Person(name="Ada", age=36)] * 2
 
@@ -130,18 +131,46 @@ def test_the_cli_schema_flag(sim: SimServer, tmp_path: Path) -> None:
     source.write_text(json.dumps({"id": "1", "model": "m", "prompt": "who?"}) + "\n")
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out),
-         "--base-url", sim.base_url, "--schema", "shapes:Person"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            sim.base_url,
+            "--schema",
+            "shapes:Person",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["parsed"] == {"name": "Ada", "age": 36}
     bad = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(tmp_path / "x.jsonl"),
-         "--base-url", sim.base_url, "--schema", "shapes:Nobody"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(tmp_path / "x.jsonl"),
+            "--base-url",
+            sim.base_url,
+            "--schema",
+            "shapes:Nobody",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2
     assert "cannot load shapes:Nobody" in bad.stderr
 
@@ -203,13 +232,15 @@ def test_a_schema_that_cannot_be_used_is_one_line(
 async def test_client_chat_with_a_response_model(sim: SimServer) -> None:
     replies(sim, "nope", GOOD)
     client = ChatClient(sim.base_url)
-    completion = await client.chat("m", [{"role": "user", "content": "who?"}],
-                                   response_model=Person)  # fmt: skip
+    completion = await client.chat(
+        "m", [{"role": "user", "content": "who?"}], response_model=Person
+    )
     assert completion.parsed == Person(name="Ada", age=36)
     replies(sim, "nope")
     with pytest.raises(ValidationFailedError, match="after 1 re-ask"):
-        await client.chat("m", [{"role": "user", "content": "who?"}], response_model=Person,
-                          max_reasks=1)  # fmt: skip
+        await client.chat(
+            "m", [{"role": "user", "content": "who?"}], response_model=Person, max_reasks=1
+        )
     await client.aclose()
 
 
@@ -218,20 +249,41 @@ def test_the_batch_api_parses_answers_and_sends_misfits_again(
 ) -> None:
     """--schema with --batch-api: the schema goes in each request line, answers are
     parsed into "parsed", and one that does not fit goes again (here: a new batch)."""
-    sim.configure(SimConfig(default=ModelProfile(replies=["oops", GOOD]),
-                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
+    sim.configure(
+        SimConfig(
+            default=ModelProfile(replies=["oops", GOOD]), batch=BatchProfile(complete_after=0.05)
+        )
+    )
     (tmp_path / "shapes.py").write_text(
         "from pydantic import BaseModel\n\nclass Person(BaseModel):\n    name: str\n    age: int\n"
     )
     source = tmp_path / "in.jsonl"
-    source.write_text("".join(json.dumps({"id": str(i), "model": "m", "prompt": "who?"}) + "\n"
-                              for i in range(3)))  # fmt: skip
+    source.write_text(
+        "".join(json.dumps({"id": str(i), "model": "m", "prompt": "who?"}) + "\n" for i in range(3))
+    )
     out = tmp_path / "out.jsonl"
     done = subprocess.run(
-        [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out), "--base-url",
-         sim.base_url, "--schema", "shapes:Person", "--batch-api", "--poll", "0.05"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "asyncgen",
+            "run",
+            str(source),
+            "-o",
+            str(out),
+            "--base-url",
+            sim.base_url,
+            "--schema",
+            "shapes:Person",
+            "--batch-api",
+            "--poll",
+            "0.05",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 3
@@ -244,10 +296,12 @@ def test_the_batch_api_parses_answers_and_sends_misfits_again(
 
 async def test_generate_batch_with_a_response_model(sim: SimServer) -> None:
     """Library: parsed answers; jobs with two different models are refused."""
-    sim.configure(SimConfig(default=ModelProfile(reply=GOOD),
-                            batch=BatchProfile(complete_after=0.05)))  # fmt: skip
-    jobs = [GenerationJob(id=str(i), model="m", prompt="who?", response_model=Person)
-            for i in range(2)]  # fmt: skip
+    sim.configure(
+        SimConfig(default=ModelProfile(reply=GOOD), batch=BatchProfile(complete_after=0.05))
+    )
+    jobs = [
+        GenerationJob(id=str(i), model="m", prompt="who?", response_model=Person) for i in range(2)
+    ]
     async with ChatClient(sim.base_url) as client:
         results = await asyncgen.generate_batch(jobs, client=client, poll_interval=0.05)
         other = GenerationJob(id="x", model="m", prompt="?", response_model=BaseModel)

@@ -26,9 +26,17 @@ def jobs(n: int, model: str = "m") -> list[dict[str, object]]:
 class TestHints:
     @pytest.mark.parametrize(
         ("text", "seconds"),
-        [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m3.5s", 3723.5), ("2.5", 2.5),
-         ("soon", None), ("5x", None), ("", None)],
-    )  # fmt: skip
+        [
+            ("1s", 1.0),
+            ("6m0s", 360.0),
+            ("20ms", 0.02),
+            ("1h2m3.5s", 3723.5),
+            ("2.5", 2.5),
+            ("soon", None),
+            ("5x", None),
+            ("", None),
+        ],
+    )
     def test_parse_duration(self, text: str, seconds: float | None) -> None:
         """OpenAI's reset durations become seconds; anything else is None."""
         assert parse_duration(text) == seconds
@@ -178,8 +186,9 @@ class TestPauseAndLimits:
         hogging = asyncio.create_task(hog())
         limiter = RateLimiter(600, headroom=0.1)
         async with ChatClient(sim.base_url, max_connections=64) as client:
-            results = await asyncgen.generate(jobs(40), client=client, concurrency=20,
-                                              rate_limit=limiter)  # fmt: skip
+            results = await asyncgen.generate(
+                jobs(40), client=client, concurrency=20, rate_limit=limiter
+            )
         hogging.cancel()
         assert all(r.ok for r in results)
         assert sim.stats()["statuses"].get("429", 0) == 0
@@ -187,8 +196,11 @@ class TestPauseAndLimits:
     async def test_fan_out_is_not_held_by_one_limited_model(self, sim: SimServer) -> None:
         """Six models, one answering 429 with Retry-After 5 s: the other five finish at once."""
         limited = Fault(kind="status", status=429, retry_after=5, first=1)
-        sim.configure(SimConfig(default=ModelProfile(latency=0.05),
-                                models={"slow": ModelProfile(faults=[limited])}))  # fmt: skip
+        sim.configure(
+            SimConfig(
+                default=ModelProfile(latency=0.05), models={"slow": ModelProfile(faults=[limited])}
+            )
+        )
         models = ["slow", "a", "b", "c", "d", "e"]
         finished: dict[str, float] = {}
         async with ChatClient(sim.base_url) as client:
@@ -230,9 +242,11 @@ class TestAdaptive:
         sim.configure(SimConfig(default=ModelProfile(latency=0.02, max_concurrency=8)))
         client = ChatClient(sim.base_url, max_connections=64)
         results = await asyncgen.generate(
-            jobs(300), client=client, concurrency="auto",
+            jobs(300),
+            client=client,
+            concurrency="auto",
             retry=RetryPolicy(max_attempts=10, base_delay=0.01),
-        )  # fmt: skip
+        )
         await client.aclose()
         assert all(r.ok for r in results)
         stats = client.statistics()
@@ -324,14 +338,17 @@ class TestSpendGuard:
 async def test_statistics_snapshot(sim: SimServer) -> None:
     """statistics() counts requests, retries, failures, tokens and cost, frozen."""
     sim.configure(
-        SimConfig(models={"flaky": ModelProfile(faults=[Fault(kind="status", status=502,
-                                                              first=1)])})
-    )  # fmt: skip
+        SimConfig(
+            models={"flaky": ModelProfile(faults=[Fault(kind="status", status=502, first=1)])}
+        )
+    )
     async with ChatClient(sim.base_url) as client:
         await asyncgen.generate(
-            jobs(2, "flaky") + jobs(1), client=client, concurrency=1,
+            jobs(2, "flaky") + jobs(1),
+            client=client,
+            concurrency=1,
             retry=RetryPolicy(base_delay=0.001),
-        )  # fmt: skip
+        )
         stats = client.statistics()
     assert (stats.requests, stats.succeeded, stats.failed, stats.retries) == (4, 3, 1, 1)
     assert stats.total_tokens == stats.prompt_tokens + stats.completion_tokens > 0

@@ -120,8 +120,9 @@ class TestDjango:
         too_many = ",".join(f"m{i}" for i in range(11))
         assert http.get("/sync/fan-out", {"prompt": "hi", "models": too_many}).status_code == 400
 
-        submitted = http.post("/jobs", {"model": "m", "prompt": "later"},
-                              content_type="application/json")  # fmt: skip
+        submitted = http.post(
+            "/jobs", {"model": "m", "prompt": "later"}, content_type="application/json"
+        )
         assert submitted.status_code == 202
         job_id = submitted.json()["id"]
         assert http.get(f"/jobs/{job_id}").json()["state"] == "pending"
@@ -150,10 +151,12 @@ class TestDjango:
         try:
             async with httpx.AsyncClient(base_url=served.url, timeout=30) as http:
                 began = time.monotonic()
-                replies = await asyncio.gather(*(
-                    http.get("/async/fan-out", params={"prompt": f"q{i}", "models": "a,b"})
-                    for i in range(8)
-                ))  # fmt: skip
+                replies = await asyncio.gather(
+                    *(
+                        http.get("/async/fan-out", params={"prompt": f"q{i}", "models": "a,b"})
+                        for i in range(8)
+                    )
+                )
                 took = time.monotonic() - began
                 sync_reply = await http.get("/sync/fan-out", params={"prompt": "s", "models": "a"})
         finally:

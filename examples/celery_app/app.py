@@ -33,21 +33,29 @@ def make_app(broker: str, backend: str, *, visibility_timeout: float = 3600) -> 
     # (100 s by default); with a short visibility timeout, look every second.
     sweep = 1 if visibility_timeout < 60 else 10
     app.conf.update(
-        task_serializer="json", result_serializer="json", accept_content=["json"],
-        task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": visibility_timeout,
-                                  "unacked_restore_interval": sweep,
-                                  "unacked_restore_throttle": sweep},
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": sweep,
+            "unacked_restore_throttle": sweep,
+        },
         result_expires=7 * 86_400,
         beat_schedule={
             "morning-comparison": {
                 "task": "compare",
                 "schedule": crontab(hour=6, minute=0),
-                "args": ("Summarise today's top story in one line.",
-                         ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"]),
+                "args": (
+                    "Summarise today's top story in one line.",
+                    ["openai/gpt-4o-mini", "anthropic/claude-3.5-haiku"],
+                ),
             },
         },
-    )  # fmt: skip
+    )
     return app
 
 
@@ -62,6 +70,7 @@ generate_job = register_generation_task(app)  # "asyncgen.generate": one Generat
 @app.task(name="compare")
 def compare(prompt: str, models: list[str]) -> list[dict[str, Any]]:
     """One prompt to several models at once; every answer (or error) in order."""
-    results = run(asyncgen.fan_out, prompt, models, client=shared_client(),
-                  concurrency=FAN_OUT_CONCURRENCY)  # fmt: skip
+    results = run(
+        asyncgen.fan_out, prompt, models, client=shared_client(), concurrency=FAN_OUT_CONCURRENCY
+    )
     return [result.to_record() for result in results]

@@ -39,8 +39,11 @@ def client() -> ChatClient:
 async def answer(text: str, *, model: str, chat: ChatClient) -> str:
     """One answer, with asyncgen's retries; raises what the request finally failed with."""
     log.info("PROCESSING", model=model)
-    (result,) = await generate([GenerationJob(model=model, prompt=text)], client=chat,
-                               retry=RetryPolicy(max_attempts=2, base_delay=0.2))  # fmt: skip
+    (result,) = await generate(
+        [GenerationJob(model=model, prompt=text)],
+        client=chat,
+        retry=RetryPolicy(max_attempts=2, base_delay=0.2),
+    )
     if result.error is not None:
         raise result.error
     log.info("PROCESSING_COMPLETE", model=model, chars=len(result.text or ""))
@@ -54,8 +57,9 @@ async def samplellm(text: str, model: str) -> str:
 
 
 @task(name="send_reply")
-async def send_reply(answer_job: str, chat_id: int, message_id: int, messenger_url: str,
-                     queue_url: str) -> None:  # fmt: skip
+async def send_reply(
+    answer_job: str, chat_id: int, message_id: int, messenger_url: str, queue_url: str
+) -> None:
     """Push an answer to the messenger from the agents' side: submitted beside the
     samplellm job with ``depends_on=[answer_job]``, it runs once that answer is stored
     (if the answer job dies, this one goes dead too: the awaiting mode is the one that

@@ -59,8 +59,7 @@ class QueueAnswers:
 
     async def __call__(self, message: Message, model: str) -> str:
         # Submitted inside the conversation: the job carries its ids to the worker.
-        job_id = await self.queue.submit(samplellm.call(message.text, model),
-                                         max_attempts=2)  # fmt: skip
+        job_id = await self.queue.submit(samplellm.call(message.text, model), max_attempts=2)
         self.jobs.append(job_id)
         return str(await self.queue.result(job_id, timeout=self.wait))
 
@@ -99,16 +98,16 @@ class ChatBot:
             log.info("RECEIVED", chat_id=message.chat_id, text=message.text)
             placeholder = await self.messenger.send_message(message.chat_id, THINKING)
             log.info("SENT", text=THINKING)
-            await self.tasks.spawn(self._answer(message, placeholder),
-                                   name=f"answer update {message.update_id}")  # fmt: skip
+            await self.tasks.spawn(
+                self._answer(message, placeholder), name=f"answer update {message.update_id}"
+            )
 
     async def _answer(self, message: Message, placeholder: int) -> None:
         model = self.model_for(message)
         try:
             text = await self.answers(message, model)
         except Exception as exc:  # this user's failure is this user's fallback only
-            log.warning("ANSWER_FAILED", model=model, error_type=type(exc).__name__,
-                        error=str(exc))  # fmt: skip
+            log.warning("ANSWER_FAILED", model=model, error_type=type(exc).__name__, error=str(exc))
             text = FALLBACK
         await self.messenger.edit_message_text(message.chat_id, placeholder, text)
         log.info("SENT", text=text, edited=placeholder)

@@ -92,8 +92,11 @@ class MessengerApp:
         return [u for u in self.state.updates if u["update_id"] >= offset]
 
     async def _send(self, data: dict[str, Any]) -> dict[str, Any]:
-        message = {"message_id": len(self.state.messages) + 1, "chat_id": data["chat_id"],
-                   "text": str(data["text"])}  # fmt: skip
+        message = {
+            "message_id": len(self.state.messages) + 1,
+            "chat_id": data["chat_id"],
+            "text": str(data["text"]),
+        }
         self.state.messages[message["message_id"]] = message
         self.state.outbox.append({"kind": "send", **message, "at": time.time()})
         return message
@@ -107,9 +110,15 @@ class MessengerApp:
         return message
 
     async def _user_writes(self, data: dict[str, Any]) -> dict[str, Any]:
-        update = {"update_id": len(self.state.updates) + 1, "at": time.time(),
-                  "message": {"chat_id": data["chat_id"], "user_id": data["user_id"],
-                              "text": str(data["text"])}}  # fmt: skip
+        update = {
+            "update_id": len(self.state.updates) + 1,
+            "at": time.time(),
+            "message": {
+                "chat_id": data["chat_id"],
+                "user_id": data["user_id"],
+                "text": str(data["text"]),
+            },
+        }
         assert self.state.arrived is not None
         async with self.state.arrived:
             self.state.updates.append(update)
@@ -139,8 +148,9 @@ class MessengerServer:
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="critical", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="messenger", daemon=True)  # fmt: skip
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name="messenger", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -164,8 +174,9 @@ class MessengerServer:
 
     def user_writes(self, chat_id: int, user_id: str, text: str) -> dict[str, Any]:
         """A user sends the bot a message (a test's helper)."""
-        reply = httpx.post(f"{self.url}/test/send",
-                           json={"chat_id": chat_id, "user_id": user_id, "text": text})  # fmt: skip
+        reply = httpx.post(
+            f"{self.url}/test/send", json={"chat_id": chat_id, "user_id": user_id, "text": text}
+        )
         reply.raise_for_status()
         result: dict[str, Any] = reply.json()["result"]
         return result
@@ -206,11 +217,19 @@ class Messenger:
         await self._call("editMessageText", chat_id=chat_id, message_id=message_id, text=text)
 
     async def get_updates(self, offset: int, wait: float) -> list[Message]:
-        reply = await self._http.get("/getUpdates", params={"offset": offset, "timeout": wait},
-                                     timeout=wait + 10)  # fmt: skip
+        reply = await self._http.get(
+            "/getUpdates", params={"offset": offset, "timeout": wait}, timeout=wait + 10
+        )
         reply.raise_for_status()
-        return [Message(u["update_id"], u["message"]["chat_id"], str(u["message"]["user_id"]),
-                        u["message"]["text"]) for u in reply.json()["result"]]  # fmt: skip
+        return [
+            Message(
+                u["update_id"],
+                u["message"]["chat_id"],
+                str(u["message"]["user_id"]),
+                u["message"]["text"],
+            )
+            for u in reply.json()["result"]
+        ]
 
     async def aclose(self) -> None:
         await self._http.aclose()

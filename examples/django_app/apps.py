@@ -39,9 +39,10 @@ class AsyncgenExampleConfig(AppConfig):
         # background loop); async views through the server's loop. Both pools are kept
         # for the life of the process.
         client = ChatClient(
-            config["BASE_URL"], config.get("API_KEY"),
+            config["BASE_URL"],
+            config.get("API_KEY"),
             max_connections=int(config.get("MAX_CONNECTIONS", 100)),
-        )  # fmt: skip
+        )
         _services = Services(
             client=client,
             queue=open_queue(config["QUEUE_URL"]),

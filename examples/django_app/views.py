@@ -71,8 +71,14 @@ def job_status(request: HttpRequest, job_id: str) -> HttpResponse:
         record = services().queue.blocking.status(job_id)
     except KeyError:
         return JsonResponse({"error": f"no job {job_id}"}, status=404)
-    return JsonResponse({"id": record.id, "state": record.state.value,
-                         "attempts": record.attempts, "error": record.error})  # fmt: skip
+    return JsonResponse(
+        {
+            "id": record.id,
+            "state": record.state.value,
+            "attempts": record.attempts,
+            "error": record.error,
+        }
+    )
 
 
 @require_GET

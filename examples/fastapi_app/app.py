@@ -33,8 +33,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     key = settings.api_key.get_secret_value() if settings.api_key else None
     # max_connections: requests in flight at once from this process, sized for concurrent
     # API calls times models per call (the default, 10, suits a script).
-    client = ChatClient(settings.base_url or "https://openrouter.ai/api/v1", key,
-                        max_connections=100)  # fmt: skip
+    client = ChatClient(
+        settings.base_url or "https://openrouter.ai/api/v1", key, max_connections=100
+    )
     queue = open_queue(settings.queue_url)
     app.state.client, app.state.queue = client, queue
     try:
@@ -93,5 +94,10 @@ async def status(job_id: str, queue: Annotated[JobQueue, Depends(get_queue)]) ->
     except KeyError:
         raise HTTPException(404, f"no job {job_id}") from None
     done = record.state is JobState.COMPLETED
-    return {"id": record.id, "state": record.state.value, "attempts": record.attempts,
-            "result": record.result if done else None, "error": record.error}  # fmt: skip
+    return {
+        "id": record.id,
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "result": record.result if done else None,
+        "error": record.error,
+    }
