@@ -20,10 +20,19 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["blocking", "call_soon", "in_bridge_thread", "on_shutdown", "run_blocking", "start"]
+__all__ = [
+    "blocking",
+    "blocking_iter",
+    "call_soon",
+    "in_bridge_thread",
+    "iterate_blocking",
+    "on_shutdown",
+    "run_blocking",
+    "start",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -152,6 +161,43 @@ def blocking(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
     @functools.wraps(fn)
     def twin(*args: P.args, **kwargs: P.kwargs) -> T:
         return run_blocking(fn, *args, **kwargs)
+
+    return twin
+
+
+def iterate_blocking(items: AsyncIterator[T]) -> Iterator[T]:
+    """Yield ``items`` in sync code, each taken on asyncgen's background loop. Leaving
+    the loop early closes ``items`` (when it can be closed: an async generator's
+    ``aclose``), there too."""
+
+    async def following() -> tuple[bool, T | None]:
+        try:
+            return True, await anext(items)
+        except StopAsyncIteration:
+            return False, None
+
+    async def close() -> None:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+    try:
+        while True:
+            more, item = run_blocking(following)
+            if not more:
+                return
+            yield item  # type: ignore[misc]  # T, when more is True
+    finally:
+        run_blocking(close)
+
+
+def blocking_iter(fn: Callable[P, AsyncIterator[T]]) -> Callable[P, Iterator[T]]:
+    """Return a blocking twin of an async generator function: same signature, name and
+    docstring; it yields what ``fn`` yields (see :func:`iterate_blocking`)."""
+
+    @functools.wraps(fn)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return iterate_blocking(fn(*args, **kwargs))
 
     return twin
 

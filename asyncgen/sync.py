@@ -13,16 +13,20 @@ one call to the next::
 from collections.abc import Iterator
 from typing import Any
 
-from ._bridge import blocking, run_blocking
+from ._bridge import blocking, blocking_iter, iterate_blocking
 from ._gather import gather_bounded as _gather_bounded
 from .llm import ChatClient
 from .llm import fan_out as _fan_out
 from .llm import generate as _generate
+from .llm import generate_iter as _generate_iter
+from .llm import generate_stream as _generate_stream
 
-__all__ = ["fan_out", "gather_bounded", "generate", "stream"]
+__all__ = ["fan_out", "gather_bounded", "generate", "generate_iter", "generate_stream", "stream"]
 
 fan_out = blocking(_fan_out)
 generate = blocking(_generate)
+generate_iter = blocking_iter(_generate_iter)
+generate_stream = blocking_iter(_generate_stream)
 gather_bounded = blocking(_gather_bounded)
 
 
@@ -32,19 +36,4 @@ def stream(
     """``client.stream(model, messages, **options)`` from sync code: yields the text
     deltas as they arrive (each taken from asyncgen's loop). Leaving the loop early
     closes the stream."""
-    deltas = aiter(client.stream(model, messages, **options))
-
-    async def following() -> str | None:
-        try:
-            return await anext(deltas)
-        except StopAsyncIteration:
-            return None
-
-    async def close() -> None:
-        await deltas.aclose()  # type: ignore[attr-defined]
-
-    try:
-        while (delta := run_blocking(following)) is not None:
-            yield delta
-    finally:
-        run_blocking(close)
+    return iterate_blocking(aiter(client.stream(model, messages, **options)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import json
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 import structlog.testing
+from pydantic import BaseModel
 
 import asyncgen
 from asyncgen import (
@@ -344,6 +346,44 @@ class TestSyncTwins:
         """The blocking twins carry the async originals' names and docs."""
         assert asyncgen.sync.generate.__doc__ == asyncgen.generate.__doc__
         assert asyncgen.sync.fan_out.__name__ == "fan_out"
+        assert asyncgen.sync.generate_stream.__name__ == "generate_stream"
+
+    def test_the_generate_family_takes_one_set_of_keywords(self) -> None:
+        """generate, generate_iter, generate_stream and their blocking twins take the same
+        keywords with the same defaults and types, but a stream's deadline (off by
+        default: a stream may be endless). They had drifted: generate_stream took neither
+        deadline nor response_model, generate_iter no response_model."""
+        family = [
+            asyncgen.generate_iter,
+            asyncgen.generate_stream,
+            asyncgen.sync.generate,
+            asyncgen.sync.generate_iter,
+            asyncgen.sync.generate_stream,
+        ]
+
+        def keywords(fn: Any) -> dict[str, tuple[object, object]]:
+            found = inspect.signature(fn).parameters.items()
+            return {n: (p.default, p.annotation) for n, p in found if p.kind is p.KEYWORD_ONLY}
+
+        expected = keywords(asyncgen.generate)
+        assert {"client", "deadline", "response_model", "max_cost"} <= expected.keys()
+        for fn in family:
+            found = keywords(fn)
+            if fn.__name__ == "generate_stream":
+                assert found.pop("deadline")[0] is None
+                found["deadline"] = expected["deadline"]
+            assert found == expected, fn
+
+    def test_blocking_generate_iter_yields_as_jobs_finish(self, sim: SimServer) -> None:
+        """The quick job's result comes first; leaving early cancels the rest."""
+        sim.configure(SimConfig(models={"slow": ModelProfile(latency=0.5)}))
+        client = ChatClient(sim.base_url)
+        jobs = [{"model": "slow", "prompt": "a"}, {"model": "quick", "prompt": "b"}]
+        results = asyncgen.sync.generate_iter(jobs, client=client)
+        first = next(results)
+        assert first.model == "quick"
+        results.close()  # type: ignore[attr-defined]
+        client.close()
 
 
 class TestGenerateStream:
@@ -394,6 +434,30 @@ class TestGenerateStream:
             ]
         assert sim.requests() == 1
         assert all(isinstance(r.error, asyncgen.InsufficientCreditsError) for r in results)
+
+    async def test_a_deadline_yields_every_job_left(self, sim: SimServer) -> None:
+        """With a deadline, the job still running and the jobs never pulled all come back
+        with DeadlineExceededError: none is dropped."""
+        sim.configure(SimConfig(default=ModelProfile(latency=5.0)))
+        jobs = ({"model": "m", "prompt": str(i)} for i in range(5))
+        async with ChatClient(sim.base_url) as client:
+            stream = asyncgen.generate_stream(jobs, client=client, concurrency=1, deadline=0.2)
+            results = [r async for r in stream]
+        assert sorted(r.index for r in results) == list(range(5))
+        assert all(isinstance(r.error, asyncgen.DeadlineExceededError) for r in results)
+
+    async def test_response_model_for_jobs_that_name_none(self, sim: SimServer) -> None:
+        """The stream's response_model applies to jobs pulled that name none."""
+
+        class City(BaseModel):
+            name: str
+
+        sim.configure(SimConfig(default=ModelProfile(replies=['{"name": "Lyon"}'])))
+        jobs = iter([{"model": "m", "prompt": "where?"}])
+        async with ChatClient(sim.base_url) as client:
+            stream = asyncgen.generate_stream(jobs, client=client, response_model=City)
+            results = [r async for r in stream]
+        assert results[0].parsed == City(name="Lyon")
 
     async def test_invalid_job_in_the_stream_raises(self, sim: SimServer) -> None:
         """A bad job pulled from the stream ends it with a ValueError naming the job."""

@@ -17,7 +17,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterab
 from typing import Any, Literal
 
 import structlog
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .._context import deadline_after
 from .._errors import (
@@ -41,25 +41,32 @@ JobLike = GenerationJob | Mapping[str, Any]
 _log = structlog.get_logger("asyncgen.generate")
 
 
-def coerce_job(index: int, job: JobLike) -> GenerationJob:
-    """A GenerationJob from a job or a dict with its fields.
+def coerce_job(
+    index: int, job: JobLike, response_model: type[BaseModel] | None = None
+) -> GenerationJob:
+    """A GenerationJob from a job or a dict with its fields, with ``response_model`` if
+    it names none.
 
     Raises:
         TypeError: Neither. ValueError: An invalid dict (which job and why).
     """
-    if isinstance(job, GenerationJob):
-        return job
-    if not isinstance(job, Mapping):
+    if isinstance(job, Mapping):
+        try:
+            job = GenerationJob.model_validate(job)
+        except ValidationError as exc:
+            raise ValueError(f"job {index} is invalid: {exc}") from exc
+    elif not isinstance(job, GenerationJob):
         raise TypeError(f"job {index}: expected a GenerationJob or a dict, got {job!r}")
-    try:
-        return GenerationJob.model_validate(job)
-    except ValidationError as exc:
-        raise ValueError(f"job {index} is invalid: {exc}") from exc
+    if response_model is not None and job.response_model is None:
+        job = job.model_copy(update={"response_model": response_model})
+    return job
 
 
-def coerce_jobs(jobs: Iterable[JobLike]) -> list[GenerationJob]:
+def coerce_jobs(
+    jobs: Iterable[JobLike], response_model: type[BaseModel] | None = None
+) -> list[GenerationJob]:
     """Every job checked up front (see :func:`coerce_job`)."""
-    return [coerce_job(index, job) for index, job in enumerate(jobs)]
+    return [coerce_job(index, job, response_model) for index, job in enumerate(jobs)]
 
 
 async def concurrency_limit(client: ChatClient, concurrency: int | Literal["auto"]) -> int:
@@ -74,8 +81,16 @@ async def concurrency_limit(client: ChatClient, concurrency: int | Literal["auto
 class Batch:
     """One batch: its runner, and the accounting of each job as it finishes."""
 
-    def __init__(self, runner: JobRunner, on_event: OnEvent | None, *, total: int | None) -> None:
+    def __init__(
+        self,
+        runner: JobRunner,
+        on_event: OnEvent | None,
+        *,
+        total: int | None,
+        response_model: type[BaseModel] | None = None,
+    ) -> None:
         self.runner = runner
+        self.response_model = response_model  # for jobs pulled that name none
         self.on_event = on_event
         self.total = total
         self.done = 0
@@ -158,7 +173,8 @@ class Batch:
             # map_bounded pulls a job only when it has a slot for it: pulled is started.
             async for job in source:
                 index = len(began)
-                run = running[index] = JobRun(index, coerce_job(index, job))
+                job = coerce_job(index, job, self.response_model)
+                run = running[index] = JobRun(index, job)
                 began[index] = loop.time()
                 yield run
 
@@ -191,7 +207,7 @@ class Batch:
             error = DeadlineExceededError(
                 f"deadline of {deadline:g} s passed; the call had not started"
             )
-            run = JobRun(index, coerce_job(index, job))
+            run = JobRun(index, coerce_job(index, job, self.response_model))
             yield await self.finish(run, Outcome(index=index, error=error))
 
 

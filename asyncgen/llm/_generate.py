@@ -37,6 +37,7 @@ def _batch(
     max_cost: float | None,
     max_tokens: int | None,
     total: int | None,
+    response_model: type[BaseModel] | None = None,
 ) -> Batch:
     budget = None
     if max_cost is not None or max_tokens is not None:
@@ -51,7 +52,7 @@ def _batch(
     )
     client.clear_out_of_credits()  # a new batch tries again: credits may have been added
     client.clear_key_refused()  # ... and the key may have been fixed
-    return Batch(runner, on_event, total=total)
+    return Batch(runner, on_event, total=total, response_model=response_model)
 
 
 async def generate(
@@ -103,14 +104,7 @@ async def generate(
         ValueError: A job is invalid (which one and why), or concurrency < 1.
         TypeError: A job is neither a GenerationJob nor a dict.
     """
-    coerced = coerce_jobs(jobs)
-    if response_model is not None:
-        coerced = [
-            job
-            if job.response_model is not None
-            else job.model_copy(update={"response_model": response_model})
-            for job in coerced
-        ]
+    coerced = coerce_jobs(jobs, response_model)
     batch = _batch(
         client,
         retry=retry,
@@ -166,6 +160,7 @@ async def generate_iter(
     rate_limit: RateLimiter | None = None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
+    response_model: type[BaseModel] | None = None,
 ) -> AsyncGenerator[GenerationResult, None]:
     """Like :func:`generate`, but yield each result as soon as its job finishes.
 
@@ -177,7 +172,7 @@ async def generate_iter(
     Raises:
         ValueError, TypeError: As for :func:`generate`, at the first iteration.
     """
-    coerced = coerce_jobs(jobs)
+    coerced = coerce_jobs(jobs, response_model)
     batch = _batch(
         client,
         retry=retry,
@@ -200,18 +195,23 @@ async def generate_stream(
     client: ChatClient,
     concurrency: int | Literal["auto"] = DEFAULT_CONCURRENCY,
     retry: RetryPolicy | None = None,
+    deadline: float | None = None,
     validate: Validate | None = None,
     on_event: OnEvent | None = None,
     rate_limit: RateLimiter | None = None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
+    response_model: type[BaseModel] | None = None,
 ) -> AsyncGenerator[GenerationResult, None]:
     """Run jobs from a stream of any length, yielding each result as it finishes.
 
     Memory stays bounded by the concurrency, not by the input (a million-line file is
     fine): jobs are pulled only as slots free up and forgotten once yielded. Options
-    are those of :func:`generate` (no deadline: wrap the loop in ``asyncio.timeout``;
-    no BatchProgress events, as the total is unknown). ``result.index`` is the job's
+    are those of :func:`generate` (no BatchProgress events, as the total is unknown),
+    but the deadline is off by default: when one is given and passes, the jobs running
+    come next with DeadlineExceededError, then every job left in the stream, pulled and
+    yielded with it too (nothing is dropped; a stream that never ends wants
+    ``asyncio.timeout`` around the loop instead). ``result.index`` is the job's
     position in the stream.
 
     Raises:
@@ -227,8 +227,9 @@ async def generate_stream(
         max_cost=max_cost,
         max_tokens=max_tokens,
         total=None,
+        response_model=response_model,
     )
     limit = await concurrency_limit(client, concurrency)
-    async with contextlib.aclosing(batch.stream(jobs, limit=limit)) as run:
+    async with contextlib.aclosing(batch.stream(jobs, limit=limit, deadline=deadline)) as run:
         async for result in run:
             yield result
