@@ -133,6 +133,27 @@ async def test_one_unaffordable_job_never_holds_the_queue(
         assert "lower its max_tokens" in (record.error or "")
 
 
+async def test_the_probe_is_not_the_job_that_paused_the_queue(
+    durable_url: str, sim: SimServer
+) -> None:
+    """One job at a time: the job whose 402 paused generation is ready again after two
+    probe intervals, and the probe (after one) takes another job, which is answered and
+    resumes the queue. An idle worker on Redis blocked a second past the probe's time,
+    woke when the paused job was ready again and took it as the probe, again and again:
+    the other jobs never ran."""
+    sim.configure(always_402("Insufficient credits"))
+    queue = open_queue(durable_url)
+    client = ChatClient(sim.base_url)
+    dear = await queue.submit(GenerationJob(model="dear", prompt="a long essay"), priority=5)
+    others = [await queue.submit(GenerationJob(model="m", prompt=f"q{i}")) for i in range(5)]
+    async with open_worker(queue, client=client, credit_probe=0.5, concurrency=1):
+        answers = await queue.results(others, timeout=15)
+    await client.aclose()
+    await queue.aclose()
+    assert len(answers) == 5
+    assert sim.requests("dear") <= 2, dear
+
+
 async def test_other_kinds_go_on_while_generation_waits(durable_url: str, sim: SimServer) -> None:
     """During a credit pause task jobs still run; the pause and the resume are told to
     the callback and shown in the metrics."""

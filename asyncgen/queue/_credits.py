@@ -97,6 +97,10 @@ class CreditGate:
             self._funded_at = self._clock()  # /key shows credit left
         return True
 
+    def probe_in(self) -> float:
+        """Seconds until the next probe may go (while paused; 0 when it may go now)."""
+        return max(0.0, self._next_probe - self._clock())
+
     def unaffordable(self, job_id: str) -> bool:
         """True when this job got a 402 before and the key has shown credits since (an
         answer, or credit left on OpenRouter's ``/key``): the job, not the key, is what

@@ -289,9 +289,13 @@ class Worker:
     async def _idle(self, poll: float) -> None:
         """Wait for work: block on a store that wakes workers (Redis: a submit wakes one
         at once), else poll for ``poll`` seconds (and wake at once for a job added in this
-        process). A stop ends the wait."""
+        process). A stop ends the wait, and while out of credits the next probe's time
+        does (waking later, the job whose 402 paused the queue is ready again and taken
+        as the probe, again and again, while the others wait)."""
         store = self.queue.store
         within = IDLE_BLOCK if store.blocking_wait else poll
+        if self._credits is not None and self._credits.paused:
+            within = max(0.0, min(within, self._credits.probe_in()))
         waiting = asyncio.ensure_future(store.wait_for_work(within))
         stop = asyncio.ensure_future(self.stopping.wait())
         try:
