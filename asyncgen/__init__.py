@@ -15,13 +15,11 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from . import sync as sync
-    from ._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
     from ._background import BackgroundStats as BackgroundStats
     from ._background import BackgroundTasks as BackgroundTasks
     from ._background import BackgroundTasksFull as BackgroundTasksFull
     from ._background import BlockingBackgroundTasks as BlockingBackgroundTasks
     from ._background import TaskFailure as TaskFailure
-    from ._breaker import CircuitBreaker as CircuitBreaker
     from ._bridge import blocking as blocking
     from ._conversation import Conversation as Conversation
     from ._conversation import ConversationLog as ConversationLog
@@ -56,14 +54,16 @@ if _typing.TYPE_CHECKING:
     from ._logging import mask_secrets as mask_secrets
     from ._logging import redact_secrets as redact_secrets
     from ._outcome import Outcome as Outcome
-    from ._ratelimit import RateLimiter as RateLimiter
     from ._retry import RetryCaller as RetryCaller
     from ._retry import RetryPolicy as RetryPolicy
     from ._retry import retry as retry
     from ._retry import retrying as retrying
     from ._retry_after import parse_retry_after as parse_retry_after
     from ._settings import Settings as Settings
-    from ._shared_limit import SharedRateLimiter as SharedRateLimiter
+    from .limits._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
+    from .limits._breaker import CircuitBreaker as CircuitBreaker
+    from .limits._ratelimit import RateLimiter as RateLimiter
+    from .limits._shared_limit import SharedRateLimiter as SharedRateLimiter
     from .llm import BatchApiProgress as BatchApiProgress
     from .llm import BatchProgress as BatchProgress
     from .llm import ChatClient as ChatClient
@@ -103,7 +103,7 @@ __version__ = "0.1.0.dev0"
 
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
-    "AdaptiveConcurrency": "._adaptive",
+    "AdaptiveConcurrency": ".limits._adaptive",
     "AsyncGenError": "._errors",
     "AuthenticationError": "._errors",
     "BadRequestError": "._errors",
@@ -111,7 +111,7 @@ _EXPORTS: dict[str, str] = {
     "BatchProgress": ".llm",
     "BudgetExceededError": "._errors",
     "ChatClient": ".llm",
-    "CircuitBreaker": "._breaker",
+    "CircuitBreaker": ".limits._breaker",
     "CircuitOpenError": "._errors",
     "BackgroundStats": "._background",
     "BackgroundTasks": "._background",
@@ -154,14 +154,14 @@ _EXPORTS: dict[str, str] = {
     "PermanentError": "._errors",
     "QueueStatistics": ".queue",
     "RateLimitedError": "._errors",
-    "RateLimiter": "._ratelimit",
+    "RateLimiter": ".limits._ratelimit",
     "RequestTimeoutError": "._errors",
     "RetryCaller": "._retry",
     "RetryPolicy": "._retry",
     "ResultNotStorableError": "._errors",
     "ServerError": "._errors",
     "Settings": "._settings",
-    "SharedRateLimiter": "._shared_limit",
+    "SharedRateLimiter": ".limits._shared_limit",
     "StoreError": "._errors",
     "StreamInterruptedError": "._errors",
     "TransientError": "._errors",

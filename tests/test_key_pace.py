@@ -187,7 +187,7 @@ class TestEndToEnd:
 async def test_a_request_cancelled_while_it_waits_gives_its_key_turn_back() -> None:
     """Cancelled after the key's turn but before its model's: the key does not count it
     in flight (a request counted there for ever would inflate every measure after)."""
-    from asyncgen._adaptive import AdaptiveConcurrency
+    from asyncgen.limits._adaptive import AdaptiveConcurrency
     from asyncgen.llm._traffic import Traffic
 
     traffic = Traffic()

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from asyncgen._pacing import INITIAL_RATE, MARGIN, AdaptiveRate
+from asyncgen.limits._pacing import INITIAL_RATE, MARGIN, AdaptiveRate
 from tests.test_ratelimit import FakeClock
 
 

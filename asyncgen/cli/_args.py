@@ -11,10 +11,10 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._ratelimit import RateLimiter
 from .._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
-from .._shared_limit import SharedRateLimiter
 from .._validation import describe_invalid
+from ..limits._ratelimit import RateLimiter
+from ..limits._shared_limit import SharedRateLimiter
 from ..llm import ChatClient
 from ._files import UsageProblem
 

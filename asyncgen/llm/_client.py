@@ -15,8 +15,6 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from .._adaptive import DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency
-from .._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from .._bridge import in_bridge_thread, on_shutdown, run_blocking
 from .._errors import (
     AsyncGenError,
@@ -24,9 +22,15 @@ from .._errors import (
     InvalidKeyError,
     InvalidResponseError,
 )
-from .._pacing import PacingStatistics
-from .._ratelimit import RateLimiter
 from .._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
+from ..limits._adaptive import (
+    DEFAULT_INITIAL_CONCURRENCY,
+    DEFAULT_MAX_CONCURRENCY,
+    AdaptiveConcurrency,
+)
+from ..limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
+from ..limits._pacing import PacingStatistics
+from ..limits._ratelimit import RateLimiter
 from ._batch_api_http import BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration

@@ -9,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
-from .._ratelimit import RateLimiter
 from .._retry import RetryPolicy
+from ..limits._ratelimit import RateLimiter
 from ._batch import Batch, JobLike, coerce_jobs, concurrency_limit
 from ._client import ChatClient
 from ._events import OnEvent
@@ -80,7 +80,7 @@ async def generate(
         client: The ChatClient to send through.
         concurrency: The most requests in flight at once, or "auto": request starts
             paced per model at a rate learned from the server's 429s (slow start, then
-            just under what it admits; see ``asyncgen._pacing``), with AIMD on the
+            just under what it admits; see ``asyncgen.limits._pacing``), with AIMD on the
             requests in flight shared by the client as a second bound (starts at 4,
             +1 per window of successes, at most 64; seeded from OpenRouter's key info).
         retry: The retry policy; None means ``RetryPolicy()`` (3 attempts).

@@ -27,8 +27,8 @@ from .._errors import (
     ValidationFailedError,
 )
 from .._logging import mask_secrets
-from .._ratelimit import RateLimiter
 from .._retry import RetryCaller, RetryPolicy
+from ..limits._ratelimit import RateLimiter
 from ._client import ChatClient
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
 from ._models import Completion, GenerationJob, GenerationResult

@@ -1,6 +1,6 @@
 """auto's pace for the whole key, for when the limit is the key's and not a model's.
 
-``concurrency="auto"`` learns a pace per model (:class:`~asyncgen._pacing.AdaptiveRate`).
+``concurrency="auto"`` learns a pace per model (:class:`~asyncgen.limits.AdaptiveRate`).
 When one limit covers the whole key (OpenRouter's free tier, a self-hosted gateway, an
 Azure deployment serving several model names), a pace per model cannot find it: a model
 with one job never sees a 429 of its own, and each model's slow start climbs past the
@@ -39,7 +39,7 @@ With a SharedRateLimiter that has no request limit (``ChatClient(rate_limit=...)
 key's pace is the limiter's, in Redis: each of the key's 429s is measured there over
 every process's requests, every booking is spaced at the rate while it is in force, and
 this pace only slow-starts new model names until some process has learned a rate (see
-``_shared_scripts.py``). N workers on one key learn it once.
+``limits/_shared_scripts.py``). N workers on one key learn it once.
 
 Every 429 feeds its model's pace too, so under a key-wide limit a model's pace learns at
 most its share of the key. Two busy models meeting their own limits at the same moment
@@ -55,7 +55,7 @@ from collections.abc import Callable
 
 import structlog
 
-from .._pacing import EVIDENCE_FADES, AdaptiveRate
+from ..limits._pacing import EVIDENCE_FADES, AdaptiveRate
 
 __all__ = ["EVIDENCE_FADES", "KEY_CLUSTER", "RENEW_CLUSTER", "SLOW_START_AFTER", "KeyPace"]
 
