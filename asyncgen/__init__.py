@@ -15,15 +15,7 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from . import sync as sync
-    from ._background import BackgroundStats as BackgroundStats
-    from ._background import BackgroundTasks as BackgroundTasks
-    from ._background import BackgroundTasksFull as BackgroundTasksFull
-    from ._background import BlockingBackgroundTasks as BlockingBackgroundTasks
-    from ._background import TaskFailure as TaskFailure
     from ._bridge import blocking as blocking
-    from ._conversation import Conversation as Conversation
-    from ._conversation import ConversationLog as ConversationLog
-    from ._conversation import conversation as conversation
     from ._errors import AsyncGenError as AsyncGenError
     from ._errors import AuthenticationError as AuthenticationError
     from ._errors import BadRequestError as BadRequestError
@@ -60,6 +52,14 @@ if _typing.TYPE_CHECKING:
     from ._retry import retrying as retrying
     from ._retry_after import parse_retry_after as parse_retry_after
     from ._settings import Settings as Settings
+    from .chat._background import BackgroundStats as BackgroundStats
+    from .chat._background import BackgroundTasks as BackgroundTasks
+    from .chat._background import BackgroundTasksFull as BackgroundTasksFull
+    from .chat._background import BlockingBackgroundTasks as BlockingBackgroundTasks
+    from .chat._background import TaskFailure as TaskFailure
+    from .chat._conversation import Conversation as Conversation
+    from .chat._conversation import ConversationLog as ConversationLog
+    from .chat._conversation import conversation as conversation
     from .limits._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
     from .limits._breaker import CircuitBreaker as CircuitBreaker
     from .limits._ratelimit import RateLimiter as RateLimiter
@@ -113,14 +113,14 @@ _EXPORTS: dict[str, str] = {
     "ChatClient": ".llm",
     "CircuitBreaker": ".limits._breaker",
     "CircuitOpenError": "._errors",
-    "BackgroundStats": "._background",
-    "BackgroundTasks": "._background",
-    "BackgroundTasksFull": "._background",
-    "BlockingBackgroundTasks": "._background",
-    "TaskFailure": "._background",
-    "Conversation": "._conversation",
-    "ConversationLog": "._conversation",
-    "conversation": "._conversation",
+    "BackgroundStats": ".chat._background",
+    "BackgroundTasks": ".chat._background",
+    "BackgroundTasksFull": ".chat._background",
+    "BlockingBackgroundTasks": ".chat._background",
+    "TaskFailure": ".chat._background",
+    "Conversation": ".chat._conversation",
+    "ConversationLog": ".chat._conversation",
+    "conversation": ".chat._conversation",
     "ClientPaused": ".llm",
     "ClientStatistics": ".llm",
     "Completion": ".llm",

@@ -11,10 +11,10 @@ import sys
 import tempfile
 from typing import Any
 
-from .._conversation import ConversationLog
 from .._errors import AsyncGenError, WorkerCrashedError
 from .._logging import configure_logging
 from .._settings import Settings
+from ..chat._conversation import ConversationLog
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE

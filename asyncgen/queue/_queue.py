@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, ParamSpec
 
 from .._bridge import run_blocking
-from .._conversation import conversation_context
 from .._errors import JobFailedError
 from .._logging import mask_secrets
+from ..chat._conversation import conversation_context
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._redis import RedisStore

@@ -18,7 +18,6 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from .._bridge import call_soon, start
 from .._context import deadline_after
-from .._conversation import restored
 from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
 from .._errors import (
     AsyncGenError,
@@ -31,6 +30,7 @@ from .._errors import (
 )
 from .._logging import mask_secrets
 from .._retry import RetryCaller, RetryPolicy
+from ..chat._conversation import restored
 from ..llm import ChatClient, GenerationJob
 from ..llm._job import JobRun, JobRunner
 from ._coalesce import Coalesced
