@@ -15,43 +15,6 @@ import typing as _typing
 
 if _typing.TYPE_CHECKING:
     from . import sync as sync
-    from ._bridge import blocking as blocking
-    from ._errors import AsyncGenError as AsyncGenError
-    from ._errors import AuthenticationError as AuthenticationError
-    from ._errors import BadRequestError as BadRequestError
-    from ._errors import BatchNotFoundError as BatchNotFoundError
-    from ._errors import BudgetExceededError as BudgetExceededError
-    from ._errors import CircuitOpenError as CircuitOpenError
-    from ._errors import ConnectionFailedError as ConnectionFailedError
-    from ._errors import DeadlineExceededError as DeadlineExceededError
-    from ._errors import InsufficientCreditsError as InsufficientCreditsError
-    from ._errors import InvalidKeyError as InvalidKeyError
-    from ._errors import InvalidResponseError as InvalidResponseError
-    from ._errors import JobFailedError as JobFailedError
-    from ._errors import JobTimeoutError as JobTimeoutError
-    from ._errors import PermanentError as PermanentError
-    from ._errors import RateLimitedError as RateLimitedError
-    from ._errors import RequestTimeoutError as RequestTimeoutError
-    from ._errors import ResultNotStorableError as ResultNotStorableError
-    from ._errors import ServerError as ServerError
-    from ._errors import StoreError as StoreError
-    from ._errors import StreamInterruptedError as StreamInterruptedError
-    from ._errors import TransientError as TransientError
-    from ._errors import UnsupportedServerError as UnsupportedServerError
-    from ._errors import ValidationFailedError as ValidationFailedError
-    from ._errors import WorkerCrashedError as WorkerCrashedError
-    from ._gather import gather_bounded as gather_bounded
-    from ._gather import map_bounded as map_bounded
-    from ._logging import configure_logging as configure_logging
-    from ._logging import mask_secrets as mask_secrets
-    from ._logging import redact_secrets as redact_secrets
-    from ._outcome import Outcome as Outcome
-    from ._retry import RetryCaller as RetryCaller
-    from ._retry import RetryPolicy as RetryPolicy
-    from ._retry import retry as retry
-    from ._retry import retrying as retrying
-    from ._retry_after import parse_retry_after as parse_retry_after
-    from ._settings import Settings as Settings
     from .chat._background import BackgroundStats as BackgroundStats
     from .chat._background import BackgroundTasks as BackgroundTasks
     from .chat._background import BackgroundTasksFull as BackgroundTasksFull
@@ -60,6 +23,43 @@ if _typing.TYPE_CHECKING:
     from .chat._conversation import Conversation as Conversation
     from .chat._conversation import ConversationLog as ConversationLog
     from .chat._conversation import conversation as conversation
+    from .core._bridge import blocking as blocking
+    from .core._errors import AsyncGenError as AsyncGenError
+    from .core._errors import AuthenticationError as AuthenticationError
+    from .core._errors import BadRequestError as BadRequestError
+    from .core._errors import BatchNotFoundError as BatchNotFoundError
+    from .core._errors import BudgetExceededError as BudgetExceededError
+    from .core._errors import CircuitOpenError as CircuitOpenError
+    from .core._errors import ConnectionFailedError as ConnectionFailedError
+    from .core._errors import DeadlineExceededError as DeadlineExceededError
+    from .core._errors import InsufficientCreditsError as InsufficientCreditsError
+    from .core._errors import InvalidKeyError as InvalidKeyError
+    from .core._errors import InvalidResponseError as InvalidResponseError
+    from .core._errors import JobFailedError as JobFailedError
+    from .core._errors import JobTimeoutError as JobTimeoutError
+    from .core._errors import PermanentError as PermanentError
+    from .core._errors import RateLimitedError as RateLimitedError
+    from .core._errors import RequestTimeoutError as RequestTimeoutError
+    from .core._errors import ResultNotStorableError as ResultNotStorableError
+    from .core._errors import ServerError as ServerError
+    from .core._errors import StoreError as StoreError
+    from .core._errors import StreamInterruptedError as StreamInterruptedError
+    from .core._errors import TransientError as TransientError
+    from .core._errors import UnsupportedServerError as UnsupportedServerError
+    from .core._errors import ValidationFailedError as ValidationFailedError
+    from .core._errors import WorkerCrashedError as WorkerCrashedError
+    from .core._gather import gather_bounded as gather_bounded
+    from .core._gather import map_bounded as map_bounded
+    from .core._logging import configure_logging as configure_logging
+    from .core._logging import mask_secrets as mask_secrets
+    from .core._logging import redact_secrets as redact_secrets
+    from .core._outcome import Outcome as Outcome
+    from .core._retry import RetryCaller as RetryCaller
+    from .core._retry import RetryPolicy as RetryPolicy
+    from .core._retry import retry as retry
+    from .core._retry import retrying as retrying
+    from .core._retry_after import parse_retry_after as parse_retry_after
+    from .core._settings import Settings as Settings
     from .limits._adaptive import AdaptiveConcurrency as AdaptiveConcurrency
     from .limits._breaker import CircuitBreaker as CircuitBreaker
     from .limits._ratelimit import RateLimiter as RateLimiter
@@ -104,15 +104,15 @@ __version__ = "0.1.0.dev0"
 # Each public name and the module that defines it.
 _EXPORTS: dict[str, str] = {
     "AdaptiveConcurrency": ".limits._adaptive",
-    "AsyncGenError": "._errors",
-    "AuthenticationError": "._errors",
-    "BadRequestError": "._errors",
-    "BatchNotFoundError": "._errors",
+    "AsyncGenError": ".core._errors",
+    "AuthenticationError": ".core._errors",
+    "BadRequestError": ".core._errors",
+    "BatchNotFoundError": ".core._errors",
     "BatchProgress": ".llm",
-    "BudgetExceededError": "._errors",
+    "BudgetExceededError": ".core._errors",
     "ChatClient": ".llm",
     "CircuitBreaker": ".limits._breaker",
-    "CircuitOpenError": "._errors",
+    "CircuitOpenError": ".core._errors",
     "BackgroundStats": ".chat._background",
     "BackgroundTasks": ".chat._background",
     "BackgroundTasksFull": ".chat._background",
@@ -129,17 +129,17 @@ _EXPORTS: dict[str, str] = {
     "RedisCache": ".llm",
     "ResponseCache": ".llm",
     "SqliteCache": ".llm",
-    "ConnectionFailedError": "._errors",
-    "DeadlineExceededError": "._errors",
+    "ConnectionFailedError": ".core._errors",
+    "DeadlineExceededError": ".core._errors",
     "Event": ".llm",
     "GenerationJob": ".llm",
     "GenerationResult": ".llm",
-    "InsufficientCreditsError": "._errors",
-    "InvalidKeyError": "._errors",
-    "InvalidResponseError": "._errors",
+    "InsufficientCreditsError": ".core._errors",
+    "InvalidKeyError": ".core._errors",
+    "InvalidResponseError": ".core._errors",
     "JobFailed": ".llm",
-    "JobFailedError": "._errors",
-    "JobTimeoutError": "._errors",
+    "JobFailedError": ".core._errors",
+    "JobTimeoutError": ".core._errors",
     "JobQueue": ".queue",
     "JobRecord": ".queue",
     "JobFellBack": ".llm",
@@ -150,42 +150,42 @@ _EXPORTS: dict[str, str] = {
     "JobState": ".queue",
     "JobSucceeded": ".llm",
     "KeyInfo": ".llm",
-    "Outcome": "._outcome",
-    "PermanentError": "._errors",
+    "Outcome": ".core._outcome",
+    "PermanentError": ".core._errors",
     "QueueStatistics": ".queue",
-    "RateLimitedError": "._errors",
+    "RateLimitedError": ".core._errors",
     "RateLimiter": ".limits._ratelimit",
-    "RequestTimeoutError": "._errors",
-    "RetryCaller": "._retry",
-    "RetryPolicy": "._retry",
-    "ResultNotStorableError": "._errors",
-    "ServerError": "._errors",
-    "Settings": "._settings",
+    "RequestTimeoutError": ".core._errors",
+    "RetryCaller": ".core._retry",
+    "RetryPolicy": ".core._retry",
+    "ResultNotStorableError": ".core._errors",
+    "ServerError": ".core._errors",
+    "Settings": ".core._settings",
     "SharedRateLimiter": ".limits._shared_limit",
-    "StoreError": "._errors",
-    "StreamInterruptedError": "._errors",
-    "TransientError": "._errors",
-    "UnsupportedServerError": "._errors",
+    "StoreError": ".core._errors",
+    "StreamInterruptedError": ".core._errors",
+    "TransientError": ".core._errors",
+    "UnsupportedServerError": ".core._errors",
     "Usage": ".llm",
-    "ValidationFailedError": "._errors",
+    "ValidationFailedError": ".core._errors",
     "Worker": ".queue",
-    "WorkerCrashedError": "._errors",
-    "blocking": "._bridge",
-    "configure_logging": "._logging",
+    "WorkerCrashedError": ".core._errors",
+    "blocking": ".core._bridge",
+    "configure_logging": ".core._logging",
     "fan_out": ".llm",
-    "gather_bounded": "._gather",
+    "gather_bounded": ".core._gather",
     "generate": ".llm",
     "generate_iter": ".llm",
     "generate_stream": ".llm",
     "legacy_progress": ".llm",
-    "map_bounded": "._gather",
-    "mask_secrets": "._logging",
+    "map_bounded": ".core._gather",
+    "mask_secrets": ".core._logging",
     "open_queue": ".queue",
     "open_worker": ".queue",
-    "parse_retry_after": "._retry_after",
-    "redact_secrets": "._logging",
-    "retry": "._retry",
-    "retrying": "._retry",
+    "parse_retry_after": ".core._retry_after",
+    "redact_secrets": ".core._logging",
+    "retry": ".core._retry",
+    "retrying": ".core._retry",
 }
 
 __all__ = [

@@ -13,8 +13,8 @@ one call to the next::
 from collections.abc import Iterator
 from typing import Any
 
-from ._bridge import blocking, blocking_iter, iterate_blocking
-from ._gather import gather_bounded as _gather_bounded
+from .core._bridge import blocking, blocking_iter, iterate_blocking
+from .core._gather import gather_bounded as _gather_bounded
 from .llm import ChatClient
 from .llm import fan_out as _fan_out
 from .llm import generate as _generate

@@ -9,7 +9,7 @@ import pytest
 import structlog
 
 from asyncgen import configure_logging, mask_secrets
-from asyncgen._logging import register_secret
+from asyncgen.core._logging import register_secret
 
 OPENROUTER_KEY = "sk-or-v1-0123456789abcdef0123456789abcdef"
 OPENAI_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx"

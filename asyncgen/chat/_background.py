@@ -23,8 +23,8 @@ from typing import Any, Literal, TypeVar, overload
 
 import structlog
 
-from .._bridge import call_soon, run_blocking
-from .._logging import mask_secrets
+from ..core._bridge import call_soon, run_blocking
+from ..core._logging import mask_secrets
 
 __all__ = [
     "BackgroundStats",

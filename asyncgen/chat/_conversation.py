@@ -35,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from .._logging import mask_secrets
+from ..core._logging import mask_secrets
 
 __all__ = ["Conversation", "ConversationLog", "conversation", "conversation_context"]
 

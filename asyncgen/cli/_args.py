@@ -11,8 +11,8 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from .._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
-from .._validation import describe_invalid
+from ..core._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
+from ..core._validation import describe_invalid
 from ..limits._ratelimit import RateLimiter
 from ..limits._shared_limit import SharedRateLimiter
 from ..llm import ChatClient

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from .._errors import AsyncGenError, ConnectionFailedError, TransientError
-from .._logging import mask_secrets
+from ..core._errors import AsyncGenError, ConnectionFailedError, TransientError
+from ..core._logging import mask_secrets
 from ..llm import ChatClient
 from ..llm._batch_api import BatchApiProgress, BatchOutcome, BatchRun, BatchStateError
 from ..llm._batch_api_folder import read_state

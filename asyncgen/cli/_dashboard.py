@@ -7,7 +7,7 @@ import os
 import socket
 import sys
 
-from .._errors import StoreError
+from ..core._errors import StoreError
 from ._args import load_settings, whole
 from ._files import UsageProblem
 from ._interrupts import start_work

@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from .._logging import configure_logging
+from ..core._logging import configure_logging
 from ..llm import ChatClient, GenerationResult, fan_out
 from ..sim import DEFAULT_MODELS, ModelProfile, SimConfig, SimServer
 from ._args import number, provider_client

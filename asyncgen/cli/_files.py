@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from pydantic import BaseModel, ValidationError
 
-from .._validation import describe_invalid
+from ..core._validation import describe_invalid
 from ..llm import GenerationJob
 
 __all__ = [

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from .._errors import AsyncGenError
-from .._logging import mask_secrets
+from ..core._errors import AsyncGenError
+from ..core._logging import mask_secrets
 from ..queue import JobQueue, JobRecord, JobState, open_queue
 from ._args import add_settings_flag, load_settings, number, whole
 from ._files import UsageProblem

@@ -18,11 +18,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
-from .._errors import AsyncGenError, BatchNotFoundError, InsufficientCreditsError
-from .._logging import configure_logging, mask_secrets
-from .._retry import RetryPolicy
-from .._settings import Settings
+from ..core._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
+from ..core._errors import AsyncGenError, BatchNotFoundError, InsufficientCreditsError
+from ..core._logging import configure_logging, mask_secrets
+from ..core._retry import RetryPolicy
+from ..core._settings import Settings
 from ..llm import ChatClient, Event, generate_stream
 from ..sim import SimConfig, SimServer
 from ._args import (

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._validation import describe_invalid
+from ..core._validation import describe_invalid
 from ..sim import SimConfig, serve
 from ._args import number, whole
 from ._interrupts import start_work

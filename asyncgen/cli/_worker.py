@@ -11,10 +11,10 @@ import sys
 import tempfile
 from typing import Any
 
-from .._errors import AsyncGenError, WorkerCrashedError
-from .._logging import configure_logging
-from .._settings import Settings
 from ..chat._conversation import ConversationLog
+from ..core._errors import AsyncGenError, WorkerCrashedError
+from ..core._logging import configure_logging
+from ..core._settings import Settings
 from ..llm import ChatClient
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE

@@ -16,8 +16,8 @@ from typing import Any
 
 import structlog
 
-from .._errors import AsyncGenError
-from .._logging import mask_secrets, redact_secrets
+from ..core._errors import AsyncGenError
+from ..core._logging import mask_secrets, redact_secrets
 from ..queue import JobQueue, JobRecord, JobState, WorkerReport, open_queue
 
 __all__ = ["create_app", "serve"]

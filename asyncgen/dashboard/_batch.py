@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._logging import mask_secrets
+from ..core._logging import mask_secrets
 from ..llm import Event, JobFailed, JobRetrying, JobSucceeded
 from ..llm._events import ResultCounts
 

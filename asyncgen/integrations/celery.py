@@ -32,9 +32,9 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from .._bridge import run_blocking
-from .._errors import TransientError
-from .._retry import RetryPolicy
+from ..core._bridge import run_blocking
+from ..core._errors import TransientError
+from ..core._retry import RetryPolicy
 from ..llm import ChatClient, GenerationJob, generate
 
 if TYPE_CHECKING:

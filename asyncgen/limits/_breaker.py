@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from .._errors import CircuitOpenError
+from ..core._errors import CircuitOpenError
 
 __all__ = ["DEFAULT_COOL_DOWN", "DEFAULT_FAILURE_THRESHOLD", "CircuitBreaker"]
 

@@ -19,16 +19,16 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from .._context import deadline_after
-from .._errors import (
+from ..core._context import deadline_after
+from ..core._errors import (
     BudgetExceededError,
     DeadlineExceededError,
     InsufficientCreditsError,
     InvalidKeyError,
 )
-from .._gather import gather_bounded, map_bounded
-from .._logging import mask_secrets
-from .._outcome import Outcome
+from ..core._gather import gather_bounded, map_bounded
+from ..core._logging import mask_secrets
+from ..core._outcome import Outcome
 from ._client import ChatClient
 from ._events import BatchProgress, Event, JobFailed, JobSucceeded, OnEvent, emit
 from ._job import JobRun, JobRunner

@@ -46,14 +46,14 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from .._errors import (
+from ..core._errors import (
     AsyncGenError,
     BadRequestError,
     BatchNotFoundError,
     InsufficientCreditsError,
     ValidationFailedError,
 )
-from .._retry import RetryPolicy
+from ..core._retry import RetryPolicy
 from ._batch_api_folder import BatchRecord, BatchStateError, RequestFile, RunFolder
 from ._batch_api_http import (
     MAX_BATCH_BYTES,

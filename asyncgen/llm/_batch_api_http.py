@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from .._errors import (
+from ..core._errors import (
     AsyncGenError,
     BadRequestError,
     ConnectionFailedError,
@@ -26,7 +26,7 @@ from .._errors import (
     ServerError,
     TransientError,
 )
-from .._retry import RetryPolicy, retry
+from ..core._retry import RetryPolicy, retry
 from ._mapping import error_for_status
 from ._models import Completion, GenerationJob, Usage
 from ._request import request_fingerprint, schema_params

@@ -15,14 +15,14 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from .._bridge import in_bridge_thread, on_shutdown, run_blocking
-from .._errors import (
+from ..core._bridge import in_bridge_thread, on_shutdown, run_blocking
+from ..core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
     InvalidKeyError,
     InvalidResponseError,
 )
-from .._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
+from ..core._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
 from ..limits._adaptive import (
     DEFAULT_INITIAL_CONCURRENCY,
     DEFAULT_MAX_CONCURRENCY,

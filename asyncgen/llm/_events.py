@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from .._logging import mask_secrets
+from ..core._logging import mask_secrets
 from ._models import GenerationJob, GenerationResult
 
 __all__ = [

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from .._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
-from .._retry import RetryPolicy
+from ..core._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
+from ..core._retry import RetryPolicy
 from ..limits._ratelimit import RateLimiter
 from ._batch import Batch, JobLike, coerce_jobs, concurrency_limit
 from ._client import ChatClient

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from .._errors import (
+from ..core._errors import (
     BudgetExceededError,
     CircuitOpenError,
     InsufficientCreditsError,
@@ -26,8 +26,8 @@ from .._errors import (
     TransientError,
     ValidationFailedError,
 )
-from .._logging import mask_secrets
-from .._retry import RetryCaller, RetryPolicy
+from ..core._logging import mask_secrets
+from ..core._retry import RetryCaller, RetryPolicy
 from ..limits._ratelimit import RateLimiter
 from ._client import ChatClient
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit

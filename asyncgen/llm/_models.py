@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from .._logging import mask_secrets
+from ..core._logging import mask_secrets
 from ._request import request_fingerprint, schema_params
 
 __all__ = ["Completion", "GenerationJob", "GenerationResult", "KeyInfo", "KeyRateLimit", "Usage"]

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import InvalidResponseError, RateLimitedError, TransientError
-from .._retry import DEFAULT_MAX_RETRY_AFTER
+from ..core._errors import InvalidResponseError, RateLimitedError, TransientError
+from ..core._retry import DEFAULT_MAX_RETRY_AFTER
 from ..limits._adaptive import AdaptiveConcurrency
 from ..limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from ..limits._pacing import AdaptiveRate

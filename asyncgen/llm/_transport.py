@@ -19,8 +19,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from .._errors import AsyncGenError, BadRequestError, ConnectionFailedError, RequestTimeoutError
-from .._logging import mask_secrets
+from ..core._errors import (
+    AsyncGenError,
+    BadRequestError,
+    ConnectionFailedError,
+    RequestTimeoutError,
+)
+from ..core._logging import mask_secrets
 
 __all__ = [
     "AiohttpTransport",

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from .._errors import AsyncGenError
+from ..core._errors import AsyncGenError
 from ..llm import ChatClient
 from ._metrics import Metrics
 

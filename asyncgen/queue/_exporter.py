@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from .._bridge import run_blocking
-from .._errors import AsyncGenError
-from .._logging import mask_secrets
+from ..core._bridge import run_blocking
+from ..core._errors import AsyncGenError
+from ..core._logging import mask_secrets
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

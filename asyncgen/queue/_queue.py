@@ -7,10 +7,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, ParamSpec
 
-from .._bridge import run_blocking
-from .._errors import JobFailedError
-from .._logging import mask_secrets
 from ..chat._conversation import conversation_context
+from ..core._bridge import run_blocking
+from ..core._errors import JobFailedError
+from ..core._logging import mask_secrets
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._redis import RedisStore

@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from .._bridge import in_bridge_thread, on_shutdown
-from .._errors import (
+from ..core._bridge import in_bridge_thread, on_shutdown
+from ..core._errors import (
     AuthenticationError,
     ConnectionFailedError,
     ServerError,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._errors import StoreError
+from ..core._errors import StoreError
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error

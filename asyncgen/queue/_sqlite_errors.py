@@ -6,7 +6,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from .._errors import ServerError, StoreError
+from ..core._errors import ServerError, StoreError
 
 __all__ = ["add_columns", "check_path", "check_schema", "store_error"]
 

@@ -16,10 +16,11 @@ from typing import Any, TypeVar
 import structlog
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from .._bridge import call_soon, start
-from .._context import deadline_after
-from .._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
-from .._errors import (
+from ..chat._conversation import restored
+from ..core._bridge import call_soon, start
+from ..core._context import deadline_after
+from ..core._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
+from ..core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
     JobTimeoutError,
@@ -28,9 +29,8 @@ from .._errors import (
     TransientError,
     WorkerCrashedError,
 )
-from .._logging import mask_secrets
-from .._retry import RetryCaller, RetryPolicy
-from ..chat._conversation import restored
+from ..core._logging import mask_secrets
+from ..core._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob
 from ..llm._job import JobRun, JobRunner
 from ._coalesce import Coalesced
