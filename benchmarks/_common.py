@@ -1,4 +1,4 @@
-"""Helpers shared by the benchmarks: the JSON report."""
+"""Helpers shared by the benchmarks: the JSON report, ``asyncgen`` command lines."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def asyncgen_argv(*args: str) -> list[str]:
+    """The command line of ``python -m asyncgen ARGS`` in this interpreter."""
+    return [sys.executable, "-m", "asyncgen", *args]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -25,7 +25,7 @@ from asyncgen.testing import RedisServer
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _common import percentile, write_report  # noqa: E402
+from _common import asyncgen_argv, percentile, write_report  # noqa: E402
 
 LOG_VARIABLE = "ASYNCGEN_BENCH_ABORT_LOG"
 
@@ -50,17 +50,7 @@ def note(line: str) -> None:
 def start_worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, LOG_VARIABLE: str(log), "PYTHONPATH": str(HERE)}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "worker",
-            url,
-            "--tasks",
-            "bench_abort",
-            "--concurrency",
-            "4",
-        ],
+        asyncgen_argv("worker", url, "--tasks", "bench_abort", "--concurrency", "4"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

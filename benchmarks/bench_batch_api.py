@@ -31,7 +31,7 @@ from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
 from asyncgen.testing import BatchProfile, SimConfig, sim_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_report
+from _common import asyncgen_argv, write_report
 
 PROMPT = "Classify the sentiment of this review: " + "great product, works well " * 4
 
@@ -44,6 +44,10 @@ def write_input(path: Path, lines: int) -> None:
             )
 
 
+def batch_api_flags(base_url: str) -> tuple[str, ...]:
+    return ("--base-url", base_url, "--batch-api", "--poll", "0.5")
+
+
 def peak_rss_mib(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
     """Run the command on ``lines`` lines; its peak RSS (MiB) and wall time."""
     source, out = folder / f"in-{lines}.jsonl", folder / f"out-{lines}.jsonl"
@@ -51,20 +55,7 @@ def peak_rss_mib(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     began = time.perf_counter()
     child = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            base_url,
-            "--batch-api",
-            "--poll",
-            "0.5",
-        ],
+        asyncgen_argv("run", str(source), "-o", str(out), *batch_api_flags(base_url)),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env=env,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_report
+from _common import asyncgen_argv, write_report
 
 
 def write_jobs(path: Path, count: int) -> None:
@@ -41,20 +41,9 @@ def hwm_kib(pid: int) -> int:
 def run_once(count: int, backend: str, folder: Path) -> dict[str, Any]:
     jobs, out = folder / f"in-{count}.jsonl", folder / f"out-{count}.jsonl"
     write_jobs(jobs, count)
-    command = [
-        sys.executable,
-        "-m",
-        "asyncgen",
-        "run",
-        str(jobs),
-        "-o",
-        str(out),
-        "--sim",
-        "--concurrency",
-        "64",
-        "--backend",
-        backend,
-    ]
+    command = asyncgen_argv(
+        "run", str(jobs), "-o", str(out), "--sim", "--concurrency", "64", "--backend", backend
+    )
     began = time.perf_counter()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     peak = 0

@@ -64,7 +64,7 @@ from asyncgen.testing import (
 )
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import write_report
+from _common import asyncgen_argv, write_report
 
 CONCURRENCY = 32
 PROMPT = "Summarise this in one line: " + "lorem ipsum " * 30  # ~100 tokens
@@ -167,7 +167,7 @@ async def start_workers(
     seen by the queue before this returns (up to a minute): start-up is not timed."""
     workers = [
         subprocess.Popen(  # noqa: ASYNC220
-            [sys.executable, "-m", "asyncgen", "worker", url, *own],
+            asyncgen_argv("worker", url, *own),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -214,7 +214,7 @@ async def run_shared(base_url: str, n: int, limits: dict[str, Any]) -> tuple[int
                 for i in range(n // 5)
             )
         )
-        command = [sys.executable, "-m", "asyncgen", "run", str(source), "-o", str(out)]
+        command = asyncgen_argv("run", str(source), "-o", str(out))
         command += ["--concurrency", "8", *flags, *shared]
         run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: ASYNC220
         while True:

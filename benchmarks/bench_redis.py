@@ -39,7 +39,7 @@ from asyncgen.testing import RedisServer
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _common import write_report  # noqa: E402
+from _common import asyncgen_argv, write_report  # noqa: E402
 
 IN_FLIGHT = 100
 
@@ -102,17 +102,9 @@ async def run_asyncgen(
     queue = open_queue(queue_url)
     queue.register(noop)
     raw = Redis.from_url(url, decode_responses=True)
-    command = [
-        sys.executable,
-        "-m",
-        "asyncgen",
-        "worker",
-        queue_url,
-        "--tasks",
-        "bench_redis",
-        "--concurrency",
-        str(concurrency),
-    ]
+    command = asyncgen_argv(
+        "worker", queue_url, "--tasks", "bench_redis", "--concurrency", str(concurrency)
+    )
     crew = [spawn(command, {"PYTHONPATH": str(HERE)}) for _ in range(workers)]
     try:
         await wait_count(lambda: _workers(queue), workers, "asyncgen workers starting")
@@ -139,17 +131,7 @@ async def pickup_latency(url: str, jobs: int = 60, gap: float = 0.03) -> dict[st
     queue_url = f"{url}?queue=pickup"
     queue = open_queue(queue_url)
     queue.register(noop)
-    command = [
-        sys.executable,
-        "-m",
-        "asyncgen",
-        "worker",
-        queue_url,
-        "--tasks",
-        "bench_redis",
-        "--concurrency",
-        "4",
-    ]
+    command = asyncgen_argv("worker", queue_url, "--tasks", "bench_redis", "--concurrency", "4")
     crew = [spawn(command, {"PYTHONPATH": str(HERE)})]
     delays: list[float] = []
     try:

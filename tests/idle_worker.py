@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.processes import asyncgen_argv
 
 __all__ = ["CHECKED_BY", "IdleWorker", "start", "started", "stop"]
 
@@ -43,17 +44,7 @@ def start() -> None:
     output = folder / "worker.log"
     with output.open("w") as sink:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "asyncgen",
-                "worker",
-                url,
-                "--tasks",
-                "tests.queue_tasks",
-                "--processes",
-                "2",
-            ],
+            asyncgen_argv("worker", url, "--tasks", "tests.queue_tasks", "--processes", "2"),
             env={**os.environ, "ASYNCGEN_TEST_TASK_LOG": str(folder / "tasks.log")},
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -1,4 +1,5 @@
-"""Worker processes for the queue tests, reaped after each test even when it fails."""
+"""Processes for the tests: ``asyncgen`` command lines, and worker processes reaped after
+each test even when it fails."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["reap", "worker_process"]
+__all__ = ["asyncgen_argv", "reap", "worker_process"]
 
 _SPAWNED: list[subprocess.Popen[str]] = []
+
+
+def asyncgen_argv(*args: str) -> list[str]:
+    """The command line of ``python -m asyncgen ARGS`` in this interpreter."""
+    return [sys.executable, "-m", "asyncgen", *args]
 
 
 def worker_process(

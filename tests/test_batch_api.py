@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from asyncgen import ChatClient, GenerationJob
 from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
 from asyncgen.llm._batch_api_http import request_line
 from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
+from tests.processes import asyncgen_argv
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
 
@@ -28,18 +28,8 @@ def batch_sim(sim: SimServer, **batch: float) -> None:
 
 
 def run_args(source: Path, out: Path, sim: SimServer, *extra: str) -> list[str]:
-    return [
-        "run",
-        str(source),
-        "-o",
-        str(out),
-        "--base-url",
-        sim.base_url,
-        "--batch-api",
-        "--poll",
-        "0.2",
-        *extra,
-    ]
+    batch_api = ("--base-url", sim.base_url, "--batch-api", "--poll", "0.2")
+    return ["run", str(source), "-o", str(out), *batch_api, *extra]
 
 
 def state(out: Path) -> list[dict[str, object]]:
@@ -56,7 +46,7 @@ def kill_when_created(args: list[str], out: Path, batches: int) -> None:
     """Start the command; SIGKILL it once ``batches`` batches are recorded as created."""
     inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     child = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", *args],
+        asyncgen_argv(*args),
         env=inherited,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -431,7 +421,7 @@ class TestInFlight:
         source, out = write_jobs(tmp_path / "in.jsonl", 60), tmp_path / "out.jsonl"
         inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", *run_args(source, out, sim, "--batch-size", "30")],
+            asyncgen_argv(*run_args(source, out, sim, "--batch-size", "30")),
             env=inherited,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -490,18 +480,7 @@ def test_the_sim_child_dies_with_its_parent(tmp_path: Path) -> None:
 
     source, out = write_jobs(tmp_path / "in.jsonl", 5000), tmp_path / "out.jsonl"
     parent = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--sim",
-            "--concurrency",
-            "2",
-        ],
+        asyncgen_argv("run", str(source), "-o", str(out), "--sim", "--concurrency", "2"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -6,13 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+from tests.processes import asyncgen_argv
 
 SECRET = "sk-or-v1-cli-secret-0123456789"
 
@@ -21,7 +21,7 @@ def asyncgen_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
     """Run ``python -m asyncgen`` with provider keys removed unless ``env`` gives them."""
     inherited = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     return subprocess.run(
-        [sys.executable, "-m", "asyncgen", *args],
+        asyncgen_argv(*args),
         capture_output=True,
         text=True,
         timeout=120,
@@ -145,19 +145,9 @@ def test_resume_after_kill_9_requests_no_finished_job_twice(tmp_path: Path, sim:
     sim.configure(SimConfig(default=ModelProfile(latency=0.1)))
     jobs = write_jobs(tmp_path / "in.jsonl", 40, model=None)  # model m<i> per job: countable
     out = tmp_path / "out.jsonl"
-    command = [
-        sys.executable,
-        "-m",
-        "asyncgen",
-        "run",
-        str(jobs),
-        "-o",
-        str(out),
-        "--base-url",
-        sim.base_url,
-        "--concurrency",
-        "4",
-    ]
+    command = asyncgen_argv(
+        "run", str(jobs), "-o", str(out), "--base-url", sim.base_url, "--concurrency", "4"
+    )
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while (not out.exists() or len(out.read_text().splitlines()) < 10) and (

@@ -22,6 +22,7 @@ import pytest
 
 import asyncgen
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
+from tests.processes import asyncgen_argv
 from tests.test_cli import asyncgen_cmd, records, write_jobs
 
 SECRET = "sk-or-v1-hostile-secret-0123456789"
@@ -194,7 +195,7 @@ def answers(url: str) -> bool:
 def writing(jobs: Path, out: Path, sim: SimServer) -> subprocess.Popen[str]:
     """A run on ``out`` (two jobs at a time), returned once it has written a line."""
     first = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
+        asyncgen_argv(*run_args(jobs, out, sim, "--concurrency", "2")),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -281,7 +282,7 @@ class TestOutput:
     def test_disk_full_leaves_whole_lines_and_resumes(self, tmp_path: Path, sim: SimServer) -> None:
         """A write that fails part-way (file size limit) is cut off; a rerun finishes the rest."""
         jobs, out = write_jobs(tmp_path / "in.jsonl", 30), tmp_path / "out.jsonl"
-        command = [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency=1")]
+        command = asyncgen_argv(*run_args(jobs, out, sim, "--concurrency=1"))
         limit = 1500  # bytes: room for a few result lines, the last one cut mid-line
 
         def small_disk() -> None:
@@ -306,7 +307,7 @@ class TestOutput:
         sim.configure(SimConfig(default=ModelProfile(latency=0.1)))
         jobs, out = write_jobs(tmp_path / "in.jsonl", 40), tmp_path / "out.jsonl"
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim, "--concurrency", "2")],
+            asyncgen_argv(*run_args(jobs, out, sim, "--concurrency", "2")),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -449,10 +450,7 @@ class TestSim:
         """--rpm/--limiter/--retry-header/--api-key reach the server it starts: a second
         request in the same second is refused with a bare 429, a wrong key with 401."""
         child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "asyncgen",
+            asyncgen_argv(
                 "sim",
                 "--port",
                 "0",
@@ -464,7 +462,7 @@ class TestSim:
                 "none",
                 "--api-key",
                 "sk-sim-1",
-            ],
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -518,7 +516,7 @@ def worker_cmd(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env.pop("ASYNCGEN_QUEUE_URL", None)
     env["PYTHONPATH"] = str(ROOT)  # for --tasks tests.*
     return subprocess.run(
-        [sys.executable, "-m", "asyncgen", "worker", *args],
+        asyncgen_argv("worker", *args),
         capture_output=True,
         text=True,
         timeout=60,
@@ -563,16 +561,7 @@ class TestWorkerCommand:
     def test_startup_line_names_the_queue_and_kinds(self, tmp_path: Path, sim: SimServer) -> None:
         """The first line says which queue (the default, when no URL) and which kinds it serves."""
         child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "asyncgen",
-                "worker",
-                "--tasks",
-                "tests.queue_tasks",
-                "--base-url",
-                sim.base_url,
-            ],
+            asyncgen_argv("worker", "--tasks", "tests.queue_tasks", "--base-url", sim.base_url),
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -673,7 +662,7 @@ class TestStartAndStop:
         delay += 2 * (time.monotonic() - began)
         jobs, out = write_jobs(tmp_path / "in.jsonl", 3), tmp_path / "out.jsonl"
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", *run_args(jobs, out, sim)],
+            asyncgen_argv(*run_args(jobs, out, sim)),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -730,7 +719,7 @@ print(events, signal.getsignal(signal.SIGINT) is signal.default_int_handler)
         """asyncgen sim interrupted once it serves: "interrupted", and no word of
         results to resume."""
         child = subprocess.Popen(
-            [sys.executable, "-m", "asyncgen", "sim", "--port", "0"],
+            asyncgen_argv("sim", "--port", "0"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

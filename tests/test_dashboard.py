@@ -10,7 +10,6 @@ import json
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,7 +25,7 @@ from asyncgen.queue import JobQueue
 from asyncgen.sim import Fault, ModelProfile, SimConfig
 from asyncgen.testing import RedisServer, SimServer
 from tests import queue_tasks
-from tests.processes import worker_process
+from tests.processes import asyncgen_argv, worker_process
 from tests.servers import InThread
 from tests.test_queue import backend_url
 
@@ -266,7 +265,7 @@ async def test_pages_stay_fast_with_100000_jobs(tmp_path: Path, served: list[InT
 
 def start_run(*args: str) -> subprocess.Popen[str]:
     """``asyncgen run ARGS`` in a child process; its standard error is kept."""
-    command = [sys.executable, "-m", "asyncgen", "run", *args]
+    command = asyncgen_argv("run", *args)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ import asyncgen
 from asyncgen import BudgetExceededError, ChatClient, GenerationJob, generate
 from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
+from tests.processes import asyncgen_argv
 
 
 def silent_about_cost(sim: SimServer, price: float = 0.0) -> None:
@@ -93,17 +93,9 @@ def test_the_cli_summary_says_unknown(sim: SimServer, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "no-such-model-xyz", "prompt": "hi"}) + "\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(tmp_path / "o.jsonl"),
-            "--base-url",
-            sim.base_url,
-        ],
+        asyncgen_argv(
+            "run", str(source), "-o", str(tmp_path / "o.jsonl"), "--base-url", sim.base_url
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -177,19 +169,9 @@ def test_the_cli_takes_a_provider_behind_a_base_url(sim: SimServer, tmp_path: Pa
     source, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "gpt-4o-mini", "prompt": "hi"}) + "\n")
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--provider",
-            "openai",
-            "--base-url",
-            sim.base_url,
-        ],
+        asyncgen_argv(
+            "run", str(source), "-o", str(out), "--provider", "openai", "--base-url", sim.base_url
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -201,18 +183,9 @@ def test_the_cli_takes_a_provider_behind_a_base_url(sim: SimServer, tmp_path: Pa
     assert record["usage"]["cost"] > 0
     assert sim.requests() == 1
     both = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(tmp_path / "x.jsonl"),
-            "--sim",
-            "--provider",
-            "openai",
-        ],
+        asyncgen_argv(
+            "run", str(source), "-o", str(tmp_path / "x.jsonl"), "--sim", "--provider", "openai"
+        ),
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,7 +13,7 @@ from asyncgen import ChatClient, GenerationJob, JobState, open_queue, open_worke
 from asyncgen.queue import CreditPause, JobQueue
 from asyncgen.testing import Fault, ModelProfile, RedisServer, SimConfig, SimServer
 from tests import queue_tasks
-from tests.processes import worker_process
+from tests.processes import asyncgen_argv, worker_process
 from tests.test_queue import backend_url
 
 
@@ -246,13 +246,9 @@ async def test_processes_supervisor_restarts_a_killed_child_and_drains(
 def test_a_usage_error_stops_the_supervisor(tmp_path: Path) -> None:
     """A bad flag is refused before any process starts: exit 2, one line."""
     import subprocess
-    import sys
 
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
+        asyncgen_argv(
             "worker",
             f"sqlite:///{tmp_path}/q.db",
             "--processes",
@@ -261,7 +257,7 @@ def test_a_usage_error_stops_the_supervisor(tmp_path: Path) -> None:
             "nope",
             "--tasks",
             "tests.queue_tasks",
-        ],
+        ),
         capture_output=True,
         text=True,
         timeout=60,

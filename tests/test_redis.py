@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +28,7 @@ from asyncgen.queue import RedisStore
 from asyncgen.queue._redis import has_xackdel
 from asyncgen.testing import RedisServer
 from tests import queue_tasks
-from tests.processes import worker_process
+from tests.processes import asyncgen_argv, worker_process
 from tests.test_queue import registered, starts, wait_for
 
 SECRET = "pw-9f1c2e7d-never-shown"
@@ -316,7 +315,7 @@ class TestSecurity:
             wrong = f"redis://:{SECRET}-old@127.0.0.1:{server.port}/0"
             env = {**os.environ, "ASYNCGEN_QUEUE_URL": wrong}
             done = subprocess.run(
-                [sys.executable, "-m", "asyncgen", "worker", "--tasks", "tests.queue_tasks"],
+                asyncgen_argv("worker", "--tasks", "tests.queue_tasks"),
                 env={**env, "PYTHONPATH": os.getcwd()},
                 cwd=tmp_path,
                 capture_output=True,

@@ -1,13 +1,13 @@
 """Settings: environment over the TOML or YAML file over defaults; secrets stay secret."""
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pydantic
 import pytest
 
 from asyncgen import Settings
+from tests.processes import asyncgen_argv
 
 
 def test_defaults_without_file_or_environment(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ class TestYaml:
         path = tmp_path / "asyncgen.yaml"
         path.write_text("worker_lease: -1\n")
         done = subprocess.run(
-            [sys.executable, "-m", "asyncgen", "worker", "memory://", "--settings", str(path)],
+            asyncgen_argv("worker", "memory://", "--settings", str(path)),
             capture_output=True,
             text=True,
             timeout=60,
@@ -160,7 +160,7 @@ class TestUnreadableFiles:
         path = tmp_path / name
         path.write_bytes(content)
         done = subprocess.run(
-            [sys.executable, "-m", "asyncgen", "worker", "memory://", "--settings", str(path)],
+            asyncgen_argv("worker", "memory://", "--settings", str(path)),
             capture_output=True,
             text=True,
             timeout=60,

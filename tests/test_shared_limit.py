@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 import asyncgen
 from asyncgen import SharedRateLimiter
 from asyncgen.testing import KeyLimit, ModelProfile, RedisServer, SimConfig, SimServer
+from tests.processes import asyncgen_argv
 
 
 def fresh_name() -> str:
@@ -194,27 +194,9 @@ def start_runs(
         out = tmp_path / f"out{p}.jsonl"
         # --retries 5: a late start now and then (five busy processes on two cores) is
         # refused and retried; what the tests bound is how many 429s there are in all.
-        command = [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            sim.base_url,
-            "--concurrency",
-            "16",
-            "--rpm",
-            "1200",
-            "--retries",
-            "5",
-            "--rate-limit-url",
-            redis_url,
-            "--rate-limit-name",
-            name,
-        ]
+        limits = ("--rpm", "1200", "--rate-limit-url", redis_url, "--rate-limit-name", name)
+        flags = ("--base-url", sim.base_url, "--concurrency", "16", "--retries", "5", *limits)
+        command = asyncgen_argv("run", str(source), "-o", str(out), *flags)
         child = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
         )
@@ -252,17 +234,7 @@ class TestProcesses:
         not the limiter's), at or under the key's 20 a second, and every job is answered."""
         sim.configure(SimConfig(key_limit=KeyLimit(rpm=1200, limiter="sliding")))
         url = f"{redis_server.url}?queue={fresh_name()}"
-        command = [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "worker",
-            url,
-            "--base-url",
-            sim.base_url,
-            "--concurrency",
-            "auto",
-        ]
+        command = asyncgen_argv("worker", url, "--base-url", sim.base_url, "--concurrency", "auto")
         workers = [
             subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             for _ in range(3)

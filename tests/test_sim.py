@@ -6,7 +6,6 @@ import datetime
 import enum
 import signal
 import subprocess
-import sys
 import time
 from typing import Any, Literal
 
@@ -21,6 +20,7 @@ from asyncgen.sim import DEFAULT_MODELS
 from asyncgen.sim._limits import Admitted, make_limiter
 from asyncgen.sim._schema import example
 from asyncgen.testing import ModelProfile, SimConfig, SimServer
+from tests.processes import asyncgen_argv
 
 HELLO: list[dict[str, Any]] = [{"role": "user", "content": "hello"}]
 CHAT = {"model": "m", "messages": HELLO}
@@ -87,7 +87,7 @@ class TestRateLimits:
 def test_command_line_serves_until_terminated() -> None:
     """asyncgen sim starts, announces its URL, answers, and stops on SIGTERM."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "asyncgen", "sim", "--port", "0", "--latency", "0"],
+        asyncgen_argv("sim", "--port", "0", "--latency", "0"),
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from asyncgen import (
 from asyncgen.llm._batch_api_http import request_line
 from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
+from tests.processes import asyncgen_argv
 
 GOOD = '{"name": "Ada", "age": 36}'
 FENCED = f"```json\n{GOOD}\n```"
@@ -35,6 +35,20 @@ FENCED = f"```json\n{GOOD}\n```"
 class Person(BaseModel):
     name: str
     age: int = Field(ge=0)
+
+
+def run_with_schema(
+    folder: Path, source: Path, out: Path, sim: SimServer, schema: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``asyncgen run SOURCE -o OUT --schema SCHEMA`` against ``sim``, in ``folder``."""
+    flags = ("--base-url", sim.base_url, "--schema", schema, *extra)
+    return subprocess.run(
+        asyncgen_argv("run", str(source), "-o", str(out), *flags),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def replies(sim: SimServer, *answers: str, price: float = 0.0) -> None:
@@ -130,47 +144,11 @@ def test_the_cli_schema_flag(sim: SimServer, tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "m", "prompt": "who?"}) + "\n")
     out = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            sim.base_url,
-            "--schema",
-            "shapes:Person",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_with_schema(tmp_path, source, out, sim, "shapes:Person")
     assert done.returncode == 0, done.stderr
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert record["parsed"] == {"name": "Ada", "age": 36}
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(tmp_path / "x.jsonl"),
-            "--base-url",
-            sim.base_url,
-            "--schema",
-            "shapes:Nobody",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_with_schema(tmp_path, source, tmp_path / "x.jsonl", sim, "shapes:Nobody")
     assert bad.returncode == 2
     assert "cannot load shapes:Nobody" in bad.stderr
 
@@ -203,25 +181,7 @@ def test_a_schema_that_cannot_be_used_is_one_line(
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "1", "model": "m", "prompt": "who?"}) + "\n")
     out = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            sim.base_url,
-            "--schema",
-            schema,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_with_schema(tmp_path, source, out, sim, schema)
     assert done.returncode == 2
     assert said in done.stderr
     assert "Traceback" not in done.stderr
@@ -262,27 +222,8 @@ def test_the_batch_api_parses_answers_and_sends_misfits_again(
         "".join(json.dumps({"id": str(i), "model": "m", "prompt": "who?"}) + "\n" for i in range(3))
     )
     out = tmp_path / "out.jsonl"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "asyncgen",
-            "run",
-            str(source),
-            "-o",
-            str(out),
-            "--base-url",
-            sim.base_url,
-            "--schema",
-            "shapes:Person",
-            "--batch-api",
-            "--poll",
-            "0.05",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = run_with_schema(
+        tmp_path, source, out, sim, "shapes:Person", "--batch-api", "--poll", "0.05"
     )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
