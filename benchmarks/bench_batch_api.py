@@ -108,7 +108,6 @@ async def speed(base_url: str, lines: int, folder: Path) -> dict[str, Any]:
         await run.submit(jobs)
         submit = time.perf_counter() - began
         await run.wait()
-        await run.aclose()
     out.close()
     return {
         "lines": lines,

@@ -196,14 +196,30 @@ class TestLibrary:
         assert results[0].completion.usage.cost == pytest.approx(online.usage.cost / 2)
         assert sim.stats()["batches_created"] == 3
 
+    async def test_the_batch_api_goes_through_the_clients_own_transport(
+        self, sim: SimServer
+    ) -> None:
+        """client.batches sends on the client's pool, of its backend: with aiohttp, a
+        whole run (upload, create, poll, download) while respx refuses every httpx
+        request (a second httpx client of the Batch API's own would fail)."""
+        batch_sim(sim, complete_after=0.1)
+        jobs = [GenerationJob(id=f"q{i}", model="m", prompt=f"question {i}") for i in range(6)]
+        with respx.mock(assert_all_mocked=True, assert_all_called=False):
+            async with ChatClient(sim.base_url, backend="aiohttp") as client:
+                results = await asyncgen.generate_batch(
+                    jobs, client=client, poll_interval=0.05, max_requests=4
+                )
+                assert client.open_pools == 1
+        assert [r.text for r in results] == [f"[m] question {i}" for i in range(6)]
+        assert sim.stats()["batches_created"] == 2
+
     @staticmethod
     async def crashed_after_create(client: ChatClient, folder: Path, n: int) -> str:
         """The state a crash between creating a batch and writing its id leaves: a
         record without an id, and the provider's batch with its marker. Its batch id."""
         chunk = write_pending(folder, n, "marker-1")
-        api = client.batch_api()
+        api = client.batches
         created = await api.create(await api.upload(chunk), "marker-1")
-        await api.aclose()
         return str(created["id"])
 
     async def test_a_batch_created_just_before_a_crash_is_found_by_its_marker(
@@ -221,7 +237,6 @@ class TestLibrary:
             assert set(run.in_flight()) == {f"q{i}" for i in range(5)}
             await run.submit([])
             await run.wait()
-            await run.aclose()
         assert run.records[0].id == created
         assert sorted(got) == [f"q{i}" for i in range(5)]
         assert sim.stats()["batches_created"] == 1
@@ -236,7 +251,6 @@ class TestLibrary:
             created = await self.crashed_after_create(client, tmp_path / "run", 3)
             run = BatchRun(client, tmp_path / "run", on_outcome=print, poll_interval=0.05)
             assert await run.cancel() == 1
-            await run.aclose()
         assert run.records[0].id == created
         assert run.records[0].status == "cancelled"
         assert sim.stats()["batches_cancelled"] == 1
@@ -272,7 +286,6 @@ async def test_a_failure_that_persists_ends_as_a_failed_line_after_three_rounds(
         run = BatchRun(client, tmp_path / "run", on_outcome=got.append, poll_interval=0.05)
         await run.submit(jobs)
         await run.wait()
-        await run.aclose()
     assert sorted(o.id for o in got) == [j.id for j in jobs]
     assert all(o.completion is None for o in got)
     assert all(isinstance(o.error, asyncgen.ServerError) for o in got)
@@ -529,7 +542,6 @@ async def test_an_unreachable_batch_api_is_said_as_such(tmp_path: Path) -> None:
         )
         with pytest.raises(asyncgen.ConnectionFailedError) as failed:
             await run.submit([GenerationJob(id="a", model="m", prompt="x")])
-        await run.aclose()
     assert batch_failure(failed.value) == "could not reach the Batch API"
     assert batch_failure(asyncgen.BadRequestError("no")) == "the Batch API refused"
 
@@ -541,7 +553,7 @@ async def test_a_result_file_line_that_is_not_json_raises() -> None:
     body = b'{"custom_id": "a", "response": {}}\n\xff\xfe not json\n'
     respx.get("http://batch.test/v1/files/f1/content").respond(200, content=body)
     async with ChatClient("http://batch.test/v1") as client:
-        api = client.batch_api()
+        api = client.batches
         got: list[dict[str, object]] = []
 
         async def read_all() -> None:
@@ -550,5 +562,4 @@ async def test_a_result_file_line_that_is_not_json_raises() -> None:
 
         with pytest.raises(asyncgen.InvalidResponseError, match="line 2 is not UTF-8 JSON"):
             await read_all()
-        await api.aclose()
     assert got == [{"custom_id": "a", "response": {}}]

@@ -235,8 +235,7 @@ async def run_batch_api(
                         "job's request changed since, and it was sent again"
                     )
         finally:
-            await run.aclose()
-            await client.aclose()  # the online fallback's pool and the cache's connection
+            await client.aclose()  # the pool (Batch API and online), the cache's connection
             if client.rate_limit is not None:
                 await client.rate_limit.aclose()
             shown.close()

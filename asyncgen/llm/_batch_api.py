@@ -191,7 +191,7 @@ class BatchRun:
         self.not_submitted = 0
         self._done = self._failed = self._online = self._cached = 0
         self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
-        self._api = client.batch_api(retry=retry)
+        self._api = client.batches.with_retry(retry) if retry is not None else client.batches
 
     def in_flight(self) -> dict[str, str]:
         """Ids in batches not finished yet (not to be submitted again), each with its
@@ -577,9 +577,6 @@ class BatchRun:
         await self.wait()
         return cancelled
 
-    async def aclose(self) -> None:
-        await self._api.aclose()
-
 
 async def _each(lines: Iterable[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
     for line in lines:
@@ -636,11 +633,8 @@ async def generate_batch(
             resubmit=resubmit,
             response_model=response_model,
         )
-        try:
-            await run.submit(todo)
-            await run.wait()
-        finally:
-            await run.aclose()
+        await run.submit(todo)
+        await run.wait()
     latency = time.monotonic() - began
     results = []
     for index, job in enumerate(todo):

@@ -1,38 +1,39 @@
 """The provider's Batch API on the wire: its endpoints, and its files' lines.
 
-:class:`BatchApi` calls ``/files`` and ``/batches`` with one ChatClient's key and TLS
-settings (transient failures retried with backoff; a create that failed in transit is
-looked for by its marker before it is tried again). The functions turn a job into a
-request line and back, and an output or error file's record into an answer or an error.
+:class:`BatchApi` (``client.batches``) calls ``/files`` and ``/batches`` through its
+ChatClient's own transport (the same pool, backend, key and TLS settings as its chat
+requests; statuses mapped to errors by the same rules), transient failures retried with
+backoff; a create that failed in transit is looked for by its marker before it is tried
+again. The functions turn a job into a request line and back, and an output or error
+file's record into an answer or an error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 from pydantic import BaseModel
 
 from ..core._errors import (
     AsyncGenError,
     BadRequestError,
-    ConnectionFailedError,
     InvalidResponseError,
-    RequestTimeoutError,
     ServerError,
     TransientError,
 )
 from ..core._retry import RetryPolicy, retry
-from ._mapping import error_for_status
+from ._mapping import error_for_reply, error_for_status
 from ._models import Completion, GenerationJob, Usage
 from ._request import request_fingerprint, schema_params
-from ._transport import Options, byte_lines
+from ._transport import Reply, StreamReply, Transport, byte_lines, encode_json
 
 __all__ = [
+    "DEFAULT_FILE_TIMEOUT",
     "ENDPOINT",
     "MAX_BATCH_BYTES",
     "MAX_BATCH_REQUESTS",
@@ -52,59 +53,65 @@ MAX_BATCH_BYTES = 190 * 1024 * 1024  # under OpenAI's 200 MB per file
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 RETRY_CODES = frozenset({"batch_expired", "token_limit_exceeded", "rate_limit_exceeded"})
 ENDPOINT = "/v1/chat/completions"
+DEFAULT_FILE_TIMEOUT = 300.0  # seconds per read or write of a file or batch call
 _POLICY = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=30.0)  # files and batches
 
 
 class BatchApi:
-    """The files and batches endpoints of one API (made by ``ChatClient.batch_api()``, with
-    that client's key and TLS settings).
+    """The provider's files and batches endpoints (its Batch API), as ``client.batches``.
+
+    Every call goes through the client's transport (the pool of the running event loop,
+    either backend), so it needs no closing of its own: closing the client closes it.
 
     Args:
+        transport: Returns the transport to send on (``ChatClient.transport``).
         base_url: The API's root (``https://api.openai.com/v1``).
-        options: The client's connection settings (headers with its key, TLS, timeouts).
         retry: How calls are retried (default: 6 attempts, backoff from 1 s to 30 s).
+        timeout: Seconds for each read or write of a call (default 300, or the client's
+            timeout when longer): uploads and file downloads take longer than an answer.
     """
 
     def __init__(
-        self, base_url: str, options: Options, *, retry: RetryPolicy | None = None
+        self,
+        transport: Callable[[], Transport],
+        base_url: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = DEFAULT_FILE_TIMEOUT,
     ) -> None:
         self.policy = retry if retry is not None else _POLICY
-        self.base_url = base_url
-        self._http = httpx.AsyncClient(
-            headers=options.headers,
-            verify=options.verify,
-            timeout=httpx.Timeout(max(options.timeout, 300.0), connect=options.connect_timeout),
-        )
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._transport = transport
 
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    def with_retry(self, policy: RetryPolicy | None) -> BatchApi:
+        """The same endpoints with calls retried by ``policy`` (None: the default)."""
+        return BatchApi(self._transport, self.base_url, retry=policy, timeout=self.timeout)
 
-    async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _json(self, method: str, path: str, body: Any = None) -> Any:
         """One call, retried on transient errors (429, 5xx, timeouts) with backoff."""
-        return await retry(self._json_once, method, path, policy=self.policy, **kwargs)
+        return await retry(self._json_once, method, path, body, policy=self.policy)
 
-    async def _json_once(self, method: str, path: str, **kwargs: Any) -> Any:
-        with _mapped(path):
-            response = await self._http.request(method, f"{self.base_url}{path}", **kwargs)
-        if response.status_code >= 300:
-            try:
-                body: Any = response.json()
-            except ValueError:
-                body = None
-            raise error_for_status(
-                response.status_code, response.headers, body, model=path, text=response.text
-            )
-        return response.json()
+    async def _json_once(self, method: str, path: str, body: Any = None) -> Any:
+        content = encode_json(body) if body is not None else None
+        reply = await self._transport().send(
+            method, f"{self.base_url}{path}", content, what=path, read_timeout=self.timeout
+        )
+        return _json_of(reply, path)
 
     async def upload(self, path: Path) -> str:
-        """Upload a request file; return its id."""
+        """Upload a request file (read as it is sent); return its id."""
 
         async def once() -> Any:
-            with path.open("rb") as stream:  # opened again for each attempt
-                files = {"file": (path.name, stream, "application/jsonl")}
-                return await self._json_once(
-                    "POST", "/files", data={"purpose": "batch"}, files=files
-                )
+            reply = await self._transport().upload(
+                f"{self.base_url}/files",
+                {"purpose": "batch"},
+                path,
+                content_type="application/jsonl",
+                what="/files",
+                read_timeout=self.timeout,
+            )
+            return _json_of(reply, "/files")
 
         reply = await retry(once, policy=self.policy)
         return str(reply["id"])
@@ -123,11 +130,11 @@ class BatchApi:
             found = await self.find(marker)
             if found is not None:
                 return found
-            reply: dict[str, Any] = await self._json_once("POST", "/batches", json=body)
+            reply: dict[str, Any] = await self._json_once("POST", "/batches", body)
             return reply
 
         try:
-            reply: dict[str, Any] = await self._json_once("POST", "/batches", json=body)
+            reply: dict[str, Any] = await self._json_once("POST", "/batches", body)
         except TransientError:
             return await retry(once, policy=self.policy)
         return reply
@@ -144,8 +151,8 @@ class BatchApi:
         """The batch created with ``marker``, among the newest ``pages`` x 100."""
         after = None
         for _ in range(pages):
-            params = {"limit": 100, **({"after": after} if after else {})}
-            page = await self._json("GET", "/batches", params=params)
+            query = urlencode({"limit": 100, **({"after": after} if after else {})})
+            page = await self._json("GET", f"/batches?{query}")
             for batch in page.get("data", []):
                 if (batch.get("metadata") or {}).get("asyncgen_marker") == marker:
                     return dict(batch)
@@ -155,21 +162,24 @@ class BatchApi:
         return None
 
     @contextlib.asynccontextmanager
-    async def _file(self, file_id: str) -> AsyncIterator[httpx.Response]:
-        """A provider file's content as a streamed response (errors mapped)."""
+    async def _file(self, file_id: str) -> AsyncIterator[StreamReply]:
+        """A provider file's content as a streamed answer (errors mapped)."""
         path = f"/files/{file_id}/content"
-        with _mapped(path):
-            async with self._http.stream("GET", f"{self.base_url}{path}") as response:
-                if response.status_code >= 300:
-                    await response.aread()
-                    status, headers, text = response.status_code, response.headers, response.text
-                    raise error_for_status(status, headers, None, model=path, text=text)
-                yield response
+        url = f"{self.base_url}{path}"
+        opened = self._transport().stream(
+            "GET", url, None, what=path, accept="*/*", read_timeout=self.timeout
+        )
+        async with opened as reply:
+            if reply.status >= 300:
+                content = await reply.read()
+                text = content.decode("utf-8", errors="replace")
+                raise error_for_status(reply.status, reply.headers, None, model=path, text=text)
+            yield reply
 
     async def content(self, file_id: str) -> AsyncIterator[bytes]:
         """A provider file's bytes, streamed."""
-        async with self._file(file_id) as response:
-            async for chunk in response.aiter_bytes():
+        async with self._file(file_id) as reply:
+            async for chunk in reply.chunks():
                 yield chunk
 
     async def lines(self, file_id: str) -> AsyncIterator[dict[str, Any]]:
@@ -179,12 +189,24 @@ class BatchApi:
             InvalidResponseError: A line that is not a UTF-8 JSON object (never skipped:
                 its request would be lost without a word).
         """
-        async with self._file(file_id) as response:
+        async with self._file(file_id) as reply:
             number = 0
-            async for raw in byte_lines(response.aiter_bytes()):
+            # split here, not by the backend: aiohttp's readline refuses lines over
+            # 128 KiB, and an output line holds a whole answer
+            async for raw in byte_lines(reply.chunks()):
                 number += 1
                 if raw.strip():
                     yield _record(raw, file_id, number)
+
+
+def _json_of(reply: Reply, path: str) -> Any:
+    """The JSON of a 2xx answer; the mapped error of any other."""
+    if reply.status >= 300:
+        raise error_for_reply(reply, path)
+    try:
+        return reply.json()
+    except ValueError as exc:
+        raise InvalidResponseError(f"{path}: HTTP {reply.status} but the body is not JSON") from exc
 
 
 def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:
@@ -198,17 +220,6 @@ def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise InvalidResponseError(f"/files/{file_id}: line {number} is not a JSON object")
     return record
-
-
-@contextlib.contextmanager
-def _mapped(path: str) -> Iterator[None]:
-    """httpx's transport errors as ours: unreachable (DNS, refused, reset) or timed out."""
-    try:
-        yield
-    except httpx.TimeoutException as exc:
-        raise RequestTimeoutError(f"{path}: timed out ({type(exc).__name__})") from exc
-    except httpx.HTTPError as exc:
-        raise ConnectionFailedError(f"{path}: {type(exc).__name__}: {exc}") from exc
 
 
 def request_line(job: GenerationJob) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ..core._errors import (
     InvalidKeyError,
     InvalidResponseError,
 )
-from ..core._retry import DEFAULT_MAX_RETRY_AFTER, RetryPolicy
+from ..core._retry import DEFAULT_MAX_RETRY_AFTER
 from ..limits._adaptive import (
     DEFAULT_INITIAL_CONCURRENCY,
     DEFAULT_MAX_CONCURRENCY,
@@ -31,11 +31,11 @@ from ..limits._adaptive import (
 from ..limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from ..limits._pacing import PacingStatistics
 from ..limits._ratelimit import RateLimiter
-from ._batch_api_http import BatchApi
+from ._batch_api_http import DEFAULT_FILE_TIMEOUT, BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
-from ._mapping import error_for_status, parse_completion
+from ._mapping import error_for_reply, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
@@ -45,7 +45,6 @@ from ._structured import parse_with_reasks
 from ._traffic import ClientStatistics, Traffic
 from ._transport import (
     Options,
-    Reply,
     StreamReply,
     Transport,
     encode_json,
@@ -193,6 +192,10 @@ class ChatClient:
         self.answers = (
             CachedAnswers(self.cache, self.cache_scope) if self.cache is not None else None
         )
+        # The provider's Batch API (files and batches) on this client's transport.
+        self.batches = BatchApi(
+            self.transport, self.base_url, timeout=max(timeout, DEFAULT_FILE_TIMEOUT)
+        )
         self._traffic = Traffic(
             rate_limit=rate_limit,
             breaker_failures=breaker_failures,
@@ -262,7 +265,9 @@ class ChatClient:
         extra = f", backend={self.backend!r}" if self.backend != "httpx" else ""
         return f"ChatClient(base_url={self.base_url!r}, api_key=<{key}>{extra})"
 
-    def _pool(self) -> Transport:
+    def transport(self) -> Transport:
+        """This event loop's connection pool, opened on first use: chat, streams and the
+        Batch API (:attr:`batches`) all go through it."""
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None or pool.is_closed:
@@ -272,7 +277,7 @@ class ChatClient:
         return pool
 
     async def __aenter__(self) -> ChatClient:
-        self._pool()
+        self.transport()
         return self
 
     async def __aexit__(
@@ -290,15 +295,6 @@ class ChatClient:
             await pool.aclose()
         if self.cache is not None:
             await self.cache.aclose()
-
-    def batch_api(self, *, retry: RetryPolicy | None = None) -> BatchApi:
-        """The provider's files and batches endpoints (its Batch API), with this client's
-        key, headers, TLS and timeouts; close it with ``await api.aclose()``.
-
-        Args:
-            retry: How its calls are retried (default: 6 attempts, backoff 1 s to 30 s).
-        """
-        return BatchApi(self.base_url, self._options, retry=retry)
 
     def close(self) -> None:
         """Close the pool used by the blocking twins (``asyncgen.sync``), from sync code."""
@@ -416,7 +412,7 @@ class ChatClient:
         key, found = await self.look_up(model, messages, params)
         if found is not None:
             return hit(found)
-        self._pool()  # opened before the rate limiter books (see open_transport)
+        self.transport()  # opened before the rate limiter books (see open_transport)
         ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
         error: BaseException | None = None
@@ -476,11 +472,11 @@ class ChatClient:
         @contextlib.asynccontextmanager
         async def opener() -> AsyncIterator[StreamReply]:
             limiter = rate_limit or self.rate_limit
-            self._pool()  # opened before the rate limiter books (see open_transport)
+            self.transport()  # opened before the rate limiter books (see open_transport)
             ticket.append(
                 await self._traffic.admit(model, messages, params, limiter, max_pause=max_pause)
             )
-            async with self._pool().stream(
+            async with self.transport().stream(
                 "POST", self._completions_url, body, what=model
             ) as reply:
                 self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
@@ -524,12 +520,12 @@ class ChatClient:
     ) -> Completion:
         body = encode_json({"model": model, "messages": messages, **params})
         began = time.perf_counter()
-        reply = await self._pool().send("POST", self._completions_url, body, what=model)
+        reply = await self.transport().send("POST", self._completions_url, body, what=model)
         latency = time.perf_counter() - began
         self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
         try:
             if reply.status >= 300:
-                raise self._error(reply, model)
+                raise error_for_reply(reply, model)
             completion = parse_completion(reply, model=model, latency=latency)
         except InsufficientCreditsError as exc:
             self._note_out_of_credits(exc)
@@ -615,23 +611,15 @@ class ChatClient:
         payload = await self.get_json("/key")
         return KeyInfo.model_validate(payload.get("data", payload))
 
-    @staticmethod
-    def _error(reply: Reply, model: str) -> Exception:
-        try:
-            body: Any = reply.json()
-        except ValueError:
-            body = None
-        return error_for_status(reply.status, reply.headers, body, model=model, text=reply.text)
-
     async def get_json(self, path: str) -> Any:
         """GET ``base_url + path`` and return its JSON (e.g. ``/models``).
 
         Raises:
             AsyncGenError: Mapped like :meth:`chat`.
         """
-        reply = await self._pool().send("GET", f"{self.base_url}{path}", None, what=path)
+        reply = await self.transport().send("GET", f"{self.base_url}{path}", None, what=path)
         if reply.status >= 300:
-            raise self._error(reply, path)
+            raise error_for_reply(reply, path)
         try:
             return reply.json()
         except ValueError as exc:

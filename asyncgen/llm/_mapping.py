@@ -36,7 +36,7 @@ from ..core._retry_after import parse_retry_after
 from ._models import Completion, Usage
 from ._transport import Reply
 
-__all__ = ["error_for_status", "parse_completion"]
+__all__ = ["error_for_reply", "error_for_status", "parse_completion"]
 
 _MAX_MESSAGE = 500
 _TRANSIENT_STATUS = {408, 409, 429}
@@ -105,6 +105,15 @@ def error_for_status(
     if status >= 500 or status in _TRANSIENT_STATUS:
         return ServerError(message, status=status, retry_after=retry_after)
     return BadRequestError(message, status=status)
+
+
+def error_for_reply(reply: Reply, what: str) -> AsyncGenError:
+    """The error for an answer whose status is not 2xx (``what`` names the request)."""
+    try:
+        body: Any = reply.json()
+    except ValueError:
+        body = None
+    return error_for_status(reply.status, reply.headers, body, model=what, text=reply.text)
 
 
 def _status_of_error_body(body: dict[str, Any]) -> int:

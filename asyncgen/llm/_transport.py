@@ -15,6 +15,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
@@ -40,7 +41,11 @@ __all__ = [
 ]
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-SSE_HEADERS = {**JSON_HEADERS, "Accept": "text/event-stream"}  # a streamed answer
+SSE = "text/event-stream"  # what a streamed answer is read as
+
+
+def _stream_headers(body: bytes | None, accept: str) -> dict[str, str]:
+    return {**(JSON_HEADERS if body is not None else {}), "Accept": accept}
 
 
 def encode_json(body: Any) -> bytes:
@@ -73,21 +78,62 @@ class StreamReply(Protocol):
 
     async def read(self) -> bytes: ...
 
-    def lines(self) -> AsyncIterator[bytes]: ...
+    def lines(self) -> AsyncIterator[bytes]:
+        """The body's lines as they arrive, undecoded, without their line endings."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body's bytes as they arrive."""
+        ...
 
 
 class Transport(Protocol):
-    """Sends one request on a pooled connection; failures already asyncgen errors."""
+    """Sends one request on a pooled connection; failures already asyncgen errors.
 
-    async def send(self, method: str, url: str, body: bytes | None, *, what: str) -> Reply:
-        """Send and read the whole answer; ``what`` names the request in errors."""
+    ``what`` names the request in errors; ``read_timeout`` (seconds for a connection from
+    the pool, each read and each write) replaces the client's timeout for one call (the
+    Batch API's file transfers take longer than an answer).
+    """
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
+        """Send a JSON body (or none) and read the whole answer."""
+        ...
+
+    async def upload(
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        file: Path,
+        *,
+        content_type: str,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
+        """POST a multipart form: ``fields`` and ``file`` (read as it is sent)."""
         ...
 
     async def aclose(self) -> None: ...
 
     def stream(
-        self, method: str, url: str, body: bytes | None, *, what: str
-    ) -> contextlib.AbstractAsyncContextManager[StreamReply]: ...
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        accept: str = SSE,
+        read_timeout: float | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[StreamReply]:
+        """Send, and read the answer as it comes (server-sent events, a file)."""
+        ...
 
     @property
     def is_closed(self) -> bool: ...
@@ -111,6 +157,7 @@ class HttpxTransport:
 
     def __init__(self, options: Options) -> None:
         self._timeout = options.timeout
+        self._connect_timeout = options.connect_timeout
         self._pool = httpx.AsyncClient(
             timeout=httpx.Timeout(options.timeout, connect=options.connect_timeout),
             limits=httpx.Limits(
@@ -126,25 +173,70 @@ class HttpxTransport:
     def is_closed(self) -> bool:
         return self._pool.is_closed
 
-    async def send(self, method: str, url: str, body: bytes | None, *, what: str) -> Reply:
+    def _timeout_for(self, timeout: float | None) -> Any:
+        if timeout is None:
+            return httpx.USE_CLIENT_DEFAULT
+        return httpx.Timeout(timeout, connect=self._connect_timeout)
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
         headers = JSON_HEADERS if body is not None else None
         try:
-            response = await self._pool.request(method, url, content=body, headers=headers)
+            response = await self._pool.request(
+                method, url, content=body, headers=headers, timeout=self._timeout_for(read_timeout)
+            )
         except httpx.TransportError as exc:
-            raise map_httpx_error(exc, what=what, timeout=self._timeout) from exc
+            raise map_httpx_error(exc, what=what, timeout=read_timeout or self._timeout) from exc
+        return Reply(response.status_code, response.headers, response.content)
+
+    async def upload(
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        file: Path,
+        *,
+        content_type: str,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
+        try:
+            with file.open("rb") as stream:
+                response = await self._pool.post(
+                    url,
+                    data=dict(fields),
+                    files={"file": (file.name, stream, content_type)},
+                    timeout=self._timeout_for(read_timeout),
+                )
+        except httpx.TransportError as exc:
+            raise map_httpx_error(exc, what=what, timeout=read_timeout or self._timeout) from exc
         return Reply(response.status_code, response.headers, response.content)
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, method: str, url: str, body: bytes | None, *, what: str
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        accept: str = SSE,
+        read_timeout: float | None = None,
     ) -> AsyncIterator[StreamReply]:
-        """Send, and read the answer as it comes (server-sent events)."""
-        headers = SSE_HEADERS
+        headers = _stream_headers(body, accept)
         try:
-            async with self._pool.stream(method, url, content=body, headers=headers) as response:
+            async with self._pool.stream(
+                method, url, content=body, headers=headers, timeout=self._timeout_for(read_timeout)
+            ) as response:
                 yield _HttpxStream(response)
         except httpx.TransportError as exc:
-            raise map_httpx_error(exc, what=what, timeout=self._timeout) from exc
+            raise map_httpx_error(exc, what=what, timeout=read_timeout or self._timeout) from exc
 
     async def aclose(self) -> None:
         await self._pool.aclose()
@@ -161,6 +253,9 @@ class _HttpxStream:
 
     def lines(self) -> AsyncIterator[bytes]:
         return byte_lines(self._response.aiter_bytes())
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.aiter_bytes()
 
 
 async def byte_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -224,6 +319,7 @@ class AiohttpTransport:
 
         self._aiohttp = aiohttp
         self._timeout = options.timeout
+        self._connect_timeout = options.connect_timeout
         connector = aiohttp.TCPConnector(
             limit=options.max_connections, limit_per_host=0, ssl=_ssl_for(options.verify)
         )
@@ -244,38 +340,95 @@ class AiohttpTransport:
     def is_closed(self) -> bool:
         return self._session.closed
 
-    async def send(self, method: str, url: str, body: bytes | None, *, what: str) -> Reply:
+    def _timeout_for(self, timeout: float | None) -> dict[str, Any]:
+        """The keyword that replaces the session's timeouts for one call (none: keep)."""
+        if timeout is None:
+            return {}
+        return {
+            "timeout": self._aiohttp.ClientTimeout(
+                total=None, connect=timeout, sock_connect=self._connect_timeout, sock_read=timeout
+            )
+        }
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
         headers = JSON_HEADERS if body is not None else None
         try:
             async with self._session.request(
-                method, url, data=body, headers=headers, allow_redirects=False
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                **self._timeout_for(read_timeout),
             ) as response:
                 content = await response.read()
                 return Reply(response.status, response.headers, content)
         except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
-            raise self._error(exc, what) from exc
+            raise self._error(exc, what, read_timeout) from exc
+
+    async def upload(
+        self,
+        url: str,
+        fields: Mapping[str, str],
+        file: Path,
+        *,
+        content_type: str,
+        what: str,
+        read_timeout: float | None = None,
+    ) -> Reply:
+        try:
+            with file.open("rb") as stream:
+                form = self._aiohttp.FormData()
+                for name, value in fields.items():
+                    form.add_field(name, value)
+                form.add_field("file", stream, filename=file.name, content_type=content_type)
+                async with self._session.post(
+                    url, data=form, allow_redirects=False, **self._timeout_for(read_timeout)
+                ) as response:
+                    content = await response.read()
+                    return Reply(response.status, response.headers, content)
+        except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
+            raise self._error(exc, what, read_timeout) from exc
 
     @contextlib.asynccontextmanager
     async def stream(
-        self, method: str, url: str, body: bytes | None, *, what: str
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        *,
+        what: str,
+        accept: str = SSE,
+        read_timeout: float | None = None,
     ) -> AsyncIterator[StreamReply]:
-        """Send, and read the answer as it comes (server-sent events)."""
-        headers = SSE_HEADERS
+        headers = _stream_headers(body, accept)
         try:
             async with self._session.request(
-                method, url, data=body, headers=headers, allow_redirects=False
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                **self._timeout_for(read_timeout),
             ) as response:
                 yield _AiohttpStream(response)
         except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
-            raise self._error(exc, what) from exc
+            raise self._error(exc, what, read_timeout) from exc
 
-    def _error(self, exc: BaseException, what: str) -> AsyncGenError:
+    def _error(self, exc: BaseException, what: str, timeout: float | None) -> AsyncGenError:
         """asyncgen's error for an aiohttp failure (a timeout, a bad URL, a lost link)."""
         name = type(exc).__name__
         if isinstance(exc, TimeoutError):
-            return RequestTimeoutError(
-                f"{what}: no answer in time ({name}, timeout {self._timeout:g} s)"
-            )
+            seconds = timeout or self._timeout
+            return RequestTimeoutError(f"{what}: no answer in time ({name}, timeout {seconds:g} s)")
         if isinstance(exc, self._aiohttp.InvalidURL):
             return BadRequestError(f"{what}: the request could not be sent ({_detail(exc)})")
         return ConnectionFailedError(f"{what}: connection failed ({name}: {_detail(exc)})")
@@ -297,6 +450,10 @@ class _AiohttpStream:
     async def lines(self) -> AsyncIterator[bytes]:
         async for line in self._response.content:
             yield line.rstrip(b"\r\n")
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for chunk in self._response.content.iter_any():
+            yield chunk
 
 
 def open_transport(backend: str, options: Options) -> Transport:
