@@ -6,14 +6,17 @@ that never show a secret.
 
 Names are imported on first use (``asyncgen.generate`` loads the LLM layer, ``open_queue``
 the queue, neither loads Redis until a Redis URL is opened), so ``import asyncgen`` and
-the ``asyncgen`` command start quickly; type checkers see ordinary imports.
+the ``asyncgen`` command start quickly. Each public name is written once, in the block
+below: type checkers read it as ordinary imports, and at run time it is read (not run)
+to learn where each name lives and what ``__all__`` holds.
 """
 
+import ast as _ast
 import importlib as _importlib
 import types as _types
 import typing as _typing
 
-if _typing.TYPE_CHECKING:
+if _typing.TYPE_CHECKING:  # the public names: this block is the only list of them
     from . import sync as sync
     from .chat._background import BackgroundStats as BackgroundStats
     from .chat._background import BackgroundTasks as BackgroundTasks
@@ -65,7 +68,6 @@ if _typing.TYPE_CHECKING:
     from .limits._ratelimit import RateLimiter as RateLimiter
     from .limits._shared_limit import SharedRateLimiter as SharedRateLimiter
     from .llm import BatchApiProgress as BatchApiProgress
-    from .llm import BatchProgress as BatchProgress
     from .llm import ChatClient as ChatClient
     from .llm import ClientPaused as ClientPaused
     from .llm import ClientStatistics as ClientStatistics
@@ -82,6 +84,7 @@ if _typing.TYPE_CHECKING:
     from .llm import KeyInfo as KeyInfo
     from .llm import RedisCache as RedisCache
     from .llm import ResponseCache as ResponseCache
+    from .llm import RunProgress as RunProgress
     from .llm import SqliteCache as SqliteCache
     from .llm import Stream as Stream
     from .llm import Usage as Usage
@@ -101,190 +104,35 @@ if _typing.TYPE_CHECKING:
 
 __version__ = "0.1.0.dev0"
 
-# Each public name and the module that defines it.
-_EXPORTS: dict[str, str] = {
-    "AdaptiveConcurrency": ".limits._adaptive",
-    "AsyncGenError": ".core._errors",
-    "AuthenticationError": ".core._errors",
-    "BadRequestError": ".core._errors",
-    "BatchNotFoundError": ".core._errors",
-    "BatchProgress": ".llm",
-    "BudgetExceededError": ".core._errors",
-    "ChatClient": ".llm",
-    "CircuitBreaker": ".limits._breaker",
-    "CircuitOpenError": ".core._errors",
-    "BackgroundStats": ".chat._background",
-    "BackgroundTasks": ".chat._background",
-    "BackgroundTasksFull": ".chat._background",
-    "BlockingBackgroundTasks": ".chat._background",
-    "TaskFailure": ".chat._background",
-    "Conversation": ".chat._conversation",
-    "ConversationLog": ".chat._conversation",
-    "conversation": ".chat._conversation",
-    "ClientPaused": ".llm",
-    "ClientStatistics": ".llm",
-    "Completion": ".llm",
-    "BatchApiProgress": ".llm",
-    "generate_batch": ".llm",
-    "RedisCache": ".llm",
-    "ResponseCache": ".llm",
-    "SqliteCache": ".llm",
-    "ConnectionFailedError": ".core._errors",
-    "DeadlineExceededError": ".core._errors",
-    "Event": ".llm",
-    "GenerationJob": ".llm",
-    "GenerationResult": ".llm",
-    "InsufficientCreditsError": ".core._errors",
-    "InvalidKeyError": ".core._errors",
-    "InvalidResponseError": ".core._errors",
-    "JobFailed": ".llm",
-    "JobFailedError": ".core._errors",
-    "JobTimeoutError": ".core._errors",
-    "JobQueue": ".queue",
-    "JobRecord": ".queue",
-    "JobFellBack": ".llm",
-    "Stream": ".llm",
-    "JobToken": ".llm",
-    "JobRetrying": ".llm",
-    "JobStarted": ".llm",
-    "JobState": ".queue",
-    "JobSucceeded": ".llm",
-    "KeyInfo": ".llm",
-    "Outcome": ".core._outcome",
-    "PermanentError": ".core._errors",
-    "QueueStatistics": ".queue",
-    "RateLimitedError": ".core._errors",
-    "RateLimiter": ".limits._ratelimit",
-    "RequestTimeoutError": ".core._errors",
-    "RetryCaller": ".core._retry",
-    "RetryPolicy": ".core._retry",
-    "ResultNotStorableError": ".core._errors",
-    "ServerError": ".core._errors",
-    "Settings": ".core._settings",
-    "SharedRateLimiter": ".limits._shared_limit",
-    "StoreError": ".core._errors",
-    "StreamInterruptedError": ".core._errors",
-    "TransientError": ".core._errors",
-    "UnsupportedServerError": ".core._errors",
-    "Usage": ".llm",
-    "ValidationFailedError": ".core._errors",
-    "Worker": ".queue",
-    "WorkerCrashedError": ".core._errors",
-    "blocking": ".core._bridge",
-    "configure_logging": ".core._logging",
-    "fan_out": ".llm",
-    "gather_bounded": ".core._gather",
-    "generate": ".llm",
-    "generate_iter": ".llm",
-    "generate_stream": ".llm",
-    "legacy_progress": ".llm",
-    "map_bounded": ".core._gather",
-    "mask_secrets": ".core._logging",
-    "open_queue": ".queue",
-    "open_worker": ".queue",
-    "parse_retry_after": ".core._retry_after",
-    "redact_secrets": ".core._logging",
-    "retry": ".core._retry",
-    "retrying": ".core._retry",
-}
 
-__all__ = [
-    "AdaptiveConcurrency",
-    "AsyncGenError",
-    "AuthenticationError",
-    "BackgroundStats",
-    "BackgroundTasks",
-    "BackgroundTasksFull",
-    "BadRequestError",
-    "BatchApiProgress",
-    "BatchNotFoundError",
-    "BatchProgress",
-    "BlockingBackgroundTasks",
-    "BudgetExceededError",
-    "ChatClient",
-    "CircuitBreaker",
-    "CircuitOpenError",
-    "ClientPaused",
-    "ClientStatistics",
-    "Completion",
-    "ConnectionFailedError",
-    "Conversation",
-    "ConversationLog",
-    "DeadlineExceededError",
-    "Event",
-    "GenerationJob",
-    "GenerationResult",
-    "InsufficientCreditsError",
-    "InvalidKeyError",
-    "InvalidResponseError",
-    "JobFailed",
-    "JobFailedError",
-    "JobFellBack",
-    "JobQueue",
-    "JobRecord",
-    "JobRetrying",
-    "JobStarted",
-    "JobState",
-    "JobSucceeded",
-    "JobTimeoutError",
-    "JobToken",
-    "KeyInfo",
-    "Outcome",
-    "PermanentError",
-    "QueueStatistics",
-    "RateLimitedError",
-    "RateLimiter",
-    "RedisCache",
-    "RequestTimeoutError",
-    "ResponseCache",
-    "ResultNotStorableError",
-    "RetryCaller",
-    "RetryPolicy",
-    "ServerError",
-    "Settings",
-    "SharedRateLimiter",
-    "SqliteCache",
-    "StoreError",
-    "Stream",
-    "StreamInterruptedError",
-    "TaskFailure",
-    "TransientError",
-    "UnsupportedServerError",
-    "Usage",
-    "ValidationFailedError",
-    "Worker",
-    "WorkerCrashedError",
-    "__version__",
-    "blocking",
-    "configure_logging",
-    "conversation",
-    "fan_out",
-    "gather_bounded",
-    "generate",
-    "generate_batch",
-    "generate_iter",
-    "generate_stream",
-    "legacy_progress",
-    "map_bounded",
-    "mask_secrets",
-    "open_queue",
-    "open_worker",
-    "parse_retry_after",
-    "redact_secrets",
-    "retry",
-    "retrying",
-]
+def _public_names() -> dict[str, str]:
+    """Each public name and the module that defines it, read from the block above."""
+    with open(__file__, encoding="utf-8") as source:
+        tree = _ast.parse(source.read())
+    block = next(node for node in tree.body if isinstance(node, _ast.If))
+    names: dict[str, str] = {}
+    for node in block.body:
+        if isinstance(node, _ast.ImportFrom):
+            where = "." * node.level + (node.module or "")
+            for alias in node.names:
+                names[alias.asname or alias.name] = where
+    return names
+
+
+_EXPORTS = _public_names()
+__all__ = sorted([*_EXPORTS, "__version__"])
 
 
 if not _typing.TYPE_CHECKING:  # type checkers see the imports above, and a typo is an error
 
     def __getattr__(name: str) -> _typing.Any:
-        if name == "sync":
-            return _importlib.import_module(".sync", __name__)
         where = _EXPORTS.get(name)
         if where is None:
             raise AttributeError(f"module 'asyncgen' has no attribute {name!r}")
-        value = getattr(_importlib.import_module(where, __name__), name)
+        if where == "." and name == "sync":
+            value = _importlib.import_module(".sync", __name__)
+        else:
+            value = getattr(_importlib.import_module(where, __name__), name)
         # Public classes and functions report the public module, as httpx does, so reprs
         # and docs say asyncgen.X rather than a private module.
         private = getattr(value, "__module__", "").startswith("asyncgen.")
@@ -295,4 +143,4 @@ if not _typing.TYPE_CHECKING:  # type checkers see the imports above, and a typo
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__, "sync"})
+    return sorted({*globals(), *__all__})

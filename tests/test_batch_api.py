@@ -16,8 +16,8 @@ import respx
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
-from asyncgen.llm._batch_api import BatchOutcome, BatchRecord, BatchRun
-from asyncgen.llm._batch_api_http import request_line
+from asyncgen.llm.batch_api._lines import request_line
+from asyncgen.llm.batch_api._run import BatchOutcome, BatchRecord, BatchRun
 from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
 from tests.processes import asyncgen_argv
 from tests.test_cli import asyncgen_cmd, records, write_jobs
@@ -528,7 +528,7 @@ async def test_an_unreachable_batch_api_is_said_as_such(tmp_path: Path) -> None:
     refusal."""
     import socket
 
-    from asyncgen.cli._batch import batch_failure
+    from asyncgen.cli._batch_api import batch_failure
 
     with socket.socket() as closed:  # a port with nothing listening
         closed.bind(("127.0.0.1", 0))

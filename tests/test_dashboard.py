@@ -317,9 +317,9 @@ async def test_a_running_batch_on_its_page(
                     await asyncio.sleep(0.05)
         page = await browser.new_page()
         await page.goto(url)
-        first = int(await page.inner_text('[data-batch="done"]'))
+        first = int(await page.inner_text('[data-run="done"]'))
         await page.wait_for_function(
-            f"() => Number(document.querySelector('[data-batch=\"done\"]').textContent) > {first}",
+            f"() => Number(document.querySelector('[data-run=\"done\"]').textContent) > {first}",
             timeout=20_000,
         )
         await page.wait_for_function(

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 import asyncgen
 from asyncgen import (
-    BatchProgress,
     ChatClient,
     Event,
     GenerationJob,
@@ -25,6 +24,7 @@ from asyncgen import (
     JobStarted,
     JobSucceeded,
     RetryPolicy,
+    RunProgress,
 )
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
 
@@ -199,7 +199,7 @@ class TestGenerate:
             )
         assert [r.ok for r in results] == [True, False, True]
         assert isinstance(results[1].error, asyncgen.DeadlineExceededError)
-        assert [e for e in events if isinstance(e, BatchProgress)][-1].done == 3
+        assert [e for e in events if isinstance(e, RunProgress)][-1].done == 3
 
 
 class TestEvents:
@@ -230,20 +230,20 @@ class TestEvents:
         assert kinds == [
             "JobStarted",
             "JobSucceeded",
-            "BatchProgress",
+            "RunProgress",
             "JobStarted",
             "JobRetrying",
             "JobSucceeded",
-            "BatchProgress",
+            "RunProgress",
             "JobStarted",
             "JobFailed",
-            "BatchProgress",
+            "RunProgress",
         ]
         retrying = next(e for e in events if isinstance(e, JobRetrying))
         assert (retrying.attempt, retrying.job.model) == (1, "flaky")
         assert isinstance(retrying.error, asyncgen.ServerError)
         last = events[-1]
-        assert isinstance(last, BatchProgress)
+        assert isinstance(last, RunProgress)
         assert (last.done, last.total, last.ok, last.failed, last.percent) == (3, 3, 2, 1, 100.0)
         assert isinstance(events[0], JobStarted)
         assert isinstance(events[1], JobSucceeded)
@@ -284,9 +284,9 @@ class TestEvents:
 
     async def test_generate_iter_keeps_the_deadline_and_the_progress(self, sim: SimServer) -> None:
         """Past the deadline the unfinished jobs come last, each with DeadlineExceededError;
-        BatchProgress counts to the total."""
+        RunProgress counts to the total."""
         sim.configure(profiles(slow=ModelProfile(latency=5.0), fast=ModelProfile()))
-        progress: list[BatchProgress] = []
+        progress: list[RunProgress] = []
         jobs = [{"model": m, "prompt": "x"} for m in ("slow", "fast", "slow", "fast", "slow")]
         async with ChatClient(sim.base_url) as client:
             results = [
@@ -296,7 +296,7 @@ class TestEvents:
                     client=client,
                     concurrency=3,
                     deadline=0.5,
-                    on_event=lambda e: progress.append(e) if isinstance(e, BatchProgress) else None,
+                    on_event=lambda e: progress.append(e) if isinstance(e, RunProgress) else None,
                 )
             ]
         assert sorted(r.index for r in results) == [0, 1, 2, 3, 4]

@@ -10,7 +10,7 @@ import pytest
 
 import asyncgen
 from asyncgen import ChatClient
-from asyncgen.llm._key_pace import EVIDENCE_FADES, SLOW_START_AFTER, KeyPace
+from asyncgen.llm.client._key_pace import EVIDENCE_FADES, SLOW_START_AFTER, KeyPace
 from asyncgen.testing import KeyLimit, ModelProfile, SimConfig, SimServer
 from tests.test_ratelimit import FakeClock
 
@@ -188,7 +188,7 @@ async def test_a_request_cancelled_while_it_waits_gives_its_key_turn_back() -> N
     """Cancelled after the key's turn but before its model's: the key does not count it
     in flight (a request counted there for ever would inflate every measure after)."""
     from asyncgen.limits._adaptive import AdaptiveConcurrency
-    from asyncgen.llm._traffic import Traffic
+    from asyncgen.llm.client._traffic import Traffic
 
     traffic = Traffic()
     traffic.adaptive = AdaptiveConcurrency(4, 64)

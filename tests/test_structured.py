@@ -23,7 +23,7 @@ from asyncgen import (
     generate,
     open_queue,
 )
-from asyncgen.llm._batch_api_http import request_line
+from asyncgen.llm.batch_api._lines import request_line
 from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
 from tests.processes import asyncgen_argv

@@ -12,8 +12,8 @@ import structlog.testing
 
 import asyncgen
 from asyncgen import ChatClient, RateLimiter, RetryPolicy
-from asyncgen.llm._hints import parse_duration, pause_from_headers
-from asyncgen.llm._tokens import estimate_tokens
+from asyncgen.llm.client._hints import parse_duration, pause_from_headers
+from asyncgen.llm.client._tokens import estimate_tokens
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer
 
 HI = [{"role": "user", "content": "hi"}]

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..llm import BatchProgress, ChatClient, Event
-from ..llm._events import ResultCounts
+from ..llm import ChatClient, Event, RunProgress
+from ..llm.engine._events import ResultCounts
 
-__all__ = ["RunProgress", "cache_summary"]
+__all__ = ["ProgressDisplay", "cache_summary"]
 
 PLAIN_EVERY = 2.0  # seconds between plain progress lines
 
@@ -56,7 +56,7 @@ class Tally(ResultCounts):
         )
 
 
-class RunProgress:
+class ProgressDisplay:
     """Receives generation events and shows progress; prints a summary at the end.
 
     Args:
@@ -82,7 +82,7 @@ class RunProgress:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
 
-    def __enter__(self) -> RunProgress:
+    def __enter__(self) -> ProgressDisplay:
         if self.live:
             self._bar = Progress(
                 BarColumn(bar_width=16),
@@ -101,7 +101,7 @@ class RunProgress:
 
     def handle(self, event: Event) -> None:
         """Count one event and refresh the display."""
-        if self.tally.count(event) or not isinstance(event, BatchProgress):
+        if self.tally.count(event) or not isinstance(event, RunProgress):
             self._show()
 
     def _show(self) -> None:

@@ -36,11 +36,11 @@ from ._args import (
     provider_client,
     whole,
 )
-from ._batch import batch_failure, check_batches, run_batch_api
+from ._batch_api import batch_failure, check_batches, run_batch_api
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._interrupts import run
 from ._output import RERUN_ERRORS, OutputLock, OutputWriteError, ResultWriter, Resume
-from ._progress import RunProgress, cache_summary
+from ._progress import ProgressDisplay, cache_summary
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "Terminated", "run_command"]
 
@@ -261,10 +261,10 @@ async def _dashboard(port: int | None, total: int, title: str) -> AsyncIterator[
         yield None
         return
     try:
-        from ..dashboard import BatchBoard, create_batch_app
+        from ..dashboard import RunBoard, create_run_app
 
-        board = BatchBoard(total, title=title)
-        app = create_batch_app(board)
+        board = RunBoard(total, title=title)
+        app = create_run_app(board)
     except ImportError as exc:
         raise UsageProblem(f"--dashboard: {exc}") from None
     import uvicorn
@@ -398,7 +398,7 @@ async def _run(
     jobs = read_jobs(
         args.input, done=resume.done, default_model=args.model, response_model=args.schema
     )
-    progress = RunProgress(todo, skipped=skipped)
+    progress = ProgressDisplay(todo, skipped=skipped)
     board_served = _dashboard(args.dashboard, todo, str(args.input))
     async with board_served as board:
         return await _run_with(args, client, jobs, todo, resume, progress, board)
@@ -410,7 +410,7 @@ async def _run_with(
     jobs: Any,
     todo: int,
     resume: Resume,
-    progress: RunProgress,
+    progress: ProgressDisplay,
     board: Any,
 ) -> int:
     def on_event(event: Event) -> None:

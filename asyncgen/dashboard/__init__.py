@@ -14,6 +14,6 @@ Needs ``pip install 'asyncgen[dashboard]'`` (Starlette and Jinja2).
 """
 
 from ._app import create_app, serve
-from ._batch import BatchBoard, create_batch_app
+from ._run_board import RunBoard, create_run_app
 
-__all__ = ["BatchBoard", "create_app", "create_batch_app", "serve"]
+__all__ = ["RunBoard", "create_app", "create_run_app", "serve"]

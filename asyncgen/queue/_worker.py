@@ -32,7 +32,7 @@ from ..core._errors import (
 from ..core._logging import mask_secrets
 from ..core._retry import RetryCaller, RetryPolicy
 from ..llm import ChatClient, GenerationJob
-from ..llm._job import JobRun, JobRunner
+from ..llm.engine._job import JobRun, JobRunner
 from ._coalesce import Coalesced
 from ._credits import DEFAULT_CREDIT_PROBE, CreditGate, CreditPause
 from ._metrics import Metrics

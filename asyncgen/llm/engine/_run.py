@@ -1,10 +1,10 @@
-"""The batch engine under generate, generate_iter and generate_stream.
+"""The online engine under generate, generate_iter and generate_stream.
 
-A :class:`Batch` runs each job with one :class:`JobRunner` and accounts for it as it
-finishes: its result, JobSucceeded/JobFailed and BatchProgress events, and one log line
+A :class:`OnlineRun` runs each job with one :class:`JobRunner` and accounts for it as it
+finishes: its result, JobSucceeded/JobFailed and RunProgress events, and one log line
 per failure (of the jobs never sent for one reason, only the first). Two drivers run
-it: :meth:`Batch.run_all` over a known list (results in input order, a deadline), and
-:meth:`Batch.stream` over any iterable or async stream (results as they finish, memory
+it: :meth:`OnlineRun.run_all` over a known list (results in input order, a deadline), and
+:meth:`OnlineRun.stream` over any iterable or async stream (results as they finish, memory
 bounded by the concurrency).
 """
 
@@ -19,22 +19,22 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ..core._context import deadline_after
-from ..core._errors import (
+from ...core._context import deadline_after
+from ...core._errors import (
     BudgetExceededError,
     DeadlineExceededError,
     InsufficientCreditsError,
     InvalidKeyError,
 )
-from ..core._gather import gather_bounded, map_bounded
-from ..core._logging import mask_secrets
-from ..core._outcome import Outcome
-from ._client import ChatClient
-from ._events import BatchProgress, Event, JobFailed, JobSucceeded, OnEvent, emit
+from ...core._gather import gather_bounded, map_bounded
+from ...core._logging import mask_secrets
+from ...core._outcome import Outcome
+from ..client._client import ChatClient
+from ._events import Event, JobFailed, JobSucceeded, OnEvent, RunProgress, emit
 from ._job import JobRun, JobRunner
-from ._models import GenerationJob, GenerationResult
+from ._jobs import GenerationJob, GenerationResult
 
-__all__ = ["Batch", "JobLike", "coerce_job", "coerce_jobs", "concurrency_limit"]
+__all__ = ["JobLike", "OnlineRun", "coerce_job", "coerce_jobs", "concurrency_limit"]
 
 JobLike = GenerationJob | Mapping[str, Any]
 
@@ -70,7 +70,7 @@ def coerce_jobs(
 
 
 async def concurrency_limit(client: ChatClient, concurrency: int | Literal["auto"]) -> int:
-    """The jobs a batch runs at once: ``concurrency``, or AIMD's ceiling for "auto"."""
+    """The jobs a run runs at once: ``concurrency``, or AIMD's ceiling for "auto"."""
     if concurrency != "auto":
         return concurrency
     adaptive = client.adaptive_concurrency()
@@ -78,8 +78,8 @@ async def concurrency_limit(client: ChatClient, concurrency: int | Literal["auto
     return adaptive.maximum
 
 
-class Batch:
-    """One batch: its runner, and the accounting of each job as it finishes."""
+class OnlineRun:
+    """One run of jobs: its runner, and the accounting of each job as it finishes."""
 
     def __init__(
         self,
@@ -111,7 +111,7 @@ class Batch:
             )
             await emit(self.on_event, event)
             if self.total is not None:
-                progress = BatchProgress(self.done, self.total, self.ok, self.done - self.ok)
+                progress = RunProgress(self.done, self.total, self.ok, self.done - self.ok)
                 await emit(self.on_event, progress)
         return result
 

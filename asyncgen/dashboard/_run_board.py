@@ -1,7 +1,7 @@
-"""The batch view: a running ``asyncgen run`` (or any generate call) on a page.
+"""The run view: a running ``asyncgen run`` (or any generate call) on a page.
 
-A :class:`BatchBoard` receives generation events (pass ``board.handle`` as ``on_event``)
-and :func:`create_batch_app` serves it: done of total, ok and failed, rate and ETA,
+A :class:`RunBoard` receives generation events (pass ``board.handle`` as ``on_event``)
+and :func:`create_run_app` serves it: done of total, ok and failed, rate and ETA,
 tokens and cost, a table per model, and the latest failures (secrets masked).
 """
 
@@ -15,16 +15,16 @@ from typing import Any
 
 from ..core._logging import mask_secrets
 from ..llm import Event, JobFailed, JobRetrying, JobSucceeded
-from ..llm._events import ResultCounts
+from ..llm.engine._events import ResultCounts
 
-__all__ = ["BatchBoard", "create_batch_app"]
+__all__ = ["RunBoard", "create_run_app"]
 
 HERE = Path(__file__).parent
 LATEST_FAILURES = 20
 
 
 def _shown(counts: ResultCounts) -> dict[str, Any]:
-    """A batch's (or one model's) counts as the page shows them."""
+    """A run's (or one model's) counts as the page shows them."""
     ok = counts.ok
     return {
         "done": counts.done,
@@ -38,16 +38,16 @@ def _shown(counts: ResultCounts) -> dict[str, Any]:
 
 
 @dataclass
-class BatchBoard:
-    """What a batch has done so far, fed by its events.
+class RunBoard:
+    """What a run has done so far, fed by its events.
 
     Args:
-        total: Jobs in the batch.
+        total: Jobs in the run.
         title: Shown on the page (e.g. the input file's name).
     """
 
     total: int
-    title: str = "batch"
+    title: str = "run"
     started: float = field(default_factory=time.monotonic)
     finished: bool = False
     whole: ResultCounts = field(default_factory=ResultCounts)
@@ -81,7 +81,7 @@ class BatchBoard:
             )
 
     def snapshot(self) -> dict[str, Any]:
-        """The board as JSON values (what the page shows and /api/batch returns)."""
+        """The board as JSON values (what the page shows and /api/run returns)."""
         elapsed = max(1e-9, time.monotonic() - self.started)
         done = self.whole.done
         rate = done / elapsed
@@ -101,8 +101,8 @@ class BatchBoard:
         }
 
 
-def create_batch_app(board: BatchBoard) -> Any:
-    """The batch page as an ASGI app (read-only: it has no actions)."""
+def create_run_app(board: RunBoard) -> Any:
+    """The run page as an ASGI app (read-only: it has no actions)."""
     from ._app import _require
 
     _require()
@@ -116,7 +116,7 @@ def create_batch_app(board: BatchBoard) -> Any:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
 
     async def page(request: Request) -> Response:
-        response = templates.TemplateResponse(request, "batch.html", {"b": board.snapshot()})
+        response = templates.TemplateResponse(request, "run.html", {"b": board.snapshot()})
         response.headers["content-security-policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'"
         )
@@ -128,7 +128,7 @@ def create_batch_app(board: BatchBoard) -> Any:
     return Starlette(
         routes=[
             Route("/", page),
-            Route("/api/batch", api),
+            Route("/api/run", api),
             Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
         ]
     )

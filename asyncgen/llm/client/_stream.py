@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from ..core._errors import (
+from ...core._errors import (
     AsyncGenError,
     ConnectionFailedError,
     InvalidResponseError,

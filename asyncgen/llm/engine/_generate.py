@@ -8,14 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ..core._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
-from ..core._retry import RetryPolicy
-from ..limits._ratelimit import RateLimiter
-from ._batch import Batch, JobLike, coerce_jobs, concurrency_limit
-from ._client import ChatClient
+from ...core._defaults import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE
+from ...core._retry import RetryPolicy
+from ...limits._ratelimit import RateLimiter
+from ..client._client import ChatClient
 from ._events import OnEvent
 from ._job import Budget, JobRunner, Validate
-from ._models import GenerationResult
+from ._jobs import GenerationResult
+from ._run import JobLike, OnlineRun, coerce_jobs, concurrency_limit
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 
-def _batch(
+def _online_run(
     client: ChatClient,
     *,
     retry: RetryPolicy | None,
@@ -38,7 +38,7 @@ def _batch(
     max_tokens: int | None,
     total: int | None,
     response_model: type[BaseModel] | None = None,
-) -> Batch:
+) -> OnlineRun:
     budget = None
     if max_cost is not None or max_tokens is not None:
         budget = Budget(max_cost, max_tokens)  # checks they are > 0
@@ -50,9 +50,9 @@ def _batch(
         rate_limit=rate_limit,
         budget=budget,
     )
-    client.clear_out_of_credits()  # a new batch tries again: credits may have been added
+    client.clear_out_of_credits()  # a new run tries again: credits may have been added
     client.clear_key_refused()  # ... and the key may have been fixed
-    return Batch(runner, on_event, total=total, response_model=response_model)
+    return OnlineRun(runner, on_event, total=total, response_model=response_model)
 
 
 async def generate(
@@ -84,18 +84,18 @@ async def generate(
             requests in flight shared by the client as a second bound (starts at 4,
             +1 per window of successes, at most 64; seeded from OpenRouter's key info).
         retry: The retry policy; None means ``RetryPolicy()`` (3 attempts).
-        deadline: Seconds for the whole batch (None: no deadline); unfinished jobs get
+        deadline: Seconds for the whole run (None: no deadline); unfinished jobs get
             DeadlineExceededError and finished ones are kept.
         validate: Called with each answer's text, sync or async; its return value is
             kept as ``result.value``. Returning ``False`` or raising (any error) fails
             the job with ValidationFailedError, which is not retried unless the policy
             says so; other values, falsy ones included (None, 0, ``[]``), pass.
         on_event: Receives JobStarted, JobRetrying, ClientPaused, JobSucceeded,
-            JobFailed and BatchProgress events, sync or async.
-        rate_limit: A RateLimiter for this batch's requests; default: the client's own.
-        max_cost: Once the reported cost of the batch reaches this many dollars, no new
+            JobFailed and RunProgress events, sync or async.
+        rate_limit: A RateLimiter for this run's requests; default: the client's own.
+        max_cost: Once the reported cost of the run reaches this many dollars, no new
             job or retry starts; those left fail with BudgetExceededError.
-        max_tokens: The same for the batch's reported total tokens (not the per-request
+        max_tokens: The same for the run's reported total tokens (not the per-request
             ``max_tokens`` parameter, which goes in a job's params).
         response_model: A pydantic model for every job that names none (see
             GenerationJob.response_model): ``result.parsed`` holds the answer as one.
@@ -105,7 +105,7 @@ async def generate(
         TypeError: A job is neither a GenerationJob nor a dict.
     """
     coerced = coerce_jobs(jobs, response_model)
-    batch = _batch(
+    online = _online_run(
         client,
         retry=retry,
         validate=validate,
@@ -116,7 +116,7 @@ async def generate(
         total=len(coerced),
     )
     limit = await concurrency_limit(client, concurrency)
-    return await batch.run_all(coerced, limit=limit, deadline=deadline)
+    return await online.run_all(coerced, limit=limit, deadline=deadline)
 
 
 async def fan_out(
@@ -165,7 +165,7 @@ async def generate_iter(
     """Like :func:`generate`, but yield each result as soon as its job finishes.
 
     Every job is checked before any is sent (as :func:`generate` does); the stream is
-    :func:`generate_stream`'s, with the batch's total known (BatchProgress events) and a
+    :func:`generate_stream`'s, with the run's total known (RunProgress events) and a
     deadline: the jobs unfinished when it passes come last, with DeadlineExceededError.
     Leaving the loop early cancels the jobs still running.
 
@@ -173,7 +173,7 @@ async def generate_iter(
         ValueError, TypeError: As for :func:`generate`, at the first iteration.
     """
     coerced = coerce_jobs(jobs, response_model)
-    batch = _batch(
+    online = _online_run(
         client,
         retry=retry,
         validate=validate,
@@ -184,7 +184,7 @@ async def generate_iter(
         total=len(coerced),
     )
     limit = await concurrency_limit(client, concurrency)
-    async with contextlib.aclosing(batch.stream(coerced, limit=limit, deadline=deadline)) as run:
+    async with contextlib.aclosing(online.stream(coerced, limit=limit, deadline=deadline)) as run:
         async for result in run:
             yield result
 
@@ -207,7 +207,7 @@ async def generate_stream(
 
     Memory stays bounded by the concurrency, not by the input (a million-line file is
     fine): jobs are pulled only as slots free up and forgotten once yielded. Options
-    are those of :func:`generate` (no BatchProgress events, as the total is unknown),
+    are those of :func:`generate` (no RunProgress events, as the total is unknown),
     but the deadline is off by default: when one is given and passes, the jobs running
     come next with DeadlineExceededError, then every job left in the stream, pulled and
     yielded with it too (nothing is dropped; a stream that never ends wants
@@ -218,7 +218,7 @@ async def generate_stream(
         ValueError: When a job pulled from the stream is invalid (which one and why);
             jobs already running are cancelled.
     """
-    batch = _batch(
+    online = _online_run(
         client,
         retry=retry,
         validate=validate,
@@ -230,6 +230,6 @@ async def generate_stream(
         response_model=response_model,
     )
     limit = await concurrency_limit(client, concurrency)
-    async with contextlib.aclosing(batch.stream(jobs, limit=limit, deadline=deadline)) as run:
+    async with contextlib.aclosing(online.stream(jobs, limit=limit, deadline=deadline)) as run:
         async for result in run:
             yield result

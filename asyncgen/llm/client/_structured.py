@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from ..core._errors import ValidationFailedError
+from ...core._errors import ValidationFailedError
 from ._models import Completion
 
 __all__ = ["REASK", "parse_answer", "parse_with_reasks", "strip_fences"]

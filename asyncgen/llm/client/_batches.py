@@ -1,11 +1,9 @@
-"""The provider's Batch API on the wire: its endpoints, and its files' lines.
+"""The provider's Batch API as a resource of the client: ``client.batches``.
 
-:class:`BatchApi` (``client.batches``) calls ``/files`` and ``/batches`` through its
-ChatClient's own transport (the same pool, backend, key and TLS settings as its chat
-requests; statuses mapped to errors by the same rules), transient failures retried with
-backoff; a create that failed in transit is looked for by its marker before it is tried
-again. The functions turn a job into a request line and back, and an output or error
-file's record into an answer or an error.
+:class:`BatchApi` calls ``/files`` and ``/batches`` through its ChatClient's own
+transport (the same pool, backend, key and TLS settings as its chat requests; statuses
+mapped to errors by the same rules), transient failures retried with backoff; a create
+that failed in transit is looked for by its marker before it is tried again.
 """
 
 from __future__ import annotations
@@ -17,19 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from pydantic import BaseModel
-
-from ..core._errors import (
-    AsyncGenError,
-    BadRequestError,
+from ...core._errors import (
     InvalidResponseError,
-    ServerError,
     TransientError,
 )
-from ..core._retry import RetryPolicy, retry
+from ...core._retry import RetryPolicy, retry
 from ._mapping import error_for_reply, error_for_status
-from ._models import Completion, GenerationJob, Usage
-from ._request import request_fingerprint, schema_params
 from ._transport import Reply, StreamReply, Transport, byte_lines, encode_json
 
 __all__ = [
@@ -39,19 +30,11 @@ __all__ = [
     "MAX_BATCH_REQUESTS",
     "TERMINAL",
     "BatchApi",
-    "batch_error",
-    "completion_of",
-    "item_error",
-    "line_fingerprint",
-    "line_job",
-    "may_pass",
-    "request_line",
 ]
 
 MAX_BATCH_REQUESTS = 50_000  # OpenAI's limit per batch
 MAX_BATCH_BYTES = 190 * 1024 * 1024  # under OpenAI's 200 MB per file
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-RETRY_CODES = frozenset({"batch_expired", "token_limit_exceeded", "rate_limit_exceeded"})
 ENDPOINT = "/v1/chat/completions"
 DEFAULT_FILE_TIMEOUT = 300.0  # seconds per read or write of a file or batch call
 _POLICY = RetryPolicy(max_attempts=6, base_delay=1.0, max_delay=30.0)  # files and batches
@@ -220,81 +203,3 @@ def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise InvalidResponseError(f"/files/{file_id}: line {number} is not a JSON object")
     return record
-
-
-def request_line(job: GenerationJob) -> dict[str, Any]:
-    """A job as one line of a batch request file."""
-    params = schema_params(job.response_model, job.params)
-    body = {"model": job.model, "messages": job.to_messages(), **params}
-    return {"custom_id": job.id, "method": "POST", "url": ENDPOINT, "body": body}
-
-
-def line_job(line: dict[str, Any], response_model: type[BaseModel] | None = None) -> GenerationJob:
-    """A request line back as a job (to send it online); with ``response_model`` the
-    schema in its params is the model's again (so the online path re-asks)."""
-    body = dict(line["body"])
-    model, messages = body.pop("model"), body.pop("messages")
-    if response_model is not None:
-        body.pop("response_format", None)  # schema_params puts it back from the model
-    return GenerationJob(
-        id=line["custom_id"],
-        model=model,
-        messages=messages,
-        params=body,
-        response_model=response_model,
-    )
-
-
-def line_fingerprint(line: dict[str, Any]) -> tuple[str, str]:
-    body = dict(line["body"])
-    model, messages = str(body.pop("model")), body.pop("messages")
-    return model, request_fingerprint(model, messages, body)
-
-
-def item_error(item: dict[str, Any]) -> AsyncGenError | None:
-    """The error an output or error file record carries, or None for an answer."""
-    error = item.get("error")
-    response = item.get("response") or {}
-    status = int(response.get("status_code") or 0)
-    if error:
-        code = str(error.get("code") or "batch_error")
-        message = str(error.get("message") or code)
-        if code == "batch_expired":
-            return ServerError(f"expired: {message}", status=504)
-        return BadRequestError(f"{code}: {message}", status=400)
-    if status >= 300 or not response:
-        body = response.get("body")
-        return error_for_status(status or 502, {}, body, model="batch request")
-    return None
-
-
-def may_pass(item: dict[str, Any], error: AsyncGenError) -> bool:
-    """Worth sending again: expired, rate limited, or the provider's own failure."""
-    code = str((item.get("error") or {}).get("code") or "")
-    status = error.status or 0
-    return code in RETRY_CODES or status in (408, 429, 504) or status >= 500
-
-
-def batch_error(batch: dict[str, Any]) -> AsyncGenError:
-    """Why a whole batch failed (its ``errors``)."""
-    errors = ((batch.get("errors") or {}).get("data")) or [{}]
-    first = errors[0] or {}
-    code = str(first.get("code") or "batch_failed")
-    message = f"batch {batch.get('id')} failed: {code}: {first.get('message') or ''}".strip()
-    if code in RETRY_CODES:
-        return ServerError(message, status=503)
-    return BadRequestError(message, status=400)
-
-
-def completion_of(body: dict[str, Any], model: str) -> Completion:
-    choice = (body.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
-    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
-    return Completion(
-        text=str(message.get("content") or ""),
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage.model_validate(usage or {}),
-        model=str(body.get("model") or model),
-        latency=0.0,
-        id=body.get("id"),
-    )

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..core._errors import (
+from ...core._errors import (
     AsyncGenError,
     AuthenticationError,
     BadRequestError,
@@ -31,8 +31,8 @@ from ..core._errors import (
     ServerError,
     TransientError,
 )
-from ..core._logging import mask_secrets
-from ..core._retry_after import parse_retry_after
+from ...core._logging import mask_secrets
+from ...core._retry_after import parse_retry_after
 from ._models import Completion, Usage
 from ._transport import Reply
 

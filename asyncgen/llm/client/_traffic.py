@@ -11,13 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..core._errors import InvalidResponseError, RateLimitedError, TransientError
-from ..core._retry import DEFAULT_MAX_RETRY_AFTER
-from ..limits._adaptive import AdaptiveConcurrency
-from ..limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
-from ..limits._pacing import AdaptiveRate
-from ..limits._ratelimit import Booking, RateLimiter
-from ..limits._shared_limit import SharedRateLimiter
+from ...core._errors import InvalidResponseError, RateLimitedError, TransientError
+from ...core._retry import DEFAULT_MAX_RETRY_AFTER
+from ...limits._adaptive import AdaptiveConcurrency
+from ...limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
+from ...limits._pacing import AdaptiveRate
+from ...limits._ratelimit import Booking, RateLimiter
+from ...limits._shared_limit import SharedRateLimiter
 from ._hints import pause_from_headers
 from ._key_pace import KeyPace
 from ._models import Completion

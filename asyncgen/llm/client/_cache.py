@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ..core._logging import mask_secrets
+from ...core._logging import mask_secrets
 from ._models import Completion
 from ._request import request_fingerprint
 

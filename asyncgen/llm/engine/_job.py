@@ -1,7 +1,7 @@
 """One generation job on one client: the path every generation takes.
 
 ``generate``, ``generate_iter``, ``generate_stream`` and the queue worker all run a job
-through :class:`JobRunner`: the batch's spend guard and 402 stop, the retry policy, the
+through :class:`JobRunner`: the run's spend guard and 402 stop, the retry policy, the
 client's traffic controls (breaker, pauses, rate limiter, pacing) and request, the
 answer's validation, and the job's events.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from ..core._errors import (
+from ...core._errors import (
     BudgetExceededError,
     CircuitOpenError,
     InsufficientCreditsError,
@@ -26,15 +26,16 @@ from ..core._errors import (
     TransientError,
     ValidationFailedError,
 )
-from ..core._logging import mask_secrets
-from ..core._retry import RetryCaller, RetryPolicy
-from ..limits._ratelimit import RateLimiter
-from ._client import ChatClient
+from ...core._logging import mask_secrets
+from ...core._retry import RetryCaller, RetryPolicy
+from ...limits._ratelimit import RateLimiter
+from ..client._client import ChatClient
+from ..client._models import Completion
+from ..client._request import schema_params
+from ..client._stream import DEFAULT_STALL_TIMEOUT
+from ..client._structured import parse_with_reasks
 from ._events import ClientPaused, JobFellBack, JobRetrying, JobStarted, JobToken, OnEvent, emit
-from ._models import Completion, GenerationJob, GenerationResult
-from ._request import schema_params
-from ._stream import DEFAULT_STALL_TIMEOUT
-from ._structured import parse_with_reasks
+from ._jobs import GenerationJob, GenerationResult
 
 __all__ = ["Budget", "JobRun", "JobRunner", "Validate"]
 
@@ -49,7 +50,7 @@ _reset = structlog.contextvars.reset_contextvars
 
 @dataclass
 class Budget:
-    """A batch's spend guard: no job or retry starts once reported usage crossed a limit."""
+    """A run's spend guard: no job or retry starts once reported usage crossed a limit."""
 
     max_cost: float | None = None
     max_tokens: int | None = None
@@ -85,12 +86,12 @@ class Budget:
             spent = f"max_tokens={self.max_tokens} (spent {self.tokens})"
         else:
             return
-        raise BudgetExceededError(f"{job.model}: not sent: the batch reached {spent}")
+        raise BudgetExceededError(f"{job.model}: not sent: the run reached {spent}")
 
 
 @dataclass(slots=True)
 class JobRun:
-    """One job while it runs: its place in the batch, requests sent, what came back."""
+    """One job while it runs: its place in the run, requests sent, what came back."""
 
     index: int
     job: GenerationJob
@@ -104,7 +105,7 @@ class JobRun:
 
 
 class JobRunner:
-    """Runs generation jobs on one client with one batch's settings.
+    """Runs generation jobs on one client with one run's settings.
 
     Args:
         client: The ChatClient to send through.
@@ -113,9 +114,9 @@ class JobRunner:
         validate: Called with each answer's text, sync or async (see ``generate``).
         on_event: Receives JobStarted, JobRetrying and ClientPaused.
         rate_limit: The RateLimiter for these requests; None: the client's own.
-        budget: The batch's spend guard, or None.
+        budget: The run's spend guard, or None.
         stop_after_402: Refuse to send once the client has seen a 402 or a 401 (a
-            batch); the queue worker sends every job it claims.
+            run); the queue worker sends every job it claims.
     """
 
     __slots__ = (
@@ -369,7 +370,7 @@ class _MoveOn(Exception):
 
 
 class _Retrying:
-    """The retry hook: count the retry on the client and tell the batch's handler."""
+    """The retry hook: count the retry on the client and tell the run's handler."""
 
     __slots__ = ("run", "runner")
 

@@ -15,23 +15,23 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from ..core._bridge import in_bridge_thread, on_shutdown, run_blocking
-from ..core._errors import (
+from ...core._bridge import in_bridge_thread, on_shutdown, run_blocking
+from ...core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
     InvalidKeyError,
     InvalidResponseError,
 )
-from ..core._retry import DEFAULT_MAX_RETRY_AFTER
-from ..limits._adaptive import (
+from ...core._retry import DEFAULT_MAX_RETRY_AFTER
+from ...limits._adaptive import (
     DEFAULT_INITIAL_CONCURRENCY,
     DEFAULT_MAX_CONCURRENCY,
     AdaptiveConcurrency,
 )
-from ..limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
-from ..limits._pacing import PacingStatistics
-from ..limits._ratelimit import RateLimiter
-from ._batch_api_http import DEFAULT_FILE_TIMEOUT, BatchApi
+from ...limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
+from ...limits._pacing import PacingStatistics
+from ...limits._ratelimit import RateLimiter
+from ._batches import DEFAULT_FILE_TIMEOUT, BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
@@ -108,7 +108,7 @@ class ChatClient:
             table (None: when it is installed, ``asyncgen[prices]``; True: require it).
         cache: Answer identical requests from a response cache instead of sending them:
             ``"sqlite:///cache.db"``, ``"redis://host:6379/0"`` or a ResponseCache (see
-            ``asyncgen.llm._cache``). Off by default; hits and misses in statistics.
+            ``asyncgen.llm.client._cache``). Off by default; hits and misses in statistics.
         cache_scope: Which API the cache keys name (default: ``base_url``, since the same
             model name elsewhere is another model). Give a fixed name for a server whose
             URL changes between runs but whose answers may be shared (the simulator on a

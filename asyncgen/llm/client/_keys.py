@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..core._logging import register_secret
+from ...core._logging import register_secret
 
 __all__ = ["clean_api_key"]
 

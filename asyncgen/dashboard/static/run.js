@@ -1,4 +1,4 @@
-// Live batch page: poll /api/batch and update the numbers and tables in place (text
+// Live run page: poll /api/run and update the numbers and tables in place (text
 // nodes only). The page is complete without this script; it just does not move.
 (function () {
   "use strict";
@@ -23,14 +23,14 @@
 
   function update(b) {
     ["done", "ok", "failed", "retries", "rate", "tokens", "cost"].forEach(function (name) {
-      var el = document.querySelector('[data-batch="' + name + '"]');
+      var el = document.querySelector('[data-run="' + name + '"]');
       if (el) el.textContent = String(b[name]);
     });
-    var eta = document.querySelector('[data-batch="eta"]');
+    var eta = document.querySelector('[data-run="eta"]');
     if (eta) eta.textContent = b.eta === null ? "?" : String(b.eta);
-    var state = document.querySelector('[data-batch="state"]');
+    var state = document.querySelector('[data-run="state"]');
     if (state) state.textContent = b.finished ? "finished" : "running";
-    var bar = document.querySelector("[data-batch-progress]");
+    var bar = document.querySelector("[data-run-progress]");
     if (bar) bar.value = b.percent;
     rows("#models", Object.keys(b.models).map(function (name) {
       var m = b.models[name];
@@ -45,7 +45,7 @@
   }
 
   function poll() {
-    fetch("/api/batch", { headers: { accept: "application/json" } })
+    fetch("/api/run", { headers: { accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (b) { return b ? update(b) : false; })
       .catch(function () { return false; })

@@ -46,19 +46,22 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel
 
-from ..core._errors import (
+from ...core._errors import (
     AsyncGenError,
     BadRequestError,
     BatchNotFoundError,
     InsufficientCreditsError,
     ValidationFailedError,
 )
-from ..core._retry import RetryPolicy
-from ._batch_api_folder import BatchRecord, BatchStateError, RequestFile, RunFolder
-from ._batch_api_http import (
-    MAX_BATCH_BYTES,
-    MAX_BATCH_REQUESTS,
-    TERMINAL,
+from ...core._retry import RetryPolicy
+from ..client._batches import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, TERMINAL
+from ..client._cache import cache_key, hit
+from ..client._client import ChatClient
+from ..client._models import Completion
+from ..client._structured import parse_answer
+from ..engine._jobs import GenerationJob, GenerationResult
+from ._folder import BatchRecord, BatchStateError, RequestFile, RunFolder
+from ._lines import (
     batch_error,
     completion_of,
     item_error,
@@ -67,10 +70,6 @@ from ._batch_api_http import (
     may_pass,
     request_line,
 )
-from ._cache import cache_key, hit
-from ._client import ChatClient
-from ._models import Completion, GenerationJob, GenerationResult
-from ._structured import parse_answer
 
 __all__ = [
     "MAX_BATCH_BYTES",
@@ -524,7 +523,7 @@ class BatchRun:
         if self.resubmit == "batch":
             await self._submit_lines(_each(lines), round_=record.round + 1)
             return
-        from ._generate import generate_stream
+        from ..engine._generate import generate_stream
 
         self._online += len(lines)
         self._progress()

@@ -55,7 +55,7 @@ from collections.abc import Callable
 
 import structlog
 
-from ..limits._pacing import EVIDENCE_FADES, AdaptiveRate
+from ...limits._pacing import EVIDENCE_FADES, AdaptiveRate
 
 __all__ = ["EVIDENCE_FADES", "KEY_CLUSTER", "RENEW_CLUSTER", "SLOW_START_AFTER", "KeyPace"]
 

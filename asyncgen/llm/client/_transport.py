@@ -20,13 +20,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from ..core._errors import (
+from ...core._errors import (
     AsyncGenError,
     BadRequestError,
     ConnectionFailedError,
     RequestTimeoutError,
 )
-from ..core._logging import mask_secrets
+from ...core._logging import mask_secrets
 
 __all__ = [
     "AiohttpTransport",

@@ -1,4 +1,4 @@
-"""Typed events of a generation batch, and the legacy progress adapter."""
+"""Typed events of a generation run, and the legacy progress adapter."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from ..core._logging import mask_secrets
-from ._models import GenerationJob, GenerationResult
+from ...core._logging import mask_secrets
+from ._jobs import GenerationJob, GenerationResult
 
 __all__ = [
-    "BatchProgress",
     "ClientPaused",
     "Event",
     "JobFailed",
@@ -22,6 +21,7 @@ __all__ = [
     "JobSucceeded",
     "JobToken",
     "ResultCounts",
+    "RunProgress",
     "legacy_progress",
 ]
 
@@ -102,7 +102,7 @@ class JobFailed:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchProgress:
+class RunProgress:
     """``done`` of ``total`` jobs are finished, ``ok`` of them with an answer."""
 
     done: int
@@ -112,7 +112,7 @@ class BatchProgress:
 
     @property
     def percent(self) -> float:
-        """Share of the batch finished, 0 to 100."""
+        """Share of the run finished, 0 to 100."""
         return 100.0 * self.done / self.total if self.total else 100.0
 
 
@@ -124,7 +124,7 @@ Event = (
     | JobToken
     | JobSucceeded
     | JobFailed
-    | BatchProgress
+    | RunProgress
 )
 OnEvent = Callable[[Event], object]
 
@@ -165,7 +165,7 @@ class ResultCounts:
 
 
 async def emit(on_event: OnEvent | None, event: Event) -> None:
-    """Deliver ``event``; a failing handler is logged and never breaks the batch."""
+    """Deliver ``event``; a failing handler is logged and never breaks the run."""
     if on_event is None:
         return
     try:
@@ -181,7 +181,7 @@ def legacy_progress(callback: Callable[[float, str], object]) -> Callable[[Event
 
     For each finished job it sends ``MODEL_OK::<model>::ok`` and
     ``PREVIEW::<model>::<first 200 characters>``, or ``MODEL_FAIL::<model>::<error>``, with
-    the batch's percent done. ``callback`` may be sync or async.
+    the run's percent done. ``callback`` may be sync or async.
 
     Returns:
         A handler to pass as ``on_event``.
@@ -197,7 +197,7 @@ def legacy_progress(callback: Callable[[float, str], object]) -> Callable[[Event
         if isinstance(event, JobSucceeded | JobFailed):
             finished.append(event.result)
             return
-        if not isinstance(event, BatchProgress):
+        if not isinstance(event, RunProgress):
             return
         percent = round(event.percent, 1)
         for result in finished:
