@@ -102,7 +102,7 @@ if _typing.TYPE_CHECKING:  # the public names: this block is the only list of th
     from .queue import open_queue as open_queue
     from .queue import open_worker as open_worker
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
 
 
 def _public_names() -> dict[str, str]:

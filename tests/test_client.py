@@ -191,6 +191,22 @@ class TestSecrets:
         assert not ChatClient.openai(base_url="http://127.0.0.1:1/v1").has_api_key
         assert ChatClient.deepseek(base_url="http://127.0.0.1:1/v1").base_url.endswith(":1/v1")
 
+    def test_presets_take_their_url_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """$OPENAI_BASE_URL (as the openai SDK reads it) and its siblings point a preset at
+        a gateway or the simulator; a URL given in code wins; the provider stays named."""
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:2/v1")
+        monkeypatch.setenv("OPENROUTER_BASE_URL", "http://127.0.0.1:3/v1/")
+        client = ChatClient.openai()  # no key needed away from OpenAI's own URL
+        assert (client.base_url, client.provider) == ("http://127.0.0.1:2/v1", "openai")
+        assert ChatClient.openrouter().base_url == "http://127.0.0.1:3/v1"
+        assert ChatClient.openai(base_url="http://127.0.0.1:4/v1").base_url.endswith(":4/v1")
+        monkeypatch.setenv("DEEPSEEK_BASE_URL", "")
+        with pytest.raises(ValueError, match="DEEPSEEK_API_KEY"):
+            ChatClient.deepseek()
+
     async def test_key_never_reaches_logs(self, sim: SimServer) -> None:
         """Retries and failures are logged without the key, even if the error shows it."""
         sim.configure(faulty(Fault(kind="status", status=503, message=f"bad key {KEY}")))

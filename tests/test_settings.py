@@ -129,8 +129,8 @@ class TestYaml:
         assert "worker_lease" in done.stderr
         assert "Traceback" not in done.stderr
 
-    def test_the_readme_file_is_a_valid_settings_file(self, tmp_path: Path) -> None:
-        readme = (Path(__file__).parent.parent / "README.md").read_text()
+    def test_the_documented_file_is_a_valid_settings_file(self, tmp_path: Path) -> None:
+        readme = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
         block = readme.split("```yaml\n", 1)[1].split("```", 1)[0]
         path = tmp_path / "asyncgen.yaml"
         path.write_text(block)

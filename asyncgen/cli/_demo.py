@@ -97,14 +97,16 @@ def demo_command(args: argparse.Namespace) -> int:
         _out(f"asyncgen demo: {len(models)} models on {where}")
         provider_client(None, args.base_url)  # a malformed key is refused before anything
         return run(_compare(lambda: provider_client(None, args.base_url), models, args.prompt))
+    models = models or SIM_MODELS
+    latencies = [(0.5 + 0.2 * i) * args.latency for i in range(len(models))]
     _out(
         "asyncgen demo: no OPENROUTER_API_KEY set, so this runs against the built-in "
-        "simulator (latencies 0.5-1.5 s); set the key to try real models"
+        f"simulator (latencies {latencies[0]:g}-{latencies[-1]:g} s); set the key to try "
+        "real models"
     )
-    models = models or SIM_MODELS
     config = SimConfig(
         models={
-            m: ModelProfile(latency=(0.5 + 0.2 * i) * args.latency) for i, m in enumerate(models)
+            m: ModelProfile(latency=latency) for m, latency in zip(models, latencies, strict=True)
         }
     )
     with SimServer(config, process=True) as sim:

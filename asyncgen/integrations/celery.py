@@ -65,12 +65,17 @@ def shared_client(
 
     Args:
         base_url: The OpenAI-compatible root (default: ``ASYNCGEN_BASE_URL``, else
-            OpenRouter).
+            ``OPENROUTER_BASE_URL``, else OpenRouter).
         api_key: The key (default: ``ASYNCGEN_API_KEY``, else ``OPENROUTER_API_KEY``).
         **options: As for ChatClient (``max_connections``, ``rate_limit`` ...); the same
             options give the same client.
     """
-    url = base_url or os.environ.get("ASYNCGEN_BASE_URL") or "https://openrouter.ai/api/v1"
+    url = (
+        base_url
+        or os.environ.get("ASYNCGEN_BASE_URL")
+        or os.environ.get("OPENROUTER_BASE_URL")
+        or "https://openrouter.ai/api/v1"
+    )
     key = api_key or os.environ.get("ASYNCGEN_API_KEY") or os.environ.get("OPENROUTER_API_KEY")
     ident = (os.getpid(), url, tuple(sorted((k, id(v)) for k, v in options.items())))
     with _lock:

@@ -206,8 +206,9 @@ class ChatClient:
 
     @classmethod
     def _preset(cls, url: str, env: str, api_key: str | None, kwargs: dict[str, Any]) -> ChatClient:
-        base_url = kwargs.pop("base_url", url)
-        provider = kwargs.setdefault("provider", env.split("_")[0].lower())
+        prefix = env.split("_")[0]
+        base_url = kwargs.pop("base_url", None) or os.environ.get(f"{prefix}_BASE_URL") or url
+        provider = kwargs.setdefault("provider", prefix.lower())
         key = api_key if api_key is not None else os.environ.get(env)
         if base_url == url and not (key or "").strip():  # no request could succeed
             raise ValueError(
@@ -218,7 +219,9 @@ class ChatClient:
 
     @classmethod
     def openrouter(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY.
+        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY, the URL to
+        $OPENROUTER_BASE_URL when it is set (a gateway, a proxy, the simulator), else
+        OpenRouter's own.
 
         Raises:
             ValueError: No key given or set, for OpenRouter's own URL (``base_url=`` may
@@ -228,7 +231,9 @@ class ChatClient:
 
     @classmethod
     def openai(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenAI; the key defaults to $OPENAI_API_KEY.
+        """A client for OpenAI; the key defaults to $OPENAI_API_KEY, the URL to
+        $OPENAI_BASE_URL when it is set (a gateway, a proxy, the simulator), else
+        OpenAI's own.
 
         Raises:
             ValueError: No key given or set, for OpenAI's own URL (``base_url=`` may
@@ -238,7 +243,9 @@ class ChatClient:
 
     @classmethod
     def deepseek(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY.
+        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY, the URL to
+        $DEEPSEEK_BASE_URL when it is set (a gateway, a proxy, the simulator), else
+        DeepSeek's own.
 
         Raises:
             ValueError: No key given or set, for DeepSeek's own URL (``base_url=`` may
