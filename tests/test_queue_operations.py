@@ -26,6 +26,28 @@ async def states(queue: JobQueue, ids: list[str]) -> list[JobState]:
     return [(await queue.status(job_id)).state for job_id in ids]
 
 
+async def test_a_worker_sends_as_many_requests_at_once_as_it_runs_jobs(
+    tmp_path: Path, sim: SimServer
+) -> None:
+    """`asyncgen worker --concurrency 24` has a connection for each of its jobs: the
+    simulator sees more than the client's default pool of 10 requests at once (it saw
+    10 when the worker's client kept the default)."""
+    sim.configure(SimConfig(default=ModelProfile(latency=0.5)))
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    queue = open_queue(url)
+    ids = await queue.submit_many(GenerationJob(model="m", prompt=f"q{i}") for i in range(48))
+    worker = worker_process(
+        url, tmp_path / "tasks.log", "--base-url", sim.base_url, "--concurrency", "24"
+    )
+    try:
+        await queue.results(ids, timeout=60)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+        await queue.aclose()
+    assert sim.stats()["max_in_flight"] > 16
+
+
 async def test_credits_off_then_on_with_two_worker_processes(
     durable_url: str, tmp_path: Path, sim: SimServer
 ) -> None:

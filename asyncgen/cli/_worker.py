@@ -16,6 +16,7 @@ from ..core._errors import AsyncGenError, WorkerCrashedError
 from ..core._logging import configure_logging
 from ..core._settings import Settings
 from ..llm import ChatClient
+from ..llm.client._client import DEFAULT_MAX_CONNECTIONS
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE
 from ..queue._exporter import MULTIPROCESS_VARIABLE, require_prometheus, serve_metrics
@@ -177,7 +178,16 @@ def _client(args: argparse.Namespace, queue_url: str, settings: Settings) -> Cha
     auto = args.concurrency == "auto"
     shared_default = server_url(queue_url) if on_redis else None
     limiter = limiter_from(args, base_url=budget, shared_default=shared_default, learns=auto)
-    client = provider_client(args.provider, args.base_url, settings=settings, rate_limit=limiter)
+    # A connection for every job the worker may run at once: with the client's default
+    # pool (10) a worker of 24 jobs sent 10 requests at a time and queued the rest.
+    jobs = _jobs_at_once(args.concurrency, settings)
+    client = provider_client(
+        args.provider,
+        args.base_url,
+        settings=settings,
+        rate_limit=limiter,
+        max_connections=max(DEFAULT_MAX_CONNECTIONS, jobs),
+    )
     if auto:
         client.adaptive_concurrency(AUTO_WORKER_JOBS)
     return client
