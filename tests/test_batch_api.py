@@ -89,6 +89,7 @@ class TestCommand:
         source, out = write_jobs(tmp_path / "in.jsonl", 10_000), tmp_path / "out.jsonl"
         kill_when_created(run_args(source, out, sim, "--batch-size", "4000"), out, 3)
         assert sim.stats()["batches_created"] == 3
+        before = {r["id"] for r in records(out)} if out.exists() else set()
         again = asyncgen_cmd(*run_args(source, out, sim, "--batch-size", "4000"))
         assert again.returncode == 0, again.stderr
         assert "picking up 3 batch(es)" in again.stdout
@@ -97,6 +98,11 @@ class TestCommand:
         assert len(lines) == 10_000
         assert len({r["id"] for r in lines}) == 10_000
         assert all(r["ok"] and r["batch_api"] for r in lines)
+        written = [r for r in lines if r["id"] not in before]  # by the second run
+        usages = [r["usage"] for r in written]
+        tokens = sum(int(u["total_tokens"]) for u in usages if isinstance(u, dict))
+        summary = next(s for s in again.stdout.splitlines() if "summary: batch api:" in s)
+        assert f"{len(written)} ok, 0 failed, {tokens} tokens, $" in summary  # as online
         assert not out.with_name("out.jsonl.batch").exists()  # all read: folder removed
         online = asyncgen_cmd("run", str(source), "-o", str(out), "--base-url", sim.base_url)
         assert online.returncode == 0, online.stderr

@@ -13,7 +13,7 @@ import pytest
 
 import asyncgen
 from asyncgen import ChatClient
-from asyncgen.llm.client._transport import map_httpx_error
+from asyncgen.llm.client._httpx import map_httpx_error
 from asyncgen.testing import Fault, ModelProfile, SimConfig, SimServer, sim_server
 
 KEY = "sk-or-v1-sim0123456789abcdef"

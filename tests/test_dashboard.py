@@ -19,7 +19,7 @@ import pytest
 import structlog
 from playwright.async_api import Browser, Page, async_playwright
 
-from asyncgen import GenerationJob, JobState, open_queue, open_worker
+from asyncgen import ChatClient, GenerationJob, JobState, open_queue, open_worker
 from asyncgen.dashboard import create_app
 from asyncgen.queue import JobQueue
 from asyncgen.sim import Fault, ModelProfile, SimConfig
@@ -458,7 +458,7 @@ async def test_the_spend_card_holds_a_large_sum(
     inside the card."""
     url = f"sqlite:///{tmp_path}/jobs.db"
     queue = open_queue(url)
-    client = {"requests": 1, "rate_limited": 0, "tokens": 10, "cost": 12345678.912345}
+    client = {"requests": 1, "rate_limited": 0, "total_tokens": 10, "cost": 12345678.912345}
     await queue.store.report("w1", {"state": "running", "client": client}, ttl=60)
     server = serve(url)
     served.append(server)
@@ -470,4 +470,29 @@ async def test_the_spend_card_holds_a_large_sum(
         " return el.scrollWidth <= el.clientWidth + 1; }"
     )
     assert fits
+    await queue.aclose()
+
+
+async def test_the_overview_sums_what_the_workers_clients_report(
+    tmp_path: Path, sim: SimServer, served: list[InThread]
+) -> None:
+    """Each worker reports its client's statistics as they are
+    (ClientStatistics.to_record(), no hand-picked copy); the overview sums them."""
+    url = f"sqlite:///{tmp_path}/jobs.db"
+    queue = open_queue(url)
+    async with ChatClient(sim.base_url) as client:
+        for prompt in ("one", "two"):
+            await client.chat("m", [{"role": "user", "content": prompt}])
+        record = client.statistics().to_record()
+    assert record["requests"] == 2
+    assert record["total_tokens"] > 0
+    for name in ("w1", "w2"):
+        await queue.store.report(name, {"state": "running", "client": record}, ttl=60)
+    server = serve(url)
+    served.append(server)
+    async with httpx.AsyncClient() as http:
+        shown = (await http.get(f"{server.url}/api/overview")).json()["client"]
+    assert shown["requests"] == 4
+    assert shown["tokens"] == 2 * record["total_tokens"]
+    assert shown["cost"] == pytest.approx(2 * record["cost"])
     await queue.aclose()

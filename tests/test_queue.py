@@ -758,15 +758,15 @@ class TestTimeLimits:
 async def test_an_old_queue_file_gains_the_new_columns(tmp_path: Path) -> None:
     """A SQLite queue made before time limits existed opens, keeps its jobs, and takes
     jobs with a timeout."""
-    from asyncgen.queue._sqlite import _FIRST_COLUMNS, _SCHEMA
+    from asyncgen.queue._sqlite_schema import FIRST_COLUMNS, SCHEMA
 
     path = tmp_path / "old.db"
-    old_schema = _SCHEMA.replace(",\n    timeout REAL", "")
+    old_schema = SCHEMA.replace(",\n    timeout REAL", "")
     assert "timeout" not in old_schema
     with sqlite3.connect(path) as db:
         db.executescript(old_schema)
         db.execute(
-            f"INSERT INTO jobs ({_FIRST_COLUMNS}) VALUES ('old1', 'add', '{{\"a\": 1, \"b\": 2}}',"
+            f"INSERT INTO jobs ({FIRST_COLUMNS}) VALUES ('old1', 'add', '{{\"a\": 1, \"b\": 2}}',"
             " 0, 'pending', 0, 3, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, '[]')"
         )
     queue = registered(f"sqlite:///{path}")

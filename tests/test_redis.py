@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 import asyncgen
 from asyncgen import JobQueue, JobState, open_queue, open_worker
 from asyncgen.queue import RedisStore
-from asyncgen.queue._redis import has_xackdel
+from asyncgen.queue._redis_records import has_xackdel
 from asyncgen.testing import RedisServer
 from tests import queue_tasks
 from tests.processes import asyncgen_argv, worker_process

@@ -26,6 +26,7 @@ from ..core._logging import mask_secrets
 from ..llm import ChatClient
 from ..llm.batch_api._folder import read_state
 from ..llm.batch_api._run import BatchApiProgress, BatchOutcome, BatchRun, BatchStateError
+from ..llm.engine._events import ResultCounts
 from ._files import UsageProblem, read_jobs
 from ._output import ResultWriter, Resume
 from ._progress import cache_summary
@@ -185,7 +186,7 @@ async def run_batch_api(
         submitted after a 402, or not reached by cancelled batches).
     """
     shown = _Shown(sys.stdout)
-    counts = {"ok": 0, "failed": 0}
+    counts = ResultCounts()
     with ResultWriter(args.output, resume) as writer:
 
         def write(outcome: BatchOutcome) -> None:
@@ -193,7 +194,7 @@ async def run_batch_api(
             if before is not None and before.fingerprint in (None, outcome.fingerprint):
                 return  # written by an earlier run
             writer.write_record(record(outcome))
-            counts["ok" if outcome.error is None else "failed"] += 1
+            counts.add(outcome.error is None, outcome.completion)
 
         run = BatchRun(
             client,
@@ -240,14 +241,14 @@ async def run_batch_api(
                 await client.rate_limit.aclose()
             shown.close()
     _say(
-        f"summary: batch api: {counts['ok']} ok, {counts['failed']} failed, "
-        f"{len(run.records)} batch(es); output: {args.output}"
+        f"summary: batch api: {counts.ok} ok, {counts.failed} failed, {counts.tokens} tokens, "
+        f"{counts.cost_text()}, {len(run.records)} batch(es); output: {args.output}"
     )
     if (cached := cache_summary(client)) is not None:
         _say(f"summary: cache: {cached}")
-    left = max(0, todo - counts["ok"] - counts["failed"])
+    left = max(0, todo - counts.done)
     if run.stopped is not None:
         sys.stderr.write(f"asyncgen: submitting stopped: {run.stopped}\n")
     if all(r.done for r in run.records) and run.stopped is None and not args.cancel:
         shutil.rmtree(batch_folder(args.output), ignore_errors=True)
-    return counts["failed"], left
+    return counts.failed, left

@@ -32,13 +32,6 @@ class Tally(ResultCounts):
         elapsed = time.monotonic() - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
-    def cost_text(self) -> str:
-        """The cost, saying how many answers' cost is unknown (never counted as $0)."""
-        if self.unpriced and self.cost == 0:
-            return f"unknown ({self.unpriced} answers unpriced: asyncgen[prices] prices them)"
-        extra = f" + unknown for {self.unpriced} answers" if self.unpriced else ""
-        return f"${self.cost:.4f}{extra}"
-
     def compact(self) -> str:
         """The counters in a form that fits beside a bar on an 80-column terminal."""
         return (

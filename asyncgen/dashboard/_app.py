@@ -170,6 +170,15 @@ async def overview_data(queue: JobQueue) -> dict[str, Any]:
     }
 
 
+# What the overview sums over the workers' clients: reported name -> shown name.
+_SUMMED = {
+    "requests": "requests",
+    "rate_limited": "rate_limited",
+    "total_tokens": "tokens",
+    "cost": "cost",
+}
+
+
 def _from_reports(reports: list[WorkerReport]) -> dict[str, Any]:
     """The workers' own figures, summed: per (kind, model) runs and run time, the
     generation clients' requests, 429s, tokens and spend; and each worker's state."""
@@ -191,9 +200,9 @@ def _from_reports(reports: list[WorkerReport]) -> dict[str, Any]:
             into = models.setdefault(key, blank)
             for name in ("ok", "failed", "retried", "seconds"):
                 into[name] += row.get(name, 0) or 0
-        reported = status.get("client") or {}
-        for name in client:
-            client[name] += reported.get(name, 0) or 0
+        reported = status.get("client") or {}  # ClientStatistics.to_record()
+        for name, shown in _SUMMED.items():
+            client[shown] += reported.get(name, 0) or 0
         workers.append(
             {
                 "name": report.name,

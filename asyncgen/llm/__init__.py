@@ -4,8 +4,8 @@ through the provider's Batch API (``batch_api/``).
 Everything public here is re-exported from :mod:`asyncgen`.
 """
 
+from .batch_api._generate import generate_batch as generate_batch
 from .batch_api._run import BatchApiProgress as BatchApiProgress
-from .batch_api._run import generate_batch as generate_batch
 from .client._cache import RedisCache as RedisCache
 from .client._cache import ResponseCache as ResponseCache
 from .client._cache import SqliteCache as SqliteCache

@@ -24,8 +24,8 @@ from ._tasks import Task as Task
 from ._tasks import TaskCall as TaskCall
 from ._tasks import task as task
 from ._worker import Worker as Worker
-from ._worker import WorkerThread as WorkerThread
 from ._worker import open_worker as open_worker
+from ._worker_thread import WorkerThread as WorkerThread
 
 __all__ = [
     "Alert",

@@ -25,13 +25,11 @@ race. Redis 6.2 or newer is required (exclusive stream ranges, XINFO fields).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
 import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from ..core._bridge import in_bridge_thread, on_shutdown
@@ -43,6 +41,16 @@ from ..core._errors import (
 )
 from ._coalesce import Coalesced
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
+from ._redis_records import (
+    from_hash,
+    has_xackdel,
+    lane_kind,
+    load_scripts,
+    positive_int,
+    seconds_option,
+    to_hash,
+    version_of,
+)
 from ._redis_url import OWN_OPTIONS, check_url
 from ._schedule import next_slot
 from ._store import SingleCalls
@@ -62,27 +70,6 @@ DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL set
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
 _SPARED: Any = object()  # _block's answer when it slept instead of blocking
-_SCRIPTS = (
-    "add",
-    "claim",
-    "heartbeat",
-    "complete",
-    "fail",
-    "cancel",
-    "purge",
-    "stats",
-    "requeue",
-    "postpone",
-)
-_RECORD_FIELDS = tuple(JobRecord.model_fields)
-_JSON_FIELDS = ("payload", "result", "depends_on", "context", "history")
-
-
-@functools.cache
-def _load_scripts() -> dict[str, str]:
-    folder = resources.files(__package__).joinpath("_lua")
-    common = folder.joinpath("common.lua").read_text()
-    return {name: common + folder.joinpath(f"{name}.lua").read_text() for name in _SCRIPTS}
 
 
 class RedisStore(SingleCalls):
@@ -110,9 +97,9 @@ class RedisStore(SingleCalls):
         check_url(parts, query)
         own = {name: query.pop(name)[-1] for name in OWN_OPTIONS[:2] if name in query}
         self.name = own.get("queue") or "default"
-        self.result_ttl = _seconds(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
+        self.result_ttl = seconds_option(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
-        self._max_connections = _positive_int(
+        self._max_connections = positive_int(
             query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS, "max_connections"
         )
         rest = urllib.parse.urlencode(query, doseq=True)
@@ -130,7 +117,7 @@ class RedisStore(SingleCalls):
         self._adders: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, Coalesced[JobRecord, str]
         ] = weakref.WeakKeyDictionary()
-        self._sources = _load_scripts()
+        self._sources = load_scripts()
         self._shas: dict[str, str] = {}
         self._ackdel: bool | None = None
 
@@ -167,7 +154,7 @@ class RedisStore(SingleCalls):
 
     async def _check_server(self, client: Redis) -> None:
         info = await self._guard(client.info("server"))
-        version = _version(info.get("redis_version"))
+        version = version_of(info.get("redis_version"))
         if version < MIN_REDIS_VERSION:
             raise UnsupportedServerError(
                 f"the Redis server at {self._where} is version {info.get('redis_version')}; "
@@ -274,7 +261,7 @@ class RedisStore(SingleCalls):
         # The fields go as one JSON array (decoded in the script): one argument to
         # encode instead of two per field, which is most of a submit's client-side cost.
         fields = json.dumps(
-            [i for pair in _to_hash(record).items() for i in pair], ensure_ascii=False
+            [i for pair in to_hash(record).items() for i in pair], ensure_ascii=False
         )
         return [
             record.id,
@@ -300,7 +287,7 @@ class RedisStore(SingleCalls):
         )
         if not reply:
             return []
-        records = [_from_hash(fields) for fields in json.loads(reply)]
+        records = [from_hash(fields) for fields in json.loads(reply)]
         for record in records:
             if record.every is not None or record.cron is not None:
                 await self._schedule_next(record)
@@ -413,7 +400,7 @@ class RedisStore(SingleCalls):
                         pipe.hgetall(f"{self.prefix}job:{job_id}")
                     rows: list[dict[str, str]] = await self._guard(pipe.execute())
                 for fields in rows:
-                    record = _from_hash(fields) if fields else None  # empty: expired
+                    record = from_hash(fields) if fields else None  # empty: expired
                     if record is None or record.state is not wanted:
                         continue
                     if kind is None or record.kind == kind:
@@ -462,7 +449,7 @@ class RedisStore(SingleCalls):
         """The job's record, or None (never stored, purged, or expired after result_ttl)."""
         client = await self._client()
         fields = await self._guard(client.hgetall(f"{self.prefix}job:{job_id}"))
-        return _from_hash(fields) if fields else None
+        return from_hash(fields) if fields else None
 
     async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
         """Keep ``worker``'s latest report for ``ttl`` seconds (``report:<name>``)."""
@@ -591,7 +578,7 @@ class RedisStore(SingleCalls):
                     for job_id in ended:
                         pipe.hgetall(f"{self.prefix}job:{job_id}")
                     rows: list[dict[str, str]] = await self._guard(pipe.execute())
-                found += [_from_hash(fields) for fields in rows if fields]
+                found += [from_hash(fields) for fields in rows if fields]
         return found
 
     async def _block(self, client: Redis, keys: list[str], within: float) -> Any:
@@ -615,62 +602,3 @@ class RedisStore(SingleCalls):
 
     def _ttl_ms(self) -> int:
         return int(self.result_ttl * 1000)
-
-
-def lane_kind(lane: str, prefix: str) -> str:
-    """The kind a lane serves: its key is ``<prefix>lane:<priority>:<kind>``."""
-    return lane[len(prefix) + len("lane:") :].split(":", 1)[1]
-
-
-def _version(text: object) -> tuple[int, ...]:
-    return tuple(int(part) for part in str(text or "0").split(".")[:2] if part.isdigit())
-
-
-def has_xackdel(info: dict[str, Any]) -> bool:
-    """Whether the server (its INFO server section) has XACKDEL: Redis 8.2+, Valkey 9.2+."""
-    if "valkey_version" in info:
-        return _version(info["valkey_version"]) >= (9, 2)
-    return _version(info.get("redis_version")) >= (8, 2)
-
-
-def _positive_int(value: str | None, default: int, name: str) -> int:
-    if value is None:
-        return default
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-    return int(value)
-
-
-def _seconds(value: str | None, default: float, name: str) -> float:
-    if value is None:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, got {value!r}") from None
-    if seconds < 0:
-        raise ValueError(f"{name} must be >= 0 seconds (0: keep until purged), got {value!r}")
-    return seconds
-
-
-def _to_hash(record: JobRecord) -> dict[str, str]:
-    """A record as hash fields: JSON for structured values, repr for floats, None left out."""
-    data = record.model_dump(mode="json")
-    fields: dict[str, str] = {}
-    for name in _RECORD_FIELDS:
-        value = data[name]
-        if value is None or (name in ("context", "history") and not value):
-            continue
-        if name in _JSON_FIELDS:
-            fields[name] = json.dumps(value)
-        else:
-            fields[name] = repr(value) if isinstance(value, float) else str(value)
-    return fields
-
-
-def _from_hash(fields: dict[str, str]) -> JobRecord:
-    data: dict[str, Any] = {name: fields[name] for name in _RECORD_FIELDS if name in fields}
-    for name in _JSON_FIELDS:
-        if name in data:
-            data[name] = json.loads(data[name])
-    return JobRecord.model_validate(data)

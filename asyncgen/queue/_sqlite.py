@@ -19,59 +19,31 @@ from typing import Any, TypeVar
 
 from ..core._errors import StoreError
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
-from ._schedule import next_slot
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
+from ._sqlite_schema import (
+    ADDED_COLUMNS,
+    COLUMNS,
+    DEPENDENCIES_DONE,
+    FIRST_COLUMNS,
+    NO_DEAD_DEPENDENCY,
+    SCHEMA,
+    WORKER_ALIVE,
+    bump,
+    bury_dependents,
+    insert_record,
+    kind_filter,
+    note_attempt,
+    note_seen,
+    record_of,
+    schedule_next,
+    transaction,
+)
 from ._store import SingleCalls
 from ._wake import Wakeups
 
 __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    max_attempts INTEGER NOT NULL,
-    run_at REAL NOT NULL,
-    lease_until REAL,
-    worker TEXT,
-    result TEXT,
-    error_type TEXT,
-    error TEXT,
-    idempotency_key TEXT UNIQUE,
-    created_at REAL NOT NULL,
-    finished_at REAL,
-    every REAL,
-    cron TEXT,
-    depends_on TEXT NOT NULL DEFAULT '[]',
-    timeout REAL,
-    context TEXT,
-    started_at REAL,
-    history TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
-CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS worker_reports (
-    name TEXT PRIMARY KEY, at REAL NOT NULL, until REAL NOT NULL, status TEXT NOT NULL
-);
-"""
-_FIRST_COLUMNS = (
-    "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
-    "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron, "
-    "depends_on"
-)
-# Columns added since the first release: a queue file made before gets them on open.
-_ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT", "started_at": "REAL", "history": "TEXT"}
-HISTORY_KEEP = 20  # attempts kept in a job's history
-_COLUMNS = ", ".join([_FIRST_COLUMNS, *_ADDED_COLUMNS])
-WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 
 
 class SQLiteStore(SingleCalls):
@@ -108,9 +80,9 @@ class SQLiteStore(SingleCalls):
             )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            check_schema(self._db, self.path, _FIRST_COLUMNS)
-            self._db.executescript(_SCHEMA)
-            add_columns(self._db, _ADDED_COLUMNS)
+            check_schema(self._db, self.path, FIRST_COLUMNS)
+            self._db.executescript(SCHEMA)
+            add_columns(self._db, ADDED_COLUMNS)
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
 
@@ -164,11 +136,11 @@ class SQLiteStore(SingleCalls):
                 chunk = list(job_ids[start : start + 500])
                 marks = ", ".join("?" for _ in chunk)
                 rows = db.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({marks})"
+                    f"SELECT {COLUMNS} FROM jobs WHERE id IN ({marks})"
                     " AND state IN ('completed', 'dead', 'cancelled')",
                     chunk,
                 ).fetchall()
-                found += [_record(row) for row in rows]
+                found += [record_of(row) for row in rows]
             return found
 
         return await self._run(read)
@@ -185,7 +157,7 @@ class SQLiteStore(SingleCalls):
 
         def insert(db: sqlite3.Connection) -> list[str]:
             ids = []
-            with _transaction(db):
+            with transaction(db):
                 for record in records:
                     row = None
                     if record.idempotency_key is not None:
@@ -194,11 +166,11 @@ class SQLiteStore(SingleCalls):
                             (record.idempotency_key,),
                         ).fetchone()
                     if row is None:
-                        _insert(db, record)
+                        insert_record(db, record)
                     ids.append(record.id if row is None else str(row[0]))
                 if any(record.depends_on for record in records):
                     # A dependency that already ended dead or cancelled buries it now.
-                    _bury_dependents(db, self._clock())
+                    bury_dependents(db, self._clock())
             return ids
 
         ids = await self._run(insert)
@@ -210,15 +182,15 @@ class SQLiteStore(SingleCalls):
     ) -> list[JobRecord]:
         """Take up to ``limit`` ready jobs in one transaction, in claim order."""
 
-        kind_filter = _kind_filter(kinds)
+        kinds_where = kind_filter(kinds)
 
         def take(db: sqlite3.Connection) -> list[JobRecord]:
             now = self._clock()
             taken: list[JobRecord] = []
-            with _transaction(db):
-                _seen(db, worker, now)
+            with transaction(db):
+                note_seen(db, worker, now)
                 while len(taken) < limit:
-                    record = self._take_one(db, worker, kind_filter, lease, now)
+                    record = self._take_one(db, worker, kinds_where, lease, now)
                     if record is None:
                         break
                     taken.append(record)
@@ -237,25 +209,25 @@ class SQLiteStore(SingleCalls):
         where_kind, params = kind_filter
         while True:
             row = db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
+                f"SELECT {COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
                 f" OR (state = 'running' AND lease_until < ?)){where_kind}"
-                f" AND {_DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+                f" AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
                 (now, now, *params),
             ).fetchone()
             if row is None:
                 return None
-            record = _record(row)
+            record = record_of(row)
             if record.state is JobState.RUNNING:  # taken over: its worker stopped
                 last = record.attempts >= record.max_attempts
                 lost = f"worker {record.worker} stopped during the attempt (lease ran out)"
-                _note_attempt(db, record.id, now, "dead" if last else "lost", "WorkerLost", lost)
+                note_attempt(db, record.id, now, "dead" if last else "lost", "WorkerLost", lost)
             if record.attempts >= record.max_attempts:  # its last run died with it
                 db.execute(
                     "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
                     " finished_at = ?, lease_until = NULL WHERE id = ?",
                     (f"worker {record.worker} stopped during the last attempt", now, record.id),
                 )
-                _bury_dependents(db, now)
+                bury_dependents(db, now)
                 continue
             db.execute(
                 "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
@@ -263,7 +235,7 @@ class SQLiteStore(SingleCalls):
                 (worker, now + lease, now, record.id),
             )
             if record.every is not None or record.cron is not None:
-                _schedule_next(db, record)
+                schedule_next(db, record)
             return record.model_copy(
                 update={
                     "state": JobState.RUNNING,
@@ -282,8 +254,8 @@ class SQLiteStore(SingleCalls):
 
         def extend(db: sqlite3.Connection) -> list[bool]:
             now = self._clock()
-            with _transaction(db):
-                _seen(db, worker, now)
+            with transaction(db):
+                note_seen(db, worker, now)
                 return [
                     db.execute(
                         "UPDATE jobs SET lease_until = ? WHERE id = ? AND worker = ?"
@@ -326,7 +298,7 @@ class SQLiteStore(SingleCalls):
         def finish(db: sqlite3.Connection) -> list[bool]:
             now = self._clock()
             stored = []
-            with _transaction(db):
+            with transaction(db):
                 for job_id, text in encoded:
                     done = (
                         db.execute(
@@ -337,7 +309,7 @@ class SQLiteStore(SingleCalls):
                         == 1
                     )
                     if done:
-                        _note_attempt(db, job_id, now, "ok")
+                        note_attempt(db, job_id, now, "ok")
                     stored.append(done)
             return stored
 
@@ -358,7 +330,7 @@ class SQLiteStore(SingleCalls):
 
         def record(db: sqlite3.Connection) -> JobState | None:
             now = self._clock()
-            with _transaction(db):
+            with transaction(db):
                 row = db.execute(
                     "SELECT attempts, max_attempts FROM jobs WHERE id = ? AND worker = ?"
                     " AND state = 'running'",
@@ -367,21 +339,21 @@ class SQLiteStore(SingleCalls):
                 if row is None:
                     return None
                 retried = retry_at is not None and row[0] < row[1]
-                _note_attempt(db, job_id, now, "retried" if retried else "dead", error_type, error)
+                note_attempt(db, job_id, now, "retried" if retried else "dead", error_type, error)
                 if retried:
                     db.execute(
                         "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
                         " worker = NULL, error_type = ?, error = ? WHERE id = ?",
                         (retry_at, error_type, error, job_id),
                     )
-                    _bump(db, "retried")
+                    bump(db, "retried")
                     return JobState.PENDING
                 db.execute(
                     "UPDATE jobs SET state = 'dead', lease_until = NULL, error_type = ?,"
                     " error = ?, finished_at = ? WHERE id = ?",
                     (error_type, error, now, job_id),
                 )
-                _bury_dependents(db, now)
+                bury_dependents(db, now)
                 return JobState.DEAD
 
         state = await self._run(record)
@@ -396,13 +368,13 @@ class SQLiteStore(SingleCalls):
         False if the worker had lost the lease."""
 
         def back(db: sqlite3.Connection) -> bool:
-            with _transaction(db):
+            with transaction(db):
                 held = db.execute(
                     "SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND state = 'running'",
                     (job_id, worker),
                 ).fetchone()
                 if held:
-                    _note_attempt(db, job_id, self._clock(), "postponed", error_type, error)
+                    note_attempt(db, job_id, self._clock(), "postponed", error_type, error)
                 cursor = db.execute(
                     "UPDATE jobs SET state = 'pending', run_at = ?, lease_until = NULL,"
                     " worker = NULL, attempts = MAX(attempts - 1, 0), error_type = ?,"
@@ -421,11 +393,11 @@ class SQLiteStore(SingleCalls):
 
         def stop(db: sqlite3.Connection) -> bool:
             now = self._clock()
-            with _transaction(db):
+            with transaction(db):
                 if db.execute(
                     "SELECT 1 FROM jobs WHERE id = ? AND state = 'running'", (job_id,)
                 ).fetchone():
-                    _note_attempt(
+                    note_attempt(
                         db, job_id, now, "cancelled", "Cancelled", "cancelled while running"
                     )
                 cursor = db.execute(
@@ -435,7 +407,7 @@ class SQLiteStore(SingleCalls):
                 )
                 if cursor.rowcount != 1:
                     return False
-                _bury_dependents(db, now)
+                bury_dependents(db, now)
                 return True
 
         stopped = await self._run(stop)
@@ -450,12 +422,12 @@ class SQLiteStore(SingleCalls):
         def again(db: sqlite3.Connection) -> list[str]:
             now = self._clock()
             done: list[str] = []
-            with _transaction(db):
+            with transaction(db):
                 for job_id in job_ids:
                     cursor = db.execute(
                         "UPDATE jobs SET state = 'pending', attempts = 0, run_at = ?,"
                         " finished_at = NULL, worker = NULL, lease_until = NULL WHERE id = ?"
-                        f" AND state IN ('dead', 'cancelled') AND {_NO_DEAD_DEPENDENCY}",
+                        f" AND state IN ('dead', 'cancelled') AND {NO_DEAD_DEPENDENCY}",
                         (now, job_id),
                     )
                     if cursor.rowcount == 1:
@@ -480,11 +452,11 @@ class SQLiteStore(SingleCalls):
                 where.append("kind = ?")
                 args.append(kind)
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+                f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
                 " ORDER BY COALESCE(finished_at, created_at) DESC, seq DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
-            return [_record(row) for row in rows]
+            return [record_of(row) for row in rows]
 
         return await self._run(read)
 
@@ -507,8 +479,8 @@ class SQLiteStore(SingleCalls):
         """The job's record, or None."""
 
         def read(db: sqlite3.Connection) -> JobRecord | None:
-            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return _record(row) if row else None
+            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return record_of(row) if row else None
 
         return await self._run(read)
 
@@ -584,162 +556,3 @@ class SQLiteStore(SingleCalls):
             )
 
         return await self._run(count)
-
-
-class _transaction:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): the write lock taken up front."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-# A job may start when none of the jobs it depends on is unfinished.
-_DEPENDENCIES_DONE = (
-    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
-    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
-    " OR j2.state != 'completed')"
-)
-
-
-# None of the jobs it depends on ended dead or cancelled, or is gone.
-_NO_DEAD_DEPENDENCY = (
-    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
-    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
-    " OR j2.state IN ('dead', 'cancelled'))"
-)
-
-
-def _bury_dependents(db: sqlite3.Connection, now: float) -> None:
-    """A job just ended dead or cancelled: bury the pending jobs that depended on it.
-
-    Repeated until nothing changes, so dependents of buried jobs follow them. Runs only
-    on those (rare) transitions, never on the claim path.
-    """
-    while db.execute(
-        "UPDATE jobs SET state = 'dead', error_type = 'DependencyFailed',"
-        " error = 'a job it depends on ended dead or cancelled', finished_at = ?"
-        " WHERE state = 'pending' AND depends_on != '[]' AND EXISTS ("
-        " SELECT 1 FROM json_each(jobs.depends_on) AS d JOIN jobs AS j2 ON j2.id = d.value"
-        " WHERE j2.state IN ('dead', 'cancelled'))",
-        (now,),
-    ).rowcount:
-        pass
-
-
-def _insert(db: sqlite3.Connection, record: JobRecord) -> None:
-    # seq (the rowid) is assigned by SQLite: submission order, for FIFO within a priority.
-    db.execute(
-        f"INSERT INTO jobs ({_COLUMNS}) VALUES ({', '.join('?' for _ in _COLUMNS.split(','))})",
-        _row(record),
-    )
-
-
-def _schedule_next(db: sqlite3.Connection, record: JobRecord) -> None:
-    """Insert a recurring job's next slot, once (see ``_schedule``), in the claim's
-    transaction."""
-    slot = next_slot(record, first_claim=record.attempts == 0)
-    if slot is None:
-        return
-    if db.execute(
-        "SELECT 1 FROM jobs WHERE idempotency_key = ?", (slot.idempotency_key,)
-    ).fetchone():
-        return
-    _insert(db, slot)
-
-
-def _kind_filter(kinds: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
-    if not kinds:
-        return "", ()
-    return f" AND kind IN ({', '.join('?' for _ in kinds)})", tuple(kinds)
-
-
-def _seen(db: sqlite3.Connection, worker: str, now: float) -> None:
-    db.execute(
-        "INSERT INTO workers (name, seen_at) VALUES (?, ?)"
-        " ON CONFLICT(name) DO UPDATE SET seen_at = excluded.seen_at",
-        (worker, now),
-    )
-
-
-def _note_attempt(
-    db: sqlite3.Connection,
-    job_id: str,
-    now: float,
-    outcome: str,
-    error_type: str = "",
-    error: str = "",
-) -> None:
-    """Close the running attempt in the job's history (the last HISTORY_KEEP kept)."""
-    row = db.execute(
-        "SELECT history, attempts, worker, started_at FROM jobs WHERE id = ?", (job_id,)
-    ).fetchone()
-    if row is None:
-        return
-    history = json.loads(row[0]) if row[0] else []
-    history.append(
-        {
-            "attempt": row[1],
-            "worker": row[2] or "",
-            "started": row[3] or now,
-            "ended": now,
-            "outcome": outcome,
-            "error_type": error_type,
-            "error": error[:500],
-        }
-    )
-    db.execute(
-        "UPDATE jobs SET history = ? WHERE id = ?", (json.dumps(history[-HISTORY_KEEP:]), job_id)
-    )
-
-
-def _bump(db: sqlite3.Connection, name: str) -> None:
-    db.execute(
-        "INSERT INTO counters (name, value) VALUES (?, 1)"
-        " ON CONFLICT(name) DO UPDATE SET value = value + 1",
-        (name,),
-    )
-
-
-def _row(record: JobRecord) -> tuple[Any, ...]:
-    return (
-        record.id,
-        record.kind,
-        json.dumps(record.payload),
-        record.priority,
-        record.state.value,
-        record.attempts,
-        record.max_attempts,
-        record.run_at,
-        record.lease_until,
-        record.worker,
-        json.dumps(record.result) if record.result is not None else None,
-        record.error_type,
-        record.error,
-        record.idempotency_key,
-        record.created_at,
-        record.finished_at,
-        record.every,
-        record.cron,
-        json.dumps(record.depends_on),
-        record.timeout,
-        json.dumps(record.context) if record.context else None,
-        record.started_at,
-        json.dumps(record.history) if record.history else None,
-    )
-
-
-def _record(row: Sequence[Any]) -> JobRecord:
-    names = [name.strip() for name in _COLUMNS.split(",")]
-    data = dict(zip(names, row, strict=True))
-    data["payload"] = json.loads(data["payload"])
-    data["result"] = json.loads(data["result"]) if data["result"] is not None else None
-    data["depends_on"] = json.loads(data["depends_on"])
-    data["context"] = json.loads(data["context"]) if data["context"] else {}
-    data["history"] = json.loads(data["history"]) if data["history"] else []
-    return JobRecord.model_validate(data)

@@ -31,6 +31,7 @@ from ...limits._adaptive import (
 from ...limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from ...limits._pacing import PacingStatistics
 from ...limits._ratelimit import RateLimiter
+from ._backends import open_transport, require_aiohttp
 from ._batches import DEFAULT_FILE_TIMEOUT, BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
@@ -43,14 +44,7 @@ from ._request import schema_params
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
 from ._structured import parse_with_reasks
 from ._traffic import ClientStatistics, Traffic
-from ._transport import (
-    Options,
-    StreamReply,
-    Transport,
-    encode_json,
-    open_transport,
-    require_aiohttp,
-)
+from ._transport import Options, StreamReply, Transport, encode_json
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",

@@ -7,6 +7,7 @@ holds back every other job on the same key.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,13 @@ class ClientStatistics:
     cache_hits: int = 0  # answered from the response cache: not sent, not in the counts above
     cache_misses: int = 0  # looked up, not found: sent
     cache_saved: float = 0.0  # what the hits cost when they were generated
+
+    def to_record(self) -> dict[str, Any]:
+        """Every figure as JSON values (what a worker reports about its client)."""
+        record = dataclasses.asdict(self)
+        record["open_circuits"] = list(self.open_circuits)
+        record["cost"] = round(self.cost, 6)
+        return record
 
 
 @dataclass(slots=True)

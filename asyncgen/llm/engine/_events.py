@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from ...core._logging import mask_secrets
+from ..client._models import Completion
 from ._jobs import GenerationJob, GenerationResult
 
 __all__ = [
@@ -150,18 +151,29 @@ class ResultCounts:
         if not isinstance(event, JobSucceeded | JobFailed):
             return False
         result = event.result
+        self.add(result.ok, result.completion, result.latency)
+        return True
+
+    def cost_text(self) -> str:
+        """The cost, saying how many answers' cost is unknown (never counted as $0)."""
+        if self.unpriced and self.cost == 0:
+            return f"unknown ({self.unpriced} answers unpriced: asyncgen[prices] prices them)"
+        extra = f" + unknown for {self.unpriced} answers" if self.unpriced else ""
+        return f"${self.cost:.4f}{extra}"
+
+    def add(self, ok: bool, completion: Completion | None, latency: float = 0.0) -> None:
+        """Count one finished job (from an event, or a Batch API answer as it is read)."""
         self.done += 1
-        if result.completion is not None:
-            usage = result.completion.usage
+        if completion is not None:
+            usage = completion.usage
             self.tokens += usage.total_tokens
             self.cost += usage.cost or 0.0
             self.unpriced += usage.cost is None
-        if result.ok:
+        if ok:
             self.ok += 1
-            self.latency += result.latency
+            self.latency += latency
         else:
             self.failed += 1
-        return True
 
 
 async def emit(on_event: OnEvent | None, event: Event) -> None:

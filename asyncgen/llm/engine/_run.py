@@ -30,7 +30,7 @@ from ...core._gather import gather_bounded, map_bounded
 from ...core._logging import mask_secrets
 from ...core._outcome import Outcome
 from ..client._client import ChatClient
-from ._events import Event, JobFailed, JobSucceeded, OnEvent, RunProgress, emit
+from ._events import Event, JobFailed, JobSucceeded, OnEvent, ResultCounts, RunProgress, emit
 from ._job import JobRun, JobRunner
 from ._jobs import GenerationJob, GenerationResult
 
@@ -93,25 +93,23 @@ class OnlineRun:
         self.response_model = response_model  # for jobs pulled that name none
         self.on_event = on_event
         self.total = total
-        self.done = 0
-        self.ok = 0
+        self.counts = ResultCounts()  # fed by the run's own JobSucceeded/JobFailed events
         self.quiet: set[str] = set()  # reasons already logged for jobs never sent
 
     async def finish(self, run: JobRun, outcome: Outcome[Any]) -> GenerationResult:
         """Account for a finished job and return its result."""
         result = self.runner.result(run, outcome.error, outcome.elapsed)
-        self.done += 1
-        if result.error is None:
-            self.ok += 1
-        else:
+        if result.error is not None:
             self._log_failure(result)
+        event: Event = (JobSucceeded if result.error is None else JobFailed)(
+            result.index, result.job, result
+        )
+        counts = self.counts
+        counts.count(event)
         if self.on_event is not None:
-            event: Event = (JobSucceeded if result.error is None else JobFailed)(
-                result.index, result.job, result
-            )
             await emit(self.on_event, event)
             if self.total is not None:
-                progress = RunProgress(self.done, self.total, self.ok, self.done - self.ok)
+                progress = RunProgress(counts.done, self.total, counts.ok, counts.failed)
                 await emit(self.on_event, progress)
         return result
 

@@ -1,0 +1,237 @@
+"""The SQLite store's tables and rows: the schema, a job record as a row and back, and the
+statements several of the store's operations share (each runs inside their transaction)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ._models import JobRecord
+from ._schedule import next_slot
+
+__all__ = [
+    "ADDED_COLUMNS",
+    "COLUMNS",
+    "DEPENDENCIES_DONE",
+    "FIRST_COLUMNS",
+    "HISTORY_KEEP",
+    "NO_DEAD_DEPENDENCY",
+    "SCHEMA",
+    "WORKER_ALIVE",
+    "bump",
+    "bury_dependents",
+    "insert_record",
+    "kind_filter",
+    "note_attempt",
+    "note_seen",
+    "record_of",
+    "row_of",
+    "schedule_next",
+    "transaction",
+]
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    run_at REAL NOT NULL,
+    lease_until REAL,
+    worker TEXT,
+    result TEXT,
+    error_type TEXT,
+    error TEXT,
+    idempotency_key TEXT UNIQUE,
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    every REAL,
+    cron TEXT,
+    depends_on TEXT NOT NULL DEFAULT '[]',
+    timeout REAL,
+    context TEXT,
+    started_at REAL,
+    history TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, priority DESC);
+CREATE TABLE IF NOT EXISTS workers (name TEXT PRIMARY KEY, seen_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS worker_reports (
+    name TEXT PRIMARY KEY, at REAL NOT NULL, until REAL NOT NULL, status TEXT NOT NULL
+);
+"""
+FIRST_COLUMNS = (
+    "id, kind, payload, priority, state, attempts, max_attempts, run_at, lease_until, "
+    "worker, result, error_type, error, idempotency_key, created_at, finished_at, every, cron, "
+    "depends_on"
+)
+# Columns added since the first release: a queue file made before gets them on open.
+ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT", "started_at": "REAL", "history": "TEXT"}
+HISTORY_KEEP = 20  # attempts kept in a job's history
+COLUMNS = ", ".join([FIRST_COLUMNS, *ADDED_COLUMNS])
+WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
+
+
+class transaction:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): the write lock taken up front."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+# A job may start when none of the jobs it depends on is unfinished.
+DEPENDENCIES_DONE = (
+    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
+    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
+    " OR j2.state != 'completed')"
+)
+
+
+# None of the jobs it depends on ended dead or cancelled, or is gone.
+NO_DEAD_DEPENDENCY = (
+    "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
+    " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
+    " OR j2.state IN ('dead', 'cancelled'))"
+)
+
+
+def bury_dependents(db: sqlite3.Connection, now: float) -> None:
+    """A job just ended dead or cancelled: bury the pending jobs that depended on it.
+
+    Repeated until nothing changes, so dependents of buried jobs follow them. Runs only
+    on those (rare) transitions, never on the claim path.
+    """
+    while db.execute(
+        "UPDATE jobs SET state = 'dead', error_type = 'DependencyFailed',"
+        " error = 'a job it depends on ended dead or cancelled', finished_at = ?"
+        " WHERE state = 'pending' AND depends_on != '[]' AND EXISTS ("
+        " SELECT 1 FROM json_each(jobs.depends_on) AS d JOIN jobs AS j2 ON j2.id = d.value"
+        " WHERE j2.state IN ('dead', 'cancelled'))",
+        (now,),
+    ).rowcount:
+        pass
+
+
+def insert_record(db: sqlite3.Connection, record: JobRecord) -> None:
+    # seq (the rowid) is assigned by SQLite: submission order, for FIFO within a priority.
+    db.execute(
+        f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS.split(','))})",
+        row_of(record),
+    )
+
+
+def schedule_next(db: sqlite3.Connection, record: JobRecord) -> None:
+    """Insert a recurring job's next slot, once (see ``_schedule``), in the claim's
+    transaction."""
+    slot = next_slot(record, first_claim=record.attempts == 0)
+    if slot is None:
+        return
+    if db.execute(
+        "SELECT 1 FROM jobs WHERE idempotency_key = ?", (slot.idempotency_key,)
+    ).fetchone():
+        return
+    insert_record(db, slot)
+
+
+def kind_filter(kinds: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+    if not kinds:
+        return "", ()
+    return f" AND kind IN ({', '.join('?' for _ in kinds)})", tuple(kinds)
+
+
+def note_seen(db: sqlite3.Connection, worker: str, now: float) -> None:
+    db.execute(
+        "INSERT INTO workers (name, seen_at) VALUES (?, ?)"
+        " ON CONFLICT(name) DO UPDATE SET seen_at = excluded.seen_at",
+        (worker, now),
+    )
+
+
+def note_attempt(
+    db: sqlite3.Connection,
+    job_id: str,
+    now: float,
+    outcome: str,
+    error_type: str = "",
+    error: str = "",
+) -> None:
+    """Close the running attempt in the job's history (the last HISTORY_KEEP kept)."""
+    row = db.execute(
+        "SELECT history, attempts, worker, started_at FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        return
+    history = json.loads(row[0]) if row[0] else []
+    history.append(
+        {
+            "attempt": row[1],
+            "worker": row[2] or "",
+            "started": row[3] or now,
+            "ended": now,
+            "outcome": outcome,
+            "error_type": error_type,
+            "error": error[:500],
+        }
+    )
+    db.execute(
+        "UPDATE jobs SET history = ? WHERE id = ?", (json.dumps(history[-HISTORY_KEEP:]), job_id)
+    )
+
+
+def bump(db: sqlite3.Connection, name: str) -> None:
+    db.execute(
+        "INSERT INTO counters (name, value) VALUES (?, 1)"
+        " ON CONFLICT(name) DO UPDATE SET value = value + 1",
+        (name,),
+    )
+
+
+def row_of(record: JobRecord) -> tuple[Any, ...]:
+    return (
+        record.id,
+        record.kind,
+        json.dumps(record.payload),
+        record.priority,
+        record.state.value,
+        record.attempts,
+        record.max_attempts,
+        record.run_at,
+        record.lease_until,
+        record.worker,
+        json.dumps(record.result) if record.result is not None else None,
+        record.error_type,
+        record.error,
+        record.idempotency_key,
+        record.created_at,
+        record.finished_at,
+        record.every,
+        record.cron,
+        json.dumps(record.depends_on),
+        record.timeout,
+        json.dumps(record.context) if record.context else None,
+        record.started_at,
+        json.dumps(record.history) if record.history else None,
+    )
+
+
+def record_of(row: Sequence[Any]) -> JobRecord:
+    names = [name.strip() for name in COLUMNS.split(",")]
+    data = dict(zip(names, row, strict=True))
+    data["payload"] = json.loads(data["payload"])
+    data["result"] = json.loads(data["result"]) if data["result"] is not None else None
+    data["depends_on"] = json.loads(data["depends_on"])
+    data["context"] = json.loads(data["context"]) if data["context"] else {}
+    data["history"] = json.loads(data["history"]) if data["history"] else []
+    return JobRecord.model_validate(data)
