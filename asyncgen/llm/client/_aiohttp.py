@@ -102,14 +102,7 @@ class AiohttpTransport:
     ) -> Reply:
         headers = JSON_HEADERS if body is not None else None
         try:
-            async with self._session.request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                **self._timeout_for(read_timeout),
-            ) as response:
+            async with self._request(method, url, body, headers, read_timeout) as response:
                 content = await response.read()
                 return Reply(response.status, response.headers, content)
         except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
@@ -152,17 +145,28 @@ class AiohttpTransport:
     ) -> AsyncIterator[StreamReply]:
         headers = stream_headers(body, accept)
         try:
-            async with self._session.request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                **self._timeout_for(read_timeout),
-            ) as response:
+            async with self._request(method, url, body, headers, read_timeout) as response:
                 yield _AiohttpStream(response)
         except (TimeoutError, self._aiohttp.ClientError, OSError) as exc:
             raise self._error(exc, what, read_timeout) from exc
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: Mapping[str, str] | None,
+        read_timeout: float | None,
+    ) -> Any:
+        """The session's request (an async context manager), redirects not followed."""
+        return self._session.request(
+            method,
+            url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            **self._timeout_for(read_timeout),
+        )
 
     def _error(self, exc: BaseException, what: str, timeout: float | None) -> AsyncGenError:
         """asyncgen's error for an aiohttp failure (a timeout, a bad URL, a lost link)."""

@@ -20,7 +20,7 @@ from ...core._errors import (
     TransientError,
 )
 from ...core._retry import RetryPolicy, retry
-from ._mapping import error_for_reply, error_for_status
+from ._mapping import error_for_reply, json_of_reply
 from ._transport import Reply, StreamReply, Transport, byte_lines, encode_json
 
 __all__ = [
@@ -80,7 +80,7 @@ class BatchApi:
         reply = await self._transport().send(
             method, f"{self.base_url}{path}", content, what=path, read_timeout=self.timeout
         )
-        return _json_of(reply, path)
+        return json_of_reply(reply, path)
 
     async def upload(self, path: Path) -> str:
         """Upload a request file (read as it is sent); return its id."""
@@ -94,7 +94,7 @@ class BatchApi:
                 what="/files",
                 read_timeout=self.timeout,
             )
-            return _json_of(reply, "/files")
+            return json_of_reply(reply, "/files")
 
         reply = await retry(once, policy=self.policy)
         return str(reply["id"])
@@ -154,9 +154,7 @@ class BatchApi:
         )
         async with opened as reply:
             if reply.status >= 300:
-                content = await reply.read()
-                text = content.decode("utf-8", errors="replace")
-                raise error_for_status(reply.status, reply.headers, None, model=path, text=text)
+                raise error_for_reply(Reply(reply.status, reply.headers, await reply.read()), path)
             yield reply
 
     async def content(self, file_id: str) -> AsyncIterator[bytes]:
@@ -180,16 +178,6 @@ class BatchApi:
                 number += 1
                 if raw.strip():
                     yield _record(raw, file_id, number)
-
-
-def _json_of(reply: Reply, path: str) -> Any:
-    """The JSON of a 2xx answer; the mapped error of any other."""
-    if reply.status >= 300:
-        raise error_for_reply(reply, path)
-    try:
-        return reply.json()
-    except ValueError as exc:
-        raise InvalidResponseError(f"{path}: HTTP {reply.status} but the body is not JSON") from exc
 
 
 def _record(raw: bytes, file_id: str, number: int) -> dict[str, Any]:

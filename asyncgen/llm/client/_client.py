@@ -20,7 +20,6 @@ from ...core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
     InvalidKeyError,
-    InvalidResponseError,
 )
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
 from ...limits._adaptive import (
@@ -36,7 +35,7 @@ from ._batches import DEFAULT_FILE_TIMEOUT, BatchApi
 from ._cache import CachedAnswers, ResponseCache, hit, open_cache
 from ._hints import parse_duration
 from ._keys import clean_api_key
-from ._mapping import error_for_reply, parse_completion
+from ._mapping import error_for_reply, json_of_reply, parse_completion
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._prices import PriceTable, price_table_installed
@@ -619,10 +618,4 @@ class ChatClient:
             AsyncGenError: Mapped like :meth:`chat`.
         """
         reply = await self.transport().send("GET", f"{self.base_url}{path}", None, what=path)
-        if reply.status >= 300:
-            raise error_for_reply(reply, path)
-        try:
-            return reply.json()
-        except ValueError as exc:
-            message = f"{path}: HTTP {reply.status} but the body is not JSON"
-            raise InvalidResponseError(message) from exc
+        return json_of_reply(reply, path)

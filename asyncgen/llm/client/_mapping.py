@@ -36,7 +36,7 @@ from ...core._retry_after import parse_retry_after
 from ._models import Completion, Usage
 from ._transport import Reply
 
-__all__ = ["error_for_reply", "error_for_status", "parse_completion"]
+__all__ = ["error_for_reply", "error_for_status", "json_of_reply", "parse_completion"]
 
 _MAX_MESSAGE = 500
 _TRANSIENT_STATUS = {408, 409, 429}
@@ -114,6 +114,20 @@ def error_for_reply(reply: Reply, what: str) -> AsyncGenError:
     except ValueError:
         body = None
     return error_for_status(reply.status, reply.headers, body, model=what, text=reply.text)
+
+
+def json_of_reply(reply: Reply, what: str) -> Any:
+    """The JSON of a 2xx answer; the mapped error of any other (``what`` names it).
+
+    Raises:
+        InvalidResponseError: A 2xx whose body is not JSON.
+    """
+    if reply.status >= 300:
+        raise error_for_reply(reply, what)
+    try:
+        return reply.json()
+    except ValueError as exc:
+        raise InvalidResponseError(f"{what}: HTTP {reply.status} but the body is not JSON") from exc
 
 
 def _status_of_error_body(body: dict[str, Any]) -> int:
