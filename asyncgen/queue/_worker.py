@@ -9,32 +9,28 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import structlog
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..chat._conversation import restored
-from ..core._context import deadline_after
 from ..core._defaults import DEFAULT_GRACE, DEFAULT_LEASE, DEFAULT_WORKER_CONCURRENCY
 from ..core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
-    JobTimeoutError,
-    PermanentError,
-    ResultNotStorableError,
     TransientError,
     WorkerCrashedError,
 )
-from ..core._logging import mask_secrets
-from ..core._retry import RetryCaller, RetryPolicy
-from ..llm import ChatClient, GenerationJob
-from ..llm.engine._job import JobRun, JobRunner
-from ._coalesce import Coalesced
+from ..core._retry import RetryPolicy
+from ..llm import ChatClient
+from ..llm.engine._job import JobRunner
+from ._calls import JobCalls
 from ._credits import DEFAULT_CREDIT_PROBE, CreditGate, CreditPause
+from ._leases import Leases
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
+from ._outcomes import STORE_RETRY, Outcomes
 from ._queue import JobQueue
 from ._tasks import GENERATE_KIND
 
@@ -42,16 +38,10 @@ __all__ = ["DEFAULT_LEASE", "IdleWait", "Worker", "open_worker"]
 
 POLL = 0.05  # the longest an idle worker waits between claims on a store it polls
 REPORT_EVERY = 5.0  # seconds between a worker's reports (what the dashboard shows)
-WATCH_EVERY = 0.25  # seconds between looks for aborted running jobs (one read, no write)
 RUNNING_REPORTED = 100  # running jobs listed in a report
 FIRST_POLL = 0.005  # ... and the first wait after work: it doubles up to POLL
 IDLE_BLOCK = 1.0  # the longest an idle worker blocks on a store that wakes it (Redis)
 STOP_WAKE = 0.05  # seconds a cancelled idle wait gets to end before it is woken
-# While the store is unreachable: claims back off on this, writes retry under it until
-# their lease would be over (the attempt cap is never the limit; the deadline is).
-STORE_RETRY = RetryPolicy(max_attempts=1_000, base_delay=0.1, max_delay=5.0)
-
-T = TypeVar("T")
 
 
 class IdleWait:
@@ -144,19 +134,17 @@ class Worker:
         self.completed = 0
         self._freed = asyncio.Event()  # a run ended (or stop): a slot may be free
         self._running: set[asyncio.Task[None]] = set()
-        self._held: dict[str, asyncio.Task[None]] = {}  # job id -> its run, beaten for
         self._since: dict[str, tuple[str, str | None, float]] = {}  # id -> kind, model, start
         self.started_at = time.time()
-        # Results finishing together are stored together (one round trip under load).
-        self._complete = Coalesced(self._complete_many)
+        self.leases = Leases(queue.store, self.name, lease)
+        self.outcomes = Outcomes(queue.store, self.name, lease=lease, retry=self.retry, grace=grace)
         self.metrics = metrics if metrics is not None else Metrics()
         # Generation jobs run one attempt each (the queue retries, with backoff between
         # claims) and every claimed job is sent, whatever an earlier one met.
-        self._lost: set[str] = set()  # running jobs whose lease is gone: stop, keep going
-        self._runner: JobRunner | None = None
+        runner: JobRunner | None = None
         self._credits: CreditGate | None = None
         if client is not None:
-            self._runner = JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
+            runner = JobRunner(client, retry=RetryPolicy.never(), stop_after_402=False)
             self._credits = CreditGate(
                 client,
                 worker=self.name,
@@ -164,6 +152,7 @@ class Worker:
                 on_pause=on_credit_pause,
                 metrics=self.metrics,
             )
+        self._call = JobCalls(queue.tasks, timeout=timeout, runner=runner, credits=self._credits)
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -189,8 +178,8 @@ class Worker:
         _log.info(
             "worker_started", worker=self.name, concurrency=self.concurrency, kinds=self.serves()
         )
-        beat = asyncio.create_task(self._beat())
-        watch = asyncio.create_task(self._watch())
+        beat = asyncio.create_task(self.leases.beat())
+        watch = asyncio.create_task(self.leases.watch())
         reporting = asyncio.create_task(self._report_loop())
         crash: Exception | None = None
         unusable: AsyncGenError | None = None
@@ -259,9 +248,6 @@ class Worker:
         self._running.discard(run)
         self._freed.set()
 
-    async def _complete_many(self, results: list[tuple[str, Any]]) -> list[bool]:
-        return await self.queue.store.complete_many(self.name, results)
-
     async def _claim(self, kinds: list[str], limit: int) -> list[JobRecord]:
         """Claim up to ``limit`` jobs; while out of credits, generation only as the probe."""
         store = self.queue.store
@@ -318,15 +304,6 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
-    async def _persist(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Retry a store write through an outage for up to one lease, then give up.
-
-        After that the lease has run out and another worker may hold the job: what this
-        one would have written is discarded by the store anyway.
-        """
-        with deadline_after(self.lease):
-            return await RetryCaller(STORE_RETRY)(call)
-
     def serves(self) -> list[str]:
         """The job kinds this worker claims: its runnable tasks, and "generate" with a client."""
         wanted = self.queue.tasks if self.kinds is None else self.kinds
@@ -345,7 +322,7 @@ class Worker:
     async def _execute(self, record: JobRecord) -> None:
         job = asyncio.current_task()
         assert job is not None
-        self._held[record.id] = job  # beaten for by _beat while it runs
+        self.leases.hold(record.id, job)
         began = time.monotonic()
         model = record.payload.get("model") if record.kind == GENERATE_KIND else None
         self._since[record.id] = (record.kind, model, time.time())
@@ -358,81 +335,37 @@ class Worker:
         ):
             try:
                 try:
-                    result = _storable(record.kind, await self._call(record))
-                finally:  # ran: no more beats (a lost lease now shows in the write)
-                    self._held.pop(record.id, None)
+                    result = await self._call(record)
+                finally:
+                    self.leases.release(record.id)
                     self._since.pop(record.id, None)
             except asyncio.CancelledError:
-                if record.id in self._lost:  # cancelled in the store, or taken over
-                    self._lost.discard(record.id)
+                if self.leases.lost(record.id):  # cancelled in the store, or taken over
+                    self.leases.forget(record.id)
                     job.uncancel()
                     return
-                await self._give_back(record)
+                await self.outcomes.given_back(record)
                 raise
             except InsufficientCreditsError as exc:
                 if record.kind != GENERATE_KIND or self._credits is None:
-                    await self._failed(record, exc)
+                    await self.outcomes.failed(record, exc)
                 else:
-                    await self._out_of_credits(record, exc)
+                    await self.outcomes.out_of_credits(record, exc, self._credits)
             except Exception as exc:
-                state = await self._failed(record, exc)
+                state = await self.outcomes.failed(record, exc)
                 outcome = "retried" if state is JobState.PENDING else "failed"
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome=outcome)
             else:
-                stored = await self._persist(lambda: self._complete((record.id, result)))
+                stored = await self.outcomes.completed(record.id, result)
                 self.completed += stored
                 self.metrics.observe(record.kind, model, time.monotonic() - began, outcome="ok")
                 if not stored:
                     _log.warning("result_discarded_lease_lost", kind=record.kind)
             finally:
-                self._lost.discard(record.id)
+                self.leases.forget(record.id)
                 if self.client is not None and isinstance(model, str):
                     is_open = self.client.breaker(model).state == "open"
                     self.metrics.set_breaker(model, is_open)
-
-    async def _out_of_credits(self, record: JobRecord, error: InsufficientCreditsError) -> None:
-        """A 402: the job goes back without using an attempt, and generation pauses;
-        unless the 402 is the job's own (too dear for the key, or again after the key
-        showed credits): then the job fails, and nothing pauses."""
-        assert self._credits is not None
-        if error.scope == "request" or self._credits.unaffordable(record.id):
-            _log.warning(
-                "job_unaffordable",
-                kind=record.kind,
-                error=mask_secrets(str(error)),
-                action="lower the job's max_tokens or add credits",
-            )
-            await self._failed(record, error)  # permanent: dead, with the provider's words
-            return
-        message = mask_secrets(str(error))
-        await self._credits.ran_out(message, job_id=record.id)  # paused before it is back
-        back = time.time() + 2 * self._credits.probe  # the next probe is another job
-        await self._persist(
-            lambda: self.queue.store.postpone(
-                record.id,
-                self.name,
-                run_at=back,
-                error_type=type(error).__name__,
-                error=message,
-            )
-        )
-
-    async def _give_back(self, record: JobRecord) -> None:
-        """Return a job still running when the grace ran out; its attempt counts.
-
-        Counting it is what lets a job that hangs every worker reach ``max_attempts``
-        (it then goes dead) instead of being handed from worker to worker for ever.
-        """
-        error = f"still running when worker {self.name} stopped (grace {self.grace:g} s)"
-        with contextlib.suppress(TransientError):  # store down: the lease returns it
-            state = await self.queue.store.fail(
-                record.id,
-                self.name,
-                error_type="WorkerStopped",
-                error=error,
-                retry_at=time.time(),
-            )
-            _log.warning("job_released", kind=record.kind, state=state.value if state else None)
 
     def status(self) -> dict[str, Any]:
         """What this worker reports about itself (see :class:`WorkerReport`)."""
@@ -470,132 +403,6 @@ class Worker:
         while True:
             await self._report()
             await asyncio.sleep(REPORT_EVERY)
-
-    async def _beat(self) -> None:
-        """Keep the leases of every running job fresh, in one store call per beat (a
-        third of the lease); stop a run whose lease is gone (the job was cancelled, or
-        another worker took it over after a stall): its result would be thrown away.
-        (Aborts are seen sooner by :meth:`_watch`.)"""
-        store = self.queue.store
-
-        async def renew(ids: list[str]) -> list[bool]:
-            return await store.heartbeat_many(ids, self.name, lease=self.lease)
-
-        await self._keep_checking(self.lease / 3, renew, failed="heartbeat_failed")
-
-    async def _watch(self) -> None:
-        """While jobs run, look every WATCH_EVERY seconds (one read, leases untouched)
-        for jobs no longer ours: cancelled (``queue.cancel``, ``asyncgen jobs cancel``,
-        the dashboard) or taken over. So an abort stops its run within a second, not at
-        the next heartbeat a third of the lease away."""
-        store = self.queue.store
-
-        async def look(ids: list[str]) -> list[bool]:
-            return await store.held(ids, self.name)
-
-        await self._keep_checking(WATCH_EVERY, look, failed=None)
-
-    async def _keep_checking(
-        self,
-        every: float,
-        still_ours: Callable[[list[str]], Awaitable[list[bool]]],
-        *,
-        failed: str | None,
-    ) -> None:
-        """Every ``every`` seconds while jobs run, ask the store (one call) which running
-        jobs are still ours, and stop the others. A store that does not answer is asked
-        again next time (logged as ``failed`` when given)."""
-        while True:
-            await asyncio.sleep(every)
-            held = dict(self._held)
-            if not held:
-                continue
-            try:
-                kept = await still_ours(list(held))
-            except TransientError as exc:  # the next call may get through, within the lease
-                if failed is not None:
-                    _log.warning(failed, jobs=len(held), error=str(exc))
-                continue
-            for (job_id, job), ok in zip(held.items(), kept, strict=True):
-                if not ok and self._held.get(job_id) is job and job_id not in self._lost:
-                    await self._stop_lost(job_id, job)
-
-    async def _stop_lost(self, job_id: str, job: asyncio.Task[None]) -> None:
-        try:
-            record = await self.queue.store.get(job_id)
-        except TransientError:
-            record = None
-        aborted = record is not None and record.state is JobState.CANCELLED
-        _log.warning("job_aborted" if aborted else "lease_lost", job_id=job_id)
-        self._lost.add(job_id)
-        job.cancel()
-
-    async def _call(self, record: JobRecord) -> Any:
-        """Run the job within its time limit (the submit's, the task's, or the worker's)."""
-        task = self.queue.tasks.get(record.kind)
-        limit = record.timeout or (task.timeout if task is not None else None) or self.timeout
-        if limit is None:
-            return await self._run_job(record)
-        scope = asyncio.timeout(limit)
-        try:
-            async with scope:
-                return await self._run_job(record)
-        except TimeoutError as exc:
-            if not scope.expired():
-                raise  # the job's own TimeoutError (e.g. a request that timed out)
-            raise JobTimeoutError(f"{record.kind}: ran past its timeout of {limit:g} s") from exc
-
-    async def _run_job(self, record: JobRecord) -> Any:
-        if record.kind == GENERATE_KIND:
-            return await self._generate(GenerationJob.model_validate(record.payload))
-        return await self.queue.tasks[record.kind].run(record.payload)
-
-    async def _generate(self, job: GenerationJob) -> Any:
-        if self._runner is None:  # serves() claims generation jobs only with a client
-            raise PermanentError("this worker has no ChatClient for generation jobs")
-        run = JobRun(0, job)
-        began = time.monotonic()
-        await self._runner.run(run)  # raises what the attempt failed with
-        if self._credits is not None:
-            await self._credits.answered()
-        return JobRunner.result(run, None, time.monotonic() - began).to_record()
-
-    async def _failed(self, record: JobRecord, error: Exception) -> JobState | None:
-        permanent = isinstance(error, PermanentError)
-        if isinstance(error, InsufficientCreditsError):
-            _log.warning("insufficient_credits", action="add credits; the job is not retried")
-        delay = None if permanent else self.retry.backoff(record.attempts)
-        message = mask_secrets(str(error))  # stored and shown: never a key a task let slip
-        state = await self._persist(
-            lambda: self.queue.store.fail(
-                record.id,
-                self.name,
-                error_type=type(error).__name__,
-                error=message,
-                retry_at=None if delay is None else time.time() + delay,
-            )
-        )
-        _log.warning(
-            "job_failed",
-            kind=record.kind,
-            error_type=type(error).__name__,
-            error=message,
-            state=state.value if state else "lease lost",
-        )
-        return state
-
-
-def _storable(kind: str, value: Any) -> Any:
-    """A run's return value as JSON values (pydantic models, dataclasses, datetimes,
-    UUIDs and sets converted); what JSON cannot hold fails the job, not the worker."""
-    try:
-        return to_jsonable_python(value)
-    except PydanticSerializationError as exc:
-        raise ResultNotStorableError(
-            f"task {kind} returned a value of type {type(value).__name__}, which cannot be "
-            "stored as JSON: "
-            "return dicts, lists, strings, numbers, or a pydantic model"
-        ) from exc
 
 
 @contextlib.asynccontextmanager
