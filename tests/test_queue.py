@@ -418,7 +418,7 @@ async def completed_run_ats(queue: JobQueue) -> list[float]:
     """The run_at of every completed job, in order (read from the backend's own storage)."""
     store = queue.store
     if isinstance(store, asyncgen.queue.RedisStore):
-        client = await store._client()
+        client = await store.connection.client()
         ids = [str(i) for i in await client.zrange(f"{store.prefix}completed", 0, -1)]
         times = [await client.hget(f"{store.prefix}job:{i}", "run_at") for i in ids]
         return sorted(float(t) for t in times if t is not None)

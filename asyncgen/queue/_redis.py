@@ -32,24 +32,14 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core._bridge import in_bridge_thread, on_shutdown
-from ..core._errors import (
-    AuthenticationError,
-    ConnectionFailedError,
-    ServerError,
-    UnsupportedServerError,
-)
 from ._coalesce import Coalesced
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
+from ._redis_connection import MIN_REDIS_VERSION, SPARED, RedisConnection
 from ._redis_records import (
     from_hash,
-    has_xackdel,
     lane_kind,
-    load_scripts,
-    positive_int,
     seconds_option,
     to_hash,
-    version_of,
 )
 from ._redis_url import OWN_OPTIONS, check_url
 from ._schedule import next_slot
@@ -62,14 +52,9 @@ if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for i
 __all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
 
 DEFAULT_RESULT_TTL = 7 * 86_400.0  # seconds completed and cancelled records are kept
-MIN_REDIS_VERSION = (6, 2)
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
 PURGE_BATCH = 1_000
 ADD_BATCH = 500  # jobs per round trip in add_many
-DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
-POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
-RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
-_SPARED: Any = object()  # _block's answer when it slept instead of blocking
 
 
 class RedisStore(SingleCalls):
@@ -99,138 +84,21 @@ class RedisStore(SingleCalls):
         self.name = own.get("queue") or "default"
         self.result_ttl = seconds_option(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
-        self._max_connections = positive_int(
-            query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS, "max_connections"
-        )
-        rest = urllib.parse.urlencode(query, doseq=True)
-        self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
-        self._where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
-        self._has_password = bool(parts.password)
+        # The connections (a redis-py client per event loop; the scripts run through it).
+        self.connection = RedisConnection(parts, query, prefix=self.prefix, clock=clock)
         self._clock = clock
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._blockers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
-            weakref.WeakKeyDictionary()
-        )
         # Submits made together (e.g. under asyncio.gather) share a round trip.
         self._adders: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, Coalesced[JobRecord, str]
         ] = weakref.WeakKeyDictionary()
-        self._sources = load_scripts()
-        self._shas: dict[str, str] = {}
-        self._ackdel: bool | None = None
 
     def __repr__(self) -> str:
         # The password never appears: only scheme, host, port and queue name.
-        return f"RedisStore({self._where!r}, queue={self.name!r})"
-
-    # -- connection ------------------------------------------------------------------
-
-    async def _client(self) -> Redis:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            from redis.asyncio import BlockingConnectionPool, Redis
-
-            # A blocking pool: a burst of calls waits for a free connection instead of
-            # failing with "Too many connections" (redis-py's default pool).
-            # RESP2: the scripts' replies are flat lists either way, and its parser is
-            # the cheaper of redis-py's two.
-            pool = BlockingConnectionPool.from_url(
-                self._url,
-                decode_responses=True,
-                protocol=2,
-                max_connections=self._max_connections,
-                timeout=POOL_TIMEOUT,
-            )
-            client = Redis.from_pool(pool)  # closing the client closes the pool too
-            self._clients[loop] = client
-            if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
-                on_shutdown(client.aclose)
-        if self._ackdel is None:
-            await self._check_server(client)
-        return client
-
-    async def _check_server(self, client: Redis) -> None:
-        info = await self._guard(client.info("server"))
-        version = version_of(info.get("redis_version"))
-        if version < MIN_REDIS_VERSION:
-            raise UnsupportedServerError(
-                f"the Redis server at {self._where} is version {info.get('redis_version')}; "
-                "asyncgen's queue needs Redis 6.2 or newer (exclusive stream ranges): upgrade it"
-            )
-        self._ackdel = has_xackdel(info)
-
-    async def _guard(self, awaitable: Any) -> Any:
-        """Await a redis-py call; translate its errors into asyncgen's at the boundary."""
-        from redis import exceptions as redis_errors
-
-        try:
-            return await awaitable
-        except (
-            redis_errors.AuthenticationError,
-            redis_errors.AuthenticationWrongNumberOfArgsError,
-            redis_errors.NoPermissionError,
-        ) as exc:
-            raise self._refused() from exc
-        except redis_errors.OutOfMemoryError as exc:  # maxmemory reached under noeviction
-            raise ServerError(
-                f"Redis at {self._where} is out of memory (maxmemory) and refuses writes: "
-                "purge finished jobs (queue.purge), lower result_ttl, or give it more memory"
-            ) from exc
-        except redis_errors.ResponseError as exc:
-            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
-                raise self._refused() from exc
-            raise
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            raise ConnectionFailedError(f"cannot reach Redis at {self._where}: {exc}") from exc
-
-    def _refused(self) -> AuthenticationError:
-        if not self._has_password:
-            return AuthenticationError(
-                f"Redis at {self._where} needs a password: put it in the queue URL "
-                "(redis://:PASSWORD@host:port/0, or redis://USER:PASSWORD@... with ACLs)"
-            )
-        return AuthenticationError(
-            f"Redis at {self._where} refused the user or password in the queue URL: check them"
-        )
-
-    async def _run(self, script: str, *args: str | int) -> Any:
-        """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""
-        return (await self._run_many(script, [list(args)]))[0]
-
-    async def _run_many(self, script: str, calls: list[list[str | int]]) -> list[Any]:
-        """Run a script once per argument list, in one round trip (a pipeline)."""
-        from redis import exceptions as redis_errors
-
-        client = await self._client()
-        head: list[str | int] = [self.prefix, repr(self._clock()), "1" if self._ackdel else "0"]
-        sha = self._shas.get(script) or await self._load(client, script)
-        try:
-            return await self._send(client, sha, head, calls)
-        except redis_errors.NoScriptError:  # Redis restarted and forgot the script
-            return await self._send(client, await self._load(client, script), head, calls)
-
-    async def _load(self, client: Redis, script: str) -> str:
-        self._shas[script] = str(await self._guard(client.script_load(self._sources[script])))
-        return self._shas[script]
-
-    async def _send(
-        self, client: Redis, sha: str, head: list[str | int], calls: list[list[str | int]]
-    ) -> list[Any]:
-        if len(calls) == 1:
-            return [await self._guard(client.evalsha(sha, 0, *head, *calls[0]))]
-        async with client.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(sha, 0, *head, *args)
-            return list(await self._guard(pipe.execute()))
+        return f"RedisStore({self.connection.where!r}, queue={self.name!r})"
 
     async def close(self) -> None:
         """Close this event loop's connections."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.aclose()
+        await self.connection.close()
 
     # -- writes ----------------------------------------------------------------------
 
@@ -254,7 +122,10 @@ class RedisStore(SingleCalls):
         ids: list[str] = []
         for start in range(0, len(records), ADD_BATCH):
             batch = records[start : start + ADD_BATCH]
-            ids += [str(i) for i in await self._run_many("add", [self._add_args(r) for r in batch])]
+            ids += [
+                str(i)
+                for i in await self.connection.run_many("add", [self._add_args(r) for r in batch])
+            ]
         return ids
 
     def _add_args(self, record: JobRecord) -> list[str | int]:
@@ -276,7 +147,7 @@ class RedisStore(SingleCalls):
         self, worker: str, *, kinds: Sequence[str] | None, lease: float, limit: int
     ) -> list[JobRecord]:
         """Take up to ``limit`` ready jobs at once, in claim order (see :meth:`claim`)."""
-        reply = await self._run(
+        reply = await self.connection.run(
             "claim",
             repr(self._clock() + lease),
             worker,
@@ -306,18 +177,22 @@ class RedisStore(SingleCalls):
         worker no longer holds it."""
         until, alive = repr(self._clock() + lease), int(WORKER_ALIVE * 1000)
         calls: list[list[str | int]] = [[until, worker, alive, job_id] for job_id in job_ids]
-        return [bool(reply) for reply in await self._run_many("heartbeat", calls)] if calls else []
+        return (
+            [bool(reply) for reply in await self.connection.run_many("heartbeat", calls)]
+            if calls
+            else []
+        )
 
     async def held(self, job_ids: Sequence[str], worker: str) -> list[bool]:
         """Per job, True while it is running and ``worker`` holds it: one read-only round
         trip (no lease is touched), so a worker can watch for aborts often."""
         if not job_ids:
             return []
-        client = await self._client()
+        client = await self.connection.client()
         async with client.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hmget(f"{self.prefix}job:{job_id}", "state", "worker")
-            replies = await self._guard(pipe.execute())
+            replies = await self.connection.guard(pipe.execute())
         return [list(reply) == ["running", worker] for reply in replies]
 
     async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
@@ -327,7 +202,11 @@ class RedisStore(SingleCalls):
         calls: list[list[str | int]] = [
             [worker, job_id, json.dumps(result), ttl] for job_id, result in results
         ]
-        return [bool(reply) for reply in await self._run_many("complete", calls)] if calls else []
+        return (
+            [bool(reply) for reply in await self.connection.run_many("complete", calls)]
+            if calls
+            else []
+        )
 
     async def fail(
         self, job_id: str, worker: str, *, error_type: str, error: str, retry_at: float | None
@@ -337,7 +216,7 @@ class RedisStore(SingleCalls):
         Returns:
             The job's new state, or None if the worker had lost the lease.
         """
-        reply = await self._run(
+        reply = await self.connection.run(
             "fail",
             worker,
             job_id,
@@ -354,13 +233,15 @@ class RedisStore(SingleCalls):
         """Give a running job back, pending at ``run_at``, without using an attempt (its
         run could not start for a reason outside the job: an empty credit balance).
         False if the worker had lost the lease."""
-        reply = await self._run("postpone", worker, job_id, repr(run_at), error_type, error)
+        reply = await self.connection.run(
+            "postpone", worker, job_id, repr(run_at), error_type, error
+        )
         return bool(reply)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a pending or running job (its worker loses the lease); False if it is
         finished or unknown."""
-        return bool(await self._run("cancel", job_id, self._ttl_ms()))
+        return bool(await self.connection.run("cancel", job_id, self._ttl_ms()))
 
     async def requeue(self, job_ids: Sequence[str]) -> list[str]:
         """Run dead or cancelled jobs again: pending now, attempts from 0, same payload;
@@ -368,7 +249,7 @@ class RedisStore(SingleCalls):
         gone) is left as it is. Returns the ids requeued."""
         if not job_ids:
             return []
-        done = await self._run_many("requeue", [[job_id] for job_id in job_ids])
+        done = await self.connection.run_many("requeue", [[job_id] for job_id in job_ids])
         return [job_id for job_id, ok in zip(job_ids, done, strict=True) if int(ok)]
 
     async def find(
@@ -379,7 +260,7 @@ class RedisStore(SingleCalls):
         Finished jobs come from their state's index, running ones from the leases,
         pending ones from the delayed set, the lanes and the blocked set.
         """
-        client = await self._client()
+        client = await self.connection.client()
         found: list[JobRecord] = []
         order = (
             [state]
@@ -398,7 +279,7 @@ class RedisStore(SingleCalls):
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ids[start : start + 200]:
                         pipe.hgetall(f"{self.prefix}job:{job_id}")
-                    rows: list[dict[str, str]] = await self._guard(pipe.execute())
+                    rows: list[dict[str, str]] = await self.connection.guard(pipe.execute())
                 for fields in rows:
                     record = from_hash(fields) if fields else None  # empty: expired
                     if record is None or record.state is not wanted:
@@ -418,27 +299,27 @@ class RedisStore(SingleCalls):
         p = self.prefix
         last = limit - 1 if kind is None else -1
         if state in (JobState.DEAD, JobState.CANCELLED, JobState.COMPLETED):
-            return list(await self._guard(client.zrevrange(f"{p}{state.value}", 0, last)))
+            return list(await self.connection.guard(client.zrevrange(f"{p}{state.value}", 0, last)))
         if state is JobState.RUNNING:
-            return list(await self._guard(client.zrange(f"{p}leases", 0, last)))
-        ids: list[str] = list(await self._guard(client.zrange(f"{p}delayed", 0, last)))
-        lanes: list[str] = await self._guard(client.zrange(f"{p}lanes", 0, -1))
+            return list(await self.connection.guard(client.zrange(f"{p}leases", 0, last)))
+        ids: list[str] = list(await self.connection.guard(client.zrange(f"{p}delayed", 0, last)))
+        lanes: list[str] = await self.connection.guard(client.zrange(f"{p}lanes", 0, -1))
         for lane in lanes:
             if kind is not None and lane_kind(lane, p) != kind:
                 continue  # a lane holds one kind only
             # Delivered (running) entries stay first in the stream until acknowledged.
-            running: Any = await self._guard(client.xpending(lane, "workers"))
+            running: Any = await self.connection.guard(client.xpending(lane, "workers"))
             held = int(running["pending"]) if isinstance(running, dict) else int(running[0])
-            entries: Any = await self._guard(client.xrange(lane, count=limit + held))
+            entries: Any = await self.connection.guard(client.xrange(lane, count=limit + held))
             ids += [fields["id"] for _, fields in entries]
-        return ids + list(await self._guard(client.smembers(f"{p}blocked")))
+        return ids + list(await self.connection.guard(client.smembers(f"{p}blocked")))
 
     async def purge(self, older_than: float) -> int:
         """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
         cutoff = repr(self._clock() - older_than)
         deleted = 0
         while True:
-            gone, examined = await self._run("purge", cutoff, PURGE_BATCH)
+            gone, examined = await self.connection.run("purge", cutoff, PURGE_BATCH)
             deleted += int(gone)
             if int(examined) < PURGE_BATCH:
                 return deleted
@@ -447,29 +328,31 @@ class RedisStore(SingleCalls):
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job's record, or None (never stored, purged, or expired after result_ttl)."""
-        client = await self._client()
-        fields = await self._guard(client.hgetall(f"{self.prefix}job:{job_id}"))
+        client = await self.connection.client()
+        fields = await self.connection.guard(client.hgetall(f"{self.prefix}job:{job_id}"))
         return from_hash(fields) if fields else None
 
     async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
         """Keep ``worker``'s latest report for ``ttl`` seconds (``report:<name>``)."""
-        client = await self._client()
+        client = await self.connection.client()
         body = json.dumps({"at": self._clock(), "status": status})
         async with client.pipeline(transaction=False) as pipe:
             pipe.set(f"{self.prefix}report:{worker}", body, px=int(ttl * 1000))
             pipe.sadd(f"{self.prefix}reporters", worker)
-            await self._guard(pipe.execute())
+            await self.connection.guard(pipe.execute())
 
     async def worker_reports(self) -> list[WorkerReport]:
         """The live workers' latest reports, by name (expired names are dropped)."""
-        client = await self._client()
-        names = sorted(await self._guard(client.smembers(f"{self.prefix}reporters")))
+        client = await self.connection.client()
+        names = sorted(await self.connection.guard(client.smembers(f"{self.prefix}reporters")))
         if not names:
             return []
-        bodies = await self._guard(client.mget([f"{self.prefix}report:{n}" for n in names]))
+        bodies = await self.connection.guard(
+            client.mget([f"{self.prefix}report:{n}" for n in names])
+        )
         gone = [name for name, body in zip(names, bodies, strict=True) if body is None]
         if gone:
-            await self._guard(client.srem(f"{self.prefix}reporters", *gone))
+            await self.connection.guard(client.srem(f"{self.prefix}reporters", *gone))
         reports = []
         for name, body in zip(names, bodies, strict=True):
             if body is not None:
@@ -480,7 +363,7 @@ class RedisStore(SingleCalls):
     async def statistics(self) -> QueueStatistics:
         """Counts by state (from XLEN / XPENDING and the indexes), retries, live workers."""
         expired = "" if not self.result_ttl else repr(self._clock() - self.result_ttl)
-        counts = [int(n) for n in await self._run("stats", expired)]
+        counts = [int(n) for n in await self.connection.run("stats", expired)]
         names = (
             "pending",
             "scheduled",
@@ -497,13 +380,13 @@ class RedisStore(SingleCalls):
     async def depth(self) -> dict[tuple[str, str], int]:
         """Jobs by (state, kind). Ready and running jobs are counted per kind from their
         lanes; the other states have no per-kind index, so their kind is "*"."""
-        client = await self._client()
+        client = await self.connection.client()
         depth: dict[tuple[str, str], int] = {}
-        lanes: list[str] = await self._guard(client.zrange(f"{self.prefix}lanes", 0, -1))
+        lanes: list[str] = await self.connection.guard(client.zrange(f"{self.prefix}lanes", 0, -1))
         for lane in lanes:
             kind = lane_kind(lane, self.prefix)
-            length = int(await self._guard(client.xlen(lane)))
-            info: Any = await self._guard(client.xpending(lane, "workers"))
+            length = int(await self.connection.guard(client.xlen(lane)))
+            info: Any = await self.connection.guard(client.xpending(lane, "workers"))
             running = int(info["pending"]) if isinstance(info, dict) else int(info[0])
             for state, n in (("pending", length - running), ("running", running)):
                 if n:
@@ -524,30 +407,32 @@ class RedisStore(SingleCalls):
     async def wait_for_work(self, within: float) -> None:
         """Return when a job may be ready: a wake token from a script that made one
         ready, the next delayed job's time, or ``within`` seconds."""
-        client = await self._client()
-        due: Any = await self._guard(client.zrange(f"{self.prefix}delayed", 0, 0, withscores=True))
+        client = await self.connection.client()
+        due: Any = await self.connection.guard(
+            client.zrange(f"{self.prefix}delayed", 0, 0, withscores=True)
+        )
         if due:
             within = min(within, float(due[0][1]) - self._clock())
         if within > 0:
-            await self._block(client, [f"{self.prefix}wake"], within)
+            await self.connection.block(client, [f"{self.prefix}wake"], within)
 
     async def wake_workers(self) -> None:
         """Wake an idle worker's wait now (a token, as a submit leaves)."""
-        client = await self._client()
+        client = await self.connection.client()
         async with client.pipeline(transaction=False) as pipe:
             pipe.lpush(f"{self.prefix}wake", "1")
             pipe.ltrim(f"{self.prefix}wake", 0, 0)
-            await self._guard(pipe.execute())
+            await self.connection.guard(pipe.execute())
 
     async def wait_finished(self, job_ids: Sequence[str], within: float) -> list[str] | None:
         """Return when one of the jobs has finished (its script left a token for its
         waiters, passed on to the next waiter): ``[that job]``; after ``within`` s with
         nothing, ``[]``; None when no blocking wait could be spared (look at all)."""
-        client = await self._client()
+        client = await self.connection.client()
         head = f"{self.prefix}done:"
         keys = [head + job_id for job_id in job_ids]
-        popped = await self._block(client, keys, within)
-        if popped is _SPARED:
+        popped = await self.connection.block(client, keys, within)
+        if popped is SPARED:
             return None
         if popped is None:
             return []
@@ -555,19 +440,19 @@ class RedisStore(SingleCalls):
         async with client.pipeline(transaction=False) as pipe:
             pipe.lpush(key, "1")  # the next waiter on this job wakes too
             pipe.pexpire(key, 60_000)
-            await self._guard(pipe.execute())
+            await self.connection.guard(pipe.execute())
         return [key[len(head) :]]
 
     async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of those of ``job_ids`` that are completed, dead or cancelled."""
-        client = await self._client()
+        client = await self.connection.client()
         found: list[JobRecord] = []
         for start in range(0, len(job_ids), 500):
             chunk = job_ids[start : start + 500]
             async with client.pipeline(transaction=False) as pipe:
                 for job_id in chunk:
                     pipe.hget(f"{self.prefix}job:{job_id}", "state")
-                states: list[str | None] = await self._guard(pipe.execute())
+                states: list[str | None] = await self.connection.guard(pipe.execute())
             ended = [
                 i
                 for i, s in zip(chunk, states, strict=True)
@@ -577,27 +462,16 @@ class RedisStore(SingleCalls):
                 async with client.pipeline(transaction=False) as pipe:
                     for job_id in ended:
                         pipe.hgetall(f"{self.prefix}job:{job_id}")
-                    rows: list[dict[str, str]] = await self._guard(pipe.execute())
+                    rows: list[dict[str, str]] = await self.connection.guard(pipe.execute())
                 found += [from_hash(fields) for fields in rows if fields]
         return found
 
-    async def _block(self, client: Redis, keys: list[str], within: float) -> Any:
-        """BLPOP on ``keys``, holding a connection; when too many are blocked already
-        (they would starve the pool), a short sleep instead."""
-        loop = asyncio.get_running_loop()
-        gate = self._blockers.get(loop)
-        if gate is None:
-            gate = self._blockers[loop] = asyncio.Semaphore(max(1, self._max_connections // 4))
-        if gate.locked():
-            await asyncio.sleep(min(within, RESULT_POLL))
-            return _SPARED
-        async with gate:
-            return await self._guard(client.blpop(keys, timeout=max(within, 0.001)))
-
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         """The newest entries of the dead-letter stream: id, kind, error_type, error, at."""
-        client = await self._client()
-        entries = await self._guard(client.xrevrange(f"{self.prefix}deadletter", count=count))
+        client = await self.connection.client()
+        entries = await self.connection.guard(
+            client.xrevrange(f"{self.prefix}deadletter", count=count)
+        )
         return [fields for _, fields in entries]
 
     def _ttl_ms(self) -> int:

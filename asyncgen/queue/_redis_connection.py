@@ -1,0 +1,189 @@
+"""A Redis store's connection: one pool per event loop, the server checked, the Lua
+scripts run by their hash, redis-py's errors said as asyncgen's."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.parse
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..core._bridge import in_bridge_thread, on_shutdown
+from ..core._errors import (
+    AuthenticationError,
+    ConnectionFailedError,
+    ServerError,
+    UnsupportedServerError,
+)
+from ._redis_records import has_xackdel, load_scripts, positive_int, version_of
+
+if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
+    from redis.asyncio import Redis
+
+__all__ = ["MIN_REDIS_VERSION", "SPARED", "RedisConnection"]
+
+MIN_REDIS_VERSION = (6, 2)
+DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
+POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
+RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
+SPARED: Any = object()  # block's answer when it slept instead of blocking
+
+
+class RedisConnection:
+    """The connections of one store to one Redis server.
+
+    Args:
+        parts: The URL, split, with the store's own options taken out of ``query``.
+        query: The rest of the URL's query: ``max_connections`` (per event loop, default
+            32; more calls wait their turn) and any of redis-py's options.
+        prefix: The store's key prefix, the first argument of every script.
+        clock: Returns now in epoch seconds, the second argument of every script.
+    """
+
+    def __init__(
+        self,
+        parts: urllib.parse.SplitResult,
+        query: dict[str, list[str]],
+        *,
+        prefix: str,
+        clock: Callable[[], float],
+    ) -> None:
+        self.prefix = prefix
+        self.clock = clock
+        self.max_connections = positive_int(
+            query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS, "max_connections"
+        )
+        rest = urllib.parse.urlencode(query, doseq=True)
+        self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
+        # Where it is, said without the password: every message names it.
+        self.where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
+        self._has_password = bool(parts.password)
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._blockers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._sources = load_scripts()
+        self._shas: dict[str, str] = {}
+        self._ackdel: bool | None = None
+
+    async def client(self) -> Redis:
+        """This event loop's client, opened on first use (the server checked once)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            from redis.asyncio import BlockingConnectionPool, Redis
+
+            # A blocking pool: a burst of calls waits for a free connection instead of
+            # failing with "Too many connections" (redis-py's default pool).
+            # RESP2: the scripts' replies are flat lists either way, and its parser is
+            # the cheaper of redis-py's two.
+            pool = BlockingConnectionPool.from_url(
+                self._url,
+                decode_responses=True,
+                protocol=2,
+                max_connections=self.max_connections,
+                timeout=POOL_TIMEOUT,
+            )
+            client = Redis.from_pool(pool)  # closing the client closes the pool too
+            self._clients[loop] = client
+            if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
+                on_shutdown(client.aclose)
+        if self._ackdel is None:
+            await self._check_server(client)
+        return client
+
+    async def _check_server(self, client: Redis) -> None:
+        info = await self.guard(client.info("server"))
+        version = version_of(info.get("redis_version"))
+        if version < MIN_REDIS_VERSION:
+            raise UnsupportedServerError(
+                f"the Redis server at {self.where} is version {info.get('redis_version')}; "
+                "asyncgen's queue needs Redis 6.2 or newer (exclusive stream ranges): upgrade it"
+            )
+        self._ackdel = has_xackdel(info)
+
+    async def guard(self, awaitable: Any) -> Any:
+        """Await a redis-py call; translate its errors into asyncgen's at the boundary."""
+        from redis import exceptions as redis_errors
+
+        try:
+            return await awaitable
+        except (
+            redis_errors.AuthenticationError,
+            redis_errors.AuthenticationWrongNumberOfArgsError,
+            redis_errors.NoPermissionError,
+        ) as exc:
+            raise self._refused() from exc
+        except redis_errors.OutOfMemoryError as exc:  # maxmemory reached under noeviction
+            raise ServerError(
+                f"Redis at {self.where} is out of memory (maxmemory) and refuses writes: "
+                "purge finished jobs (queue.purge), lower result_ttl, or give it more memory"
+            ) from exc
+        except redis_errors.ResponseError as exc:
+            if str(exc).startswith(("NOAUTH", "WRONGPASS")):
+                raise self._refused() from exc
+            raise
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            raise ConnectionFailedError(f"cannot reach Redis at {self.where}: {exc}") from exc
+
+    def _refused(self) -> AuthenticationError:
+        if not self._has_password:
+            return AuthenticationError(
+                f"Redis at {self.where} needs a password: put it in the queue URL "
+                "(redis://:PASSWORD@host:port/0, or redis://USER:PASSWORD@... with ACLs)"
+            )
+        return AuthenticationError(
+            f"Redis at {self.where} refused the user or password in the queue URL: check them"
+        )
+
+    async def run(self, script: str, *args: str | int) -> Any:
+        """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""
+        return (await self.run_many(script, [list(args)]))[0]
+
+    async def run_many(self, script: str, calls: list[list[str | int]]) -> list[Any]:
+        """Run a script once per argument list, in one round trip (a pipeline)."""
+        from redis import exceptions as redis_errors
+
+        client = await self.client()
+        head: list[str | int] = [self.prefix, repr(self.clock()), "1" if self._ackdel else "0"]
+        sha = self._shas.get(script) or await self._load(client, script)
+        try:
+            return await self._send(client, sha, head, calls)
+        except redis_errors.NoScriptError:  # Redis restarted and forgot the script
+            return await self._send(client, await self._load(client, script), head, calls)
+
+    async def _load(self, client: Redis, script: str) -> str:
+        self._shas[script] = str(await self.guard(client.script_load(self._sources[script])))
+        return self._shas[script]
+
+    async def _send(
+        self, client: Redis, sha: str, head: list[str | int], calls: list[list[str | int]]
+    ) -> list[Any]:
+        if len(calls) == 1:
+            return [await self.guard(client.evalsha(sha, 0, *head, *calls[0]))]
+        async with client.pipeline(transaction=False) as pipe:
+            for args in calls:
+                pipe.evalsha(sha, 0, *head, *args)
+            return list(await self.guard(pipe.execute()))
+
+    async def block(self, client: Redis, keys: list[str], within: float) -> Any:
+        """BLPOP on ``keys``, holding a connection; when too many are blocked already
+        (they would starve the pool), a short sleep instead, answered with SPARED."""
+        loop = asyncio.get_running_loop()
+        gate = self._blockers.get(loop)
+        if gate is None:
+            gate = self._blockers[loop] = asyncio.Semaphore(max(1, self.max_connections // 4))
+        if gate.locked():
+            await asyncio.sleep(min(within, RESULT_POLL))
+            return SPARED
+        async with gate:
+            return await self.guard(client.blpop(keys, timeout=max(within, 0.001)))
+
+    async def close(self) -> None:
+        """Close this event loop's connections."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
