@@ -20,22 +20,28 @@ from typing import Any, TypeVar
 from ..core._errors import StoreError
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._sqlite_errors import add_columns, check_path, check_schema, store_error
+from ._sqlite_reads import (
+    depth_of,
+    find_jobs,
+    finished_of,
+    job_of,
+    keep_report,
+    reports_of,
+    running_of,
+    statistics_of,
+)
 from ._sqlite_schema import (
     ADDED_COLUMNS,
-    COLUMNS,
-    DEPENDENCIES_DONE,
     FIRST_COLUMNS,
     NO_DEAD_DEPENDENCY,
     SCHEMA,
-    WORKER_ALIVE,
     bump,
     bury_dependents,
     insert_record,
     kind_filter,
     note_attempt,
     note_seen,
-    record_of,
-    schedule_next,
+    take_one,
     transaction,
 )
 from ._store import SingleCalls
@@ -129,21 +135,7 @@ class SQLiteStore(SingleCalls):
 
     async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of those of ``job_ids`` that are completed, dead or cancelled."""
-
-        def read(db: sqlite3.Connection) -> list[JobRecord]:
-            found: list[JobRecord] = []
-            for start in range(0, len(job_ids), 500):
-                chunk = list(job_ids[start : start + 500])
-                marks = ", ".join("?" for _ in chunk)
-                rows = db.execute(
-                    f"SELECT {COLUMNS} FROM jobs WHERE id IN ({marks})"
-                    " AND state IN ('completed', 'dead', 'cancelled')",
-                    chunk,
-                ).fetchall()
-                found += [record_of(row) for row in rows]
-            return found
-
-        return await self._run(read)
+        return await self._run(lambda db: finished_of(db, job_ids))
 
     # -- writes ----------------------------------------------------------------------
 
@@ -190,61 +182,13 @@ class SQLiteStore(SingleCalls):
             with transaction(db):
                 note_seen(db, worker, now)
                 while len(taken) < limit:
-                    record = self._take_one(db, worker, kinds_where, lease, now)
+                    record = take_one(db, worker, kinds_where, lease, now)
                     if record is None:
                         break
                     taken.append(record)
             return taken
 
         return await self._run(take)
-
-    def _take_one(
-        self,
-        db: sqlite3.Connection,
-        worker: str,
-        kind_filter: tuple[str, tuple[str, ...]],
-        lease: float,
-        now: float,
-    ) -> JobRecord | None:
-        where_kind, params = kind_filter
-        while True:
-            row = db.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
-                f" OR (state = 'running' AND lease_until < ?)){where_kind}"
-                f" AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
-                (now, now, *params),
-            ).fetchone()
-            if row is None:
-                return None
-            record = record_of(row)
-            if record.state is JobState.RUNNING:  # taken over: its worker stopped
-                last = record.attempts >= record.max_attempts
-                lost = f"worker {record.worker} stopped during the attempt (lease ran out)"
-                note_attempt(db, record.id, now, "dead" if last else "lost", "WorkerLost", lost)
-            if record.attempts >= record.max_attempts:  # its last run died with it
-                db.execute(
-                    "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
-                    " finished_at = ?, lease_until = NULL WHERE id = ?",
-                    (f"worker {record.worker} stopped during the last attempt", now, record.id),
-                )
-                bury_dependents(db, now)
-                continue
-            db.execute(
-                "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
-                " attempts = attempts + 1, started_at = ? WHERE id = ?",
-                (worker, now + lease, now, record.id),
-            )
-            if record.every is not None or record.cron is not None:
-                schedule_next(db, record)
-            return record.model_copy(
-                update={
-                    "state": JobState.RUNNING,
-                    "worker": worker,
-                    "started_at": now,
-                    "lease_until": now + lease,
-                    "attempts": record.attempts + 1,
-                }
-            )
 
     async def heartbeat_many(
         self, job_ids: Sequence[str], worker: str, *, lease: float
@@ -273,21 +217,7 @@ class SQLiteStore(SingleCalls):
         key (no lease is touched), so a worker can watch for aborts often."""
         if not job_ids:
             return []
-
-        def read(db: sqlite3.Connection) -> set[str]:
-            running: set[str] = set()
-            for start in range(0, len(job_ids), 500):  # under SQLite's variable limit
-                some = job_ids[start : start + 500]
-                marks = ",".join("?" * len(some))
-                rows = db.execute(
-                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND state = 'running' "
-                    "AND worker = ?",
-                    (*some, worker),
-                )
-                running.update(row[0] for row in rows)
-            return running
-
-        running = await self._run(read)
+        running = await self._run(lambda db: running_of(db, job_ids, worker))
         return [job_id in running for job_id in job_ids]
 
     async def complete_many(self, worker: str, results: Sequence[tuple[str, Any]]) -> list[bool]:
@@ -442,23 +372,7 @@ class SQLiteStore(SingleCalls):
         self, *, state: JobState | None = None, kind: str | None = None, limit: int = 100
     ) -> list[JobRecord]:
         """Jobs in ``state`` (any: None) of ``kind`` (any: None), newest first."""
-
-        def read(db: sqlite3.Connection) -> list[JobRecord]:
-            where, args = ["1"], []
-            if state is not None:
-                where.append("state = ?")
-                args.append(state.value)
-            if kind is not None:
-                where.append("kind = ?")
-                args.append(kind)
-            rows = db.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
-                " ORDER BY COALESCE(finished_at, created_at) DESC, seq DESC LIMIT ?",
-                (*args, limit),
-            ).fetchall()
-            return [record_of(row) for row in rows]
-
-        return await self._run(read)
+        return await self._run(lambda db: find_jobs(db, state, kind, limit))
 
     async def purge(self, older_than: float) -> int:
         """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
@@ -477,82 +391,20 @@ class SQLiteStore(SingleCalls):
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job's record, or None."""
-
-        def read(db: sqlite3.Connection) -> JobRecord | None:
-            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return record_of(row) if row else None
-
-        return await self._run(read)
+        return await self._run(lambda db: job_of(db, job_id))
 
     async def depth(self) -> dict[tuple[str, str], int]:
         """Jobs by (state, kind); "scheduled" is pending with a ``run_at`` to come."""
-
-        def count(db: sqlite3.Connection) -> dict[tuple[str, str], int]:
-            rows = db.execute(
-                "SELECT CASE WHEN state = 'pending' AND run_at > ? THEN 'scheduled'"
-                " ELSE state END AS shown, kind, COUNT(*) FROM jobs GROUP BY shown, kind",
-                (self._clock(),),
-            ).fetchall()
-            return {(str(state), str(kind)): int(n) for state, kind, n in rows}
-
-        return await self._run(count)
+        return await self._run(lambda db: depth_of(db, self._clock()))
 
     async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
         """Keep ``worker``'s latest report for ``ttl`` seconds."""
-        encoded = json.dumps(status)
-
-        def write(db: sqlite3.Connection) -> None:
-            now = self._clock()
-            db.execute(
-                "INSERT INTO worker_reports (name, at, until, status) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT(name) DO UPDATE SET at = excluded.at, until = excluded.until,"
-                " status = excluded.status",
-                (worker, now, now + ttl, encoded),
-            )
-            db.execute("DELETE FROM worker_reports WHERE until < ?", (now,))
-
-        await self._run(write)
+        await self._run(lambda db: keep_report(db, worker, status, now=self._clock(), ttl=ttl))
 
     async def worker_reports(self) -> list[WorkerReport]:
         """The live workers' latest reports, by name."""
-
-        def read(db: sqlite3.Connection) -> list[WorkerReport]:
-            rows = db.execute(
-                "SELECT name, at, status FROM worker_reports WHERE until >= ? ORDER BY name",
-                (self._clock(),),
-            ).fetchall()
-            return [WorkerReport(name, at, json.loads(status)) for name, at, status in rows]
-
-        return await self._run(read)
+        return await self._run(lambda db: reports_of(db, self._clock()))
 
     async def statistics(self) -> QueueStatistics:
         """Counts by state, retries made, and workers seen in the last minute."""
-
-        def count(db: sqlite3.Connection) -> QueueStatistics:
-            now = self._clock()
-            by_state = dict(
-                db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-            )
-            scheduled = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND run_at > ?", (now,)
-            ).fetchone()[0]
-            retried = db.execute("SELECT value FROM counters WHERE name = 'retried'").fetchone()
-            failed = db.execute(
-                "SELECT COUNT(*) FROM jobs WHERE state = 'pending' AND error_type IS NOT NULL"
-            ).fetchone()[0]
-            workers = db.execute(
-                "SELECT COUNT(*) FROM workers WHERE seen_at > ?", (now - WORKER_ALIVE,)
-            ).fetchone()[0]
-            return QueueStatistics(
-                pending=by_state.get("pending", 0) - scheduled,
-                scheduled=scheduled,
-                running=by_state.get("running", 0),
-                completed=by_state.get("completed", 0),
-                failed=failed,
-                dead=by_state.get("dead", 0),
-                cancelled=by_state.get("cancelled", 0),
-                retried=retried[0] if retried else 0,
-                workers=workers,
-            )
-
-        return await self._run(count)
+        return await self._run(lambda db: statistics_of(db, self._clock()))

@@ -1,5 +1,6 @@
-"""The SQLite store's tables and rows: the schema, a job record as a row and back, and the
-statements several of the store's operations share (each runs inside their transaction)."""
+"""The SQLite store's tables and rows: the schema, a job record as a row and back, the
+claim of one job, and the statements several of the store's operations share (each runs
+inside the caller's transaction)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ._models import JobRecord
+from ._models import JobRecord, JobState
 from ._schedule import next_slot
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "record_of",
     "row_of",
     "schedule_next",
+    "take_one",
     "transaction",
 ]
 
@@ -235,3 +237,54 @@ def record_of(row: Sequence[Any]) -> JobRecord:
     data["context"] = json.loads(data["context"]) if data["context"] else {}
     data["history"] = json.loads(data["history"]) if data["history"] else []
     return JobRecord.model_validate(data)
+
+
+def take_one(
+    db: sqlite3.Connection,
+    worker: str,
+    kind_filter: tuple[str, tuple[str, ...]],
+    lease: float,
+    now: float,
+) -> JobRecord | None:
+    """Claim the next ready job for ``worker`` (inside the caller's transaction): the
+    highest priority, oldest first, whose dependencies are done; a job whose lease ran
+    out is taken over, its lost attempt noted (or buried when it was its last)."""
+    where_kind, params = kind_filter
+    while True:
+        row = db.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
+            f" OR (state = 'running' AND lease_until < ?)){where_kind}"
+            f" AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+            (now, now, *params),
+        ).fetchone()
+        if row is None:
+            return None
+        record = record_of(row)
+        if record.state is JobState.RUNNING:  # taken over: its worker stopped
+            last = record.attempts >= record.max_attempts
+            lost = f"worker {record.worker} stopped during the attempt (lease ran out)"
+            note_attempt(db, record.id, now, "dead" if last else "lost", "WorkerLost", lost)
+        if record.attempts >= record.max_attempts:  # its last run died with it
+            db.execute(
+                "UPDATE jobs SET state = 'dead', error_type = 'WorkerLost', error = ?,"
+                " finished_at = ?, lease_until = NULL WHERE id = ?",
+                (f"worker {record.worker} stopped during the last attempt", now, record.id),
+            )
+            bury_dependents(db, now)
+            continue
+        db.execute(
+            "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
+            " attempts = attempts + 1, started_at = ? WHERE id = ?",
+            (worker, now + lease, now, record.id),
+        )
+        if record.every is not None or record.cron is not None:
+            schedule_next(db, record)
+        return record.model_copy(
+            update={
+                "state": JobState.RUNNING,
+                "worker": worker,
+                "started_at": now,
+                "lease_until": now + lease,
+                "attempts": record.attempts + 1,
+            }
+        )
