@@ -14,9 +14,9 @@ from ._models import JobRecord as JobRecord
 from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
 from ._models import WorkerReport as WorkerReport
+from ._open import open_queue as open_queue
 from ._queue import BlockingJobQueue as BlockingJobQueue
 from ._queue import JobQueue as JobQueue
-from ._queue import open_queue as open_queue
 from ._redis import RedisStore as RedisStore
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import JobStore as JobStore

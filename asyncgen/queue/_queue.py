@@ -13,20 +13,16 @@ from ..core._errors import JobFailedError
 from ..core._logging import mask_secrets
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
-from ._redis import RedisStore
-from ._schedule import check_cron, next_run, slot_key
-from ._sqlite import SQLiteStore
 from ._store import JobStore
-from ._tasks import GENERATE_KIND, Task, TaskCall, task
+from ._submission import check_options, job_record
+from ._tasks import Task, TaskCall, task
 
-__all__ = ["BlockingJobQueue", "JobQueue", "open_queue"]
+__all__ = ["BlockingJobQueue", "JobQueue", "safe_url"]
 
 P = ParamSpec("P")
 RESULT_WAIT = 1.0  # the longest a result waiter waits before it looks again
 WAIT_KEYS = 256  # jobs one blocking wait watches at most (the oldest unfinished ones)
 REQUEUE_PAGE = 500
-MAX_PRIORITY = 2**31 - 1  # stored exactly by SQLite and as Redis scores alike
-MIN_PRIORITY = -(2**31)
 
 
 class JobQueue:
@@ -38,7 +34,7 @@ class JobQueue:
 
     def __init__(self, store: JobStore, url: str) -> None:
         self.store = store
-        self.url = _safe_url(url)  # never the password of redis://:secret@host
+        self.url = safe_url(url)  # never the password of redis://:secret@host
         self.tasks: dict[str, Task[Any]] = {}
 
     def __repr__(self) -> str:
@@ -92,39 +88,22 @@ class JobQueue:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
             ValueError: ``max_attempts`` < 1.
         """
-        kind, payload = _kind_and_payload(job)
-        _check_attempts(max_attempts, priority)
-        start = run_at if run_at is not None else time.time()
-        if every is not None and cron is not None:
-            raise ValueError("give every= or cron=, not both")
-        if timeout is not None and not 0 < timeout < float("inf"):
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        if every is not None and every <= 0:
-            raise ValueError(f"every must be > 0 seconds, got {every}")
-        for dependency in depends_on:
-            if await self.store.get(dependency) is None:
-                raise ValueError(f"depends_on: no job {dependency!r} in this queue")
-        if cron is not None:
-            check_cron(cron)
-            start = next_run(start - 1e-3, every=None, cron=cron)
-        record = JobRecord(
-            kind=kind,
-            payload=payload,
+        check_options(max_attempts, priority)
+        record = job_record(
+            job,
+            start=run_at if run_at is not None else time.time(),
             priority=priority,
             max_attempts=max_attempts,
-            run_at=start,
+            context=conversation_context(),
             idempotency_key=idempotency_key,
             every=every,
             cron=cron,
-            depends_on=list(depends_on),
+            depends_on=depends_on,
             timeout=timeout,
-            context=conversation_context(),
         )
-        if (every is not None or cron is not None) and idempotency_key is None:
-            # The series' first slot keeps its own time in its key (see _schedule).
-            record = record.model_copy(
-                update={"idempotency_key": slot_key(record.id, record.run_at)}
-            )
+        for dependency in depends_on:
+            if await self.store.get(dependency) is None:
+                raise ValueError(f"depends_on: no job {dependency!r} in this queue")
         return await self.store.add(record)
 
     async def submit_many(
@@ -162,26 +141,24 @@ class JobQueue:
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
         if len(keys) != len(items):
             raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs: give one each")
-        _check_attempts(max_attempts, priority)
+        check_options(max_attempts, priority)
         start = run_at if run_at is not None else time.time()
         context = conversation_context()
         records = []
         for index, (job, key) in enumerate(zip(items, keys, strict=True)):
             try:
-                kind, payload = _kind_and_payload(job)
+                records.append(
+                    job_record(
+                        job,
+                        start=start,
+                        priority=priority,
+                        max_attempts=max_attempts,
+                        context=context,
+                        idempotency_key=key,
+                    )
+                )
             except TypeError as exc:
                 raise TypeError(f"jobs[{index}]: {exc}") from None
-            records.append(
-                JobRecord(
-                    kind=kind,
-                    payload=payload,
-                    priority=priority,
-                    max_attempts=max_attempts,
-                    run_at=start,
-                    idempotency_key=key,
-                    context=context,
-                )
-            )
         return await self.store.add_many(records)
 
     async def status(self, job_id: str) -> JobRecord:
@@ -367,69 +344,12 @@ def _failed(record: JobRecord) -> JobFailedError:
     )
 
 
-def _kind_and_payload(job: object) -> tuple[str, dict[str, Any]]:
-    if isinstance(job, GenerationJob):
-        if job.response_model is not None:
-            raise TypeError(
-                "a GenerationJob with a response_model cannot be queued (a class is not "
-                "data): queue a @task that calls generate([job]) with the model instead"
-            )
-        return GENERATE_KIND, job.model_dump(mode="json")
-    if isinstance(job, TaskCall):
-        return job.kind, job.arguments
-    raise TypeError("submit a GenerationJob or task.call(...), not " + type(job).__name__)
-
-
-def _check_attempts(max_attempts: int, priority: int) -> None:
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
-    if (
-        isinstance(priority, bool)
-        or not isinstance(priority, int)
-        or not MIN_PRIORITY <= priority <= MAX_PRIORITY
-    ):
-        raise ValueError(
-            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
-            f"got {priority!r}"
-        )
-
-
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     # A URL may carry a password (redis://:secret@host): never show it.
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
     return url
-
-
-def open_queue(url: str, *, create: bool = True) -> JobQueue:
-    """Open the queue at ``url``.
-
-    - ``sqlite:///path/jobs.db``: embedded and durable, for the processes of one machine;
-    - ``memory://``: one process, gone when it ends (tests, notebooks);
-    - ``redis://[:password@]host:port/db`` or ``rediss://`` (TLS): workers on many
-      machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
-      sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
-
-    Nothing connects until the queue is first used. ``create=False`` (for tools that only
-    look, such as ``asyncgen jobs`` and the dashboard) refuses a SQLite file that does not
-    exist instead of creating it (and its folder) from a typo.
-
-    Raises:
-        ValueError: An unsupported URL (says which forms are supported).
-        StoreError: A SQLite path that cannot be used, or is missing with
-            ``create=False``.
-    """
-    if url == "memory://":
-        return JobQueue(SQLiteStore(":memory:"), url)
-    if url.startswith("sqlite:///"):
-        return JobQueue(SQLiteStore(url.removeprefix("sqlite:///"), create=create), url)
-    if url.startswith(("redis://", "rediss://")):
-        return JobQueue(RedisStore(url), url)
-    raise ValueError(
-        f"unsupported queue URL {_safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
-        "or redis://host:6379/0"
-    )
 
 
 class BlockingJobQueue:

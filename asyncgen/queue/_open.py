@@ -1,0 +1,39 @@
+"""Open a queue from its URL: SQLite, memory or Redis."""
+
+from __future__ import annotations
+
+from ._queue import JobQueue, safe_url
+from ._redis import RedisStore
+from ._sqlite import SQLiteStore
+
+__all__ = ["open_queue"]
+
+
+def open_queue(url: str, *, create: bool = True) -> JobQueue:
+    """Open the queue at ``url``.
+
+    - ``sqlite:///path/jobs.db``: embedded and durable, for the processes of one machine;
+    - ``memory://``: one process, gone when it ends (tests, notebooks);
+    - ``redis://[:password@]host:port/db`` or ``rediss://`` (TLS): workers on many
+      machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
+      sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
+
+    Nothing connects until the queue is first used. ``create=False`` (for tools that only
+    look, such as ``asyncgen jobs`` and the dashboard) refuses a SQLite file that does not
+    exist instead of creating it (and its folder) from a typo.
+
+    Raises:
+        ValueError: An unsupported URL (says which forms are supported).
+        StoreError: A SQLite path that cannot be used, or is missing with
+            ``create=False``.
+    """
+    if url == "memory://":
+        return JobQueue(SQLiteStore(":memory:"), url)
+    if url.startswith("sqlite:///"):
+        return JobQueue(SQLiteStore(url.removeprefix("sqlite:///"), create=create), url)
+    if url.startswith(("redis://", "rediss://")):
+        return JobQueue(RedisStore(url), url)
+    raise ValueError(
+        f"unsupported queue URL {safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
+        "or redis://host:6379/0"
+    )
