@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from asyncgen import ChatClient, GenerationJob
-from asyncgen.llm.batch_api._run import BatchOutcome, BatchRecord, BatchRun
+from asyncgen.llm.batch_api._folder import BatchRecord
+from asyncgen.llm.batch_api._run import BatchOutcome, BatchRun
 from asyncgen.testing import BatchProfile, SimConfig, sim_server
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -16,8 +16,9 @@ import respx
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
+from asyncgen.llm.batch_api._folder import BatchRecord
 from asyncgen.llm.batch_api._lines import request_line
-from asyncgen.llm.batch_api._run import BatchOutcome, BatchRecord, BatchRun
+from asyncgen.llm.batch_api._run import BatchOutcome, BatchRun
 from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
 from tests.processes import asyncgen_argv
 from tests.test_cli import asyncgen_cmd, records, write_jobs

@@ -24,8 +24,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from ..core._errors import AsyncGenError, ConnectionFailedError, TransientError
 from ..core._logging import mask_secrets
 from ..llm import ChatClient
-from ..llm.batch_api._folder import read_state
-from ..llm.batch_api._run import BatchApiProgress, BatchOutcome, BatchRun, BatchStateError
+from ..llm.batch_api._folder import BatchStateError, read_state
+from ..llm.batch_api._run import BatchApiProgress, BatchOutcome, BatchRun
 from ..llm.engine._events import ResultCounts
 from ._files import UsageProblem, read_jobs
 from ._output import ResultWriter, Resume

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from ._lines import line_fingerprint
+
 __all__ = ["BatchRecord", "BatchStateError", "RequestFile", "RunFolder"]
 
 STATE = "state.json"
@@ -91,6 +93,16 @@ class RunFolder:
             for raw in stream:
                 if raw.strip():
                     yield json.loads(raw)
+
+    def in_flight(self, records: list[BatchRecord]) -> dict[str, str]:
+        """Ids in batches not finished yet whose request file is here, each with its
+        request's fingerprint."""
+        flying: dict[str, str] = {}
+        for record in records:
+            if not record.done and self.has(record.chunk):
+                for line in self.lines(record.chunk):
+                    flying[line["custom_id"]] = line_fingerprint(line)[1]
+        return flying
 
 
 def read_state(folder: Path) -> list[BatchRecord]:

@@ -44,7 +44,6 @@ import structlog
 from pydantic import BaseModel
 
 from ...core._errors import (
-    AsyncGenError,
     BadRequestError,
     BatchNotFoundError,
     InsufficientCreditsError,
@@ -52,49 +51,21 @@ from ...core._errors import (
 )
 from ...core._retry import RetryPolicy
 from ..client._batches import MAX_BATCH_BYTES, MAX_BATCH_REQUESTS, TERMINAL
-from ..client._cache import cache_key, hit
 from ..client._client import ChatClient
-from ..client._models import Completion
-from ..client._structured import parse_answer
 from ..engine._jobs import GenerationJob
-from ._folder import BatchRecord, BatchStateError, RequestFile, RunFolder
+from ._folder import BatchRecord, RequestFile, RunFolder
+from ._handoff import BatchOutcome, Handoff
 from ._lines import (
     batch_error,
-    completion_of,
-    item_error,
     line_fingerprint,
     line_job,
     may_pass,
-    request_line,
 )
 
-__all__ = [
-    "MAX_BATCH_BYTES",
-    "MAX_BATCH_REQUESTS",
-    "BatchApiProgress",
-    "BatchOutcome",
-    "BatchRecord",
-    "BatchRun",
-    "BatchStateError",
-]
+__all__ = ["BatchApiProgress", "BatchOutcome", "BatchRun"]
 
-
-BATCH_DISCOUNT = 0.5  # a batched answer's share of the online price (OpenAI, Anthropic)
 
 _log = structlog.get_logger("asyncgen.batch_api")
-
-
-@dataclass(frozen=True, slots=True)
-class BatchOutcome:
-    """One request's end: its answer, or the error it ended with."""
-
-    id: str
-    model: str
-    fingerprint: str
-    completion: Completion | None
-    error: AsyncGenError | None
-    attempts: int
-    parsed: Any = None  # the answer as the run's response_model, when it has one
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +142,13 @@ class BatchRun:
         self.folder = folder
         self._folder = RunFolder(folder)
         self.records = self._folder.load()
-        self._on_outcome = on_outcome
         self._on_progress = on_progress
-        self._skip = skip if skip is not None else set()
+        self.handoff = Handoff(
+            client,
+            on_outcome,
+            skip=skip if skip is not None else set(),
+            response_model=response_model,
+        )
         self.max_requests, self.max_bytes = max_requests, max_bytes
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.resubmit, self.max_rounds = resubmit, max_rounds
@@ -184,20 +159,14 @@ class BatchRun:
         self._flying: dict[str, str] | None = None
         self.stopped: InsufficientCreditsError | None = None  # a 402 stopped submitting
         self.not_submitted = 0
-        self._done = self._failed = self._online = self._cached = 0
-        self._stores: list[tuple[str, Completion]] = []  # answers for the cache, to write
+        self._online = 0  # requests sent again online, in flight
         self._api = client.batches.with_retry(retry) if retry is not None else client.batches
 
     def in_flight(self) -> dict[str, str]:
         """Ids in batches not finished yet (not to be submitted again), each with its
         request's fingerprint (see :meth:`pick_up`, which also fetches back missing
         request files)."""
-        flying: dict[str, str] = {}
-        for record in self.records:
-            if not record.done and self._folder.has(record.chunk):
-                for line in self._folder.lines(record.chunk):
-                    flying[line["custom_id"]] = line_fingerprint(line)[1]
-        return flying
+        return self._folder.in_flight(self.records)
 
     async def pick_up(self) -> dict[str, str]:
         """Make sure every batch in flight has its request file (fetched back from the
@@ -242,9 +211,10 @@ class BatchRun:
                 BatchApiProgress(
                     batches=len(self.records),
                     batches_done=sum(r.done for r in self.records),
-                    requests=sum(r.requests for r in self.records if r.round == 1) + self._cached,
-                    requests_done=self._done,
-                    failed=self._failed,
+                    requests=sum(r.requests for r in self.records if r.round == 1)
+                    + self.handoff.cached,
+                    requests_done=self.handoff.done,
+                    failed=self.handoff.failed,
                     online=self._online,
                 )
             )
@@ -260,7 +230,7 @@ class BatchRun:
         for record in self.records:
             if record.id is None and not record.done and self.stopped is None:
                 await self._create(record)
-        await self._submit_lines(self._not_cached(self._not_flying(jobs, flying)), round_=1)
+        await self._submit_lines(self.handoff.not_cached(self._not_flying(jobs, flying)), round_=1)
 
     def _not_flying(
         self, jobs: Iterable[GenerationJob], flying: dict[str, str]
@@ -276,23 +246,6 @@ class BatchRun:
                 )
             if was is None or job.id in self._stale:
                 yield job
-
-    async def _not_cached(self, jobs: Iterable[GenerationJob]) -> AsyncIterator[dict[str, Any]]:
-        """The jobs' request lines, less those the client's response cache answers (those
-        are handed on at once, at a cost of 0)."""
-        for job in jobs:
-            line = request_line(job)
-            if self.client.answers is not None:
-                body = dict(line["body"])
-                model, messages = str(body.pop("model")), body.pop("messages")
-                _, found = await self.client.look_up(model, messages, body)
-                if found is not None:
-                    completion, parsed, error = self._checked(hit(found), model)
-                    if error is None:  # a stored answer that does not fit is asked again
-                        self._cached += 1
-                        self._emit(job.id, line_fingerprint(line), completion, parsed, None, 0)
-                        continue
-            yield line
 
     async def _submit_lines(self, lines: AsyncIterator[dict[str, Any]], *, round_: int) -> None:
         """Write the lines into request files as they come (one file open at a time,
@@ -423,16 +376,16 @@ class BatchRun:
                     continue
                 seen.add(custom_id)
                 model = index[custom_id][0]
-                completion, parsed, error = self._verdict(item, model)
+                completion, parsed, error = self.handoff.verdict(item, model)
                 passing = error is not None and (
                     may_pass(item, error) or isinstance(error, ValidationFailedError)
                 )
                 if passing and record.round < self.max_rounds:
                     again.add(custom_id)
                     continue
-                self._emit(custom_id, index[custom_id], completion, parsed, error, record.round)
-                if len(self._stores) >= 256:
-                    await self._flush_stores()
+                await self.handoff.emit(
+                    custom_id, index[custom_id], completion, parsed, error, record.round
+                )
         unanswered = set(index) - seen
         if record.status == "failed" and unanswered:
             error = batch_error(batch)
@@ -440,78 +393,15 @@ class BatchRun:
                 if record.round < self.max_rounds and may_pass({}, error):
                     again.add(custom_id)
                 else:
-                    self._emit(custom_id, index[custom_id], None, None, error, record.round)
+                    await self.handoff.emit(
+                        custom_id, index[custom_id], None, None, error, record.round
+                    )
         # cancelled: the requests it did not reach are left for the next run
-        await self._flush_stores()
+        await self.handoff.flush()
         record.done = True
         self._folder.save(self.records)
         if again:
             await self._again(record, again)
-
-    def _verdict(
-        self, item: dict[str, Any], model: str
-    ) -> tuple[Completion | None, Any, AsyncGenError | None]:
-        """An output or error file's record as (answer, parsed answer, error)."""
-        error = item_error(item)
-        if error is not None:
-            return None, None, error
-        completion = self._priced(completion_of(item["response"]["body"], model))
-        return self._checked(completion, model)
-
-    def _checked(
-        self, completion: Completion, model: str
-    ) -> tuple[Completion | None, Any, AsyncGenError | None]:
-        """An answer parsed into the run's response_model (when it has one)."""
-        if self.response_model is None:
-            return completion, None, None
-        try:
-            return completion, parse_answer(self.response_model, model, completion), None
-        except ValidationFailedError as exc:
-            return completion, None, exc
-
-    async def _flush_stores(self) -> None:
-        """Put the answers read so far into the client's response cache."""
-        answers = self.client.answers
-        stores, self._stores = self._stores, []
-        if answers is not None:
-            for key, completion in stores:
-                await answers.store(key, completion)
-
-    def _emit(
-        self,
-        custom_id: str,
-        where: tuple[str, str],
-        completion: Completion | None,
-        parsed: Any,
-        error: AsyncGenError | None,
-        attempts: int,
-    ) -> None:
-        if custom_id in self._skip:
-            return
-        model, fingerprint = where
-        answers = self.client.answers
-        if answers is not None and completion is not None and not completion.cached:
-            self._stores.append((cache_key(self.client.cache_scope, fingerprint), completion))
-        self._done += 1
-        self._failed += error is not None
-        self._on_outcome(
-            BatchOutcome(custom_id, model, fingerprint, completion, error, attempts, parsed)
-        )
-
-    def _priced(self, completion: Completion) -> Completion:
-        """The provider's cost, or the price table's at the batch discount (when the
-        ``prices`` extra is installed); else unknown."""
-        usage = completion.usage
-        table = self.client.prices
-        if usage.cost is not None or table is None:
-            return completion
-        found = table.price(completion.model, usage.prompt_tokens, usage.completion_tokens)
-        if found is None:
-            return completion
-        cost, source = found  # "table" or "table_by_name": a batch's is "table_batch..."
-        batched = source.replace("table", "table_batch")
-        priced = usage.model_copy(update={"cost": cost * BATCH_DISCOUNT, "cost_source": batched})
-        return completion.model_copy(update={"usage": priced})
 
     async def _again(self, record: BatchRecord, ids: set[str]) -> None:
         lines = [line for line in self._folder.lines(record.chunk) if line["custom_id"] in ids]
@@ -527,23 +417,7 @@ class BatchRun:
         wheres = {line["custom_id"]: line_fingerprint(line) for line in lines}
         async for result in generate_stream(jobs, client=self.client):
             self._online -= 1
-            if result.job.id in self._skip:
-                continue
-            self._done += 1
-            self._failed += not result.ok
-            error = result.error if isinstance(result.error, AsyncGenError) else None
-            model, fingerprint = wheres[result.job.id]
-            self._on_outcome(
-                BatchOutcome(
-                    result.job.id,
-                    model,
-                    fingerprint,
-                    result.completion,
-                    error,
-                    record.round + result.attempts,
-                    result.parsed,
-                )
-            )
+            self.handoff.answered_online(result, wheres[result.job.id], record.round)
             self._progress()
 
     async def cancel(self) -> int:
