@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ..core._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
 from ..core._validation import describe_invalid
@@ -23,10 +25,13 @@ __all__ = [
     "PROVIDERS",
     "add_limit_flags",
     "add_settings_flag",
+    "cache_url_type",
+    "concurrency_flag",
     "limiter_from",
     "load_settings",
     "number",
     "provider_client",
+    "schema_type",
     "whole",
 ]
 
@@ -227,3 +232,43 @@ def provider_client(
         return PROVIDERS[name](**options)
     except (ValueError, ImportError) as exc:  # a malformed key, a missing extra
         raise UsageProblem(str(exc)) from None
+
+
+def cache_url_type(text: str) -> str:
+    """A response cache's URL (``--cache``): sqlite:///FILE or redis://..."""
+    if text.startswith(("sqlite:///", "redis://", "rediss://")) and len(text) > 10:
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected sqlite:///FILE or redis://HOST:PORT/DB, got {text!r}"
+    )
+
+
+def schema_type(text: str) -> type[BaseModel]:
+    """``module:Model`` (imported from the current folder too) to the model class."""
+    module_name, _, attribute = text.partition(":")
+    if not module_name or not attribute:
+        raise argparse.ArgumentTypeError(
+            f"give MODULE:MODEL (e.g. app.models:Answer), not {text!r}"
+        )
+    sys.path.insert(0, os.getcwd())
+    try:
+        found = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot load {text}: {exc}") from None
+    except Exception as exc:  # the module itself failed: a SyntaxError, or raised
+        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
+        raise argparse.ArgumentTypeError(
+            f"cannot load {text}: importing {module_name} raised {type(exc).__name__}{where}: {exc}"
+        ) from None
+    if not (isinstance(found, type) and issubclass(found, BaseModel)) or found is BaseModel:
+        raise argparse.ArgumentTypeError(
+            f"{text} is not a pydantic model of yours: give a subclass of BaseModel"
+        )
+    try:
+        found.model_json_schema()
+    except Exception as exc:  # e.g. a field of a type with no JSON schema
+        raise argparse.ArgumentTypeError(
+            f"{text}: its JSON schema, which is sent with each request, cannot be made "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    return found

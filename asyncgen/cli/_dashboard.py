@@ -1,18 +1,23 @@
-"""``asyncgen dashboard QUEUE_URL``: serve the live dashboard on 127.0.0.1."""
+"""``asyncgen dashboard QUEUE_URL``: serve the live dashboard on 127.0.0.1; and the page of
+one ``asyncgen run --dashboard``, served while the run lasts."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import AsyncIterator
+from typing import Any
 
 from ..core._errors import StoreError
 from ._args import load_settings, whole
 from ._files import UsageProblem
 from ._interrupts import start_work
 
-__all__ = ["add_dashboard_parser", "bound"]
+__all__ = ["DASHBOARD_PORT", "add_dashboard_parser", "bound", "run_board"]
 
 TOKEN_VARIABLE = "ASYNCGEN_DASHBOARD_TOKEN"
 
@@ -100,3 +105,37 @@ def bound(host: str, port: int, *, flag: str) -> socket.socket:
             f"program may be using it; give another {flag}"
         ) from None
     return sock
+
+
+DASHBOARD_PORT = 8701
+
+
+@contextlib.asynccontextmanager
+async def run_board(port: int | None, total: int, title: str) -> AsyncIterator[Any]:
+    """With a port: serve the batch page on 127.0.0.1 while the run lasts; yield the
+    board to feed (None without a port)."""
+    if port is None:
+        yield None
+        return
+    try:
+        from ..dashboard import RunBoard, create_run_app
+
+        board = RunBoard(total, title=title)
+        app = create_run_app(board)
+    except ImportError as exc:
+        raise UsageProblem(f"--dashboard: {exc}") from None
+    import uvicorn
+
+    # Bound here, so a port in use is a usage error, not uvicorn exiting the process.
+    sock = bound("127.0.0.1", port, flag="--dashboard")
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    sys.stderr.write(f"asyncgen: dashboard of this run: http://127.0.0.1:{port}/\n")
+    try:
+        yield board
+    finally:
+        board.finished = True
+        server.should_exit = True
+        await serving
+        sock.close()

@@ -5,18 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
-import os
 import signal
-import socket
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-from pydantic import BaseModel
 
 from ..core._defaults import DEFAULT_CONCURRENCY, DEFAULT_MAX_ATTEMPTS
 from ..core._errors import AsyncGenError, BatchNotFoundError, InsufficientCreditsError
@@ -29,14 +24,17 @@ from ._args import (
     PROVIDERS,
     add_limit_flags,
     add_settings_flag,
+    cache_url_type,
     concurrency_flag,
     limiter_from,
     load_settings,
     number,
     provider_client,
+    schema_type,
     whole,
 )
 from ._batch_api import batch_failure, check_batches, run_batch_api
+from ._dashboard import DASHBOARD_PORT, run_board
 from ._files import UsageProblem, check_files, read_jobs, validate_input
 from ._interrupts import run
 from ._output import RERUN_ERRORS, OutputLock, OutputWriteError, ResultWriter, Resume
@@ -150,7 +148,7 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument(
         "--schema",
         metavar="MODULE:MODEL",
-        type=_schema,
+        type=schema_type,
         default=None,
         help="a pydantic model every answer must fit (its JSON schema is sent; "
         "an answer that does not fit is re-asked twice); results gain "
@@ -202,95 +200,13 @@ def add_run_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     run.add_argument(
         "--cache",
         metavar="URL",
-        type=_cache_url,
+        type=cache_url_type,
         default=None,
         help="answer identical requests from a response cache instead of sending "
         "them: sqlite:///FILE or redis://HOST:PORT/DB (hits cost 0)",
     )
     add_settings_flag(run)
     run.set_defaults(handler=run_command)
-
-
-def _cache_url(text: str) -> str:
-    if text.startswith(("sqlite:///", "redis://", "rediss://")) and len(text) > 10:
-        return text
-    raise argparse.ArgumentTypeError(
-        f"expected sqlite:///FILE or redis://HOST:PORT/DB, got {text!r}"
-    )
-
-
-def _schema(text: str) -> type[BaseModel]:
-    """``module:Model`` (imported from the current folder too) to the model class."""
-    module_name, _, attribute = text.partition(":")
-    if not module_name or not attribute:
-        raise argparse.ArgumentTypeError(
-            f"give MODULE:MODEL (e.g. app.models:Answer), not {text!r}"
-        )
-    sys.path.insert(0, os.getcwd())
-    try:
-        found = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise argparse.ArgumentTypeError(f"cannot load {text}: {exc}") from None
-    except Exception as exc:  # the module itself failed: a SyntaxError, or raised
-        where = f" (line {exc.lineno})" if isinstance(exc, SyntaxError) else ""
-        raise argparse.ArgumentTypeError(
-            f"cannot load {text}: importing {module_name} raised {type(exc).__name__}{where}: {exc}"
-        ) from None
-    if not (isinstance(found, type) and issubclass(found, BaseModel)) or found is BaseModel:
-        raise argparse.ArgumentTypeError(
-            f"{text} is not a pydantic model of yours: give a subclass of BaseModel"
-        )
-    try:
-        found.model_json_schema()
-    except Exception as exc:  # e.g. a field of a type with no JSON schema
-        raise argparse.ArgumentTypeError(
-            f"{text}: its JSON schema, which is sent with each request, cannot be made "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
-    return found
-
-
-DASHBOARD_PORT = 8701
-
-
-@contextlib.asynccontextmanager
-async def _dashboard(port: int | None, total: int, title: str) -> AsyncIterator[Any]:
-    """With a port: serve the batch page on 127.0.0.1 while the run lasts; yield the
-    board to feed (None without a port)."""
-    if port is None:
-        yield None
-        return
-    try:
-        from ..dashboard import RunBoard, create_run_app
-
-        board = RunBoard(total, title=title)
-        app = create_run_app(board)
-    except ImportError as exc:
-        raise UsageProblem(f"--dashboard: {exc}") from None
-    import uvicorn
-
-    # Bound here, so a port in use is a usage error, not uvicorn exiting the process.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        sock.listen(128)
-    except OSError as exc:
-        sock.close()
-        raise UsageProblem(
-            f"--dashboard {port}: cannot serve on 127.0.0.1:{port} ({exc})"
-        ) from None
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve(sockets=[sock]))
-    _err(f"dashboard of this run: http://127.0.0.1:{port}/")
-    try:
-        yield board
-    finally:
-        board.finished = True
-        server.should_exit = True
-        await serving
-        sock.close()
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -399,7 +315,7 @@ async def _run(
         args.input, done=resume.done, default_model=args.model, response_model=args.schema
     )
     progress = ProgressDisplay(todo, skipped=skipped)
-    board_served = _dashboard(args.dashboard, todo, str(args.input))
+    board_served = run_board(args.dashboard, todo, str(args.input))
     async with board_served as board:
         return await _run_with(args, client, jobs, todo, resume, progress, board)
 
