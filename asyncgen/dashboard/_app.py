@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import collections
-import hmac
 import json
 import os
-import secrets
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import structlog
 from ..core._errors import AsyncGenError
 from ..core._logging import mask_secrets, redact_secrets
 from ..queue import JobQueue, JobRecord, JobState, WorkerReport, open_queue
+from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Auth
 
 __all__ = ["create_app", "serve"]
 
@@ -29,9 +28,6 @@ PAGE = 50  # jobs per page
 MAX_OFFSET = 5_000  # deepest page offered: later jobs are found by id, state or kind
 RUNNING_SHOWN = 200
 DEAD_SCANNED = 1_000  # dead jobs read for the grouping by error type
-SESSION_COOKIE = "asyncgen_dashboard"
-SESSION_LIFETIME = 12 * 3600.0  # seconds a sign-in lasts
-LOGIN_ATTEMPTS, LOGIN_WINDOW = 5, 300.0  # failed sign-ins allowed per client per window
 RETRY_UNREACHABLE = 5  # seconds before a page the queue could not fill loads again
 MAX_FORM = 256 * 1024  # bytes of a posted form
 STATES = ("pending", "scheduled", "running", "completed", "dead", "cancelled")
@@ -45,71 +41,6 @@ def _require() -> None:
         raise ImportError(
             "the dashboard needs Starlette and Jinja2: pip install 'asyncgen[dashboard]'"
         ) from None
-
-
-class _Auth:
-    """Read-only without a token. With one, signing in with it starts a server-side
-    session: a random id in the cookie (never derived from the token), a form token of
-    its own, an expiry; signing out ends it. Failed sign-ins are limited per client."""
-
-    def __init__(self, token: str | None, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.token = token
-        self._clock = clock
-        self._sessions: dict[str, tuple[str, float]] = {}  # id -> (form token, expiry)
-        self._failures: dict[str, collections.deque[float]] = {}
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.token)
-
-    def check_token(self, given: str) -> bool:
-        return self.enabled and hmac.compare_digest(given.encode(), (self.token or "").encode())
-
-    def start(self) -> str:
-        """A new session; returns its id (the cookie's value)."""
-        now = self._clock()
-        self._sessions = {k: v for k, v in self._sessions.items() if v[1] > now}
-        session = secrets.token_urlsafe(32)
-        self._sessions[session] = (secrets.token_urlsafe(32), now + SESSION_LIFETIME)
-        return session
-
-    def end(self, session: str | None) -> None:
-        if session is not None:
-            self._sessions.pop(session, None)
-
-    def form_token(self, session: str | None) -> str | None:
-        """The session's form token while it lasts, else None."""
-        found = self._sessions.get(session or "")
-        if found is None or found[1] <= self._clock():
-            return None
-        return found[0]
-
-    def signed_in(self, session: str | None) -> bool:
-        return self.enabled and self.form_token(session) is not None
-
-    def form_ok(self, session: str | None, field: str | None) -> bool:
-        expected = self.form_token(session)
-        return (
-            self.enabled
-            and expected is not None
-            and field is not None
-            and hmac.compare_digest(field, expected)
-        )
-
-    def wait_before_trying(self, client: str) -> float:
-        """Seconds this client must wait before another sign-in (0: it may try now)."""
-        failures = self._failures.get(client)
-        now = self._clock()
-        while failures and failures[0] <= now - LOGIN_WINDOW:
-            failures.popleft()
-        if not failures or len(failures) < LOGIN_ATTEMPTS:
-            return 0.0
-        return failures[0] + LOGIN_WINDOW - now
-
-    def failed(self, client: str) -> None:
-        if len(self._failures) > 10_000:  # many clients: forget the oldest entries
-            self._failures.clear()
-        self._failures.setdefault(client, collections.deque()).append(self._clock())
 
 
 def _masked(value: Any) -> str:
@@ -255,7 +186,7 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
     from starlette.templating import Jinja2Templates
 
     opened = open_queue(queue) if isinstance(queue, str) else queue
-    auth = _Auth(token if token is not None else os.environ.get("ASYNCGEN_DASHBOARD_TOKEN"))
+    auth = Auth(token if token is not None else os.environ.get("ASYNCGEN_DASHBOARD_TOKEN"))
     templates = Jinja2Templates(directory=str(HERE / "templates"))  # autoescapes .html
     templates.env.filters["ago"] = _ago
 
