@@ -12,9 +12,19 @@ import time
 import urllib.parse
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._asgi import (
+    Receive,
+    Reset,
+    Scope,
+    Send,
+    event,
+    json_reply,
+    raw_reply,
+    read_body,
+    retry_headers,
+)
 from ._batches import BatchStore, parse_multipart
 from ._config import DEFAULT_MODELS, Fault, Limits, ModelProfile, SimConfig
 from ._limits import Admitted, Limiter, estimate_charge, make_limiter
@@ -22,17 +32,7 @@ from ._schema import example, schema_of
 
 __all__ = ["SimApp"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-
 _BATCH_ROUTE = re.compile(r"/(?P<kind>files|batches)(?:/(?P<id>[\w-]+))?(?:/(?P<action>\w+))?$")
-
-
-class _Reset(Exception):
-    """Raised to make the server drop the connection mid-answer."""
 
 
 def _tokens(text: str) -> int:
@@ -72,28 +72,28 @@ class SimApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"].rstrip("/"), scope["method"]
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if method == "POST" and path.endswith("/chat/completions"):
             await self._chat(scope, body, send)
         elif method == "GET" and path.endswith("/models"):
             served = list(self.config.models) or list(DEFAULT_MODELS)
             data = [{"id": m, "object": "model", "owned_by": "sim"} for m in served]
-            await _json(send, 200, {"object": "list", "data": data})
+            await json_reply(send, 200, {"object": "list", "data": data})
         elif method == "GET" and path.endswith("/key"):
-            await _json(send, 200, {"data": self._key_info()})
+            await json_reply(send, 200, {"data": self._key_info()})
         elif (batches := _BATCH_ROUTE.search(path)) is not None:
             await self._batch_api(scope, method, batches, body, send)
         elif path == "/sim/stats":
-            await _json(send, 200, self.stats())
+            await json_reply(send, 200, self.stats())
         elif method == "POST" and path == "/sim/reset":
             self._reset_state()
-            await _json(send, 200, {"reset": True})
+            await json_reply(send, 200, {"reset": True})
         elif method == "POST" and path == "/sim/config":
             self.config = SimConfig.model_validate_json(body)
             self._reset_state()
-            await _json(send, 200, {"configured": True})
+            await json_reply(send, 200, {"configured": True})
         else:
-            await _json(send, 404, {"error": {"message": f"no route {method} {path}"}})
+            await json_reply(send, 404, {"error": {"message": f"no route {method} {path}"}})
 
     async def _batch_api(
         self, scope: Scope, method: str, route: re.Match[str], body: bytes, send: Send
@@ -108,13 +108,13 @@ class SimApp:
             headers: dict[bytes, bytes] = dict(scope["headers"])
             content_type = headers.get(b"content-type", b"").decode("latin-1")
             status, payload = store.upload(parse_multipart(body, content_type), config)
-            await _json(send, status, payload)
+            await json_reply(send, status, payload)
         elif kind == "files" and method == "GET" and item and action == "content":
             data = store.files.get(item)
             if data is None:
-                await _json(send, 404, {"error": {"message": f"no file {item}"}})
+                await json_reply(send, 404, {"error": {"message": f"no file {item}"}})
             else:
-                await _raw(send, 200, data, {"content-type": "application/jsonl"})
+                await raw_reply(send, 200, data, {"content-type": "application/jsonl"})
         elif kind == "batches" and method == "POST" and item is None:
             if self.spent >= config.credits:
                 await self._error(
@@ -122,11 +122,11 @@ class SimApp:
                 )
                 return
             status, payload = store.create(json.loads(body or b"{}"), config)
-            await _json(send, status, payload)
+            await json_reply(send, status, payload)
         elif kind == "batches" and method == "GET" and item is None:
             query = urllib.parse.parse_qs(scope.get("query_string", b"").decode())
             limit, after = int(query.get("limit", ["20"])[0]), query.get("after", [None])[0]
-            await _json(send, 200, store.listing(limit, after))
+            await json_reply(send, 200, store.listing(limit, after))
         elif kind == "batches" and item and action in (None, "cancel"):
             found = (
                 store.cancel(item, config)
@@ -134,11 +134,13 @@ class SimApp:
                 else store.retrieve(item, config, self._batch_answer)
             )
             if found is None:
-                await _json(send, 404, {"error": {"message": f"no batch {item}"}})
+                await json_reply(send, 404, {"error": {"message": f"no batch {item}"}})
             else:
-                await _json(send, 200, store.view(found))
+                await json_reply(send, 200, store.view(found))
         else:
-            await _json(send, 404, {"error": {"message": f"no route {method} {route.group(0)}"}})
+            await json_reply(
+                send, 404, {"error": {"message": f"no route {method} {route.group(0)}"}}
+            )
 
     def _batch_answer(self, request: dict[str, Any]) -> dict[str, Any]:
         """One batched request's answer, charged at the batch discount."""
@@ -280,7 +282,7 @@ class SimApp:
         if stream:
             await self._stream(send, completion, profile, mid_stream)
         else:
-            await _json(send, 200, completion)
+            await json_reply(send, 200, completion)
 
     async def _admit(
         self, limiter: Limiter, limits: Limits, cost: int, send: Send, whose: str
@@ -289,7 +291,7 @@ class SimApp:
         admitted = limiter.check(limits, cost, time.monotonic())
         if isinstance(admitted, Admitted):
             return admitted
-        headers = _retry_headers(limits.retry_header, admitted)
+        headers = retry_headers(limits.retry_header, admitted)
         await self._error(send, 429, "rate_limit_exceeded", f"{whose}rate limited", headers)
         return None
 
@@ -320,17 +322,15 @@ class SimApp:
                     body = b'data: {"choices": [{"delta": {"content": "\xff\xfe"}}]}\n\n'
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 else:
-                    raise _Reset("simulated connection reset mid-stream")
+                    raise Reset("simulated connection reset mid-stream")
             delta = {"content": word} if number else {"role": "assistant", "content": word}
-            await _event(
+            await event(
                 send, {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
             )
             if gap and number < len(words) - 1:
                 await asyncio.sleep(gap)
-        await _event(
-            send, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-        )
-        await _event(send, {**head, "choices": [], "usage": completion["usage"]})
+        await event(send, {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        await event(send, {**head, "choices": [], "usage": completion["usage"]})
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
     def _fault(self, model: str, profile: ModelProfile) -> Fault | None:
@@ -349,13 +349,13 @@ class SimApp:
             await self._error(send, fault.status, fault.code or "sim_error", fault.message, headers)
         elif fault.kind == "error_body":
             error = {"code": fault.code or fault.status, "message": fault.message}
-            await _json(send, 200, {"error": error}, headers)
+            await json_reply(send, 200, {"error": error}, headers)
             self.statuses["200-error"] += 1
         elif fault.kind == "malformed":
-            await _raw(send, 200, b'{"choices": [ {"message": tru', headers)
+            await raw_reply(send, 200, b'{"choices": [ {"message": tru', headers)
             self.statuses["200-malformed"] += 1
         elif fault.kind == "no_choices":
-            await _json(send, 200, {"id": "sim-empty", "choices": []}, headers)
+            await json_reply(send, 200, {"id": "sim-empty", "choices": []}, headers)
             self.statuses["200-empty"] += 1
         else:
             self.statuses["reset"] += 1
@@ -367,7 +367,7 @@ class SimApp:
                 }
             )
             await send({"type": "http.response.body", "body": b'{"id"', "more_body": True})
-            raise _Reset("simulated connection reset")
+            raise Reset("simulated connection reset")
 
     async def _error(
         self,
@@ -379,7 +379,7 @@ class SimApp:
     ) -> None:
         self.statuses[str(status)] += 1
         body = {"error": {"message": message, "type": code, "code": code}}
-        await _json(send, status, body, headers)
+        await json_reply(send, status, body, headers)
 
     def _completion(
         self, model: str, prompt: str, profile: ModelProfile, schema: dict[str, Any] | None
@@ -420,40 +420,3 @@ class SimApp:
                 **({"cost": round(cost, 10)} if profile.report_cost else {}),
             },
         }
-
-
-def _retry_headers(kind: str, wait: float) -> dict[str, str]:
-    headers = {
-        "retry-after": str(math.ceil(wait)),
-        "retry-after-ms": str(math.ceil(wait * 1000)),
-    }
-    if kind == "both":
-        return headers
-    return {name: value for name, value in headers.items() if name == kind}
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-async def _event(send: Send, payload: dict[str, Any]) -> None:
-    body = b"data: " + json.dumps(payload).encode() + b"\n\n"
-    await send({"type": "http.response.body", "body": body, "more_body": True})
-
-
-async def _json(
-    send: Send, status: int, payload: Any, headers: dict[str, str] | None = None
-) -> None:
-    await _raw(send, status, json.dumps(payload).encode(), headers)
-
-
-async def _raw(send: Send, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-    pairs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    pairs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": pairs})
-    await send({"type": "http.response.body", "body": body})
