@@ -17,9 +17,8 @@ from ..client._structured import parse_answer
 from ..engine._jobs import GenerationJob, GenerationResult
 from ._lines import completion_of, item_error, line_fingerprint, request_line
 
-__all__ = ["BATCH_DISCOUNT", "BatchOutcome", "Handoff"]
+__all__ = ["BatchOutcome", "Handoff"]
 
-BATCH_DISCOUNT = 0.5  # a batched answer's share of the online price (OpenAI, Anthropic)
 STORE_EVERY = 256  # answers put in the response cache together
 
 
@@ -155,14 +154,7 @@ class Handoff:
     def _priced(self, completion: Completion) -> Completion:
         """The provider's cost, or the price table's at the batch discount (when the
         ``prices`` extra is installed); else unknown."""
-        usage = completion.usage
         table = self.client.prices
-        if usage.cost is not None or table is None:
-            return completion
-        found = table.price(completion.model, usage.prompt_tokens, usage.completion_tokens)
-        if found is None:
-            return completion
-        cost, source = found  # "table" or "table_by_name": a batch's is "table_batch..."
-        batched = source.replace("table", "table_batch")
-        priced = usage.model_copy(update={"cost": cost * BATCH_DISCOUNT, "cost_source": batched})
-        return completion.model_copy(update={"usage": priced})
+        return (
+            completion if table is None else table.priced(completion, completion.model, batch=True)
+        )

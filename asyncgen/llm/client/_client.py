@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
 import ssl
-import time
-import weakref
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel
 
-from ...core._bridge import in_bridge_thread, on_shutdown, run_blocking
+from ...core._bridge import run_blocking
 from ...core._errors import (
     AsyncGenError,
     InsufficientCreditsError,
@@ -23,27 +18,27 @@ from ...core._errors import (
 )
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
 from ...limits._adaptive import (
-    DEFAULT_INITIAL_CONCURRENCY,
     DEFAULT_MAX_CONCURRENCY,
     AdaptiveConcurrency,
 )
 from ...limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from ...limits._pacing import PacingStatistics
 from ...limits._ratelimit import RateLimiter
-from ._backends import open_transport, require_aiohttp
+from ._backends import Pools
 from ._batches import DEFAULT_FILE_TIMEOUT, BatchApi
-from ._cache import CachedAnswers, ResponseCache, hit, open_cache
+from ._cache import CachedAnswers, ResponseCache, open_cache
+from ._completions import Completions
 from ._hints import parse_duration
 from ._keys import clean_api_key
-from ._mapping import error_for_reply, json_of_reply, parse_completion
+from ._mapping import json_of_reply
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
+from ._presets import preset_arguments
 from ._prices import PriceTable, price_table_installed
-from ._request import schema_params
+from ._standing import KeyStanding
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
-from ._structured import parse_with_reasks
 from ._traffic import ClientStatistics, Traffic
-from ._transport import Options, StreamReply, Transport, encode_json
+from ._transport import Options, Transport
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -58,10 +53,6 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 10
 DEFAULT_FALLBACK_AFTER = 30.0  # seconds of 429 pause after which a job moves on
 DEFAULT_MAX_KEEPALIVE = 5
-
-OPENROUTER_URL = "https://openrouter.ai/api/v1"
-OPENAI_URL = "https://api.openai.com/v1"
-DEEPSEEK_URL = "https://api.deepseek.com/v1"
 
 _log = structlog.get_logger("asyncgen.client")
 
@@ -137,14 +128,8 @@ class ChatClient:
         cache: str | ResponseCache | None = None,
         cache_scope: str | None = None,
     ) -> None:
-        if backend not in ("httpx", "aiohttp"):
-            raise ValueError(f"backend must be 'httpx' or 'aiohttp', got {backend!r}")
-        if backend == "aiohttp":
-            require_aiohttp()
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
-        if max_connections < 1 or max_keepalive < 0 or timeout <= 0 or connect_timeout <= 0:
-            raise ValueError("timeouts and max_connections must be positive")
         self.base_url = base_url.rstrip("/")
         self._api_key = clean_api_key(api_key)
         self.timeout = timeout
@@ -153,21 +138,21 @@ class ChatClient:
         wire_headers = {"Accept": "application/json", **(headers or {})}
         if self._api_key:
             wire_headers["Authorization"] = f"Bearer {self._api_key}"
-        self._options = Options(
-            headers=wire_headers,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            max_connections=max_connections,
-            max_keepalive=max_keepalive,
-            verify=verify,
-            http2=self.http2,
+        # One connection pool per event loop (see Pools).
+        self._pools = Pools(
+            backend,
+            Options(
+                headers=wire_headers,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                max_connections=max_connections,
+                max_keepalive=max_keepalive,
+                verify=verify,
+                http2=self.http2,
+            ),
         )
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Transport] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._completions_url = f"{self.base_url}/chat/completions"
-        self._credits_error: InsufficientCreditsError | None = None
-        self._key_error: InvalidKeyError | None = None
+        # What the key's answers said of it: a 402 or 401 that stops unstarted jobs.
+        self.standing = KeyStanding(self.base_url)
         self.provider = provider
         self.fallbacks = {model: list(others) for model, others in (fallbacks or {}).items()}
         if not fallback_after >= 0:
@@ -194,57 +179,50 @@ class ChatClient:
             breaker_failures=breaker_failures,
             breaker_cool_down=breaker_cool_down,
         )
+        # The chat completions endpoint: what chat, chat_limited and stream send through.
+        self.completions = Completions(
+            self.transport,
+            f"{self.base_url}/chat/completions",
+            traffic=self._traffic,
+            standing=self.standing,
+            prices=self.prices,
+            answers=self.answers,
+        )
 
     # -- presets -------------------------------------------------------------------
 
     @classmethod
-    def _preset(cls, url: str, env: str, api_key: str | None, kwargs: dict[str, Any]) -> ChatClient:
-        prefix = env.split("_")[0]
-        base_url = kwargs.pop("base_url", None) or os.environ.get(f"{prefix}_BASE_URL") or url
-        provider = kwargs.setdefault("provider", prefix.lower())
-        key = api_key if api_key is not None else os.environ.get(env)
-        if base_url == url and not (key or "").strip():  # no request could succeed
-            raise ValueError(
-                f"ChatClient.{provider}(): no API key: set {env} in the environment or pass "
-                "api_key=...; for a local server or the simulator give base_url=..."
-            )
-        return cls(base_url, key, **kwargs)
-
-    @classmethod
     def openrouter(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenRouter; the key defaults to $OPENROUTER_API_KEY, the URL to
-        $OPENROUTER_BASE_URL when it is set (a gateway, a proxy, the simulator), else
-        OpenRouter's own.
+        """A client for OpenRouter: key and URL as :func:`preset_arguments` finds them
+        ($OPENROUTER_API_KEY; $OPENROUTER_BASE_URL, else OpenRouter's own URL).
 
         Raises:
-            ValueError: No key given or set, for OpenRouter's own URL (``base_url=`` may
-                point the preset elsewhere, e.g. at the simulator, without a key).
+            ValueError: No key given or set, for OpenRouter's own URL.
         """
-        return cls._preset(OPENROUTER_URL, "OPENROUTER_API_KEY", api_key, kwargs)
+        base_url, key, options = preset_arguments("openrouter", api_key, kwargs)
+        return cls(base_url, key, **options)
 
     @classmethod
     def openai(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for OpenAI; the key defaults to $OPENAI_API_KEY, the URL to
-        $OPENAI_BASE_URL when it is set (a gateway, a proxy, the simulator), else
-        OpenAI's own.
+        """A client for OpenAI: key and URL as :func:`preset_arguments` finds them
+        ($OPENAI_API_KEY; $OPENAI_BASE_URL, else OpenAI's own URL).
 
         Raises:
-            ValueError: No key given or set, for OpenAI's own URL (``base_url=`` may
-                point the preset elsewhere, e.g. at the simulator, without a key).
+            ValueError: No key given or set, for OpenAI's own URL.
         """
-        return cls._preset(OPENAI_URL, "OPENAI_API_KEY", api_key, kwargs)
+        base_url, key, options = preset_arguments("openai", api_key, kwargs)
+        return cls(base_url, key, **options)
 
     @classmethod
     def deepseek(cls, api_key: str | None = None, **kwargs: Any) -> ChatClient:
-        """A client for DeepSeek; the key defaults to $DEEPSEEK_API_KEY, the URL to
-        $DEEPSEEK_BASE_URL when it is set (a gateway, a proxy, the simulator), else
-        DeepSeek's own.
+        """A client for DeepSeek: key and URL as :func:`preset_arguments` finds them
+        ($DEEPSEEK_API_KEY; $DEEPSEEK_BASE_URL, else DeepSeek's own URL).
 
         Raises:
-            ValueError: No key given or set, for DeepSeek's own URL (``base_url=`` may
-                point the preset elsewhere, e.g. at the simulator, without a key).
+            ValueError: No key given or set, for DeepSeek's own URL.
         """
-        return cls._preset(DEEPSEEK_URL, "DEEPSEEK_API_KEY", api_key, kwargs)
+        base_url, key, options = preset_arguments("deepseek", api_key, kwargs)
+        return cls(base_url, key, **options)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -258,7 +236,7 @@ class ChatClient:
         """Connection pools open now: one per event loop that sent through this client
         and has not closed it (:meth:`aclose` on that loop). An app's shutdown should
         leave 0."""
-        return sum(1 for pool in list(self._pools.values()) if not pool.is_closed)
+        return self._pools.open_count()
 
     def __repr__(self) -> str:
         key = "set" if self._api_key else "none"
@@ -268,13 +246,7 @@ class ChatClient:
     def transport(self) -> Transport:
         """This event loop's connection pool, opened on first use: chat, streams and the
         Batch API (:attr:`batches`) all go through it."""
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None or pool.is_closed:
-            pool = self._pools[loop] = open_transport(self.backend, self._options)
-            if in_bridge_thread():  # the bridge loop lives until exit: close the pool then
-                on_shutdown(pool.aclose)
-        return pool
+        return self._pools.current()
 
     async def __aenter__(self) -> ChatClient:
         self.transport()
@@ -290,9 +262,7 @@ class ChatClient:
 
     async def aclose(self) -> None:
         """Close this event loop's connection pool (and its cache connection)."""
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool.aclose()
+        await self._pools.close_current()
         if self.cache is not None:
             await self.cache.aclose()
 
@@ -305,42 +275,20 @@ class ChatClient:
     @property
     def out_of_credits(self) -> InsufficientCreditsError | None:
         """The 402 that stopped this client's unstarted jobs, or None."""
-        return self._credits_error
-
-    def _note_out_of_credits(self, error: InsufficientCreditsError) -> None:
-        if error.scope != "key":  # one request too dear for the key: the others go on
-            return
-        if self._credits_error is None:
-            self._credits_error = error
-            _log.warning(
-                "insufficient_credits",
-                base_url=self.base_url,
-                error=str(error),
-                action="add credits; remaining jobs on this key are stopped",
-            )
+        return self.standing.out_of_credits
 
     def clear_out_of_credits(self) -> None:
         """Let jobs start again after a 402 (e.g. once credits were added)."""
-        self._credits_error = None
+        self.standing.out_of_credits = None
 
     @property
     def key_refused(self) -> InvalidKeyError | None:
         """The 401 that stopped this client's unstarted jobs (a batch's), or None."""
-        return self._key_error
-
-    def _note_key_refused(self, error: InvalidKeyError) -> None:
-        if self._key_error is None:
-            self._key_error = error
-            _log.warning(
-                "api_key_refused",
-                base_url=self.base_url,
-                error=str(error),
-                action="check the API key; remaining jobs on it are stopped",
-            )
+        return self.standing.key_refused
 
     def clear_key_refused(self) -> None:
         """Let jobs start again after a 401 (e.g. once the key was fixed)."""
-        self._key_error = None
+        self.standing.key_refused = None
 
     # -- requests ------------------------------------------------------------------
 
@@ -376,23 +324,17 @@ class ChatClient:
             PermanentError: 402 (add credits), 401/403, other 4xx, an open circuit.
         """
         if response_model is None:
-            return await self.chat_limited(model, messages, params, rate_limit=self.rate_limit)
-        wire = schema_params(response_model, params)
-        answers: list[Completion] = []
-
-        async def ask(conversation: list[dict[str, Any]]) -> Completion:
-            answers.append(
-                await self.chat_limited(model, conversation, wire, rate_limit=self.rate_limit)
+            return await self.completions.create(
+                model, messages, params, rate_limit=self.rate_limit
             )
-            return answers[-1]
-
-        parsed = await parse_with_reasks(
-            response_model, model, max_reasks, messages, await ask(messages), ask
+        return await self.completions.parse(
+            model,
+            messages,
+            response_model,
+            params,
+            max_reasks=max_reasks,
+            rate_limit=self.rate_limit,
         )
-        usage = answers[0].usage
-        for answer in answers[1:]:
-            usage = usage + answer.usage
-        return answers[-1].model_copy(update={"parsed": parsed, "usage": usage})
 
     async def chat_limited(
         self,
@@ -409,23 +351,9 @@ class ChatClient:
         ``max_pause`` caps how long a Retry-After or rate-limit header may hold this
         client's other requests (a batch passes its policy's ``max_retry_after``).
         """
-        key, found = await self.look_up(model, messages, params)
-        if found is not None:
-            return hit(found)
-        self.transport()  # opened before the rate limiter books (see open_transport)
-        ticket = await self._traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
-        completion: Completion | None = None
-        error: BaseException | None = None
-        try:
-            completion = await self._send(model, messages, params, max_pause=max_pause)
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._traffic.finish(ticket, completion=completion, error=error)
-        if self.answers is not None and key is not None:
-            await self.answers.store(key, completion)
-        return completion
+        return await self.completions.create(
+            model, messages, params, rate_limit=rate_limit, max_pause=max_pause
+        )
 
     async def look_up(
         self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]
@@ -435,11 +363,7 @@ class ChatClient:
         Returns:
             The request's cache key (None without a cache) and the stored answer, if any.
         """
-        if self.answers is None:
-            return None, None
-        key, found = await self.answers.lookup(model, messages, params)
-        self._traffic.note_cache(found)
-        return key, found
+        return await self.completions.look_up(model, messages, params)
 
     def stream(
         self,
@@ -464,76 +388,14 @@ class ChatClient:
         """
         if not stall_timeout > 0:
             raise ValueError(f"stall_timeout must be > 0 seconds, got {stall_timeout}")
-        options = {"include_usage": True, **params.get("stream_options", {})}
-        wire = {**params, "stream": True, "stream_options": options}
-        body = encode_json({"model": model, "messages": messages, **wire})
-        ticket: list[Any] = []
-
-        @contextlib.asynccontextmanager
-        async def opener() -> AsyncIterator[StreamReply]:
-            limiter = rate_limit or self.rate_limit
-            self.transport()  # opened before the rate limiter books (see open_transport)
-            ticket.append(
-                await self._traffic.admit(model, messages, params, limiter, max_pause=max_pause)
-            )
-            async with self.transport().stream(
-                "POST", self._completions_url, body, what=model
-            ) as reply:
-                self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
-                yield reply
-
-        def finished(
-            completion: Completion | None, error: BaseException | None
-        ) -> Completion | None:
-            if completion is not None:
-                completion = self._priced(model, completion)
-            if isinstance(error, InsufficientCreditsError):
-                self._note_out_of_credits(error)
-            if isinstance(error, InvalidKeyError):
-                self._note_key_refused(error)
-            if ticket:
-                first = completion.first_token if completion is not None else None
-                self._traffic.finish(
-                    ticket[0], completion=completion, error=error, first_token=first
-                )
-            return completion
-
-        return Stream(model, opener, stall_timeout=stall_timeout, finished=finished)
-
-    def _priced(self, model: str, completion: Completion) -> Completion:
-        usage = completion.usage
-        if usage.cost is None and self.prices is not None:
-            found = self.prices.price(model, usage.prompt_tokens, usage.completion_tokens)
-            if found is not None:
-                cost, source = found
-                priced = usage.model_copy(update={"cost": cost, "cost_source": source})
-                return completion.model_copy(update={"usage": priced})
-        return completion
-
-    async def _send(
-        self,
-        model: str,
-        messages: list[dict[str, Any]],
-        params: dict[str, Any],
-        *,
-        max_pause: float,
-    ) -> Completion:
-        body = encode_json({"model": model, "messages": messages, **params})
-        began = time.perf_counter()
-        reply = await self.transport().send("POST", self._completions_url, body, what=model)
-        latency = time.perf_counter() - began
-        self._traffic.note_headers(model, reply.headers, max_pause=max_pause)
-        try:
-            if reply.status >= 300:
-                raise error_for_reply(reply, model)
-            completion = parse_completion(reply, model=model, latency=latency)
-        except InsufficientCreditsError as exc:
-            self._note_out_of_credits(exc)
-            raise
-        except InvalidKeyError as exc:
-            self._note_key_refused(exc)
-            raise
-        return self._priced(model, completion)
+        return self.completions.stream(
+            model,
+            messages,
+            params,
+            stall_timeout=stall_timeout,
+            rate_limit=rate_limit or self.rate_limit,
+            max_pause=max_pause,
+        )
 
     # -- traffic -------------------------------------------------------------------
 
@@ -569,11 +431,7 @@ class ChatClient:
 
     def adaptive_concurrency(self, maximum: int = DEFAULT_MAX_CONCURRENCY) -> AdaptiveConcurrency:
         """Turn on AIMD concurrency for this client (once) and return it."""
-        if self._traffic.adaptive is None:
-            self._traffic.adaptive = AdaptiveConcurrency(
-                min(DEFAULT_INITIAL_CONCURRENCY, maximum), maximum
-            )
-        return self._traffic.adaptive
+        return self._traffic.adapt(maximum)
 
     async def seed_concurrency(self) -> None:
         """Seed adaptive concurrency from the key's advertised rate limit, once.
@@ -591,8 +449,7 @@ class ChatClient:
             return
         if info.rate_limit is not None:
             seconds = parse_duration(info.rate_limit.interval) or 1.0
-            per_second = info.rate_limit.requests / max(seconds, 1e-9)
-            self.adaptive_concurrency().seed(max(1, int(per_second)))
+            self._traffic.adapt().seed(max(1, int(info.rate_limit.requests / max(seconds, 1e-9))))
 
     def count_retry(self) -> None:
         """Count a retry made by a job on this client (for statistics)."""

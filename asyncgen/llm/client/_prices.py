@@ -23,7 +23,11 @@ from typing import Any
 
 import structlog
 
-__all__ = ["PriceTable", "price_table_installed"]
+from ._models import Completion
+
+__all__ = ["BATCH_DISCOUNT", "PriceTable", "price_table_installed"]
+
+BATCH_DISCOUNT = 0.5  # a Batch API answer's share of the online price (OpenAI, Anthropic)
 
 _log = structlog.get_logger("asyncgen.prices")
 
@@ -54,6 +58,22 @@ class PriceTable:
         """Dollars for one answer, or None when the table does not know the model."""
         found = self.price(model, prompt_tokens, completion_tokens)
         return None if found is None else found[0]
+
+    def priced(self, completion: Completion, model: str, *, batch: bool = False) -> Completion:
+        """``completion`` with the table's cost when its provider sent none (unchanged
+        when it sent one, or the table has no price). A Batch API answer (``batch``) costs
+        BATCH_DISCOUNT of the online price, its source ``table_batch...``."""
+        usage = completion.usage
+        if usage.cost is not None:
+            return completion
+        found = self.price(model, usage.prompt_tokens, usage.completion_tokens)
+        if found is None:
+            return completion
+        cost, source = found
+        if batch:
+            cost, source = cost * BATCH_DISCOUNT, source.replace("table", "table_batch")
+        priced = usage.model_copy(update={"cost": cost, "cost_source": source})
+        return completion.model_copy(update={"usage": priced})
 
     def price(
         self, model: str, prompt_tokens: int, completion_tokens: int

@@ -14,7 +14,11 @@ from typing import Any
 
 from ...core._errors import InvalidResponseError, RateLimitedError, TransientError
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
-from ...limits._adaptive import AdaptiveConcurrency
+from ...limits._adaptive import (
+    DEFAULT_INITIAL_CONCURRENCY,
+    DEFAULT_MAX_CONCURRENCY,
+    AdaptiveConcurrency,
+)
 from ...limits._breaker import DEFAULT_COOL_DOWN, DEFAULT_FAILURE_THRESHOLD, CircuitBreaker
 from ...limits._pacing import AdaptiveRate
 from ...limits._ratelimit import Booking, RateLimiter
@@ -110,6 +114,12 @@ class Traffic:
         self._cost = 0.0
         self._cache_saved = 0.0
         self._first_token = 0.0  # seconds to first token, summed over streams
+
+    def adapt(self, maximum: int = DEFAULT_MAX_CONCURRENCY) -> AdaptiveConcurrency:
+        """Turn on AIMD concurrency (once: ``maximum`` counts the first time) and return it."""
+        if self.adaptive is None:
+            self.adaptive = AdaptiveConcurrency(min(DEFAULT_INITIAL_CONCURRENCY, maximum), maximum)
+        return self.adaptive
 
     def breaker(self, model: str) -> CircuitBreaker:
         """The circuit breaker for ``model`` (made on first use)."""
@@ -229,9 +239,14 @@ class Traffic:
         *,
         completion: Completion | None,
         error: BaseException | None,
+        headers: Mapping[str, str] | None = None,
         first_token: float | None = None,
     ) -> None:
-        """Report how an admitted request ended (a stream: with its time to first token)."""
+        """Report how an admitted request ended: its answer's rate-limit ``headers`` when
+        it got one (a stream's are noted as it opens), its answer or error, a stream's
+        time to first token."""
+        if headers is not None:
+            self.note_headers(ticket.model, headers, max_pause=ticket.max_pause)
         self._counts["in_flight"] -= 1
         if first_token is not None:
             self._counts["streams"] += 1

@@ -142,6 +142,11 @@ class Options:
     verify: ssl.SSLContext | str | bool
     http2: bool
 
+    def __post_init__(self) -> None:
+        positive = self.timeout > 0 and self.connect_timeout > 0 and self.max_connections >= 1
+        if not positive or self.max_keepalive < 0:
+            raise ValueError("timeouts and max_connections must be positive")
+
 
 async def byte_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The lines of a byte stream, undecoded, without their line endings.
