@@ -24,6 +24,7 @@ from asyncgen import (
     open_queue,
 )
 from asyncgen.llm.batch_api._lines import request_line
+from asyncgen.llm.engine._events import ResultCounts
 from asyncgen.sim import BatchProfile, ModelProfile, SimConfig
 from asyncgen.testing import SimServer
 from tests.processes import asyncgen_argv
@@ -251,3 +252,28 @@ async def test_generate_batch_with_a_response_model(sim: SimServer) -> None:
     assert [r.parsed for r in results] == [Person(name="Ada", age=36)] * 2
     sent = request_line(jobs[0])["body"]["response_format"]  # the schema is in the line
     assert sent["json_schema"]["name"] == "Person"
+
+
+async def test_one_accounting_of_what_a_run_spent(sim: SimServer) -> None:
+    """Every answer is counted once, the same by the run's tally (fed by its events: the
+    CLI summary and the run's dashboard), by the client's statistics (the worker reports)
+    and by the simulator's charge: re-asks included, and the answers of a job that failed
+    after its re-asks too."""
+    replies(sim, "Ada, 36", '{"name": "Ada"}', FENCED, price=1e-6)
+    counts = ResultCounts()
+    client = ChatClient(sim.base_url)
+    jobs = [
+        GenerationJob(model="m", prompt="who?", response_model=Person),  # 3 answers
+        GenerationJob(model="n", prompt="who?", response_model=Person, max_reasks=1),  # 2
+    ]
+    try:
+        results = await generate(jobs, client=client, on_event=counts.count, max_tokens=10**6)
+    finally:
+        await client.aclose()
+    assert [r.ok for r in results] == [True, False]
+    assert sim.stats()["requests"] == {"m": 3, "n": 2}
+    spent = sim.stats()["spent"]
+    statistics = client.statistics()
+    assert (counts.done, counts.ok, counts.failed, counts.unpriced) == (2, 1, 1, 0)
+    assert counts.tokens == statistics.total_tokens == round(spent / 1e-6)
+    assert counts.cost == pytest.approx(statistics.cost) == pytest.approx(spent)

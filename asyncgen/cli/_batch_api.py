@@ -194,7 +194,7 @@ async def run_batch_api(
             if before is not None and before.fingerprint in (None, outcome.fingerprint):
                 return  # written by an earlier run
             writer.write_record(record(outcome))
-            counts.add(outcome.error is None, outcome.completion)
+            counts.finished(outcome.error is None, outcome.completion)
 
         run = BatchRun(
             client,

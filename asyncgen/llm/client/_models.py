@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Completion", "KeyInfo", "KeyRateLimit", "Usage"]
+__all__ = ["Completion", "KeyInfo", "KeyRateLimit", "Spend", "Usage"]
 
 
 class Usage(BaseModel):
@@ -34,6 +35,36 @@ class Usage(BaseModel):
             cost=sum(costs) if costs else None,
             cost_source=self.cost_source or other.cost_source,
         )
+
+
+@dataclass
+class Spend:
+    """Answers' usage added up: tokens, dollars, and how many answers' cost is unknown
+    (never counted as $0).
+
+    The one tally of spending: a run's spend guard (``max_cost``, ``max_tokens``) adds
+    each answer as it comes, a run's result counts (the CLI summary, the run's
+    dashboard) each finished job's, a client's statistics each answer it got.
+    """
+
+    tokens: int = 0
+    cost: float = 0.0
+    unpriced: int = 0  # answers of unknown cost (not in ``cost``)
+
+    def add(self, usage: Usage) -> None:
+        """Add one answer's usage (a job's, summed over its requests)."""
+        self.tokens += usage.total_tokens
+        if usage.cost is None:
+            self.unpriced += 1
+        else:
+            self.cost += usage.cost
+
+    def cost_text(self) -> str:
+        """The cost, saying how many answers' cost is unknown (never counted as $0)."""
+        if self.unpriced and self.cost == 0:
+            return f"unknown ({self.unpriced} answers unpriced: asyncgen[prices] prices them)"
+        extra = f" + unknown for {self.unpriced} answers" if self.unpriced else ""
+        return f"${self.cost:.4f}{extra}"
 
 
 class Completion(BaseModel):

@@ -25,7 +25,7 @@ from ...limits._ratelimit import Booking, RateLimiter
 from ...limits._shared_limit import SharedRateLimiter
 from ._hints import pause_from_headers
 from ._key_pace import KeyPace
-from ._models import Completion
+from ._models import Completion, Spend
 from ._pauses import BARE_429_PAUSE, CLUSTER_429, LONG_429, Pause, Pauses, Scope, Streaks
 from ._tokens import estimate_tokens
 
@@ -98,7 +98,6 @@ class Traffic:
             (
                 "requests",
                 "succeeded",
-                "unpriced",
                 "streams",
                 "failed",
                 "rate_limited",
@@ -111,7 +110,7 @@ class Traffic:
             ),
             0,
         )
-        self._cost = 0.0
+        self._spent = Spend()  # the answers' tokens and cost
         self._cache_saved = 0.0
         self._first_token = 0.0  # seconds to first token, summed over streams
 
@@ -319,10 +318,7 @@ class Traffic:
         self._counts["succeeded"] += 1
         self._counts["prompt"] += usage.prompt_tokens
         self._counts["completion"] += usage.completion_tokens
-        if usage.cost is None:
-            self._counts["unpriced"] += 1
-        else:
-            self._cost += usage.cost
+        self._spent.add(usage)
         if ticket.limiter is not None and ticket.booking is not None:
             booking = ticket.booking
             ticket.limiter.settle(booking, usage.total_tokens or booking.tokens)
@@ -345,10 +341,10 @@ class Traffic:
             prompt_tokens=c["prompt"],
             completion_tokens=c["completion"],
             total_tokens=c["prompt"] + c["completion"],
-            cost=round(self._cost, 10),
+            cost=round(self._spent.cost, 10),
             paused_seconds=round(self.pauses.waited, 3),
             open_circuits=tuple(m for m, b in self._breakers.items() if b.state != "closed"),
-            unpriced=c["unpriced"],
+            unpriced=self._spent.unpriced,
             mean_first_token=(round(self._first_token / c["streams"], 4) if c["streams"] else None),
             cache_hits=c["cache_hits"],
             cache_misses=c["cache_misses"],

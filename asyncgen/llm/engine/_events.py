@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import structlog
 
 from ...core._logging import mask_secrets
-from ..client._models import Completion
+from ..client._models import Completion, Spend
 from ._jobs import GenerationJob, GenerationResult
 
 __all__ = [
@@ -131,16 +131,16 @@ OnEvent = Callable[[Event], object]
 
 
 @dataclass
-class ResultCounts:
-    """Finished jobs counted from their events: what a progress bar or a page shows."""
+class ResultCounts(Spend):
+    """Finished jobs counted from their events: what a progress bar or a page shows.
+
+    Their usage (``tokens``, ``cost``, ``unpriced``) adds up as a :class:`Spend`.
+    """
 
     done: int = 0
     ok: int = 0
     failed: int = 0
     retries: int = 0
-    tokens: int = 0
-    cost: float = 0.0
-    unpriced: int = 0  # answers of unknown cost (not in ``cost``)
     latency: float = 0.0  # seconds, summed over ok jobs
 
     def count(self, event: Event) -> bool:
@@ -151,24 +151,14 @@ class ResultCounts:
         if not isinstance(event, JobSucceeded | JobFailed):
             return False
         result = event.result
-        self.add(result.ok, result.completion, result.latency)
+        self.finished(result.ok, result.completion, result.latency)
         return True
 
-    def cost_text(self) -> str:
-        """The cost, saying how many answers' cost is unknown (never counted as $0)."""
-        if self.unpriced and self.cost == 0:
-            return f"unknown ({self.unpriced} answers unpriced: asyncgen[prices] prices them)"
-        extra = f" + unknown for {self.unpriced} answers" if self.unpriced else ""
-        return f"${self.cost:.4f}{extra}"
-
-    def add(self, ok: bool, completion: Completion | None, latency: float = 0.0) -> None:
+    def finished(self, ok: bool, completion: Completion | None, latency: float = 0.0) -> None:
         """Count one finished job (from an event, or a Batch API answer as it is read)."""
         self.done += 1
         if completion is not None:
-            usage = completion.usage
-            self.tokens += usage.total_tokens
-            self.cost += usage.cost or 0.0
-            self.unpriced += usage.cost is None
+            self.add(completion.usage)
         if ok:
             self.ok += 1
             self.latency += latency

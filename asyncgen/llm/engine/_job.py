@@ -30,7 +30,7 @@ from ...core._logging import mask_secrets
 from ...core._retry import RetryCaller, RetryPolicy
 from ...limits._ratelimit import RateLimiter
 from ..client._client import ChatClient
-from ..client._models import Completion
+from ..client._models import Completion, Spend
 from ..client._request import schema_params
 from ..client._stream import DEFAULT_STALL_TIMEOUT
 from ..client._structured import parse_with_reasks
@@ -50,13 +50,15 @@ _reset = structlog.contextvars.reset_contextvars
 
 @dataclass
 class Budget:
-    """A run's spend guard: no job or retry starts once reported usage crossed a limit."""
+    """A run's spend guard: no job or retry starts once reported usage crossed a limit.
+
+    Every answer counts as it comes (re-asks, retries and fallbacks too), in ``spent``;
+    answers from the response cache cost nothing.
+    """
 
     max_cost: float | None = None
     max_tokens: int | None = None
-    cost: float = 0.0
-    tokens: int = 0
-    unpriced: int = 0  # answers of unknown cost (not in ``cost``)
+    spent: Spend = field(default_factory=Spend)
 
     def __post_init__(self) -> None:
         for name in ("max_cost", "max_tokens"):
@@ -65,25 +67,26 @@ class Budget:
                 raise ValueError(f"{name} must be > 0, got {value}")
 
     def spend(self, completion: Completion) -> None:
+        """Count one answer."""
         if completion.cached:  # answered from the response cache: nothing was spent
             return
-        if completion.usage.cost is None and self.max_cost is not None and not self.unpriced:
+        unknown = completion.usage.cost is None
+        if unknown and self.max_cost is not None and not self.spent.unpriced:
             _log.warning(
                 "cost_unknown",
                 model=completion.model,
                 action="max_cost cannot count this model's answers: install "
                 "asyncgen[prices], or use max_tokens",
             )
-        self.unpriced += completion.usage.cost is None
-        self.cost += completion.usage.cost or 0.0
-        self.tokens += completion.usage.total_tokens
+        self.spent.add(completion.usage)
 
     def check(self, job: GenerationJob) -> None:
         """Raise BudgetExceededError once reported usage has crossed a limit."""
-        if self.max_cost is not None and self.cost >= self.max_cost:
-            spent = f"max_cost=${self.max_cost:g} (spent ${self.cost:.6f})"
-        elif self.max_tokens is not None and self.tokens >= self.max_tokens:
-            spent = f"max_tokens={self.max_tokens} (spent {self.tokens})"
+        cost, tokens = self.spent.cost, self.spent.tokens
+        if self.max_cost is not None and cost >= self.max_cost:
+            spent = f"max_cost=${self.max_cost:g} (spent ${cost:.6f})"
+        elif self.max_tokens is not None and tokens >= self.max_tokens:
+            spent = f"max_tokens={self.max_tokens} (spent {tokens})"
         else:
             return
         raise BudgetExceededError(f"{job.model}: not sent: the run reached {spent}")
