@@ -35,9 +35,9 @@ from typing import TYPE_CHECKING, Any
 from ._coalesce import Coalesced
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._redis_connection import MIN_REDIS_VERSION, SPARED, RedisConnection
+from ._redis_reads import find_jobs, finished_of, lane_depth, reports_of
 from ._redis_records import (
     from_hash,
-    lane_kind,
     seconds_option,
     to_hash,
 )
@@ -46,7 +46,7 @@ from ._schedule import next_slot
 from ._store import SingleCalls
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
-    from redis.asyncio import Redis
+    pass
 
 
 __all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
@@ -255,64 +255,8 @@ class RedisStore(SingleCalls):
     async def find(
         self, *, state: JobState | None = None, kind: str | None = None, limit: int = 100
     ) -> list[JobRecord]:
-        """Jobs in ``state`` (any: None) of ``kind`` (any: None), newest first.
-
-        Finished jobs come from their state's index, running ones from the leases,
-        pending ones from the delayed set, the lanes and the blocked set.
-        """
-        client = await self.connection.client()
-        found: list[JobRecord] = []
-        order = (
-            [state]
-            if state is not None
-            else [
-                JobState.RUNNING,
-                JobState.PENDING,
-                JobState.DEAD,
-                JobState.CANCELLED,
-                JobState.COMPLETED,
-            ]
-        )
-        for wanted in order:
-            ids = await self._ids_in(client, wanted, kind, limit)
-            for start in range(0, len(ids), 200):
-                async with client.pipeline(transaction=False) as pipe:
-                    for job_id in ids[start : start + 200]:
-                        pipe.hgetall(f"{self.prefix}job:{job_id}")
-                    rows: list[dict[str, str]] = await self.connection.guard(pipe.execute())
-                for fields in rows:
-                    record = from_hash(fields) if fields else None  # empty: expired
-                    if record is None or record.state is not wanted:
-                        continue
-                    if kind is None or record.kind == kind:
-                        found.append(record)
-                        if len(found) >= limit:
-                            return found
-        return found
-
-    async def _ids_in(
-        self, client: Redis, state: JobState, kind: str | None, limit: int
-    ) -> list[str]:
-        """The ids the indexes hold for ``state``, newest first where they are ordered;
-        no more than ``limit`` from an index whose jobs all match (any kind, or a lane
-        of ``kind``), so a short listing does not read a long queue."""
-        p = self.prefix
-        last = limit - 1 if kind is None else -1
-        if state in (JobState.DEAD, JobState.CANCELLED, JobState.COMPLETED):
-            return list(await self.connection.guard(client.zrevrange(f"{p}{state.value}", 0, last)))
-        if state is JobState.RUNNING:
-            return list(await self.connection.guard(client.zrange(f"{p}leases", 0, last)))
-        ids: list[str] = list(await self.connection.guard(client.zrange(f"{p}delayed", 0, last)))
-        lanes: list[str] = await self.connection.guard(client.zrange(f"{p}lanes", 0, -1))
-        for lane in lanes:
-            if kind is not None and lane_kind(lane, p) != kind:
-                continue  # a lane holds one kind only
-            # Delivered (running) entries stay first in the stream until acknowledged.
-            running: Any = await self.connection.guard(client.xpending(lane, "workers"))
-            held = int(running["pending"]) if isinstance(running, dict) else int(running[0])
-            entries: Any = await self.connection.guard(client.xrange(lane, count=limit + held))
-            ids += [fields["id"] for _, fields in entries]
-        return ids + list(await self.connection.guard(client.smembers(f"{p}blocked")))
+        """Jobs in ``state`` (any: None) of ``kind`` (any: None), newest first."""
+        return await find_jobs(self.connection, state, kind, limit)
 
     async def purge(self, older_than: float) -> int:
         """Delete finished jobs (completed, dead, cancelled) older than ``older_than`` s."""
@@ -343,22 +287,7 @@ class RedisStore(SingleCalls):
 
     async def worker_reports(self) -> list[WorkerReport]:
         """The live workers' latest reports, by name (expired names are dropped)."""
-        client = await self.connection.client()
-        names = sorted(await self.connection.guard(client.smembers(f"{self.prefix}reporters")))
-        if not names:
-            return []
-        bodies = await self.connection.guard(
-            client.mget([f"{self.prefix}report:{n}" for n in names])
-        )
-        gone = [name for name, body in zip(names, bodies, strict=True) if body is None]
-        if gone:
-            await self.connection.guard(client.srem(f"{self.prefix}reporters", *gone))
-        reports = []
-        for name, body in zip(names, bodies, strict=True):
-            if body is not None:
-                data = json.loads(body)
-                reports.append(WorkerReport(name, float(data["at"]), data["status"]))
-        return reports
+        return await reports_of(self.connection)
 
     async def statistics(self) -> QueueStatistics:
         """Counts by state (from XLEN / XPENDING and the indexes), retries, live workers."""
@@ -380,17 +309,7 @@ class RedisStore(SingleCalls):
     async def depth(self) -> dict[tuple[str, str], int]:
         """Jobs by (state, kind). Ready and running jobs are counted per kind from their
         lanes; the other states have no per-kind index, so their kind is "*"."""
-        client = await self.connection.client()
-        depth: dict[tuple[str, str], int] = {}
-        lanes: list[str] = await self.connection.guard(client.zrange(f"{self.prefix}lanes", 0, -1))
-        for lane in lanes:
-            kind = lane_kind(lane, self.prefix)
-            length = int(await self.connection.guard(client.xlen(lane)))
-            info: Any = await self.connection.guard(client.xpending(lane, "workers"))
-            running = int(info["pending"]) if isinstance(info, dict) else int(info[0])
-            for state, n in (("pending", length - running), ("running", running)):
-                if n:
-                    depth[(state, kind)] = depth.get((state, kind), 0) + n
+        depth = await lane_depth(self.connection)
         stats = await self.statistics()
         for state in ("scheduled", "completed", "dead", "cancelled"):
             if getattr(stats, state):
@@ -445,26 +364,7 @@ class RedisStore(SingleCalls):
 
     async def finished(self, job_ids: Sequence[str]) -> list[JobRecord]:
         """The records of those of ``job_ids`` that are completed, dead or cancelled."""
-        client = await self.connection.client()
-        found: list[JobRecord] = []
-        for start in range(0, len(job_ids), 500):
-            chunk = job_ids[start : start + 500]
-            async with client.pipeline(transaction=False) as pipe:
-                for job_id in chunk:
-                    pipe.hget(f"{self.prefix}job:{job_id}", "state")
-                states: list[str | None] = await self.connection.guard(pipe.execute())
-            ended = [
-                i
-                for i, s in zip(chunk, states, strict=True)
-                if s in ("completed", "dead", "cancelled")
-            ]
-            if ended:
-                async with client.pipeline(transaction=False) as pipe:
-                    for job_id in ended:
-                        pipe.hgetall(f"{self.prefix}job:{job_id}")
-                    rows: list[dict[str, str]] = await self.connection.guard(pipe.execute())
-                found += [from_hash(fields) for fields in rows if fields]
-        return found
+        return await finished_of(self.connection, job_ids)
 
     async def dead_letters(self, count: int = 100) -> list[dict[str, str]]:
         """The newest entries of the dead-letter stream: id, kind, error_type, error, at."""
