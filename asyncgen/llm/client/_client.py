@@ -28,13 +28,12 @@ from ._backends import Pools
 from ._batches import DEFAULT_FILE_TIMEOUT, BatchApi
 from ._cache import CachedAnswers, ResponseCache, open_cache
 from ._completions import Completions
-from ._hints import parse_duration
 from ._keys import clean_api_key
 from ._mapping import json_of_reply
 from ._models import Completion, KeyInfo
 from ._pauses import Pause
 from ._presets import preset_arguments
-from ._prices import PriceTable, price_table_installed
+from ._prices import price_table_for
 from ._standing import KeyStanding
 from ._stream import DEFAULT_STALL_TIMEOUT, Stream
 from ._traffic import ClientStatistics, Traffic
@@ -158,11 +157,8 @@ class ChatClient:
         if not fallback_after >= 0:
             raise ValueError(f"fallback_after must be >= 0 seconds, got {fallback_after}")
         self.fallback_after = fallback_after
-        if prices and not price_table_installed():
-            raise ImportError("prices=True needs the price table: pip install 'asyncgen[prices]'")
-        use_table = price_table_installed() if prices is None else prices
         # The price table that prices answers whose provider sent no cost (None: off).
-        self.prices = PriceTable(provider, self.base_url) if use_table else None
+        self.prices = price_table_for(prices, provider, self.base_url)
         self._seeded = False
         self.cache = open_cache(cache) if cache is not None else None
         self.cache_scope = cache_scope if cache_scope is not None else self.base_url
@@ -448,8 +444,7 @@ class ChatClient:
             _log.warning("key_info_unavailable", error=str(exc))
             return
         if info.rate_limit is not None:
-            seconds = parse_duration(info.rate_limit.interval) or 1.0
-            self._traffic.adapt().seed(max(1, int(info.rate_limit.requests / max(seconds, 1e-9))))
+            self._traffic.adapt().seed(info.rate_limit.per_second())
 
     def count_retry(self) -> None:
         """Count a retry made by a job on this client (for statistics)."""

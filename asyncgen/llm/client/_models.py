@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ._hints import parse_duration
+
 __all__ = ["Completion", "KeyInfo", "KeyRateLimit", "Spend", "Usage"]
 
 
@@ -94,6 +96,11 @@ class KeyRateLimit(BaseModel):
 
     requests: int
     interval: str
+
+    def per_second(self) -> int:
+        """Requests a second, at least 1 (an interval it cannot read counts as 1 s)."""
+        seconds = parse_duration(self.interval) or 1.0
+        return max(1, int(self.requests / max(seconds, 1e-9)))
 
 
 class KeyInfo(BaseModel):

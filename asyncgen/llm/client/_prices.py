@@ -25,7 +25,7 @@ import structlog
 
 from ._models import Completion
 
-__all__ = ["BATCH_DISCOUNT", "PriceTable", "price_table_installed"]
+__all__ = ["BATCH_DISCOUNT", "PriceTable", "price_table_for", "price_table_installed"]
 
 BATCH_DISCOUNT = 0.5  # a Batch API answer's share of the online price (OpenAI, Anthropic)
 
@@ -37,6 +37,19 @@ def price_table_installed() -> bool:
     """True when ``genai-prices`` is installed (found, not imported: that waits for the
     first answer to price)."""
     return importlib.util.find_spec("genai_prices") is not None
+
+
+def price_table_for(prices: bool | None, provider: str | None, base_url: str) -> PriceTable | None:
+    """The table a client's ``prices=`` asks for: None (use it when it is installed),
+    True (require it), False (off: no table, answers without a cost stay unpriced).
+
+    Raises:
+        ImportError: ``prices=True`` without ``asyncgen[prices]`` installed.
+    """
+    if prices and not price_table_installed():
+        raise ImportError("prices=True needs the price table: pip install 'asyncgen[prices]'")
+    use_table = price_table_installed() if prices is None else prices
+    return PriceTable(provider, base_url) if use_table else None
 
 
 class PriceTable:
