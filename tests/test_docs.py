@@ -74,3 +74,13 @@ def test_the_python_blocks_of_a_page_run(
     )
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stdout.count("\nok ") + done.stdout.startswith("ok ") == len(code)
+
+
+def test_ci_runs_the_test_command_that_the_readme_gives() -> None:
+    """CI's test step is README.md's test command, word for word: the one a newcomer
+    types is the one that is kept green."""
+    readme = (ROOT / "README.md").read_text()
+    (command,) = [
+        line for line in readme.splitlines() if line.startswith("pip install") and "pytest" in line
+    ]
+    assert command in (ROOT / ".ci" / "run").read_text().splitlines()
