@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from ..core._redis import SCHEMES as REDIS_SCHEMES
+from ..core._redis import parse_redis_url
 from ..core._settings import DEFAULT_SETTINGS_FILE, Settings, find_settings_file
 from ..core._validation import describe_invalid
 from ..limits._ratelimit import RateLimiter
@@ -139,10 +141,15 @@ def limiter_from(
             return None
     if not url:
         return RateLimiter(args.rpm, args.tpm)
-    if not url.startswith(("redis://", "rediss://")):
+    if url.partition("://")[0] not in REDIS_SCHEMES:
         raise UsageProblem(
-            f"--rate-limit-url must be redis:// or rediss://, not {url.split(':')[0]}://"
+            f"--rate-limit-url must be redis://, rediss:// or redis+sentinel://, "
+            f"not {url.split(':')[0]}://"
         )
+    try:
+        parse_redis_url(url)
+    except ValueError as exc:  # the URL's own mistakes, said without its password
+        raise UsageProblem(f"--rate-limit-url: {exc}") from None
     name = args.rate_limit_name or base_url
     return SharedRateLimiter(
         url, name=name, requests_per_minute=args.rpm, tokens_per_minute=args.tpm
@@ -236,7 +243,9 @@ def provider_client(
 
 def cache_url_type(text: str) -> str:
     """A response cache's URL (``--cache``): sqlite:///FILE or redis://..."""
-    if text.startswith(("sqlite:///", "redis://", "rediss://")) and len(text) > 10:
+    if (text.startswith("sqlite:///") or text.partition("://")[0] in REDIS_SCHEMES) and len(
+        text
+    ) > 10:
         return text
     raise argparse.ArgumentTypeError(
         f"expected sqlite:///FILE or redis://HOST:PORT/DB, got {text!r}"

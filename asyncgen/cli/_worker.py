@@ -14,6 +14,7 @@ from typing import Any
 from ..chat._conversation import ConversationLog
 from ..core._errors import AsyncGenError, WorkerCrashedError
 from ..core._logging import configure_logging
+from ..core._redis import SCHEMES as REDIS_SCHEMES
 from ..core._settings import Settings
 from ..llm import ChatClient
 from ..llm.client._client import DEFAULT_MAX_CONNECTIONS
@@ -173,7 +174,7 @@ def _client(args: argparse.Namespace, queue_url: str, settings: Settings) -> Cha
         if args.rpm or args.tpm:
             raise UsageProblem("--rpm/--tpm limit generation jobs: give --base-url or --provider")
         return None
-    on_redis = queue_url.startswith(("redis://", "rediss://"))
+    on_redis = queue_url.partition("://")[0] in REDIS_SCHEMES
     budget = args.base_url or args.provider or settings.base_url or "openrouter"
     auto = args.concurrency == "auto"
     shared_default = server_url(queue_url) if on_redis else None

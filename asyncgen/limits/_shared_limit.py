@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from ..core._redis import open_redis, parse_redis_url
 from ._ratelimit import (
     DEFAULT_BURST,
     FLOOR,
@@ -70,7 +71,8 @@ class SharedRateLimiter(RateLimiter):
     trip); ``settle`` and ``note_rejected`` send their update in the background.
 
     Args:
-        url: ``redis://[:password@]host:port/db`` or ``rediss://``.
+        url: ``redis://[:password@]host:port/db``, ``rediss://``, or
+            ``redis+sentinel://host:26379,.../service/db`` (the master Sentinel names).
         name: The limit's name: every process giving the same name shares one budget
             (e.g. one per API key).
         requests_per_minute: As for RateLimiter.
@@ -101,7 +103,7 @@ class SharedRateLimiter(RateLimiter):
         if not 0 < fallback_share <= 1:
             raise ValueError(f"fallback_share must be in (0, 1], got {fallback_share}")
         self.name = name
-        self._url = url
+        self._target, _ = parse_redis_url(url)  # a bad URL fails here, said plainly
         self._key = f"asyncgen:ratelimit:{{{name}}}"
         self._id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._burst = burst
@@ -141,9 +143,7 @@ class SharedRateLimiter(RateLimiter):
         loop = asyncio.get_running_loop()
         found = self._clients.get(loop)
         if found is None:
-            from redis.asyncio import Redis
-
-            client = Redis.from_url(self._url, socket_timeout=2.0, socket_connect_timeout=2.0)
+            client = open_redis(self._target, socket_timeout=2.0, socket_connect_timeout=2.0)
             found = self._clients[loop] = (client, {})
         client, scripts = found
         if name not in scripts:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..core._redis import SCHEMES as REDIS_SCHEMES
 from ._queue import JobQueue, safe_url
 from ._redis import RedisStore
 from ._sqlite import SQLiteStore
@@ -17,6 +18,8 @@ def open_queue(url: str, *, create: bool = True) -> JobQueue:
     - ``redis://[:password@]host:port/db`` or ``rediss://`` (TLS): workers on many
       machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
       sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
+    - ``redis+sentinel://[:password@]host:26379,host:26380/mymaster/0``: the same on the
+      master that Sentinel names, followed across a failover.
 
     Nothing connects until the queue is first used. ``create=False`` (for tools that only
     look, such as ``asyncgen jobs`` and the dashboard) refuses a SQLite file that does not
@@ -31,9 +34,9 @@ def open_queue(url: str, *, create: bool = True) -> JobQueue:
         return JobQueue(SQLiteStore(":memory:"), url)
     if url.startswith("sqlite:///"):
         return JobQueue(SQLiteStore(url.removeprefix("sqlite:///"), create=create), url)
-    if url.startswith(("redis://", "rediss://")):
+    if url.partition("://")[0] in REDIS_SCHEMES:
         return JobQueue(RedisStore(url), url)
     raise ValueError(
         f"unsupported queue URL {safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
-        "or redis://host:6379/0"
+        "or redis://host:6379/0 (redis+sentinel://host:26379,.../mymaster/0 with Sentinel)"
     )

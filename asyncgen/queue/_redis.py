@@ -27,27 +27,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.parse
 import weakref
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..core._redis import parse_redis_url
 from ._coalesce import Coalesced
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
-from ._redis_connection import MIN_REDIS_VERSION, SPARED, RedisConnection
+from ._redis_connection import (
+    DEFAULT_MAX_CONNECTIONS,
+    MIN_REDIS_VERSION,
+    SPARED,
+    RedisConnection,
+)
 from ._redis_reads import find_jobs, finished_of, lane_depth, reports_of
 from ._redis_records import (
     from_hash,
+    positive_int,
     seconds_option,
     to_hash,
 )
-from ._redis_url import OWN_OPTIONS, check_url
+from ._redis_url import OWN_OPTIONS
 from ._schedule import next_slot
 from ._store import SingleCalls
-
-if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
-    pass
-
 
 __all__ = ["DEFAULT_RESULT_TTL", "MIN_REDIS_VERSION", "RedisStore"]
 
@@ -61,7 +63,9 @@ class RedisStore(SingleCalls):
     """Job records in Redis Streams, for workers on many machines.
 
     Args:
-        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS). Query
+        url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS), or
+            ``redis+sentinel://[[user]:password@]host[:port],.../service[/db]`` to follow
+            the master that Sentinel names (see ``asyncgen.core._redis``). Query
             options: ``queue`` (the queue's name, default "default": several queues can
             share one database), ``result_ttl`` (seconds completed and cancelled records
             are kept, default 7 days; 0 keeps them until purged), ``max_connections``
@@ -71,21 +75,21 @@ class RedisStore(SingleCalls):
             Workers on many machines compare times on it: keep their clocks in sync (NTP).
 
     Raises:
-        ValueError: A URL that is not redis:// or rediss://, or a bad option value.
+        ValueError: Not a Redis URL, or a bad option value.
     """
 
     def __init__(self, url: str, *, clock: Callable[[], float] = time.time) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ValueError(f"not a Redis URL: use redis:// or rediss://, got {parts.scheme}://")
-        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
-        check_url(parts, query)
-        own = {name: query.pop(name)[-1] for name in OWN_OPTIONS[:2] if name in query}
+        target, own = parse_redis_url(url, own=OWN_OPTIONS)
         self.name = own.get("queue") or "default"
         self.result_ttl = seconds_option(own.get("result_ttl"), DEFAULT_RESULT_TTL, "result_ttl")
         self.prefix = f"asyncgen:{{{self.name}}}:"
+        max_connections = positive_int(
+            own.get("max_connections"), DEFAULT_MAX_CONNECTIONS, "max_connections"
+        )
         # The connections (a redis-py client per event loop; the scripts run through it).
-        self.connection = RedisConnection(parts, query, prefix=self.prefix, clock=clock)
+        self.connection = RedisConnection(
+            target, max_connections=max_connections, prefix=self.prefix, clock=clock
+        )
         self._clock = clock
         # Submits made together (e.g. under asyncio.gather) share a round trip.
         self._adders: weakref.WeakKeyDictionary[

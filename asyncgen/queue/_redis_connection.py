@@ -4,7 +4,6 @@ scripts run by their hash, redis-py's errors said as asyncgen's."""
 from __future__ import annotations
 
 import asyncio
-import urllib.parse
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,8 @@ from ..core._errors import (
     ServerError,
     UnsupportedServerError,
 )
-from ._redis_records import has_xackdel, load_scripts, positive_int, version_of
+from ..core._redis import RedisTarget, open_redis
+from ._redis_records import has_xackdel, load_scripts, version_of
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
     from redis.asyncio import Redis
@@ -31,34 +31,29 @@ SPARED: Any = object()  # block's answer when it slept instead of blocking
 
 
 class RedisConnection:
-    """The connections of one store to one Redis server.
+    """The connections of one store to its Redis server (or to the master that Sentinel
+    names, followed across a failover).
 
     Args:
-        parts: The URL, split, with the store's own options taken out of ``query``.
-        query: The rest of the URL's query: ``max_connections`` (per event loop, default
-            32; more calls wait their turn) and any of redis-py's options.
+        target: The server, or the Sentinel group whose master it follows.
+        max_connections: Per event loop (default 32); more calls wait their turn.
         prefix: The store's key prefix, the first argument of every script.
         clock: Returns now in epoch seconds, the second argument of every script.
     """
 
     def __init__(
         self,
-        parts: urllib.parse.SplitResult,
-        query: dict[str, list[str]],
+        target: RedisTarget,
         *,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         prefix: str,
         clock: Callable[[], float],
     ) -> None:
+        self.target = target
         self.prefix = prefix
         self.clock = clock
-        self.max_connections = positive_int(
-            query.pop("max_connections", [None])[-1], DEFAULT_MAX_CONNECTIONS, "max_connections"
-        )
-        rest = urllib.parse.urlencode(query, doseq=True)
-        self._url = urllib.parse.urlunsplit(parts._replace(query=rest))
-        # Where it is, said without the password: every message names it.
-        self.where = f"{parts.scheme}://{parts.hostname or 'localhost'}:{parts.port or 6379}"
-        self._has_password = bool(parts.password)
+        self.max_connections = max_connections
+        self.where = target.where  # without the password: every message names it
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
             weakref.WeakKeyDictionary()
         )
@@ -74,20 +69,16 @@ class RedisConnection:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            from redis.asyncio import BlockingConnectionPool, Redis
-
             # A blocking pool: a burst of calls waits for a free connection instead of
-            # failing with "Too many connections" (redis-py's default pool).
-            # RESP2: the scripts' replies are flat lists either way, and its parser is
-            # the cheaper of redis-py's two.
-            pool = BlockingConnectionPool.from_url(
-                self._url,
+            # failing with "Too many connections" (redis-py's default pool). RESP2: the
+            # scripts' replies are flat lists either way, and its parser is the cheaper.
+            client = open_redis(
+                self.target,
+                max_connections=self.max_connections,
+                pool_timeout=POOL_TIMEOUT,
                 decode_responses=True,
                 protocol=2,
-                max_connections=self.max_connections,
-                timeout=POOL_TIMEOUT,
             )
-            client = Redis.from_pool(pool)  # closing the client closes the pool too
             self._clients[loop] = client
             if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
                 on_shutdown(client.aclose)
@@ -130,7 +121,7 @@ class RedisConnection:
             raise ConnectionFailedError(f"cannot reach Redis at {self.where}: {exc}") from exc
 
     def _refused(self) -> AuthenticationError:
-        if not self._has_password:
+        if self.target.password is None:
             return AuthenticationError(
                 f"Redis at {self.where} needs a password: put it in the queue URL "
                 "(redis://:PASSWORD@host:port/0, or redis://USER:PASSWORD@... with ACLs)"

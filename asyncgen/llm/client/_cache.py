@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from ...core._logging import mask_secrets
+from ...core._redis import SCHEMES as REDIS_SCHEMES
+from ...core._redis import open_redis, parse_redis_url
 from ._models import Completion
 from ._request import request_fingerprint
 
@@ -145,7 +147,7 @@ class RedisCache:
     def __init__(self, url: str, *, ttl: float | None = None) -> None:
         if ttl is not None and not ttl > 0:
             raise ValueError(f"ttl must be > 0 seconds (or None), got {ttl}")
-        self._url = url
+        self._target, _ = parse_redis_url(url)  # a bad URL fails here, said plainly
         self.ttl = ttl
         self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
 
@@ -156,9 +158,7 @@ class RedisCache:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            from redis.asyncio import Redis
-
-            client = self._clients[loop] = Redis.from_url(self._url, socket_timeout=5.0)
+            client = self._clients[loop] = open_redis(self._target, socket_timeout=5.0)
         return client
 
     async def get(self, key: str) -> Completion | None:
@@ -177,7 +177,7 @@ class RedisCache:
 
 def open_cache(where: str | ResponseCache) -> ResponseCache:
     """A cache from a URL (``sqlite:///relative.db``, ``sqlite:////absolute.db``,
-    ``redis://...``, ``rediss://...``) or the cache itself.
+    ``redis://...``, ``rediss://...``, ``redis+sentinel://...``) or the cache itself.
 
     Raises:
         ValueError: Another scheme, or a SQLite path that cannot hold the file.
@@ -192,7 +192,7 @@ def open_cache(where: str | ResponseCache) -> ResponseCache:
         if not path:
             raise ValueError("a sqlite cache URL names its file: sqlite:///cache.db")
         return SqliteCache(path)
-    if scheme in ("redis", "rediss"):
+    if scheme in REDIS_SCHEMES:
         return RedisCache(where)
     raise ValueError(
         f"cache must be sqlite:///FILE or redis://HOST:PORT/DB, not {scheme or where!r}"
