@@ -42,6 +42,7 @@ if _typing.TYPE_CHECKING:  # the public names: this block is the only list of th
     from .core._errors import JobTimeoutError as JobTimeoutError
     from .core._errors import PermanentError as PermanentError
     from .core._errors import RateLimitedError as RateLimitedError
+    from .core._errors import ReplicationError as ReplicationError
     from .core._errors import RequestTimeoutError as RequestTimeoutError
     from .core._errors import ResultNotStorableError as ResultNotStorableError
     from .core._errors import ServerError as ServerError

@@ -11,6 +11,7 @@ so ``isinstance(exc, TransientError)`` decides it::
     │   ├── RequestTimeoutError        also a builtin TimeoutError
     │   ├── ConnectionFailedError      also a builtin ConnectionError
     │   ├── JobTimeoutError            a queued job ran past its timeout (retried)
+    │   ├── ReplicationError           a durable write not confirmed by its replicas
     │   └── WorkerCrashedError         a worker's claim loop failed: restart the worker
     └── PermanentError                 not retried (by default)
         ├── InvalidResponseError       a 2xx that is not JSON, or has no choices
@@ -53,6 +54,7 @@ __all__ = [
     "JobTimeoutError",
     "PermanentError",
     "RateLimitedError",
+    "ReplicationError",
     "RequestTimeoutError",
     "ResultNotStorableError",
     "ServerError",
@@ -145,6 +147,12 @@ class ConnectionFailedError(TransientError, ConnectionError):
 
 class JobTimeoutError(TransientError, TimeoutError):
     """A background job ran past its timeout: it was cancelled, and is retried."""
+
+
+class ReplicationError(TransientError):
+    """A durable queue write (``?durable=N``) reached the master, but fewer than N
+    replicas confirmed it in time: it may not survive a failover. Retrying is safe when
+    the write can be repeated (a submit with an idempotency key)."""
 
 
 class WorkerCrashedError(TransientError):

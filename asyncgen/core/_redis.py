@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for i
     from redis.asyncio import Redis
     from redis.asyncio.sentinel import SentinelConnectionPool
 
-__all__ = ["SCHEMES", "RedisTarget", "open_redis", "parse_redis_url"]
+__all__ = ["SCHEMES", "RedisTarget", "close_redis", "open_redis", "parse_redis_url"]
 
 SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
 DEFAULT_PORT = 6379
@@ -216,6 +216,15 @@ def open_redis(
         **settings,
     )
     return client
+
+
+async def close_redis(client: Redis) -> None:
+    """Close a client from :func:`open_redis`: its pool, and with Sentinel the
+    connections to the sentinels that name its master."""
+    await client.aclose()
+    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
 
 
 def _hosts(text: str, default_port: int, *, many: bool) -> tuple[tuple[str, int], ...]:

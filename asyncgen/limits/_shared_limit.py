@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..core._redis import open_redis, parse_redis_url
+from ..core._redis import close_redis, open_redis, parse_redis_url
 from ._ratelimit import (
     DEFAULT_BURST,
     FLOOR,
@@ -348,7 +348,7 @@ class SharedRateLimiter(RateLimiter):
         await self.settled()
         found = self._clients.pop(asyncio.get_running_loop(), None)
         if found is not None:
-            await found[0].aclose()
+            await close_redis(found[0])
 
 
 def _text(value: Any) -> str:

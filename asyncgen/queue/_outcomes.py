@@ -54,8 +54,9 @@ class Outcomes:
         self._complete = Coalesced(self._complete_many)
 
     async def completed(self, job_id: str, result: Any) -> bool:
-        """Store a run's result; False when the lease was lost (the result is discarded)."""
-        return await self._persist(lambda: self._complete((job_id, result)))
+        """Store a run's result; False when the lease was lost (the result is discarded),
+        or the store could not be reached before it ran out."""
+        return await self._persist(lambda: self._complete((job_id, result)), False)
 
     async def failed(self, record: JobRecord, error: Exception) -> JobState | None:
         """Count a failed attempt: retried after the policy's backoff, or dead (a
@@ -73,7 +74,8 @@ class Outcomes:
                 error_type=type(error).__name__,
                 error=message,
                 retry_at=None if delay is None else time.time() + delay,
-            )
+            ),
+            None,
         )
         _log.warning(
             "job_failed",
@@ -109,7 +111,8 @@ class Outcomes:
                 run_at=back,
                 error_type=type(error).__name__,
                 error=message,
-            )
+            ),
+            False,
         )
 
     async def given_back(self, record: JobRecord) -> None:
@@ -132,6 +135,16 @@ class Outcomes:
     async def _complete_many(self, results: list[tuple[str, Any]]) -> list[bool]:
         return await self.store.complete_many(self.worker, results)
 
-    async def _persist(self, call: Callable[[], Awaitable[T]]) -> T:
-        with deadline_after(self.lease):
-            return await RetryCaller(STORE_RETRY)(call)
+    async def _persist(self, call: Callable[[], Awaitable[T]], lost: T) -> T:
+        """``call``, retried through a store outage for up to one lease; ``lost`` when
+        the store is still unreachable then (the lease is over: the job runs again)."""
+        try:
+            with deadline_after(self.lease):
+                return await RetryCaller(STORE_RETRY)(call)
+        except TransientError as exc:
+            _log.warning(
+                "outcome_not_written",
+                error=str(exc),
+                action="the store was unreachable for a whole lease: the job runs again",
+            )
+            return lost

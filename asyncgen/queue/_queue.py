@@ -9,7 +9,7 @@ from typing import Any, ParamSpec
 
 from ..chat._conversation import conversation_context
 from ..core._bridge import run_blocking
-from ..core._errors import JobFailedError
+from ..core._errors import JobFailedError, TransientError
 from ..core._logging import mask_secrets
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
@@ -21,6 +21,7 @@ __all__ = ["BlockingJobQueue", "JobQueue", "safe_url"]
 
 P = ParamSpec("P")
 RESULT_WAIT = 1.0  # the longest a result waiter waits before it looks again
+STORE_BLIP = 0.2  # seconds a result waiter waits after the store failed a read
 WAIT_KEYS = 256  # jobs one blocking wait watches at most (the oldest unfinished ones)
 REQUEUE_PAGE = 500
 
@@ -173,7 +174,8 @@ class JobQueue:
         return record
 
     async def result(self, job_id: str, *, timeout: float | None = None) -> Any:  # noqa: ASYNC109
-        """Wait for the job to complete and return its result.
+        """Wait for the job to complete and return its result. A read the store fails
+        meanwhile (Redis restarting, or failing over) is made again until ``timeout``.
 
         Raises:
             JobFailedError: The job went dead (its last error is in the message).
@@ -204,14 +206,17 @@ class JobQueue:
 
     async def _wait_result(self, job_id: str) -> Any:
         while True:
-            record = await self.status(job_id)
-            if record.state is JobState.COMPLETED:
-                return record.result
-            if record.state in (JobState.DEAD, JobState.CANCELLED):
-                raise _failed(record)
-            # Woken when the job finishes (Redis: by the finishing script; SQLite: in this
-            # process), else after a short wait: then look again.
-            await self.store.wait_finished([job_id], RESULT_WAIT)
+            try:
+                record = await self.status(job_id)
+                if record.state is JobState.COMPLETED:
+                    return record.result
+                if record.state in (JobState.DEAD, JobState.CANCELLED):
+                    raise _failed(record)
+                # Woken when the job finishes (Redis: by the finishing script; SQLite: in
+                # this process), else after a short wait: then look again.
+                await self.store.wait_finished([job_id], RESULT_WAIT)
+            except TransientError:  # the store restarts or fails over: a read, look again
+                await asyncio.sleep(STORE_BLIP)
 
     async def results(
         self,
@@ -245,13 +250,19 @@ class JobQueue:
 
         Finished jobs are read in bulk, and the wait in between is one blocking read for
         many jobs on Redis (an id that is not in the queue never finishes: bound the
-        loop with ``asyncio.timeout``).
+        loop with ``asyncio.timeout``). A read the store fails (Redis restarting, or
+        failing over) is made again.
         """
         left = dict.fromkeys(job_ids)
         look: list[str] | None = None  # which jobs to look at: None, all of them
         while left:
             ids = list(left) if look is None else [i for i in look if i in left]
-            for record in await self.store.finished(ids):
+            try:
+                finished = await self.store.finished(ids)
+            except TransientError:  # the store restarts or fails over: a read, look again
+                await asyncio.sleep(STORE_BLIP)
+                continue
+            for record in finished:
                 if record.id in left:
                     del left[record.id]
                     done = record.state is JobState.COMPLETED
@@ -261,7 +272,11 @@ class JobQueue:
                 # finishes look at them all (one bulk read), else (a quiet wait: some may
                 # have finished in another process, or beyond them) look at every job.
                 watched = list(left)[:WAIT_KEYS]
-                hint = await self.store.wait_finished(watched, RESULT_WAIT)
+                try:
+                    hint = await self.store.wait_finished(watched, RESULT_WAIT)
+                except TransientError:
+                    await asyncio.sleep(STORE_BLIP)
+                    hint = None
                 look = watched if hint else None
 
     async def cancel(self, job_id: str) -> bool:

@@ -35,6 +35,7 @@ from ..core._redis import parse_redis_url
 from ._coalesce import Coalesced
 from ._models import JobRecord, JobState, QueueStatistics, WorkerReport
 from ._redis_connection import (
+    DEFAULT_DURABLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     MIN_REDIS_VERSION,
     SPARED,
@@ -69,7 +70,10 @@ class RedisStore(SingleCalls):
             options: ``queue`` (the queue's name, default "default": several queues can
             share one database), ``result_ttl`` (seconds completed and cancelled records
             are kept, default 7 days; 0 keeps them until purged), ``max_connections``
-            (per event loop, default 32; more calls wait their turn), and any of redis-py's
+            (per event loop, default 32; more calls wait their turn), ``durable`` (replicas
+            that must have each submit and each result before it counts: Redis ``WAIT``,
+            within ``durable_timeout`` seconds, default 5; else ReplicationError), and any
+            of redis-py's
             (``ssl_ca_certs``, ``ssl_cert_reqs``, ``socket_timeout`` ...).
         clock: Returns now in epoch seconds; a seam for tests of schedules and leases.
             Workers on many machines compare times on it: keep their clocks in sync (NTP).
@@ -86,9 +90,23 @@ class RedisStore(SingleCalls):
         max_connections = positive_int(
             own.get("max_connections"), DEFAULT_MAX_CONNECTIONS, "max_connections"
         )
+        durable = int(own["durable"]) if own.get("durable", "").isdigit() else 0
+        if "durable" in own and (not own["durable"].isdigit() or durable < 1):
+            raise ValueError(
+                f"durable= is the number of replicas a submit and a result wait for "
+                f"(e.g. ?durable=1), got {own['durable']!r}"
+            )
+        durable_timeout = seconds_option(
+            own.get("durable_timeout"), DEFAULT_DURABLE_TIMEOUT, "durable_timeout"
+        )
         # The connections (a redis-py client per event loop; the scripts run through it).
         self.connection = RedisConnection(
-            target, max_connections=max_connections, prefix=self.prefix, clock=clock
+            target,
+            max_connections=max_connections,
+            durable=durable,
+            durable_timeout=durable_timeout,
+            prefix=self.prefix,
+            clock=clock,
         )
         self._clock = clock
         # Submits made together (e.g. under asyncio.gather) share a round trip.
@@ -128,7 +146,9 @@ class RedisStore(SingleCalls):
             batch = records[start : start + ADD_BATCH]
             ids += [
                 str(i)
-                for i in await self.connection.run_many("add", [self._add_args(r) for r in batch])
+                for i in await self.connection.run_many(
+                    "add", [self._add_args(r) for r in batch], durable=True
+                )
             ]
         return ids
 
@@ -207,7 +227,10 @@ class RedisStore(SingleCalls):
             [worker, job_id, json.dumps(result), ttl] for job_id, result in results
         ]
         return (
-            [bool(reply) for reply in await self.connection.run_many("complete", calls)]
+            [
+                bool(reply)
+                for reply in await self.connection.run_many("complete", calls, durable=True)
+            ]
             if calls
             else []
         )

@@ -12,20 +12,22 @@ from ..core._bridge import in_bridge_thread, on_shutdown
 from ..core._errors import (
     AuthenticationError,
     ConnectionFailedError,
+    ReplicationError,
     ServerError,
     UnsupportedServerError,
 )
-from ..core._redis import RedisTarget, open_redis
+from ..core._redis import RedisTarget, close_redis, open_redis
 from ._redis_records import has_xackdel, load_scripts, version_of
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
     from redis.asyncio import Redis
 
-__all__ = ["MIN_REDIS_VERSION", "SPARED", "RedisConnection"]
+__all__ = ["DEFAULT_DURABLE_TIMEOUT", "MIN_REDIS_VERSION", "SPARED", "RedisConnection"]
 
 MIN_REDIS_VERSION = (6, 2)
 DEFAULT_MAX_CONNECTIONS = 32  # per event loop; ?max_connections= in the URL sets it
 POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
+DEFAULT_DURABLE_TIMEOUT = 5.0  # seconds a durable write waits for its replicas
 RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
 SPARED: Any = object()  # block's answer when it slept instead of blocking
 
@@ -37,6 +39,9 @@ class RedisConnection:
     Args:
         target: The server, or the Sentinel group whose master it follows.
         max_connections: Per event loop (default 32); more calls wait their turn.
+        durable: Replicas that must have a durable write (``run_many(durable=True)``)
+            before it counts as done (Redis ``WAIT``); 0: the master's word is enough.
+        durable_timeout: Seconds a durable write waits for its replicas.
         prefix: The store's key prefix, the first argument of every script.
         clock: Returns now in epoch seconds, the second argument of every script.
     """
@@ -46,10 +51,14 @@ class RedisConnection:
         target: RedisTarget,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        durable: int = 0,
+        durable_timeout: float = DEFAULT_DURABLE_TIMEOUT,
         prefix: str,
         clock: Callable[[], float],
     ) -> None:
         self.target = target
+        self.durable = durable
+        self.durable_timeout = durable_timeout
         self.prefix = prefix
         self.clock = clock
         self.max_connections = max_connections
@@ -81,7 +90,7 @@ class RedisConnection:
             )
             self._clients[loop] = client
             if in_bridge_thread():  # the blocking twins' loop lives until exit: close then
-                on_shutdown(client.aclose)
+                on_shutdown(lambda: close_redis(client))
         if self._ackdel is None:
             await self._check_server(client)
         return client
@@ -134,31 +143,59 @@ class RedisConnection:
         """Run one of the Lua scripts (EVALSHA; loaded again after a Redis restart)."""
         return (await self.run_many(script, [list(args)]))[0]
 
-    async def run_many(self, script: str, calls: list[list[str | int]]) -> list[Any]:
-        """Run a script once per argument list, in one round trip (a pipeline)."""
+    async def run_many(
+        self, script: str, calls: list[list[str | int]], *, durable: bool = False
+    ) -> list[Any]:
+        """Run a script once per argument list, in one round trip (a pipeline).
+
+        With ``durable`` (and replicas asked for), the round trip ends with ``WAIT``: it
+        returns once that many replicas have the writes.
+
+        Raises:
+            ReplicationError: Fewer replicas than asked confirmed the writes in time
+                (they are on the master; whether they survive a failover is unknown).
+        """
         from redis import exceptions as redis_errors
 
         client = await self.client()
         head: list[str | int] = [self.prefix, repr(self.clock()), "1" if self._ackdel else "0"]
         sha = self._shas.get(script) or await self._load(client, script)
+        replicas = self.durable if durable else 0
         try:
-            return await self._send(client, sha, head, calls)
+            return await self._send(client, sha, head, calls, replicas)
         except redis_errors.NoScriptError:  # Redis restarted and forgot the script
-            return await self._send(client, await self._load(client, script), head, calls)
+            sha = await self._load(client, script)
+            return await self._send(client, sha, head, calls, replicas)
 
     async def _load(self, client: Redis, script: str) -> str:
         self._shas[script] = str(await self.guard(client.script_load(self._sources[script])))
         return self._shas[script]
 
     async def _send(
-        self, client: Redis, sha: str, head: list[str | int], calls: list[list[str | int]]
+        self,
+        client: Redis,
+        sha: str,
+        head: list[str | int],
+        calls: list[list[str | int]],
+        replicas: int,
     ) -> list[Any]:
-        if len(calls) == 1:
+        if len(calls) == 1 and not replicas:
             return [await self.guard(client.evalsha(sha, 0, *head, *calls[0]))]
         async with client.pipeline(transaction=False) as pipe:
             for args in calls:
                 pipe.evalsha(sha, 0, *head, *args)
-            return list(await self.guard(pipe.execute()))
+            if replicas:  # on the same connection, after the writes: WAIT covers them
+                pipe.execute_command("WAIT", replicas, int(self.durable_timeout * 1000))
+            replies = list(await self.guard(pipe.execute()))
+        if replicas:
+            confirmed = int(replies.pop())
+            if confirmed < replicas:
+                raise ReplicationError(
+                    f"{len(calls)} write(s) at {self.where} were confirmed by {confirmed} of "
+                    f"the {replicas} replica(s) that durable= asks for within "
+                    f"{self.durable_timeout:g} s: they may not survive a failover"
+                )
+        return replies
 
     async def block(self, client: Redis, keys: list[str], within: float) -> Any:
         """BLPOP on ``keys``, holding a connection; when too many are blocked already
@@ -177,4 +214,4 @@ class RedisConnection:
         """Close this event loop's connections."""
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
-            await client.aclose()
+            await close_redis(client)

@@ -6,7 +6,7 @@ import urllib.parse
 
 __all__ = ["OWN_OPTIONS", "server_url"]
 
-OWN_OPTIONS = ("queue", "result_ttl", "max_connections")
+OWN_OPTIONS = ("queue", "result_ttl", "max_connections", "durable", "durable_timeout")
 
 
 def server_url(url: str) -> str:

@@ -1,4 +1,5 @@
-"""Helpers for testing code that uses asyncgen: a real simulator, a real redis-server.
+"""Helpers for testing code that uses asyncgen: a real simulator, a real redis-server, a
+Sentinel-watched Redis group to fail over.
 
 from asyncgen.testing import sim_server
 
@@ -21,6 +22,7 @@ from typing import Any
 
 from ..sim import BatchProfile, Fault, KeyLimit, ModelProfile, SimConfig, SimServer
 from ._redis_server import RedisServer
+from ._sentinel import SentinelGroup
 
 __all__ = [
     "BatchProfile",
@@ -28,6 +30,7 @@ __all__ = [
     "KeyLimit",
     "ModelProfile",
     "RedisServer",
+    "SentinelGroup",
     "SimConfig",
     "SimServer",
     "sim_server",

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["RedisServer"]
+__all__ = ["RedisServer", "free_port"]
 
 _START_TIMEOUT = 10.0
 
@@ -65,7 +65,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         """Start on a free port (the same one again after :meth:`stop`)."""
-        self.port = self.port or _free_port()
+        self.port = self.port or free_port()
         args = [
             self.binary or "redis-server",
             "--bind",
@@ -149,7 +149,7 @@ class RedisServer:
             self._tmp.cleanup()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -26,7 +26,7 @@ import structlog
 
 from ...core._logging import mask_secrets
 from ...core._redis import SCHEMES as REDIS_SCHEMES
-from ...core._redis import open_redis, parse_redis_url
+from ...core._redis import close_redis, open_redis, parse_redis_url
 from ._models import Completion
 from ._request import request_fingerprint
 
@@ -172,7 +172,7 @@ class RedisCache:
     async def aclose(self) -> None:
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
-            await client.aclose()
+            await close_redis(client)
 
 
 def open_cache(where: str | ResponseCache) -> ResponseCache:

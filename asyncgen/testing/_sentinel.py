@@ -1,0 +1,213 @@
+"""A Redis master, its replicas and three sentinels on loopback ports, for failover tests
+(``asyncgen.testing``)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from ._redis_server import RedisServer, free_port
+
+__all__ = ["SentinelGroup"]
+
+_START_TIMEOUT = 10.0
+
+
+class SentinelGroup:
+    """``redis-server`` as a master and replicas, watched by ``redis-server --sentinel``.
+
+    Use it as a context manager; :attr:`url` is the ``redis+sentinel://`` URL of the
+    group. :meth:`kill_master` ends the master with SIGKILL, and :meth:`wait_for_failover`
+    waits until the sentinels have promoted a replica.
+
+    Args:
+        replicas: Replicas of the master.
+        sentinels: Sentinels (a quorum of a majority of them decides a failover).
+        service: The name the sentinels know the group by.
+        down_after: Milliseconds without an answer before a sentinel takes the master
+            as down (Sentinel's ``down-after-milliseconds``).
+        failover_timeout: Sentinel's ``failover-timeout``, in milliseconds.
+        appendonly: Persist every write to an append-only file (fsync every second).
+
+    Raises:
+        RuntimeError: redis-server is not installed, or a server or sentinel did not
+            answer within 10 s.
+    """
+
+    def __init__(
+        self,
+        *,
+        replicas: int = 1,
+        sentinels: int = 3,
+        service: str = "mymaster",
+        down_after: int = 1000,
+        failover_timeout: int = 3000,
+        appendonly: bool = True,
+    ) -> None:
+        self.service = service
+        self.down_after = down_after
+        self.failover_timeout = failover_timeout
+        self._tmp = tempfile.TemporaryDirectory(prefix="asyncgen-sentinel-")
+        self.directory = Path(self._tmp.name)
+        self.servers = [
+            RedisServer(directory=self._folder(f"server-{i}"), appendonly=appendonly)
+            for i in range(1 + replicas)
+        ]
+        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self._sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://127.0.0.1:P1,127.0.0.1:P2,.../SERVICE/0``."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{self.service}/0"
+
+    def start(self) -> SentinelGroup:
+        """Start the master, its replicas (synced), then the sentinels."""
+        master, *replicas = self.servers
+        master.start()
+        for replica in replicas:
+            replica.options += ["--replicaof", "127.0.0.1", str(master.port)]
+            replica.start()
+        self._wait_synced(replicas)
+        quorum = len(self.sentinel_ports) // 2 + 1
+        for port in self.sentinel_ports:
+            config = self.directory / f"sentinel-{port}.conf"
+            config.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+                f"sentinel monitor {self.service} 127.0.0.1 {master.port} {quorum}\n"
+                f"sentinel down-after-milliseconds {self.service} {self.down_after}\n"
+                f"sentinel failover-timeout {self.service} {self.failover_timeout}\n"
+                f"sentinel parallel-syncs {self.service} 1\n"
+            )
+            binary = master.binary or "redis-server"
+            self._sentinels.append(
+                subprocess.Popen(
+                    [binary, str(config), "--sentinel"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=self.directory,
+                )
+            )
+        for port in self.sentinel_ports:
+            self._wait_known(port, len(replicas))
+        return self
+
+    def master_port(self) -> int:
+        """The master's port, as the first sentinel that answers says it."""
+        for port in self.sentinel_ports:
+            with contextlib.suppress(OSError):
+                reply = _ask(port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service])
+                return int(str(reply[1]))
+        raise RuntimeError("no sentinel answered")
+
+    def master(self) -> RedisServer:
+        """The server that is the master now."""
+        port = self.master_port()
+        return next(server for server in self.servers if server.port == port)
+
+    def kill_master(self) -> RedisServer:
+        """End the current master with SIGKILL (no shutdown, no last write); returns it."""
+        master = self.master()
+        assert master.process is not None
+        master.process.send_signal(signal.SIGKILL)
+        master.process.wait(10)
+        master.process = None
+        return master
+
+    def wait_for_failover(self, old_port: int, *, within: float = 30.0) -> int:
+        """Wait until the sentinels name a master other than ``old_port``; its port."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with contextlib.suppress(RuntimeError, ValueError):
+                port = self.master_port()
+                if port != old_port:
+                    return port
+            time.sleep(0.05)
+        raise RuntimeError(f"no failover from port {old_port} within {within:g} s")
+
+    def stop(self) -> None:
+        """End the sentinels and every server (SIGKILL)."""
+        for process in self._sentinels:
+            process.kill()
+            process.wait(10)
+        self._sentinels.clear()
+        for server in self.servers:
+            server.stop(kill=True)
+
+    def __enter__(self) -> SentinelGroup:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def _folder(self, name: str) -> Path:
+        folder = self.directory / name
+        folder.mkdir()
+        return folder
+
+    def _wait_synced(self, replicas: list[RedisServer]) -> None:
+        deadline = time.monotonic() + _START_TIMEOUT
+        for replica in replicas:
+            while "master_link_status:up" not in _info(replica.port, "replication"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"replica on port {replica.port} did not sync in 10 s")
+                time.sleep(0.02)
+
+    def _wait_known(self, port: int, replicas: int) -> None:
+        """Wait until the sentinel answers and knows the master's replicas."""
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError, RuntimeError):
+                known = _ask(port, ["SENTINEL", "REPLICAS", self.service])
+                if len(known) >= replicas:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"sentinel on port {port} did not know the group within 10 s")
+
+
+def _ask(port: int, command: list[str]) -> list[object]:
+    """One command to a server on 127.0.0.1 (RESP2, no dependency); the reply, read
+    whole (strings, integers and arrays of them)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
+        payload = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
+        sock.sendall(payload.encode())
+        stream = sock.makefile("rb")
+        reply = _read(stream)
+    return reply if isinstance(reply, list) else [reply]
+
+
+def _info(port: int, section: str) -> str:
+    with contextlib.suppress(OSError, RuntimeError):
+        return str(_ask(port, ["INFO", section])[0])
+    return ""
+
+
+def _read(stream: BinaryIO) -> object:
+    line = stream.readline()
+    kind, body = line[:1], line[1:-2].decode()
+    if kind == b"-":
+        raise RuntimeError(body)
+    if kind in (b"+", b":"):
+        return int(body) if kind == b":" else body
+    if kind == b"$":
+        size = int(body)
+        if size < 0:
+            return None
+        data = stream.read(size + 2)
+        return data[:-2].decode()
+    if kind == b"*":
+        count = int(body)
+        return [] if count < 0 else [_read(stream) for _ in range(count)]
+    raise RuntimeError(f"unexpected reply {line!r}")

@@ -1,0 +1,233 @@
+"""Redis behind Sentinel, with real servers on 127.0.0.1: a master, a replica and three
+sentinels (``redis-server --sentinel``). The queue, the shared rate limiter and the
+response cache take a ``redis+sentinel://`` URL; workers follow the master across a
+failover; with ``?durable=1`` no acknowledged submit is lost to one."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import asyncgen
+from asyncgen import JobState, ReplicationError, open_queue
+from asyncgen.core._redis import parse_redis_url
+from asyncgen.limits import SharedRateLimiter
+from asyncgen.llm.client._cache import open_cache
+from asyncgen.llm.client._models import Completion
+from asyncgen.queue import open_worker
+from asyncgen.testing import SentinelGroup
+from tests import queue_tasks
+from tests.processes import worker_process
+
+SECRET = "s3cr3t-sentinel-pw"
+
+
+class TestUrls:
+    def test_a_sentinel_url_names_the_sentinels_the_service_and_the_database(self) -> None:
+        target, own = parse_redis_url(
+            f"redis+sentinel://:{SECRET}@10.0.0.1,10.0.0.2:26380,[::1]:26381/jobs-master/3"
+            "?queue=llm&socket_timeout=2&sentinel_password=sp",
+            own=("queue",),
+        )
+        assert target.sentinel
+        assert not target.tls
+        assert target.hosts == (("10.0.0.1", 26379), ("10.0.0.2", 26380), ("::1", 26381))
+        assert (target.service, target.db, target.password) == ("jobs-master", 3, SECRET)
+        assert target.options == {"socket_timeout": 2.0, "sentinel_password": "sp"}
+        assert own == {"queue": "llm"}
+        assert SECRET not in repr(target)
+        assert SECRET not in target.where
+        assert (
+            target.where == "redis+sentinel://10.0.0.1:26379,10.0.0.2:26380,::1:26381/jobs-master"
+        )
+
+    def test_one_server_keeps_its_url_for_redis_py(self) -> None:
+        target, own = parse_redis_url(
+            "rediss://u:p@cache.internal/2?result_ttl=60&ssl_cert_reqs=none", own=("result_ttl",)
+        )
+        assert (target.hosts, target.db, target.tls, target.sentinel) == (
+            (("cache.internal", 6379),),
+            2,
+            True,
+            False,
+        )
+        assert target.url == "rediss://u:p@cache.internal/2?ssl_cert_reqs=none"
+        assert own == {"result_ttl": "60"}
+
+    @pytest.mark.parametrize(
+        ("url", "said"),
+        [
+            ("redis+sentinel://127.0.0.1:26379", "names the master's service after the sentinels"),
+            ("redis+sentinel://127.0.0.1:26379/m/zero", "the database in a Redis URL is a number"),
+            ("redis+sentinel://127.0.0.1:port/m", "port is a number from 1 to 65535"),
+            ("redis+sentinel://h/m?ssl_ca_certs=/ca.pem", "is a TLS option: use a rediss:// URL"),
+            ("redis://h/0?sentinel_password=x", "unknown option ?sentinel_password="),
+            (f"redis+sentinel://:{SECRET[:6]}@{SECRET[6:]}@h/m", "percent-encode"),
+        ],
+    )
+    def test_mistakes_are_refused_when_the_url_is_given(self, url: str, said: str) -> None:
+        for open_one in (open_queue, open_cache, lambda u: SharedRateLimiter(u, name="k")):
+            with pytest.raises(ValueError, match=re.escape(said)) as refused:
+                open_one(url)
+            assert SECRET[6:] not in str(refused.value)
+
+    def test_another_scheme_is_not_a_redis_url(self) -> None:
+        with pytest.raises(ValueError, match="not a Redis URL: use redis://, rediss:// or"):
+            SharedRateLimiter("http://127.0.0.1:6379", name="k")
+
+    def test_durable_asks_for_a_number_of_replicas(self) -> None:
+        with pytest.raises(ValueError, match=r"durable= is the number of replicas"):
+            open_queue("redis://127.0.0.1/0?durable=yes")
+        with pytest.raises(ValueError, match=r"durable= is the number of replicas"):
+            open_queue("redis://127.0.0.1/0?durable=0")
+
+
+@pytest.fixture(scope="module")
+def group() -> Iterator[SentinelGroup]:
+    """A master, a replica and three sentinels, shared by the tests that fail nothing over."""
+    with SentinelGroup() as running:
+        yield running
+
+
+async def test_the_queue_runs_on_the_master_sentinel_names(group: SentinelGroup) -> None:
+    queue = open_queue(f"{group.url}?queue=plain&durable=1")
+    queue.register(queue_tasks.add)
+    try:
+        ids = [await queue.submit(queue_tasks.add.call(i, 1)) for i in range(10)]
+        async with open_worker(queue, concurrency=4):
+            assert await queue.results(ids, timeout=20) == [i + 1 for i in range(10)]
+        assert repr(queue.store).startswith("RedisStore('redis+sentinel://127.0.0.1:")
+    finally:
+        await queue.aclose()
+
+
+async def test_the_limiter_and_the_cache_take_a_sentinel_url(group: SentinelGroup) -> None:
+    limiter = SharedRateLimiter(group.url, name="sentinel-key", requests_per_minute=6_000)
+    try:
+        for _ in range(5):
+            await limiter.acquire()
+        assert not limiter.falling_back
+    finally:
+        await limiter.aclose()
+    cache = open_cache(group.url)
+    answer = Completion(text="kept", model="m", latency=0.1)
+    await cache.put("k1", answer)
+    assert await cache.get("k1") == answer
+    await cache.aclose()
+
+
+async def test_a_durable_write_that_no_replica_confirms_is_a_replication_error(
+    group: SentinelGroup,
+) -> None:
+    """Asking for more replicas than the group has: the submit is on the master, but not
+    confirmed, and says so (within its durable_timeout)."""
+    queue = open_queue(f"{group.url}?queue=two&durable=2&durable_timeout=0.2")
+    queue.register(queue_tasks.add)
+    try:
+        began = time.monotonic()
+        with pytest.raises(ReplicationError, match="confirmed by 1 of the 2 replica"):
+            await queue.submit(queue_tasks.add.call(1, 1))
+        assert time.monotonic() - began < 5
+    finally:
+        await queue.aclose()
+
+
+@pytest.mark.timeout(180)
+def test_workers_follow_the_master_across_a_failover(tmp_path: Path) -> None:
+    """Two worker processes work through 300 jobs; the master is killed (SIGKILL) when a
+    third are done. After the promotion every job completes, each result stored once;
+    runs done twice (those in flight at the kill, taken over when their 3 s lease ran
+    out) are counted, and no worker says more than a warning about it."""
+    log = tmp_path / "tasks.log"
+    with SentinelGroup(replicas=2) as group:  # one replica is left to confirm writes
+        url = f"{group.url}?queue=failover&durable=1"
+        queue = open_queue(url)
+        queue.register(queue_tasks.add)
+        jobs = [queue_tasks.add.call(i, 1000, seconds=0.02) for i in range(300)]
+        ids = queue.blocking.submit_many(jobs)
+        outputs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+        workers = [
+            worker_process(url, log, "--concurrency", "8", "--lease", "3", output=output)
+            for output in outputs
+        ]
+        deadline = time.monotonic() + 60
+        while queue.blocking.statistics().completed < 100:
+            assert time.monotonic() < deadline, queue.blocking.statistics()
+            time.sleep(0.05)
+        old = group.kill_master().port
+        killed = time.monotonic()
+        new = group.wait_for_failover(old)
+        assert new != old
+        results = queue.blocking.results(ids, timeout=90)
+        assert results == [i + 1000 for i in range(300)]
+        after = time.monotonic() - killed
+        records = [queue.blocking.status(job_id) for job_id in ids]
+        assert all(record.state is JobState.COMPLETED for record in records)
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0
+        queue.blocking.close()
+    runs = Counter(
+        line.split()[1] for line in log.read_text().splitlines() if line.startswith("done")
+    )
+    assert set(runs) == {str(i) for i in range(300)}
+    twice = sum(n - 1 for n in runs.values())
+    assert twice <= 8 * 2, runs.most_common(5)  # at most the runs in flight at the kill
+    assert after < 60, after
+    for output in outputs:
+        text = output.read_text()
+        assert "Traceback" not in text, text[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_no_acknowledged_durable_submit_is_lost_to_a_failover() -> None:
+    """A producer submits as fast as it can with ?durable=1 while the master is killed:
+    every submit that returned an id is on the new master."""
+    with SentinelGroup(replicas=2) as group:
+        url = f"{group.url}?queue=producer&durable=1"
+        acknowledged: list[str] = []
+        refused: list[BaseException] = []
+        stop = threading.Event()
+
+        def produce() -> None:
+            queue = open_queue(url)
+            queue.register(queue_tasks.add)
+            number = 0
+            while not stop.is_set():
+                number += 1
+                try:
+                    acknowledged.append(queue.blocking.submit(queue_tasks.add.call(number, 0)))
+                except asyncgen.TransientError as exc:  # the switch: said, not lost
+                    refused.append(exc)
+                    time.sleep(0.05)
+            queue.blocking.close()
+
+        producer = threading.Thread(target=produce)
+        producer.start()
+        time.sleep(1.0)
+        before = len(acknowledged)
+        old = group.kill_master().port
+        group.wait_for_failover(old)
+        time.sleep(1.0)
+        stop.set()
+        producer.join(30)
+        assert before > 20, before  # submits went on before the kill ...
+        assert len(acknowledged) > before, (before, len(acknowledged))  # ... and after it
+        queue = open_queue(url)
+        found = asyncio.run(_existing(queue, acknowledged))
+        assert found == len(acknowledged), (len(acknowledged) - found, refused[:3])
+
+
+async def _existing(queue: asyncgen.JobQueue, ids: list[str]) -> int:
+    try:
+        return sum([await queue.store.get(job_id) is not None for job_id in ids])
+    finally:
+        await queue.aclose()
