@@ -11,7 +11,10 @@ than its own wait_result polling). Then: enqueue-to-start latency of an idle wor
 second end to end, and how fast the producer submitted. Each system gets the same
 per-process concurrency. Writes benchmarks/results/bench_redis.json.
 
-Run: python benchmarks/bench_redis.py [--jobs 5000] [--concurrency 32]
+Then the same on a primary with a replica behind three sentinels (plain, and with
+?durable=1), as a ratio to the single server (issue 29: within 10 %).
+
+Run: python benchmarks/bench_redis.py [--jobs 5000] [--concurrency 32] [--no-sentinel]
 (needs redis-server, and the bench extra for the peers: taskiq, taskiq-redis, dramatiq).
 Dramatiq is sent to and read back from a thread pool (its client is sync), with
 ``get_result(block=True)`` per job.
@@ -35,7 +38,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from asyncgen.queue import open_queue, task
-from asyncgen.testing import RedisServer
+from asyncgen.testing import RedisServer, SentinelGroup
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -98,10 +101,9 @@ async def run_asyncgen_bulk(url: str, jobs: int, workers: int, concurrency: int)
 async def run_asyncgen(
     url: str, jobs: int, workers: int, concurrency: int, *, bulk: bool = False
 ) -> dict[str, Any]:
-    queue_url = f"{url}?queue=bench"
+    queue_url = f"{url}{'&' if '?' in url else '?'}queue=bench"
     queue = open_queue(queue_url)
     queue.register(noop)
-    raw = Redis.from_url(url, decode_responses=True)
     command = asyncgen_argv(
         "worker", queue_url, "--tasks", "bench_redis", "--concurrency", str(concurrency)
     )
@@ -120,7 +122,6 @@ async def run_asyncgen(
         elapsed = time.perf_counter() - began
     finally:
         stop(crew)
-    await raw.aclose()
     await queue.aclose()
     return _figures(jobs, elapsed, submit_s)
 
@@ -257,7 +258,29 @@ def _figures(jobs: int, elapsed: float, submit_s: float) -> dict[str, Any]:
     }
 
 
-async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
+async def run_sentinel(figures: dict[str, Any], jobs: int, concurrency: int) -> None:
+    """The same workload on a primary with one replica behind three sentinels: plain,
+    and with ?durable=1 (each submit and result confirmed by the replica). Ratios are
+    to the single server's figures above."""
+    with SentinelGroup(replicas=1, appendonly=False) as group:
+        primary = f"redis://127.0.0.1:{group.master_port()}/0"
+        raw = Redis.from_url(primary)
+        for label, url in (
+            ("sentinel", group.url),
+            ("sentinel_durable", f"{group.url}?durable=1"),
+        ):
+            for workers in (1, 4):
+                for name, run in (("asyncgen", run_asyncgen), ("asyncgen_bulk", run_asyncgen_bulk)):
+                    await raw.flushall()
+                    result = await run(url, jobs, workers, concurrency)
+                    single = figures[f"{name}_{workers}_workers"]["jobs_per_s"]
+                    result["vs_single_server"] = round(result["jobs_per_s"] / single, 3)
+                    figures[f"{label}_{name}_{workers}_workers"] = result
+                    print(f"{label} {name:8} {workers} worker process(es): {result}", flush=True)
+        await raw.aclose()
+
+
+async def run_all(jobs: int, concurrency: int, peer: bool, sentinel: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"concurrency_per_process": concurrency}
     with RedisServer() as server:
         raw = Redis.from_url(server.url)
@@ -272,6 +295,8 @@ async def run_all(jobs: int, concurrency: int, peer: bool) -> dict[str, Any]:
                 figures[f"{name}_{workers}_workers"] = result
                 print(f"{name:8} {workers} worker process(es): {result}", flush=True)
         await raw.aclose()
+    if sentinel:
+        await run_sentinel(figures, jobs, concurrency)
     for workers in (1, 4):
         ours = figures[f"asyncgen_{workers}_workers"]["jobs_per_s"]
         bulk = figures[f"asyncgen_bulk_{workers}_workers"]["jobs_per_s"]
@@ -294,9 +319,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-peer", action="store_true", help="asyncgen only")
+    parser.add_argument("--no-sentinel", action="store_true", help="one server only")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
-    figures = asyncio.run(run_all(args.jobs, args.concurrency, not args.no_peer))
+    figures = asyncio.run(
+        run_all(args.jobs, args.concurrency, not args.no_peer, not args.no_sentinel)
+    )
     print(f"wrote {write_report('bench_redis', figures, args.json)}")
 
 
