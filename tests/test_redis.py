@@ -250,6 +250,38 @@ class TestDurability:
             assert set(starts(log)) == {str(i) for i in range(40)}
             assert (await queue.statistics()).dead == 0
 
+    async def test_a_worker_started_before_redis_waits_for_it(
+        self, tmp_path: Path, queues: Callable[[str], JobQueue]
+    ) -> None:
+        """Redis not up yet (a compose file's order, a failover): the worker says it is
+        waiting, keeps waiting, and serves once Redis answers; a stop while it waits
+        ends it cleanly (exit 0)."""
+        log = tmp_path / "tasks.log"
+        output = tmp_path / "worker.log"
+        with RedisServer(directory=tmp_path) as server:
+            server.stop()
+            worker = worker_process(server.url, log, "--lease", "5", output=output)
+            deadline = time.monotonic() + 20
+            while "waiting for it" not in output.read_text():
+                assert worker.poll() is None, output.read_text()
+                assert time.monotonic() < deadline, output.read_text()
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            assert worker.poll() is None, output.read_text()  # still waiting, not exited
+            server.start()
+            queue = queues(server.url)
+            job = await queue.submit(queue_tasks.add.call(2, 3))
+            assert await queue.result(job, timeout=30) == 5
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(20) == 0
+            server.stop()
+            idle = worker_process(server.url, log, output=tmp_path / "idle.log")
+            while "waiting for it" not in (tmp_path / "idle.log").read_text():
+                assert idle.poll() is None
+                await asyncio.sleep(0.05)
+            idle.send_signal(signal.SIGTERM)
+            assert idle.wait(20) == 0
+
 
 async def test_four_worker_processes_run_2000_jobs_once_each(
     redis_url: str, tmp_path: Path, queues: Callable[[str], JobQueue]

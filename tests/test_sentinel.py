@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import asyncgen
-from asyncgen import JobState, ReplicationError, open_queue
+from asyncgen import ReplicationError, open_queue
 from asyncgen.core._redis import parse_redis_url
 from asyncgen.limits import SharedRateLimiter
 from asyncgen.llm.client._cache import open_cache
@@ -140,48 +140,76 @@ async def test_a_durable_write_that_no_replica_confirms_is_a_replication_error(
         await queue.aclose()
 
 
-@pytest.mark.timeout(180)
-def test_workers_follow_the_master_across_a_failover(tmp_path: Path) -> None:
-    """Two worker processes work through 300 jobs; the master is killed (SIGKILL) when a
-    third are done. After the promotion every job completes, each result stored once;
-    runs done twice (those in flight at the kill, taken over when their 3 s lease ran
-    out) are counted, and no worker says more than a warning about it."""
+JOBS, WORKERS, CONCURRENCY = 2_000, 4, 8
+
+
+@pytest.mark.timeout(240)
+def test_workers_and_a_producer_go_on_across_a_failover(tmp_path: Path) -> None:
+    """Four worker processes and a producer (2,000 jobs, submitted in batches of 50 with
+    idempotency keys, each batch sent again until it is acknowledged) run while the
+    master is killed (SIGKILL). After the promotion every job completes, each result
+    stored once; the runs done twice (those in flight at the kill, taken over when their
+    3 s lease ran out) are counted, and no worker says more than a warning about it."""
     log = tmp_path / "tasks.log"
     with SentinelGroup(replicas=2) as group:  # one replica is left to confirm writes
         url = f"{group.url}?queue=failover&durable=1"
         queue = open_queue(url)
         queue.register(queue_tasks.add)
-        jobs = [queue_tasks.add.call(i, 1000, seconds=0.02) for i in range(300)]
-        ids = queue.blocking.submit_many(jobs)
-        outputs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+        outputs = [tmp_path / f"worker-{i}.log" for i in range(WORKERS)]
         workers = [
-            worker_process(url, log, "--concurrency", "8", "--lease", "3", output=output)
+            worker_process(
+                url, log, "--concurrency", str(CONCURRENCY), "--lease", "3", output=output
+            )
             for output in outputs
         ]
+        ids: list[str] = []
+        resent = [0]
+
+        def produce() -> None:
+            for start in range(0, JOBS, 50):
+                numbers = range(start, start + 50)
+                jobs = [queue_tasks.add.call(i, 1000, seconds=0.01) for i in numbers]
+                keys = [f"job-{i}" for i in numbers]
+                while True:
+                    try:
+                        ids.extend(queue.blocking.submit_many(jobs, idempotency_keys=keys))
+                        break
+                    except asyncgen.TransientError:  # the switch: the same batch again
+                        resent[0] += 1
+                        time.sleep(0.1)
+                time.sleep(0.05)
+
+        producer = threading.Thread(target=produce)
+        producer.start()
         deadline = time.monotonic() + 60
-        while queue.blocking.statistics().completed < 100:
-            assert time.monotonic() < deadline, queue.blocking.statistics()
-            time.sleep(0.05)
+        while len(ids) < JOBS // 3:
+            assert time.monotonic() < deadline, len(ids)
+            time.sleep(0.02)
         old = group.kill_master().port
         killed = time.monotonic()
-        new = group.wait_for_failover(old)
-        assert new != old
-        results = queue.blocking.results(ids, timeout=90)
-        assert results == [i + 1000 for i in range(300)]
+        assert group.wait_for_failover(old) != old
+        producer.join(120)
+        assert len(ids) == JOBS
+        assert len(set(ids)) == JOBS  # a batch sent again made no second job
+        results = queue.blocking.results(ids, timeout=120)
+        assert results == [i + 1000 for i in range(JOBS)]
         after = time.monotonic() - killed
-        records = [queue.blocking.status(job_id) for job_id in ids]
-        assert all(record.state is JobState.COMPLETED for record in records)
-        for worker in workers:
+        assert queue.blocking.statistics().completed == JOBS
+        for worker, output in zip(workers, outputs, strict=True):
             worker.send_signal(signal.SIGTERM)
-            assert worker.wait(30) == 0
+            assert worker.wait(30) == 0, output.read_text()[-3000:]
         queue.blocking.close()
     runs = Counter(
         line.split()[1] for line in log.read_text().splitlines() if line.startswith("done")
     )
-    assert set(runs) == {str(i) for i in range(300)}
+    assert set(runs) == {str(i) for i in range(JOBS)}
     twice = sum(n - 1 for n in runs.values())
-    assert twice <= 8 * 2, runs.most_common(5)  # at most the runs in flight at the kill
-    assert after < 60, after
+    # Run again: those in flight at the kill (their results went with the old master, or
+    # could not be written within their lease), and those whose result no replica could
+    # confirm while the replica left resynced with the new master. At-least-once: 0-40
+    # in the runs here (32 in flight at most); a bug that reran finished jobs would not fit.
+    assert twice <= 3 * WORKERS * CONCURRENCY, runs.most_common(5)
+    assert after < 90, after
     for output in outputs:
         text = output.read_text()
         assert "Traceback" not in text, text[-3000:]

@@ -11,8 +11,10 @@ import sys
 import tempfile
 from typing import Any
 
+import structlog
+
 from ..chat._conversation import ConversationLog
-from ..core._errors import AsyncGenError, WorkerCrashedError
+from ..core._errors import AsyncGenError, TransientError, WorkerCrashedError
 from ..core._logging import configure_logging
 from ..core._redis import SCHEMES as REDIS_SCHEMES
 from ..core._settings import Settings
@@ -21,6 +23,7 @@ from ..llm.client._client import DEFAULT_MAX_CONNECTIONS
 from ..queue import JobQueue, Task, Worker, open_queue
 from ..queue._credits import DEFAULT_CREDIT_PROBE
 from ..queue._exporter import MULTIPROCESS_VARIABLE, require_prometheus, serve_metrics
+from ..queue._outcomes import STORE_RETRY
 from ..queue._redis_url import server_url
 from ..queue._tasks import GENERATE_KIND
 from ._args import (
@@ -39,6 +42,8 @@ from ._interrupts import run, start_work
 from ._supervisor import CHILD_VARIABLE, supervise
 
 __all__ = ["add_worker_parser", "max_processes"]
+
+_log = structlog.get_logger("asyncgen.worker")
 
 PROCESSES_PER_CPU = 8  # --processes above this many per CPU needs --force-processes
 AUTO_WORKER_JOBS = 64  # jobs at once with --concurrency auto (the client's pace rules)
@@ -236,10 +241,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
 
 async def _serve(worker: Worker, *, default_url: bool) -> int:
     queue = worker.queue
-    await queue.statistics()  # reach the store now: a wrong password is said at once
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
+    if not await _reach(worker):
+        await queue.aclose()
+        return 0
     where = f"{queue.url} (the default: no URL was given)" if default_url else queue.url
     sys.stdout.write(
         f"asyncgen worker {worker.name}: queue {where}; serves {', '.join(worker.serves())}; "
@@ -261,6 +268,26 @@ async def _serve(worker: Worker, *, default_url: bool) -> int:
             if worker.client.rate_limit is not None:
                 await worker.client.rate_limit.aclose()
     return 0
+
+
+async def _reach(worker: Worker) -> bool:
+    """Reach the store before working. A refused password, a server too old or a damaged
+    store is said at once (raised: exit 2); one that cannot be reached yet (Redis starting,
+    or failing over) is waited for, with backoff, until it answers (True) or the worker
+    is stopped (False)."""
+    failures = 0
+    while True:
+        try:
+            await worker.queue.statistics()
+            return True
+        except TransientError as exc:
+            failures += 1
+            if failures == 1:
+                sys.stderr.write(f"asyncgen worker: {exc}; waiting for it\n")
+                sys.stderr.flush()
+            _log.warning("store_unavailable", error=str(exc), failures=failures)
+            if await worker.wait_stopped(STORE_RETRY.backoff(min(failures, 10))):
+                return False
 
 
 def _supervise(args: argparse.Namespace, queue: JobQueue) -> int:
