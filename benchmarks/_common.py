@@ -1,9 +1,13 @@
-"""Helpers shared by the benchmarks: the JSON report, ``asyncgen`` command lines."""
+"""Helpers shared by the benchmarks: the JSON report, ``asyncgen`` command lines, worker
+processes started and stopped."""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,3 +40,25 @@ def write_report(name: str, figures: dict[str, Any], path: Path | None = None) -
     }
     target.write_text(json.dumps(report, indent=2) + "\n")
     return target
+
+
+def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a process in benchmarks/ with ``env`` added, its output dropped."""
+    return subprocess.Popen(
+        args,
+        cwd=Path(__file__).parent,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process, then wait (SIGKILL one that has not ended in 30 s)."""
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()

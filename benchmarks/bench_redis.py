@@ -27,8 +27,6 @@ import asyncio
 import concurrent.futures
 import functools
 import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -42,7 +40,7 @@ from asyncgen.testing import RedisServer, SentinelGroup
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-from _common import asyncgen_argv, write_report  # noqa: E402
+from _common import asyncgen_argv, spawn, stop, write_report  # noqa: E402
 
 IN_FLIGHT = 100
 
@@ -71,26 +69,6 @@ async def wait_count(count: Callable[[], Awaitable[int]], target: int, what: str
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what}: only {done} of {target} finished in 600 s")
         await asyncio.sleep(0.02)
-
-
-def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args,
-        cwd=HERE,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop(processes: list[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 async def run_asyncgen_bulk(url: str, jobs: int, workers: int, concurrency: int) -> dict[str, Any]:
