@@ -7,7 +7,7 @@ import pytest
 import structlog
 
 from asyncgen import RetryPolicy
-from asyncgen.testing import RedisServer, SimServer, sim_server
+from asyncgen.testing import RedisServer, SentinelGroup, SimServer, sim_server
 from tests import idle_worker
 from tests.processes import reap
 
@@ -58,6 +58,21 @@ def redis_server() -> Iterator[RedisServer]:
 def redis_url(redis_server: RedisServer) -> str:
     """A queue of its own on the shared server (``?queue=`` with a fresh name)."""
     return f"{redis_server.url}?queue=test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A primary, two replicas and three sentinels, shared by the session's Sentinel tests
+    (those marked ``sentinel``, run alone: pytest -m sentinel)."""
+    with SentinelGroup(replicas=2) as group:
+        yield group
+
+
+@pytest.fixture
+def sentinel_url(sentinel_group: SentinelGroup) -> str:
+    """A queue of its own behind the shared Sentinel group, its writes confirmed by a
+    replica (``?durable=1``)."""
+    return f"{sentinel_group.url}?queue=test-{uuid.uuid4().hex[:12]}&durable=1"
 
 
 @pytest.fixture(autouse=True)

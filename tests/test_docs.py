@@ -81,7 +81,7 @@ def test_ci_runs_the_test_command_that_the_readme_gives() -> None:
     types are the ones that are kept green."""
     readme = (ROOT / "README.md").read_text()
     commands = [line for line in readme.splitlines() if "pytest" in line.split("#")[0]]
-    assert len(commands) == 2, commands  # the suite, then the failover tests alone
+    assert len(commands) == 2, commands  # the suite, then the Sentinel tests alone
     steps = [line.split("  #")[0] for line in (ROOT / ".ci" / "run").read_text().splitlines()]
     for command in commands:
         assert command in steps

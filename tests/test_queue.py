@@ -24,11 +24,17 @@ from tests.processes import worker_process
 FAST = RetryPolicy(base_delay=0.01, jitter=0)
 
 
+# Redis behind Sentinel runs the same tests, alone (pytest -m sentinel: pyproject.toml).
+SENTINEL = pytest.param("sentinel", marks=pytest.mark.sentinel)
+
+
 def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
     if backend == "memory":
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{tmp_path}/jobs.db"
+    if backend == "sentinel":
+        return str(request.getfixturevalue("sentinel_url"))
     return str(request.getfixturevalue("redis_url"))
 
 
@@ -47,7 +53,7 @@ def registered(url: str) -> JobQueue:
     return queue
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", SENTINEL])
 async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
     """Each backend, with the test tasks registered."""
     opened = registered(backend_url(request, request.param, tmp_path))
@@ -399,7 +405,7 @@ class TestConformance:
         assert (await queue.status(stranger)).state is JobState.PENDING
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", SENTINEL])
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """Each backend that several processes share."""
     return backend_url(request, request.param, tmp_path)

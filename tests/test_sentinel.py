@@ -27,7 +27,7 @@ from asyncgen.testing import SentinelGroup
 from tests import queue_tasks
 from tests.processes import worker_process
 
-pytestmark = pytest.mark.failover  # run alone (pytest -m failover): see pyproject.toml
+pytestmark = pytest.mark.sentinel  # run alone (pytest -m sentinel): see pyproject.toml
 
 SECRET = "s3cr3t-sentinel-pw"
 
