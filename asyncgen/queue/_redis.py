@@ -90,12 +90,14 @@ class RedisStore(SingleCalls):
         max_connections = positive_int(
             own.get("max_connections"), DEFAULT_MAX_CONNECTIONS, "max_connections"
         )
-        durable = int(own["durable"]) if own.get("durable", "").isdigit() else 0
-        if "durable" in own and (not own["durable"].isdigit() or durable < 1):
-            raise ValueError(
-                f"durable= is the number of replicas a submit and a result wait for "
-                f"(e.g. ?durable=1), got {own['durable']!r}"
-            )
+        durable = 0
+        if "durable" in own:
+            if not own["durable"].isdigit() or int(own["durable"]) < 1:
+                raise ValueError(
+                    "durable= is the number of replicas a submit and a result wait for "
+                    f"(e.g. ?durable=1), got {own['durable']!r}"
+                )
+            durable = int(own["durable"])
         durable_timeout = seconds_option(
             own.get("durable_timeout"), DEFAULT_DURABLE_TIMEOUT, "durable_timeout"
         )

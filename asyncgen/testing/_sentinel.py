@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from ._redis_server import RedisServer, free_port
+
+if TYPE_CHECKING:  # redis-py is imported where used: only Sentinel users pay for it
+    from redis import Redis
 
 __all__ = ["SentinelGroup"]
 
@@ -102,9 +104,10 @@ class SentinelGroup:
     def master_port(self) -> int:
         """The master's port, as the first sentinel that answers says it."""
         for port in self.sentinel_ports:
-            with contextlib.suppress(OSError):
-                reply = _ask(port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service])
-                return int(str(reply[1]))
+            with contextlib.suppress(*_unanswered()), _client(port) as sentinel:
+                host_port = sentinel.sentinel_get_master_addr_by_name(self.service)
+                if host_port:
+                    return int(host_port[1])
         raise RuntimeError("no sentinel answered")
 
     def master(self) -> RedisServer:
@@ -125,7 +128,7 @@ class SentinelGroup:
         """Wait until the sentinels name a master other than ``old_port``; its port."""
         deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            with contextlib.suppress(RuntimeError, ValueError):
+            with contextlib.suppress(RuntimeError):
                 port = self.master_port()
                 if port != old_port:
                     return port
@@ -160,54 +163,40 @@ class SentinelGroup:
     def _wait_synced(self, replicas: list[RedisServer]) -> None:
         deadline = time.monotonic() + _START_TIMEOUT
         for replica in replicas:
-            while "master_link_status:up" not in _info(replica.port, "replication"):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replica on port {replica.port} did not sync in 10 s")
-                time.sleep(0.02)
+            with _client(replica.port) as client:
+                while _info(client).get("master_link_status") != "up":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"replica on port {replica.port} did not sync in 10 s")
+                    time.sleep(0.02)
 
     def _wait_known(self, port: int, replicas: int) -> None:
         """Wait until the sentinel answers and knows the master's replicas."""
         deadline = time.monotonic() + _START_TIMEOUT
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError, RuntimeError):
-                known = _ask(port, ["SENTINEL", "REPLICAS", self.service])
-                if len(known) >= replicas:
-                    return
-            time.sleep(0.05)
+        with _client(port) as sentinel:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(*_unanswered()):
+                    if len(sentinel.sentinel_slaves(self.service)) >= replicas:
+                        return
+                time.sleep(0.05)
         raise RuntimeError(f"sentinel on port {port} did not know the group within 10 s")
 
 
-def _ask(port: int, command: list[str]) -> list[object]:
-    """One command to a server on 127.0.0.1 (RESP2, no dependency); the reply, read
-    whole (strings, integers and arrays of them)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
-        payload = f"*{len(command)}\r\n" + "".join(f"${len(c)}\r\n{c}\r\n" for c in command)
-        sock.sendall(payload.encode())
-        stream = sock.makefile("rb")
-        reply = _read(stream)
-    return reply if isinstance(reply, list) else [reply]
+def _client(port: int) -> Redis:
+    """A client of the server or sentinel on 127.0.0.1:``port`` (redis-py, which any use
+    of a Sentinel URL needs anyway)."""
+    from redis import Redis
+
+    return Redis(port=port, socket_timeout=2.0, decode_responses=True)
 
 
-def _info(port: int, section: str) -> str:
-    with contextlib.suppress(OSError, RuntimeError):
-        return str(_ask(port, ["INFO", section])[0])
-    return ""
+def _unanswered() -> tuple[type[Exception], ...]:
+    """What a server or sentinel that is not (yet) answering raises."""
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
 
 
-def _read(stream: BinaryIO) -> object:
-    line = stream.readline()
-    kind, body = line[:1], line[1:-2].decode()
-    if kind == b"-":
-        raise RuntimeError(body)
-    if kind in (b"+", b":"):
-        return int(body) if kind == b":" else body
-    if kind == b"$":
-        size = int(body)
-        if size < 0:
-            return None
-        data = stream.read(size + 2)
-        return data[:-2].decode()
-    if kind == b"*":
-        count = int(body)
-        return [] if count < 0 else [_read(stream) for _ in range(count)]
-    raise RuntimeError(f"unexpected reply {line!r}")
+def _info(client: Redis) -> dict[str, Any]:
+    with contextlib.suppress(*_unanswered()):
+        return dict(client.info("replication"))
+    return {}
