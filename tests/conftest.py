@@ -7,7 +7,7 @@ import pytest
 import structlog
 
 from asyncgen import RetryPolicy
-from asyncgen.testing import RedisServer, SentinelGroup, SimServer, sim_server
+from asyncgen.testing import ClusterGroup, RedisServer, SentinelGroup, SimServer, sim_server
 from tests import idle_worker
 from tests.processes import reap
 
@@ -73,6 +73,20 @@ def sentinel_url(sentinel_group: SentinelGroup) -> str:
     """A queue of its own behind the shared Sentinel group, its writes confirmed by a
     replica (``?durable=1``)."""
     return f"{sentinel_group.url}?queue=test-{uuid.uuid4().hex[:12]}&durable=1"
+
+
+@pytest.fixture(scope="session")
+def cluster_group() -> Iterator[ClusterGroup]:
+    """Three masters with a replica each, shared by the session's Cluster tests (those
+    marked ``cluster``, run alone: pytest -m cluster)."""
+    with ClusterGroup(masters=3, replicas=1) as group:
+        yield group
+
+
+@pytest.fixture
+def cluster_url(cluster_group: ClusterGroup) -> str:
+    """A queue of its own on the shared cluster (its keys in one slot of one shard)."""
+    return f"{cluster_group.url}?queue=test-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(autouse=True)

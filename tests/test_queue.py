@@ -24,8 +24,10 @@ from tests.processes import worker_process
 FAST = RetryPolicy(base_delay=0.01, jitter=0)
 
 
-# Redis behind Sentinel runs the same tests, alone (pytest -m sentinel: pyproject.toml).
+# Redis behind Sentinel and Redis Cluster run the same tests, alone (pytest -m sentinel,
+# pytest -m cluster: pyproject.toml).
 SENTINEL = pytest.param("sentinel", marks=pytest.mark.sentinel)
+CLUSTER = pytest.param("cluster", marks=pytest.mark.cluster)
 
 
 def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
@@ -35,6 +37,8 @@ def backend_url(request: pytest.FixtureRequest, backend: str, tmp_path: Path) ->
         return f"sqlite:///{tmp_path}/jobs.db"
     if backend == "sentinel":
         return str(request.getfixturevalue("sentinel_url"))
+    if backend == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
     return str(request.getfixturevalue("redis_url"))
 
 
@@ -53,7 +57,7 @@ def registered(url: str) -> JobQueue:
     return queue
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", SENTINEL])
+@pytest.fixture(params=["memory", "sqlite", "redis", SENTINEL, CLUSTER])
 async def queue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[JobQueue]:
     """Each backend, with the test tasks registered."""
     opened = registered(backend_url(request, request.param, tmp_path))

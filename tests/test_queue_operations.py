@@ -14,10 +14,10 @@ from asyncgen.queue import CreditPause, JobQueue
 from asyncgen.testing import Fault, ModelProfile, RedisServer, SimConfig, SimServer
 from tests import queue_tasks
 from tests.processes import asyncgen_argv, worker_process
-from tests.test_queue import SENTINEL, backend_url
+from tests.test_queue import CLUSTER, SENTINEL, backend_url
 
 
-@pytest.fixture(params=["sqlite", "redis", SENTINEL])
+@pytest.fixture(params=["sqlite", "redis", SENTINEL, CLUSTER])
 def durable_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return backend_url(request, request.param, tmp_path)
 

@@ -464,7 +464,10 @@ class TestOptions:
             open_queue("redis://127.0.0.1/0?result_ttl=-1")
         with pytest.raises(ValueError, match="max_connections must be a whole number >= 1"):
             open_queue("redis://127.0.0.1/0?max_connections=0")
-        with pytest.raises(ValueError, match=re.escape("redis://, rediss:// or redis+sentinel://")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape("redis://, rediss://, redis+sentinel:// or redis+cluster://"),
+        ):
             RedisStore("http://127.0.0.1:6379")
         with pytest.raises(ValueError, match=r"redis://host:6379/0") as unsupported:
             open_queue(f"postgres://user:{SECRET}@db/jobs")

@@ -143,7 +143,8 @@ def limiter_from(
         return RateLimiter(args.rpm, args.tpm)
     if url.partition("://")[0] not in REDIS_SCHEMES:
         raise UsageProblem(
-            f"--rate-limit-url must be redis://, rediss:// or redis+sentinel://, "
+            "--rate-limit-url must be redis://, rediss://, redis+sentinel:// or "
+            f"redis+cluster://, "
             f"not {url.split(':')[0]}://"
         )
     try:

@@ -1,12 +1,18 @@
 """Redis from a URL, for every part of asyncgen that keeps state there (the queue, the
-shared rate limiter, the response cache): one server, or a group that Sentinel watches.
+shared rate limiter, the response cache): one server, a group that Sentinel watches, or
+a Redis Cluster.
 
 - ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS): one server;
 - ``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]``
   (``rediss+sentinel://``: TLS to the servers): the sentinels at those addresses (port
   26379 unless given) say which server is ``service``'s master, and clients follow the
   master across a failover. The user and password are the servers'; sentinels that ask
-  for a password of their own get ``?sentinel_password=`` (and ``sentinel_username``).
+  for a password of their own get ``?sentinel_password=`` (and ``sentinel_username``);
+- ``redis+cluster://[[user]:password@]host[:port][,host[:port]...]`` (``rediss+cluster://``:
+  TLS): any nodes of a Redis Cluster (one is enough; more are tried in turn at start);
+  the client learns the slots from them and follows MOVED and failovers. A cluster has
+  database 0 only. Every key asyncgen writes carries a hash tag (``{queue}``, ``{limiter}``)
+  so each script touches one slot.
 
 The URL is checked before redis-py sees it: redis-py passes unknown query options on to
 its connection class, so a typo (``?queu=llm``) would surface later as a TypeError deep
@@ -21,15 +27,34 @@ import functools
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
     from redis.asyncio.sentinel import SentinelConnectionPool
 
-__all__ = ["SCHEMES", "RedisTarget", "close_redis", "open_redis", "parse_redis_url"]
+    RedisClient: TypeAlias = Redis | RedisCluster
+    """A client from :func:`open_redis`: one server's (or Sentinel's master's), or a
+    cluster's."""
 
-SCHEMES = ("redis", "rediss", "redis+sentinel", "rediss+sentinel")
+__all__ = [
+    "SCHEMES",
+    "RedisTarget",
+    "close_redis",
+    "open_redis",
+    "parse_redis_url",
+    "unreachable_errors",
+]
+
+SCHEMES = (
+    "redis",
+    "rediss",
+    "redis+sentinel",
+    "rediss+sentinel",
+    "redis+cluster",
+    "rediss+cluster",
+)
 DEFAULT_PORT = 6379
 DEFAULT_SENTINEL_PORT = 26379
 _REDIS_OPTIONS = (
@@ -62,7 +87,8 @@ class RedisTarget:
 
     Attributes:
         scheme: One of SCHEMES.
-        hosts: The server's address, or the sentinels' addresses.
+        hosts: The server's address, the sentinels' addresses, or the cluster nodes' to
+            start from.
         service: The name the sentinels know the group by (None for one server).
         db: The database number.
         options: redis-py's query options, parsed (``socket_timeout``, ``ssl_ca_certs``...).
@@ -83,6 +109,11 @@ class RedisTarget:
         return self.service is not None
 
     @property
+    def cluster(self) -> bool:
+        """True for a Redis Cluster (``redis+cluster://``)."""
+        return self.scheme.endswith("+cluster")
+
+    @property
     def tls(self) -> bool:
         """True when the servers are reached over TLS."""
         return self.scheme.startswith("rediss")
@@ -90,7 +121,7 @@ class RedisTarget:
     @property
     def where(self) -> str:
         """The address without the password, for messages: ``redis://host:6379`` or
-        ``redis+sentinel://host:26379,host:26380/service``."""
+        ``redis+sentinel://host:26379,host:26380/service``, ``redis+cluster://host:7000,...``."""
         hosts = ",".join(f"{host}:{port}" for host, port in self.hosts)
         return f"{self.scheme}://{hosts}" + (f"/{self.service}" if self.service else "")
 
@@ -115,7 +146,8 @@ def parse_redis_url(url: str, *, own: Sequence[str] = ()) -> tuple[RedisTarget, 
     scheme = parts.scheme
     if scheme not in SCHEMES:
         raise ValueError(
-            f"not a Redis URL: use redis://, rediss:// or redis+sentinel://, got {scheme}://"
+            "not a Redis URL: use redis://, rediss://, redis+sentinel:// or redis+cluster://, "
+            f"got {scheme}://"
         )
     netloc, path, query_text = parts.netloc, parts.path, parts.query
     userinfo, at, hostlist = netloc.rpartition("@")
@@ -127,8 +159,10 @@ def parse_redis_url(url: str, *, own: Sequence[str] = ()) -> tuple[RedisTarget, 
             "urllib.parse.quote(password, safe='')"
         )
     username, _, password = userinfo.partition(":")
-    sentinel = scheme.endswith("+sentinel")
-    hosts = _hosts(hostlist, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_PORT, many=sentinel)
+    sentinel, cluster = scheme.endswith("+sentinel"), scheme.endswith("+cluster")
+    hosts = _hosts(
+        hostlist, DEFAULT_SENTINEL_PORT if sentinel else DEFAULT_PORT, many=sentinel or cluster
+    )
     segments = [segment for segment in path.split("/") if segment]
     service = None
     if sentinel:
@@ -143,6 +177,11 @@ def parse_redis_url(url: str, *, own: Sequence[str] = ()) -> tuple[RedisTarget, 
             "the database in a Redis URL is a number (redis://host:6379/0), "
             f"got {'/'.join(segments)!r}"
         )
+    if cluster and segments and segments[0] != "0":
+        raise ValueError(
+            f"a Redis Cluster has database 0 only: drop /{segments[0]} from the URL "
+            "(keep queues apart with ?queue= instead)"
+        )
     query = urllib.parse.parse_qs(query_text, keep_blank_values=True)
     mine = {name: query.pop(name)[-1] for name in own if name in query}
     options = _checked_options(query, scheme, own)
@@ -155,7 +194,9 @@ def parse_redis_url(url: str, *, own: Sequence[str] = ()) -> tuple[RedisTarget, 
         username=urllib.parse.unquote(username) or None,
         password=urllib.parse.unquote(password) if at else None,
         options=options,
-        url="" if sentinel else urllib.parse.urlunsplit(parts._replace(query=kept, fragment="")),
+        url=""
+        if sentinel or cluster
+        else urllib.parse.urlunsplit(parts._replace(query=kept, fragment="")),
     )
     return target, mine
 
@@ -166,15 +207,18 @@ def open_redis(
     max_connections: int | None = None,
     pool_timeout: float | None = None,
     **settings: Any,
-) -> Redis:
+) -> RedisClient:
     """A redis-py asyncio client for ``target`` (call inside the event loop that uses it).
 
     Args:
         target: Where to connect.
         max_connections: With ``pool_timeout``: a pool of at most this many connections,
             where a burst of calls waits for a free one instead of failing with "Too many
-            connections".
-        pool_timeout: Seconds a call waits for a free connection (see above).
+            connections". On a cluster: per node, and a call beyond it fails with
+            redis-py's ``MaxConnectionsError`` (a cluster's pools do not wait): callers
+            that burst bound their own calls.
+        pool_timeout: Seconds a call waits for a free connection (see above; not on a
+            cluster).
         **settings: Client settings (``decode_responses``, ``protocol``, ``socket_timeout``
             ...); the URL's own options win over them.
     """
@@ -185,6 +229,8 @@ def open_redis(
     if pool_timeout is not None:
         settings["timeout"] = pool_timeout
     blocking = pool_timeout is not None
+    if target.cluster:
+        return _open_cluster(target, settings)
     if not target.sentinel:  # the URL keeps its options: redis-py reads them from it
         pool = (BlockingConnectionPool if blocking else ConnectionPool).from_url(
             target.url, **settings
@@ -218,11 +264,42 @@ def open_redis(
     return client
 
 
-async def close_redis(client: Redis) -> None:
+def _open_cluster(target: RedisTarget, settings: dict[str, Any]) -> RedisCluster:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    settings = {**settings, **target.options}
+    settings.pop("timeout", None)  # a cluster's pools do not wait for a free connection
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
+        username=target.username,
+        password=target.password,
+        ssl=target.tls,
+        **settings,
+    )
+
+
+def unreachable_errors() -> tuple[type[BaseException], ...]:
+    """redis-py's errors that mean "Redis cannot answer now" (worth a retry or a local
+    fallback), a cluster's too: CLUSTERDOWN and TRYAGAIN while a shard fails over, a
+    slot no node serves yet, every node out of reach."""
+    from redis import exceptions as redis_errors
+
+    return (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        OSError,
+        redis_errors.ClusterDownError,
+        redis_errors.TryAgainError,
+        redis_errors.SlotNotCoveredError,
+        redis_errors.RedisClusterUnreachableError,
+    )
+
+
+async def close_redis(client: RedisClient) -> None:
     """Close a client from :func:`open_redis`: its pool, and with Sentinel the
     connections to the sentinels that name its master."""
     await client.aclose()
-    manager = getattr(client.connection_pool, "sentinel_manager", None)
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
     for sentinel in getattr(manager, "sentinels", ()):
         await sentinel.aclose()
 
@@ -247,6 +324,10 @@ def _checked_options(
 ) -> dict[str, object]:
     tls = scheme.startswith("rediss")
     sentinel = scheme.endswith("+sentinel")
+    if scheme.endswith("+cluster") and "timeout" in query:
+        raise ValueError(
+            "?timeout= (a wait for a free pooled connection) is not available on a cluster URL"
+        )
     allowed = (
         *_REDIS_OPTIONS,
         *(_TLS_OPTIONS if tls else ()),

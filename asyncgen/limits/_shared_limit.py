@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..core._redis import close_redis, open_redis, parse_redis_url
+from ..core._redis import close_redis, open_redis, parse_redis_url, unreachable_errors
 from ._ratelimit import (
     DEFAULT_BURST,
     FLOOR,
@@ -51,7 +51,7 @@ from ._ratelimit import (
 from ._shared_scripts import BOOK, KEY_REFUSED, REJECT, SETTLE
 
 if TYPE_CHECKING:  # redis-py is imported where used: only shared limiters pay for it
-    from redis.asyncio import Redis
+    from ..core._redis import RedisClient
 
 __all__ = ["DEFAULT_FALLBACK_SHARE", "DEFAULT_SHARED_HEADROOM", "SharedRateLimiter"]
 
@@ -72,7 +72,8 @@ class SharedRateLimiter(RateLimiter):
 
     Args:
         url: ``redis://[:password@]host:port/db``, ``rediss://``, or
-            ``redis+sentinel://host:26379,.../service/db`` (the master Sentinel names).
+            ``redis+sentinel://host:26379,.../service/db`` (the master Sentinel names),
+            or ``redis+cluster://host:7000,...`` (the limit's keys share one slot).
         name: The limit's name: every process giving the same name shares one budget
             (e.g. one per API key).
         requests_per_minute: As for RateLimiter.
@@ -109,7 +110,7 @@ class SharedRateLimiter(RateLimiter):
         self._burst = burst
         self._share = fallback_share
         self._clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, tuple[Redis, dict[str, Any]]
+            asyncio.AbstractEventLoop, tuple[RedisClient, dict[str, Any]]
         ] = weakref.WeakKeyDictionary()
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
@@ -199,7 +200,6 @@ class SharedRateLimiter(RateLimiter):
         self, tokens: int, now: float | None, within: float | None
     ) -> Booking | float:
         """Book, unless the start is more than ``within`` s away: then return the wait."""
-        from redis import exceptions as redis_errors
 
         if self._down_since is not None and time.monotonic() - self._down_since < RETRY_REDIS:
             return self._local().book(tokens)  # the local share, until the retry is due
@@ -217,7 +217,7 @@ class SharedRateLimiter(RateLimiter):
         try:
             reply = await self._script("book", BOOK)(keys=[self._key], args=args)
             start, delay, who, _pace, ref, booked, ahead, learned, in_force = reply
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except unreachable_errors() as exc:  # a cluster's CLUSTERDOWN / TRYAGAIN too
             return self._fall_back(exc).book(tokens)
         self._recovered(int(who))
         # Should Redis go, every booking made so far still starts: a local share

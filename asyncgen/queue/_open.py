@@ -19,7 +19,9 @@ def open_queue(url: str, *, create: bool = True) -> JobQueue:
       machines; ``?queue=NAME`` keeps several queues in one database, ``?result_ttl=S``
       sets how long results are kept (see :class:`RedisStore`). Redis 6.2+.
     - ``redis+sentinel://[:password@]host:26379,host:26380/mymaster/0``: the same on the
-      master that Sentinel names, followed across a failover.
+      master that Sentinel names, followed across a failover;
+    - ``redis+cluster://[:password@]host:7000,host:7001``: the same on a Redis Cluster
+      (each queue's keys in one slot; queues spread over the shards).
 
     Nothing connects until the queue is first used. ``create=False`` (for tools that only
     look, such as ``asyncgen jobs`` and the dashboard) refuses a SQLite file that does not
@@ -38,5 +40,6 @@ def open_queue(url: str, *, create: bool = True) -> JobQueue:
         return JobQueue(RedisStore(url), url)
     raise ValueError(
         f"unsupported queue URL {safe_url(url)!r}: use sqlite:///path/to/jobs.db, memory:// "
-        "or redis://host:6379/0 (redis+sentinel://host:26379,.../mymaster/0 with Sentinel)"
+        "or redis://host:6379/0 (redis+sentinel://host:26379,.../mymaster/0 with Sentinel, "
+        "redis+cluster://host:7000,host:7001 for a Redis Cluster)"
     )

@@ -66,7 +66,9 @@ class RedisStore(SingleCalls):
     Args:
         url: ``redis://[[user]:password@]host[:port][/db]`` or ``rediss://`` (TLS), or
             ``redis+sentinel://[[user]:password@]host[:port],.../service[/db]`` to follow
-            the master that Sentinel names (see ``asyncgen.core._redis``). Query
+            the master that Sentinel names, or ``redis+cluster://host:port,...`` for a
+            Redis Cluster (the queue's keys share the hash tag ``{queue}``: one slot;
+            queues spread over the shards; see ``asyncgen.core._redis``). Query
             options: ``queue`` (the queue's name, default "default": several queues can
             share one database), ``result_ttl`` (seconds completed and cancelled records
             are kept, default 7 days; 0 keeps them until purged), ``max_connections``
@@ -98,6 +100,12 @@ class RedisStore(SingleCalls):
                     f"(e.g. ?durable=1), got {own['durable']!r}"
                 )
             durable = int(own["durable"])
+            if target.cluster:
+                raise ValueError(
+                    "durable= is not available on a redis+cluster:// URL yet (a cluster's "
+                    "pipelines may send WAIT on another connection than the writes): use "
+                    "redis+sentinel:// for durable writes, or leave durable= out"
+                )
         durable_timeout = seconds_option(
             own.get("durable_timeout"), DEFAULT_DURABLE_TIMEOUT, "durable_timeout"
         )

@@ -16,11 +16,11 @@ from ..core._errors import (
     ServerError,
     UnsupportedServerError,
 )
-from ..core._redis import RedisTarget, close_redis, open_redis
+from ..core._redis import RedisTarget, close_redis, open_redis, unreachable_errors
 from ._redis_records import has_xackdel, load_scripts, version_of
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
-    from redis.asyncio import Redis
+    from ..core._redis import RedisClient
 
 __all__ = ["DEFAULT_DURABLE_TIMEOUT", "MIN_REDIS_VERSION", "SPARED", "RedisConnection"]
 
@@ -63,17 +63,20 @@ class RedisConnection:
         self.clock = clock
         self.max_connections = max_connections
         self.where = target.where  # without the password: every message names it
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Redis] = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, RedisClient] = (
             weakref.WeakKeyDictionary()
         )
         self._blockers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
         self._sources = load_scripts()
         self._shas: dict[str, str] = {}
         self._ackdel: bool | None = None
 
-    async def client(self) -> Redis:
+    async def client(self) -> RedisClient:
         """This event loop's client, opened on first use (the server checked once)."""
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
@@ -95,7 +98,7 @@ class RedisConnection:
             await self._check_server(client)
         return client
 
-    async def _check_server(self, client: Redis) -> None:
+    async def _check_server(self, client: RedisClient) -> None:
         info = await self.guard(client.info("server"))
         version = version_of(info.get("redis_version"))
         if version < MIN_REDIS_VERSION:
@@ -106,7 +109,21 @@ class RedisConnection:
         self._ackdel = has_xackdel(info)
 
     async def guard(self, awaitable: Any) -> Any:
-        """Await a redis-py call; translate its errors into asyncgen's at the boundary."""
+        """Await a redis-py call; translate its errors into asyncgen's at the boundary.
+
+        On a cluster the calls of this event loop are bounded here: a cluster's pools
+        fail a call beyond ``max_connections`` instead of making it wait its turn.
+        """
+        if self.target.cluster:
+            loop = asyncio.get_running_loop()
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(self.max_connections)
+            async with gate:
+                return await self._translated(awaitable)
+        return await self._translated(awaitable)
+
+    async def _translated(self, awaitable: Any) -> Any:
         from redis import exceptions as redis_errors
 
         try:
@@ -122,12 +139,12 @@ class RedisConnection:
                 f"Redis at {self.where} is out of memory (maxmemory) and refuses writes: "
                 "purge finished jobs (queue.purge), lower result_ttl, or give it more memory"
             ) from exc
+        except unreachable_errors() as exc:  # a cluster's CLUSTERDOWN / TRYAGAIN too
+            raise ConnectionFailedError(f"cannot reach Redis at {self.where}: {exc}") from exc
         except redis_errors.ResponseError as exc:
             if str(exc).startswith(("NOAUTH", "WRONGPASS")):
                 raise self._refused() from exc
             raise
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
-            raise ConnectionFailedError(f"cannot reach Redis at {self.where}: {exc}") from exc
 
     def _refused(self) -> AuthenticationError:
         if self.target.password is None:
@@ -158,6 +175,8 @@ class RedisConnection:
         from redis import exceptions as redis_errors
 
         client = await self.client()
+        # The prefix is the call's one key: on a cluster it routes the call to the slot
+        # that the prefix's hash tag names, where every key of this queue lives.
         head: list[str | int] = [self.prefix, repr(self.clock()), "1" if self._ackdel else "0"]
         sha = self._shas.get(script) or await self._load(client, script)
         replicas = self.durable if durable else 0
@@ -167,23 +186,23 @@ class RedisConnection:
             sha = await self._load(client, script)
             return await self._send(client, sha, head, calls, replicas)
 
-    async def _load(self, client: Redis, script: str) -> str:
+    async def _load(self, client: RedisClient, script: str) -> str:
         self._shas[script] = str(await self.guard(client.script_load(self._sources[script])))
         return self._shas[script]
 
     async def _send(
         self,
-        client: Redis,
+        client: RedisClient,
         sha: str,
         head: list[str | int],
         calls: list[list[str | int]],
         replicas: int,
     ) -> list[Any]:
         if len(calls) == 1 and not replicas:
-            return [await self.guard(client.evalsha(sha, 0, *head, *calls[0]))]
+            return [await self.guard(client.evalsha(sha, 1, *head, *calls[0]))]
         async with client.pipeline(transaction=False) as pipe:
             for args in calls:
-                pipe.evalsha(sha, 0, *head, *args)
+                pipe.evalsha(sha, 1, *head, *args)
             if replicas:  # on the same connection, after the writes: WAIT covers them
                 pipe.execute_command("WAIT", replicas, int(self.durable_timeout * 1000))
             replies = list(await self.guard(pipe.execute()))
@@ -197,7 +216,7 @@ class RedisConnection:
                 )
         return replies
 
-    async def block(self, client: Redis, keys: list[str], within: float) -> Any:
+    async def block(self, client: RedisClient, keys: list[str], within: float) -> Any:
         """BLPOP on ``keys``, holding a connection; when too many are blocked already
         (they would starve the pool), a short sleep instead, answered with SPARED."""
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from ._redis_connection import RedisConnection
 from ._redis_records import from_hash, lane_kind
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
-    from redis.asyncio import Redis
+    from ..core._redis import RedisClient
 
 __all__ = ["find_jobs", "finished_of", "lane_depth", "reports_of"]
 
@@ -59,7 +59,7 @@ async def find_jobs(
 
 
 async def _ids_in(
-    connection: RedisConnection, client: Redis, state: JobState, kind: str | None, limit: int
+    connection: RedisConnection, client: RedisClient, state: JobState, kind: str | None, limit: int
 ) -> list[str]:
     """The ids the indexes hold for ``state``, newest first where they are ordered;
     no more than ``limit`` from an index whose jobs all match (any kind, or a lane

@@ -1,5 +1,5 @@
 """Helpers for testing code that uses asyncgen: a real simulator, a real redis-server, a
-Sentinel-watched Redis group to fail over.
+Sentinel-watched Redis group to fail over, a Redis Cluster.
 
 from asyncgen.testing import sim_server
 
@@ -21,11 +21,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..sim import BatchProfile, Fault, KeyLimit, ModelProfile, SimConfig, SimServer
+from ._cluster import ClusterGroup
 from ._redis_server import RedisServer
 from ._sentinel import SentinelGroup
 
 __all__ = [
     "BatchProfile",
+    "ClusterGroup",
     "Fault",
     "KeyLimit",
     "ModelProfile",

@@ -31,7 +31,7 @@ from ._models import Completion
 from ._request import request_fingerprint
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis caches pay for it
-    from redis.asyncio import Redis
+    from ...core._redis import RedisClient
 
 __all__ = [
     "CachedAnswers",
@@ -149,12 +149,12 @@ class RedisCache:
             raise ValueError(f"ttl must be > 0 seconds (or None), got {ttl}")
         self._target, _ = parse_redis_url(url)  # a bad URL fails here, said plainly
         self.ttl = ttl
-        self._clients: dict[asyncio.AbstractEventLoop, Redis] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, RedisClient] = {}
 
     def __repr__(self) -> str:
         return f"RedisCache(ttl={self.ttl})"  # the URL may hold a password
 
-    def _client(self) -> Redis:
+    def _client(self) -> RedisClient:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
@@ -177,7 +177,8 @@ class RedisCache:
 
 def open_cache(where: str | ResponseCache) -> ResponseCache:
     """A cache from a URL (``sqlite:///relative.db``, ``sqlite:////absolute.db``,
-    ``redis://...``, ``rediss://...``, ``redis+sentinel://...``) or the cache itself.
+    ``redis://...``, ``rediss://...``, ``redis+sentinel://...``, ``redis+cluster://...``)
+    or the cache itself.
 
     Raises:
         ValueError: Another scheme, or a SQLite path that cannot hold the file.

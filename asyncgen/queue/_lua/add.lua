@@ -1,6 +1,6 @@
--- Store a new job. ARGV: 4 id, 5 idempotency key or '', 6 result ttl ms, 7 the record's
--- field/value pairs as one JSON array of strings, 8 number of dependencies, then their ids.
-local id, idem, ttl_ms, ndeps = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[8])
+-- Store a new job. ARGV: 3 id, 4 idempotency key or '', 5 result ttl ms, 6 the record's
+-- field/value pairs as one JSON array of strings, 7 number of dependencies, then their ids.
+local id, idem, ttl_ms, ndeps = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[7])
 if idem ~= '' and not redis.call('SET', P .. 'idem:' .. idem, id, 'NX') then
   return redis.call('GET', P .. 'idem:' .. idem) -- the key's first job
 end
@@ -8,10 +8,10 @@ local k = jkey(id)
 if redis.call('EXISTS', k) == 1 then
   return id -- sent again after a dropped connection: stored already
 end
-redis.call('HSET', k, unpack(cjson.decode(ARGV[7])))
+redis.call('HSET', k, unpack(cjson.decode(ARGV[6])))
 
 local waiting, failed = 0, false
-for i = 9, 8 + ndeps do
+for i = 8, 7 + ndeps do
   local dep = ARGV[i]
   local state = redis.call('HGET', jkey(dep), 'state')
   if state == 'dead' or state == 'cancelled' or not state then

@@ -1,6 +1,6 @@
 -- Cancel a pending job, or abort a running one (its worker then fails to renew its
--- lease and stops it). ARGV: 4 job id, 5 result ttl ms. Returns 1, or 0 when finished.
-local id = ARGV[4]
+-- lease and stops it). ARGV: 3 job id, 4 result ttl ms. Returns 1, or 0 when finished.
+local id = ARGV[3]
 local k = jkey(id)
 local state = redis.call('HGET', k, 'state')
 if state == 'running' then
@@ -16,6 +16,6 @@ elseif state == 'pending' then
 else
   return 0
 end
-finish(id, 'cancelled', ARGV[5])
-bury(id, ARGV[5])
+finish(id, 'cancelled', ARGV[4])
+bury(id, ARGV[4])
 return 1

@@ -1,14 +1,14 @@
--- Take up to `limit` jobs for a worker. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms,
--- 7 result ttl ms, 8 limit, 9.. the kinds it runs (none: all). Returns the records'
+-- Take up to `limit` jobs for a worker. ARGV: 3 lease_until, 4 worker, 5 worker ttl ms,
+-- 6 result ttl ms, 7 limit, 8.. the kinds it runs (none: all). Returns the records'
 -- hashes as one JSON array (every value is a string, so cjson keeps them exact), or nil.
-local lease_until, me, ttl_ms, limit = ARGV[4], ARGV[5], ARGV[7], tonumber(ARGV[8])
-local wanted, any = {}, #ARGV < 9
-for i = 9, #ARGV do
+local lease_until, me, ttl_ms, limit = ARGV[3], ARGV[4], ARGV[6], tonumber(ARGV[7])
+local wanted, any = {}, #ARGV < 8
+for i = 8, #ARGV do
   wanted[ARGV[i]] = true
 end
 local taken = {}
 
-seen(me, ARGV[6])
+seen(me, ARGV[5])
 
 -- Delayed jobs (run_at, retries) whose time has come move into their lanes.
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'delayed', '-inf', NOW, 'LIMIT', 0, 1000)) do

@@ -1,10 +1,12 @@
 -- Shared by every asyncgen queue script (prepended to each). Keys all start with the
--- prefix ARGV[1] ("asyncgen:{name}:"; the braces keep one queue in one cluster slot).
--- ARGV[2] is now (epoch seconds, the caller's clock), ARGV[3] is "1" when the server
--- has XACKDEL. Times stay strings end to end: Lua's tostring would round them.
-local P = ARGV[1]
-local NOW = ARGV[2]
-local ACKDEL = ARGV[3] == '1'
+-- prefix KEYS[1] ("asyncgen:{name}:"; the braces keep one queue in one cluster slot, and
+-- as the call's key it routes the call to that slot's node). ARGV[1] is now (epoch
+-- seconds, the caller's clock), ARGV[2] is "1" when the server has XACKDEL; each
+-- script's own arguments follow from ARGV[3]. Times stay strings end to end: Lua's
+-- tostring would round them.
+local P = KEYS[1]
+local NOW = ARGV[1]
+local ACKDEL = ARGV[2] == '1'
 local GROUP = 'workers'
 
 local function jkey(id)

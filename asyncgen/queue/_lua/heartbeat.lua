@@ -1,7 +1,7 @@
--- Keep a running job's lease. ARGV: 4 lease_until, 5 worker, 6 worker ttl ms, 7 job id.
+-- Keep a running job's lease. ARGV: 3 lease_until, 4 worker, 5 worker ttl ms, 6 job id.
 -- XCLAIM ... JUSTID resets the entry's idle time, so XPENDING shows it alive too.
-local lease_until, me, id = ARGV[4], ARGV[5], ARGV[7]
-seen(me, ARGV[6])
+local lease_until, me, id = ARGV[3], ARGV[4], ARGV[6]
+seen(me, ARGV[5])
 if not holds(id, me) then
   return 0
 end

@@ -1,6 +1,6 @@
 -- Delete finished jobs that ended before a cutoff, at most a batch of them.
--- ARGV: 4 cutoff (epoch seconds), 5 batch size. Returns {deleted, examined}.
-local cutoff, batch = ARGV[4], tonumber(ARGV[5])
+-- ARGV: 3 cutoff (epoch seconds), 4 batch size. Returns {deleted, examined}.
+local cutoff, batch = ARGV[3], tonumber(ARGV[4])
 local deleted, examined = 0, 0
 for _, state in ipairs({'completed', 'dead', 'cancelled'}) do
   local ids = redis.call('ZRANGEBYSCORE', P .. state, '-inf', '(' .. cutoff, 'LIMIT', 0, batch - examined)

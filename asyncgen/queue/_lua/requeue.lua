@@ -1,7 +1,7 @@
 -- Run a dead or cancelled job again: pending now, attempts from 0, same payload, the
--- last error kept. ARGV: 4 job id. Returns 1, or 0 when the job is in another state or
+-- last error kept. ARGV: 3 job id. Returns 1, or 0 when the job is in another state or
 -- one of its dependencies ended dead or cancelled (or is gone).
-local id = ARGV[4]
+local id = ARGV[3]
 local k = jkey(id)
 local state = redis.call('HGET', k, 'state')
 if state ~= 'dead' and state ~= 'cancelled' then

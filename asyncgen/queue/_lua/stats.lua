@@ -1,9 +1,9 @@
--- Counts for statistics(). ARGV: 4 the time before which completed and cancelled
+-- Counts for statistics(). ARGV: 3 the time before which completed and cancelled
 -- records have expired ('' when they never do). Ready and running come from the streams
 -- (XLEN and XPENDING: acknowledged entries are deleted, so XLEN - pending = undelivered).
-if ARGV[4] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', P .. 'completed', '-inf', '(' .. ARGV[4])
-  redis.call('ZREMRANGEBYSCORE', P .. 'cancelled', '-inf', '(' .. ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', P .. 'completed', '-inf', '(' .. ARGV[3])
+  redis.call('ZREMRANGEBYSCORE', P .. 'cancelled', '-inf', '(' .. ARGV[3])
 end
 local ready, running = 0, 0
 for _, lane in ipairs(redis.call('ZRANGE', P .. 'lanes', 0, -1)) do
