@@ -12,9 +12,13 @@ second end to end, and how fast the producer submitted. Each system gets the sam
 per-process concurrency. Writes benchmarks/results/bench_redis.json.
 
 Then the same on a primary with a replica behind three sentinels (plain, and with
-?durable=1), as a ratio to the single server (issue 29: within 10 %).
+?durable=1), as a ratio to the single server (issue 29: within 10 %). Then on a Redis
+Cluster of three masters: one queue (one shard serves it) as a ratio to the single
+server (target: within 15 %), and three queues on three shards at once (a worker process
+and a producer each); with the Redis CPU each job cost, read from the servers' INFO.
 
 Run: python benchmarks/bench_redis.py [--jobs 5000] [--concurrency 32] [--no-sentinel]
+[--no-cluster]
 (needs redis-server, and the bench extra for the peers: taskiq, taskiq-redis, dramatiq).
 Dramatiq is sent to and read back from a thread pool (its client is sync), with
 ``get_result(block=True)`` per job.
@@ -36,7 +40,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from asyncgen.queue import open_queue, task
-from asyncgen.testing import RedisServer, SentinelGroup
+from asyncgen.testing import ClusterGroup, RedisServer, SentinelGroup
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -77,9 +81,9 @@ async def run_asyncgen_bulk(url: str, jobs: int, workers: int, concurrency: int)
 
 
 async def run_asyncgen(
-    url: str, jobs: int, workers: int, concurrency: int, *, bulk: bool = False
+    url: str, jobs: int, workers: int, concurrency: int, *, bulk: bool = False, name: str = "bench"
 ) -> dict[str, Any]:
-    queue_url = f"{url}{'&' if '?' in url else '?'}queue=bench"
+    queue_url = f"{url}{'&' if '?' in url else '?'}queue={name}"
     queue = open_queue(queue_url)
     queue.register(noop)
     command = asyncgen_argv(
@@ -258,7 +262,73 @@ async def run_sentinel(figures: dict[str, Any], jobs: int, concurrency: int) -> 
         await raw.aclose()
 
 
-async def run_all(jobs: int, concurrency: int, peer: bool, sentinel: bool) -> dict[str, Any]:
+async def redis_cpu(ports: list[int]) -> float:
+    """CPU seconds (user + system) the servers on these ports have used so far."""
+    used = 0.0
+    for port in ports:
+        raw = Redis(port=port)
+        info = await raw.info("cpu")
+        used += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+        await raw.aclose()
+    return used
+
+
+async def run_cluster(figures: dict[str, Any], jobs: int, concurrency: int) -> None:
+    """The same workload on a Redis Cluster of three masters (no replicas): one queue
+    (its keys in one slot: one shard does the work), then three queues whose slots are on
+    the three shards, each with its own worker process and producer, at once."""
+    with ClusterGroup(masters=3, replicas=0) as group:
+        ports = [server.port for server in group.servers]
+        for workers in (1, 4):
+            for name, run in (("asyncgen", run_asyncgen), ("asyncgen_bulk", run_asyncgen_bulk)):
+                await _flush(ports)
+                cpu = await redis_cpu(ports)
+                result = await run(group.url, jobs, workers, concurrency)
+                result["redis_cpu_ms_per_job"] = round(
+                    1e3 * (await redis_cpu(ports) - cpu) / jobs, 4
+                )
+                single = figures[f"{name}_{workers}_workers"]
+                result["vs_single_server"] = round(result["jobs_per_s"] / single["jobs_per_s"], 3)
+                figures[f"cluster_one_queue_{name}_{workers}_workers"] = result
+                print(
+                    f"cluster, one queue: {name:8} {workers} worker process(es): {result}",
+                    flush=True,
+                )
+        names: dict[int, str] = {}
+        number = 0
+        while len(names) < 3:  # a queue name per shard
+            number += 1
+            serving = group.master_of(f"asyncgen:{{bench-{number}}}:").port
+            names.setdefault(serving, f"bench-{number}")
+        await _flush(ports)
+        cpu = await redis_cpu(ports)
+        began = time.perf_counter()
+        shards = await asyncio.gather(
+            *(run_asyncgen(group.url, jobs, 1, concurrency, name=name) for name in names.values())
+        )
+        elapsed = time.perf_counter() - began
+        used = await redis_cpu(ports) - cpu
+        result = {
+            "queues": 3,
+            "jobs": 3 * jobs,
+            "jobs_per_s": round(3 * jobs / elapsed, 1),
+            "per_shard_jobs_per_s": [shard["jobs_per_s"] for shard in shards],
+            "redis_cpu_ms_per_job": round(1e3 * used / (3 * jobs), 4),
+        }
+        figures["cluster_three_queues_1_worker_each"] = result
+        print(f"cluster, three queues on three shards: {result}", flush=True)
+
+
+async def _flush(ports: list[int]) -> None:
+    for port in ports:
+        raw = Redis(port=port)
+        await raw.flushall()
+        await raw.aclose()
+
+
+async def run_all(
+    jobs: int, concurrency: int, peer: bool, sentinel: bool, cluster: bool
+) -> dict[str, Any]:
     figures: dict[str, Any] = {"concurrency_per_process": concurrency}
     with RedisServer() as server:
         raw = Redis.from_url(server.url)
@@ -269,12 +339,17 @@ async def run_all(jobs: int, concurrency: int, peer: bool, sentinel: bool) -> di
         for workers in (1, 4):
             for name, run in contenders:
                 await raw.flushall()
+                cpu = await redis_cpu([server.port])
                 result = await run(server.url, jobs, workers, concurrency)
+                used = await redis_cpu([server.port]) - cpu
+                result["redis_cpu_ms_per_job"] = round(1e3 * used / jobs, 4)
                 figures[f"{name}_{workers}_workers"] = result
                 print(f"{name:8} {workers} worker process(es): {result}", flush=True)
         await raw.aclose()
     if sentinel:
         await run_sentinel(figures, jobs, concurrency)
+    if cluster:
+        await run_cluster(figures, jobs, concurrency)
     for workers in (1, 4):
         ours = figures[f"asyncgen_{workers}_workers"]["jobs_per_s"]
         bulk = figures[f"asyncgen_bulk_{workers}_workers"]["jobs_per_s"]
@@ -298,10 +373,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--no-peer", action="store_true", help="asyncgen only")
     parser.add_argument("--no-sentinel", action="store_true", help="one server only")
+    parser.add_argument("--no-cluster", action="store_true", help="no Redis Cluster rows")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     figures = asyncio.run(
-        run_all(args.jobs, args.concurrency, not args.no_peer, not args.no_sentinel)
+        run_all(
+            args.jobs, args.concurrency, not args.no_peer, not args.no_sentinel, not args.no_cluster
+        )
     )
     print(f"wrote {write_report('bench_redis', figures, args.json)}")
 
