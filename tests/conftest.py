@@ -85,8 +85,9 @@ def cluster_group() -> Iterator[ClusterGroup]:
 
 @pytest.fixture
 def cluster_url(cluster_group: ClusterGroup) -> str:
-    """A queue of its own on the shared cluster (its keys in one slot of one shard)."""
-    return f"{cluster_group.url}?queue=test-{uuid.uuid4().hex[:12]}"
+    """A queue of its own on the shared cluster (its keys in one slot of one shard), its
+    writes confirmed by the shard's replica (``?durable=1``)."""
+    return f"{cluster_group.url}?queue=test-{uuid.uuid4().hex[:12]}&durable=1"
 
 
 @pytest.fixture(autouse=True)

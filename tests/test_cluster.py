@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 
 import asyncgen
-from asyncgen import open_queue
+from asyncgen import ReplicationError, open_queue
 from asyncgen.core._redis import parse_redis_url
 from asyncgen.limits import SharedRateLimiter
 from asyncgen.llm.client._cache import open_cache
 from asyncgen.llm.client._models import Completion
 from asyncgen.queue import open_worker
-from asyncgen.testing import ClusterGroup, RedisServer
+from asyncgen.testing import ClusterGroup, RedisServer, SimServer
 from tests import queue_tasks
+from tests.failover import DurableProducer, limited_runs
 from tests.processes import asyncgen_argv, worker_process
 
 pytestmark = pytest.mark.cluster  # run alone (pytest -m cluster): see pyproject.toml
@@ -75,9 +76,20 @@ class TestUrls:
                 open_one(url)
             assert SECRET not in str(refused.value)
 
-    def test_durable_writes_are_refused_on_a_cluster_for_now(self) -> None:
-        with pytest.raises(ValueError, match=r"durable= is not available on a redis\+cluster"):
-            open_queue("redis+cluster://h:7000?durable=1")
+    def test_a_node_of_a_cluster_keeps_its_credentials_and_options(self) -> None:
+        target, _ = parse_redis_url(
+            f"rediss+cluster://u%40x:{SECRET}%2F@h1:7000?socket_timeout=2&ssl_cert_reqs=none"
+        )
+        node = target.node("::1", 7003)
+        assert (node.cluster, node.tls, node.hosts) == (False, True, (("::1", 7003),))
+        assert (node.username, node.password) == ("u@x", f"{SECRET}/")
+        again, _ = parse_redis_url(node.url)
+        assert (again.hosts, again.username, again.password) == (
+            (("::1", 7003),),
+            "u@x",
+            f"{SECRET}/",
+        )
+        assert again.options == {"socket_timeout": 2.0, "ssl_cert_reqs": "none"}
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +119,28 @@ async def test_queues_spread_over_the_shards_each_in_one_slot(group: ClusterGrou
             keys = redis.keys(f"asyncgen:{{{name}}}:*")
             assert bool(keys) == (server.port == port), (name, server.port, keys[:3])
         redis.close()
+
+
+async def test_a_durable_write_that_no_replica_confirms_is_a_replication_error(
+    group: ClusterGroup,
+) -> None:
+    """Each shard has one replica: durable=1 is confirmed, durable=2 cannot be and says so
+    (the write is on the shard's master)."""
+    queue = open_queue(f"{group.url}?queue=durable-one&durable=1")
+    queue.register(queue_tasks.add)
+    try:
+        ids = await queue.submit_many([queue_tasks.add.call(i, 1) for i in range(10)])
+        async with open_worker(queue, concurrency=4):
+            assert await queue.results(ids, timeout=20) == [i + 1 for i in range(10)]
+    finally:
+        await queue.aclose()
+    queue = open_queue(f"{group.url}?queue=durable-two&durable=2&durable_timeout=0.2")
+    queue.register(queue_tasks.add)
+    try:
+        with pytest.raises(ReplicationError, match="confirmed by 1 of the 2 replica"):
+            await queue.submit(queue_tasks.add.call(1, 1))
+    finally:
+        await queue.aclose()
 
 
 async def test_the_limiter_and_the_cache_take_a_cluster_url(group: ClusterGroup) -> None:
@@ -232,3 +266,40 @@ def _plain(server: RedisServer) -> Any:
     from redis import Redis
 
     return Redis(port=server.port, decode_responses=True)
+
+
+@pytest.mark.timeout(180)
+def test_the_shared_limit_holds_when_its_shard_fails_over(tmp_path: Path, sim: SimServer) -> None:
+    """Four `asyncgen run` processes share --rpm 1200 through a cluster, and the master
+    that serves the limit's slot is killed mid-run: each falls back to its share until a
+    replica takes over. The server (a 20-a-second sliding window) refuses (almost)
+    nothing, and every job is answered."""
+    with ClusterGroup(masters=3, replicas=1) as group:
+
+        def fail_over(name: str) -> None:
+            key = f"asyncgen:ratelimit:{{{name}}}"
+            group.wait_for_failover(key, group.kill_master_of(key).port)
+
+        lines = limited_runs(tmp_path, sim, group.url, fail_over)
+    assert len(lines) == 200
+    assert all(line["ok"] for line in lines)
+    # Unshared, each process would send the whole 20 a second: ~3/4 refused.
+    assert sim.stats()["statuses"].get("429", 0) <= 4  # 2 % of 200
+
+
+@pytest.mark.timeout(120)
+def test_no_acknowledged_durable_submit_is_lost_when_a_shard_fails_over() -> None:
+    """A producer submits as fast as it can with ?durable=1 while its shard's master is
+    killed (two replicas a master, so one is left to confirm writes after the switch):
+    every submit that returned an id is on the promoted replica."""
+    with ClusterGroup(masters=3, replicas=2) as group:
+        with DurableProducer(f"{group.url}?queue=producer&durable=1") as producer:
+            time.sleep(1.0)
+            before = len(producer.acknowledged)
+            prefix = "asyncgen:{producer}:"
+            group.wait_for_failover(prefix, group.kill_master_of(prefix).port)
+            time.sleep(1.0)
+        acknowledged = len(producer.acknowledged)
+        assert before > 20, before  # submits went on before the kill ...
+        assert acknowledged > before, (before, acknowledged)  # ... and after it
+        assert producer.stored() == acknowledged, producer.refused[:3]

@@ -118,6 +118,26 @@ class RedisTarget:
         """True when the servers are reached over TLS."""
         return self.scheme.startswith("rediss")
 
+    def node(self, host: str, port: int) -> RedisTarget:
+        """One server of this target (a cluster's node), with its credentials, TLS and
+        options."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = ""
+        if self.username or self.password:
+            user = urllib.parse.quote(self.username or "", safe="")
+            auth = f"{user}:{urllib.parse.quote(self.password or '', safe='')}@"
+        address = f"[{host}]" if ":" in host else host
+        query = urllib.parse.urlencode({name: str(value) for name, value in self.options.items()})
+        url = f"{scheme}://{auth}{address}:{port}/0" + (f"?{query}" if query else "")
+        return RedisTarget(
+            scheme=scheme,
+            hosts=((host, port),),
+            username=self.username,
+            password=self.password,
+            options=self.options,
+            url=url,
+        )
+
     @property
     def where(self) -> str:
         """The address without the password, for messages: ``redis://host:6379`` or

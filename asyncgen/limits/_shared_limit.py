@@ -11,7 +11,11 @@ If Redis cannot be reached the limiter must not open the floodgates: it falls ba
 local RateLimiter at this process's share of the limits (the limits divided by the
 number of processes seen using the key in the last 30 s, or by ``fallback_share``
 before any was seen, less one request a second for the streams being out of step),
-warns once, and tries Redis again every few seconds.
+warns once, and tries Redis again every few seconds. Back on Redis (the server
+restarted, or a replica took over), it keeps to its share too for a while: Redis knows
+nothing of the starts made locally, and the other processes may still be on theirs
+(each tries Redis again within ``RETRY_REDIS``). A failover that sent every process to
+its share and back measured 13-22 refusals out of 200 requests before this, 0 after.
 
 With no request limit configured, the limiter carries the key's pace that
 ``concurrency="auto"`` learns instead (see ``llm/_key_pace.py``): when a client judges
@@ -60,6 +64,10 @@ DEFAULT_FALLBACK_SHARE = 0.25  # of the limits, before any other process was see
 # late start can land in the next 1-second window: more headroom than one process needs.
 DEFAULT_SHARED_HEADROOM = 0.05
 RETRY_REDIS = 5.0  # seconds between attempts to reach Redis again while falling back
+# Seconds after Redis answers again that a process still keeps to its local share (as
+# well as to Redis): until every other process has tried Redis again, plus the window
+# in which the starts Redis never saw still count.
+PROBATION = RETRY_REDIS + WINDOW
 
 _log = structlog.get_logger("asyncgen.ratelimit")
 
@@ -117,6 +125,7 @@ class SharedRateLimiter(RateLimiter):
         )
         self._fallback: RateLimiter | None = None
         self._down_since: float | None = None
+        self._probation_until = float("-inf")  # (monotonic) the local share still holds
         self._horizon = float("-inf")  # (monotonic) where all bookings in Redis end
         self._background: set[asyncio.Task[Any]] = set()
         self.learned_rate: float | None = None  # the key's learned pace, while in force
@@ -229,7 +238,13 @@ class SharedRateLimiter(RateLimiter):
         )
         if not int(booked):
             return float(delay)
-        booking = Booking(float(start), max(0.0, float(delay)), tokens, None, _text(ref) or None)
+        wait = max(0.0, float(delay))
+        if self._fallback is not None:  # just back on Redis: the local share holds too
+            if time.monotonic() < self._probation_until:
+                wait = max(wait, self._fallback.book(tokens).delay)
+            else:
+                self._fallback = None
+        booking = Booking(float(start), wait, tokens, None, _text(ref) or None)
         with self._lock:
             self._admitted += 1
             self._spent_tokens += tokens
@@ -285,7 +300,7 @@ class SharedRateLimiter(RateLimiter):
         if self._down_since is not None:
             _log.warning("shared_limiter_reachable_again", name=self.name)
             self._down_since = None
-            self._fallback = None
+            self._probation_until = time.monotonic() + PROBATION
 
     def settle(self, booking: Booking, actual: int) -> None:
         """Correct the shared token meter (in the background) once usage is known."""

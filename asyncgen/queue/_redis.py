@@ -100,12 +100,6 @@ class RedisStore(SingleCalls):
                     f"(e.g. ?durable=1), got {own['durable']!r}"
                 )
             durable = int(own["durable"])
-            if target.cluster:
-                raise ValueError(
-                    "durable= is not available on a redis+cluster:// URL yet (a cluster's "
-                    "pipelines may send WAIT on another connection than the writes): use "
-                    "redis+sentinel:// for durable writes, or leave durable= out"
-                )
         durable_timeout = seconds_option(
             own.get("durable_timeout"), DEFAULT_DURABLE_TIMEOUT, "durable_timeout"
         )

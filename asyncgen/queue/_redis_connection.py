@@ -4,9 +4,11 @@ scripts run by their hash, redis-py's errors said as asyncgen's."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from ..core._bridge import in_bridge_thread, on_shutdown
 from ..core._errors import (
@@ -20,6 +22,8 @@ from ..core._redis import RedisTarget, close_redis, open_redis, unreachable_erro
 from ._redis_records import has_xackdel, load_scripts, version_of
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
+    from redis.asyncio import Redis
+
     from ..core._redis import RedisClient
 
 __all__ = ["DEFAULT_DURABLE_TIMEOUT", "MIN_REDIS_VERSION", "SPARED", "RedisConnection"]
@@ -30,6 +34,17 @@ POOL_TIMEOUT = 20.0  # seconds a call waits for a free connection
 DEFAULT_DURABLE_TIMEOUT = 5.0  # seconds a durable write waits for its replicas
 RESULT_POLL = 0.05  # seconds between checks when no connection is spared for a blocking wait
 SPARED: Any = object()  # block's answer when it slept instead of blocking
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    """One round trip: a script (by its hash) run once per argument list after the
+    shared head (prefix, now, XACKDEL), then ``WAIT`` for ``replicas`` if any."""
+
+    sha: str
+    head: list[str | int]
+    calls: list[list[str | int]]
+    replicas: int
 
 
 class RedisConnection:
@@ -72,6 +87,9 @@ class RedisConnection:
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
+        self._shards: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, int], Redis]
+        ] = weakref.WeakKeyDictionary()  # a cluster's masters, for durable writes
         self._sources = load_scripts()
         self._shas: dict[str, str] = {}
         self._ackdel: bool | None = None
@@ -179,30 +197,74 @@ class RedisConnection:
         # that the prefix's hash tag names, where every key of this queue lives.
         head: list[str | int] = [self.prefix, repr(self.clock()), "1" if self._ackdel else "0"]
         sha = self._shas.get(script) or await self._load(client, script)
-        replicas = self.durable if durable else 0
+        trip = RoundTrip(sha, head, calls, self.durable if durable else 0)
         try:
-            return await self._send(client, sha, head, calls, replicas)
+            return await self._send(client, trip)
         except redis_errors.NoScriptError:  # Redis restarted and forgot the script
-            sha = await self._load(client, script)
-            return await self._send(client, sha, head, calls, replicas)
+            trip = dataclasses.replace(trip, sha=await self._load(client, script))
+            return await self._send(client, trip)
 
     async def _load(self, client: RedisClient, script: str) -> str:
         self._shas[script] = str(await self.guard(client.script_load(self._sources[script])))
         return self._shas[script]
 
-    async def _send(
-        self,
-        client: RedisClient,
-        sha: str,
-        head: list[str | int],
-        calls: list[list[str | int]],
-        replicas: int,
-    ) -> list[Any]:
-        if len(calls) == 1 and not replicas:
-            return [await self.guard(client.evalsha(sha, 1, *head, *calls[0]))]
+    async def _send(self, client: RedisClient, trip: RoundTrip) -> list[Any]:
+        if len(trip.calls) == 1 and not trip.replicas:
+            return [await self.guard(client.evalsha(trip.sha, 1, *trip.head, *trip.calls[0]))]
+        if trip.replicas and self.target.cluster:
+            return await self._send_to_shard(client, trip)
+        return await self._pipelined(client, trip)
+
+    async def _send_to_shard(self, client: RedisClient, trip: RoundTrip) -> list[Any]:
+        """Durable writes on a cluster: the writes and their WAIT on one connection to the
+        master that serves the queue's slot (a cluster pipeline may send a keyless WAIT
+        to another node, or split a retry from it: a "confirmed" that covers nothing).
+        A slot that moved (a failover, a resharding) is learned through the cluster
+        client, and the writes are sent once more to its new master."""
+        from redis import exceptions as redis_errors
+        from redis.asyncio.cluster import RedisCluster
+
+        assert isinstance(client, RedisCluster)
+        for _ in range(2):
+            node = client.get_node_from_key(self.prefix)
+            if node is None:  # no node serves the slot (yet): as CLUSTERDOWN would say
+                raise ConnectionFailedError(
+                    f"no master of {self.where} serves the slot of queue keys {self.prefix!r}"
+                    " now: a failover is under way; try again"
+                )
+            shard = self._shard(node.host, int(node.port))
+            try:
+                return await self._pipelined(shard, trip)
+            except redis_errors.MovedError:  # nothing ran: the node no longer serves the slot
+                await self.guard(client.exists(self.prefix))  # follows MOVED: the map learns
+        raise ConnectionFailedError(
+            f"the slot of queue keys {self.prefix!r} at {self.where} moved twice during one "
+            "write: a resharding or failover is under way; try again"
+        )
+
+    def _shard(self, host: str, port: int) -> Redis:
+        """This event loop's plain client of one cluster node (for durable writes)."""
+        loop = asyncio.get_running_loop()
+        shards = self._shards.setdefault(loop, {})
+        shard = shards.get((host, port))
+        if shard is None:
+            shard = shards[host, port] = cast(
+                "Redis",
+                open_redis(
+                    self.target.node(host, port),
+                    max_connections=self.max_connections,
+                    pool_timeout=POOL_TIMEOUT,
+                    decode_responses=True,
+                    protocol=2,
+                ),
+            )
+        return shard
+
+    async def _pipelined(self, client: RedisClient, trip: RoundTrip) -> list[Any]:
+        replicas = trip.replicas
         async with client.pipeline(transaction=False) as pipe:
-            for args in calls:
-                pipe.evalsha(sha, 1, *head, *args)
+            for args in trip.calls:
+                pipe.evalsha(trip.sha, 1, *trip.head, *args)
             if replicas:  # on the same connection, after the writes: WAIT covers them
                 pipe.execute_command("WAIT", replicas, int(self.durable_timeout * 1000))
             replies = list(await self.guard(pipe.execute()))
@@ -210,8 +272,8 @@ class RedisConnection:
             confirmed = int(replies.pop())
             if confirmed < replicas:
                 raise ReplicationError(
-                    f"{len(calls)} write(s) at {self.where} were confirmed by {confirmed} of "
-                    f"the {replicas} replica(s) that durable= asks for within "
+                    f"{len(trip.calls)} write(s) at {self.where} were confirmed by {confirmed} "
+                    f"of the {replicas} replica(s) that durable= asks for within "
                     f"{self.durable_timeout:g} s: they may not survive a failover"
                 )
         return replies
@@ -231,6 +293,8 @@ class RedisConnection:
 
     async def close(self) -> None:
         """Close this event loop's connections."""
+        for shard in self._shards.pop(asyncio.get_running_loop(), {}).values():
+            await close_redis(shard)
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await close_redis(client)
