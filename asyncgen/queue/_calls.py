@@ -10,6 +10,7 @@ from typing import Any
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..core._errors import JobTimeoutError, PermanentError, ResultNotStorableError
+from ..core._tracing import span
 from ..llm import GenerationJob
 from ..llm.engine._job import JobRun, JobRunner
 from ._credits import CreditGate
@@ -51,6 +52,18 @@ class JobCalls:
             ResultNotStorableError: It returned what JSON cannot hold.
             Exception: Whatever the task or the generation request raised.
         """
+        attributes = {
+            "messaging.system": "asyncgen",
+            "messaging.operation.type": "process",
+            "messaging.message.id": record.id,
+            "asyncgen.job.kind": record.kind,
+            "asyncgen.job.attempt": record.attempts,
+        }
+        # The run continues the submitter's trace: its record carries the traceparent.
+        with span(f"process {record.kind}", attributes, kind="CONSUMER", parent=record.context):
+            return await self._call(record)
+
+    async def _call(self, record: JobRecord) -> Any:
         task = self.tasks.get(record.kind)
         limit = record.timeout or (task.timeout if task is not None else None) or self.timeout
         if limit is None:

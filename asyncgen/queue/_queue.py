@@ -11,11 +11,12 @@ from ..chat._conversation import conversation_context
 from ..core._bridge import run_blocking
 from ..core._errors import JobFailedError, TransientError
 from ..core._logging import mask_secrets
+from ..core._tracing import carrier, span
 from ..llm import GenerationJob
 from ._models import JobRecord, JobState, QueueStatistics
 from ._store import JobStore
 from ._submission import check_options, job_record
-from ._tasks import Task, TaskCall, task
+from ._tasks import GENERATE_KIND, Task, TaskCall, task
 
 __all__ = ["BlockingJobQueue", "JobQueue", "safe_url"]
 
@@ -90,22 +91,28 @@ class JobQueue:
             ValueError: ``max_attempts`` < 1.
         """
         check_options(max_attempts, priority)
-        record = job_record(
-            job,
-            start=run_at if run_at is not None else time.time(),
-            priority=priority,
-            max_attempts=max_attempts,
-            context=conversation_context(),
-            idempotency_key=idempotency_key,
-            every=every,
-            cron=cron,
-            depends_on=depends_on,
-            timeout=timeout,
-        )
-        for dependency in depends_on:
-            if await self.store.get(dependency) is None:
-                raise ValueError(f"depends_on: no job {dependency!r} in this queue")
-        return await self.store.add(record)
+        kind = job.kind if isinstance(job, TaskCall) else GENERATE_KIND
+        with span(f"send {kind}", _sending(kind), kind="PRODUCER") as sending:
+            record = job_record(
+                job,
+                start=run_at if run_at is not None else time.time(),
+                priority=priority,
+                max_attempts=max_attempts,
+                # the conversation's ids and the trace: the worker continues both
+                context={**conversation_context(), **carrier()},
+                idempotency_key=idempotency_key,
+                every=every,
+                cron=cron,
+                depends_on=depends_on,
+                timeout=timeout,
+            )
+            for dependency in depends_on:
+                if await self.store.get(dependency) is None:
+                    raise ValueError(f"depends_on: no job {dependency!r} in this queue")
+            job_id = await self.store.add(record)
+            if sending is not None:
+                sending.set_attribute("messaging.message.id", job_id)
+            return job_id
 
     async def submit_many(
         self,
@@ -139,12 +146,25 @@ class JobQueue:
             ValueError: ``max_attempts`` < 1, or not one idempotency key per job.
         """
         items = list(jobs)
-        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
+        keys: list[str | None] = (
+            list(idempotency_keys) if idempotency_keys is not None else [None] * len(items)
+        )
         if len(keys) != len(items):
             raise ValueError(f"{len(keys)} idempotency keys for {len(items)} jobs: give one each")
         check_options(max_attempts, priority)
         start = run_at if run_at is not None else time.time()
-        context = conversation_context()
+        with span("send", _sending(None, len(items)), kind="PRODUCER"):
+            return await self._add_many(items, keys, start, priority, max_attempts)
+
+    async def _add_many(
+        self,
+        items: list[GenerationJob | TaskCall],
+        keys: list[str | None],
+        start: float,
+        priority: int,
+        max_attempts: int,
+    ) -> list[str]:
+        context = {**conversation_context(), **carrier()}
         records = []
         for index, (job, key) in enumerate(zip(items, keys, strict=True)):
             try:
@@ -427,3 +447,13 @@ class BlockingJobQueue:
     def close(self) -> None:
         """Close the connections the blocking twins opened (they close at exit anyway)."""
         run_blocking(self.queue.aclose)
+
+
+def _sending(kind: str | None, count: int | None = None) -> dict[str, Any]:
+    """A submit span's attributes (OpenTelemetry's messaging conventions)."""
+    return {
+        "messaging.system": "asyncgen",
+        "messaging.operation.type": "send",
+        "asyncgen.job.kind": kind,
+        "messaging.batch.message_count": count,
+    }

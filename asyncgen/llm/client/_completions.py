@@ -12,10 +12,12 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
+from ...core._tracing import span
 from ...limits._ratelimit import RateLimiter
 from ._cache import CachedAnswers, hit
 from ._mapping import error_for_reply, parse_completion
@@ -59,6 +61,7 @@ class Completions:
         self.standing = standing
         self.prices = prices
         self.answers = answers
+        self._address = urlsplit(url)  # the server, for the request spans
 
     async def create(
         self,
@@ -73,6 +76,22 @@ class Completions:
         key, found = await self.look_up(model, messages, params)
         if found is not None:
             return hit(found)
+        with span(f"chat {model}", self._asked(model, params), kind="CLIENT") as sending:
+            completion = await self._sent(model, messages, params, rate_limit, max_pause)
+            if sending is not None:
+                sending.set_attributes(_answered(completion))
+        if self.answers is not None and key is not None:
+            await self.answers.store(key, completion)
+        return completion
+
+    async def _sent(
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+        rate_limit: RateLimiter | None,
+        max_pause: float,
+    ) -> Completion:
         self.transport()  # opened before the rate limiter books (see open_transport)
         ticket = await self.traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
         completion: Completion | None = None
@@ -95,9 +114,20 @@ class Completions:
             raise
         finally:
             self.traffic.finish(ticket, headers=headers, completion=completion, error=error)
-        if self.answers is not None and key is not None:
-            await self.answers.store(key, completion)
         return completion
+
+    def _asked(self, model: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A request span's attributes (OpenTelemetry's GenAI conventions)."""
+        address = self._address
+        return {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": params.get("max_tokens"),
+            "gen_ai.request.temperature": params.get("temperature"),
+            "gen_ai.request.top_p": params.get("top_p"),
+            "server.address": address.hostname,
+            "server.port": address.port,
+        }
 
     async def parse(
         self,
@@ -177,3 +207,19 @@ class Completions:
             return completion
 
         return Stream(model, opener, stall_timeout=stall_timeout, finished=finished)
+
+
+def _answered(completion: Completion) -> dict[str, Any]:
+    """What a request span says of its answer."""
+    finished = [completion.finish_reason] if completion.finish_reason else None
+    return {
+        key: value
+        for key, value in {
+            "gen_ai.response.model": completion.model,
+            "gen_ai.response.id": completion.id,
+            "gen_ai.response.finish_reasons": finished,
+            "gen_ai.usage.input_tokens": completion.usage.prompt_tokens,
+            "gen_ai.usage.output_tokens": completion.usage.completion_tokens,
+        }.items()
+        if value is not None
+    }

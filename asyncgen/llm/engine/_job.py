@@ -28,6 +28,7 @@ from ...core._errors import (
 )
 from ...core._logging import mask_secrets
 from ...core._retry import RetryCaller, RetryPolicy
+from ...core._tracing import add_event, span
 from ...limits._ratelimit import RateLimiter
 from ..client._client import ChatClient
 from ..client._models import Completion, Spend
@@ -166,32 +167,40 @@ class JobRunner:
         job = run.job
         models = [job.model, *(job.fallbacks or self.client.fallbacks.get(job.model, []))]
         tokens = _bind(job_id=job.id, model=job.model)
+        attributes = {"asyncgen.job.id": job.id, "gen_ai.request.model": job.model}
         try:
-            for position, model in enumerate(models):
-                last = position == len(models) - 1
-                run.target = (
-                    job
-                    if position == 0
-                    else job.model_copy(update={"model": model, "fallbacks": []})
-                )
-                try:
-                    run.may_move = not last
-                    return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
-                except _MoveOn as exc:
-                    error_type, reason = "Paused", str(exc)
-                except (TransientError, CircuitOpenError) as exc:
-                    if last:
-                        raise
-                    error_type, reason = type(exc).__name__, mask_secrets(str(exc))
-                await self._fall_back(run, model, models[position + 1], error_type, reason)
-            raise AssertionError("unreachable: the last model returns or raises")
+            with span(f"generate {job.model}", attributes):  # each attempt a span within
+                return await self._run_models(run, models, on_retry)
         finally:
             _reset(**tokens)
+
+    async def _run_models(self, run: JobRun, models: list[str], on_retry: _Retrying | None) -> Any:
+        """Each model in turn (the job's, then its fallbacks), each with its retries."""
+        job = run.job
+        for position, model in enumerate(models):
+            last = position == len(models) - 1
+            run.target = (
+                job if position == 0 else job.model_copy(update={"model": model, "fallbacks": []})
+            )
+            try:
+                run.may_move = not last
+                return await RetryCaller(self.policy, on_retry=on_retry)(self._attempt, run)
+            except _MoveOn as exc:
+                error_type, reason = "Paused", str(exc)
+            except (TransientError, CircuitOpenError) as exc:
+                if last:
+                    raise
+                error_type, reason = type(exc).__name__, mask_secrets(str(exc))
+            await self._fall_back(run, model, models[position + 1], error_type, reason)
+        raise AssertionError("unreachable: the last model returns or raises")
 
     async def _fall_back(
         self, run: JobRun, model: str, following: str, error_type: str, reason: str
     ) -> None:
         run.fell_back.append({"model": model, "error_type": error_type, "reason": reason})
+        add_event(
+            "fallback", {"gen_ai.request.model": model, "to": following, "error.type": error_type}
+        )
         _log.warning("fallback", model=model, to=following, error_type=error_type, reason=reason)
         if self.on_event is not None:
             event = JobFellBack(run.index, run.job, model, following, f"{error_type}: {reason}")
@@ -236,6 +245,7 @@ class JobRunner:
                     max_pause=self.policy.max_retry_after,
                 )
         except RateLimitedError as exc:
+            add_event("rate_limited", {"retry_after_s": exc.retry_after})
             await self._paused(run)
             wait = exc.retry_after or 0.0
             if run.may_move and wait > self.client.fallback_after:
@@ -383,6 +393,9 @@ class _Retrying:
 
     async def __call__(self, attempt: int, delay: float, error: BaseException) -> None:
         self.runner.client.count_retry()
+        add_event(
+            "retry", {"attempt": attempt, "delay_s": delay, "error.type": type(error).__name__}
+        )
         if self.runner.on_event is not None:
             event = JobRetrying(self.run.index, self.run.job, attempt, delay, error)
             await emit(self.runner.on_event, event)
