@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
-from ...core._tracing import span
+from ...core._tracing import span, tracer
 from ...limits._ratelimit import RateLimiter
 from ._cache import CachedAnswers, hit
 from ._mapping import error_for_reply, parse_completion
@@ -76,10 +76,13 @@ class Completions:
         key, found = await self.look_up(model, messages, params)
         if found is not None:
             return hit(found)
-        with span(f"chat {model}", self._asked(model, params), kind="CLIENT") as sending:
+        if tracer() is None:  # the hot path pays one check when nothing traces
             completion = await self._sent(model, messages, params, rate_limit, max_pause)
-            if sending is not None:
-                sending.set_attributes(_answered(completion))
+        else:
+            with span(f"chat {model}", self._asked(model, params), kind="CLIENT") as sending:
+                completion = await self._sent(model, messages, params, rate_limit, max_pause)
+                if sending is not None:
+                    sending.set_attributes(_answered(completion))
         if self.answers is not None and key is not None:
             await self.answers.store(key, completion)
         return completion

@@ -28,7 +28,7 @@ from ...core._errors import (
 )
 from ...core._logging import mask_secrets
 from ...core._retry import RetryCaller, RetryPolicy
-from ...core._tracing import add_event, span
+from ...core._tracing import add_event, span, tracer
 from ...limits._ratelimit import RateLimiter
 from ..client._client import ChatClient
 from ..client._models import Completion, Spend
@@ -167,8 +167,10 @@ class JobRunner:
         job = run.job
         models = [job.model, *(job.fallbacks or self.client.fallbacks.get(job.model, []))]
         tokens = _bind(job_id=job.id, model=job.model)
-        attributes = {"asyncgen.job.id": job.id, "gen_ai.request.model": job.model}
         try:
+            if tracer() is None:  # the hot path pays one check when nothing traces
+                return await self._run_models(run, models, on_retry)
+            attributes = {"asyncgen.job.id": job.id, "gen_ai.request.model": job.model}
             with span(f"generate {job.model}", attributes):  # each attempt a span within
                 return await self._run_models(run, models, on_retry)
         finally:
