@@ -35,18 +35,32 @@ def _api() -> Any:
         from opentelemetry import trace
     except ImportError:
         return None
+    _UNSET.update({trace.ProxyTracerProvider, trace.NoOpTracerProvider})
     return trace
 
 
+_UNSET: set[type] = set()  # the API's stand-ins for "no provider set"
+
+
+_FOUND: list[Tracer] = []  # asyncgen's tracer, once a provider is set (it stays set)
+
+
 def tracer() -> Tracer | None:
-    """asyncgen's tracer, or None while no TracerProvider is set (or OTel is absent)."""
+    """asyncgen's tracer, or None while no TracerProvider is set (or OTel is absent).
+
+    Called on every request: once a provider is set (OpenTelemetry sets one once per
+    process) its tracer is kept; until then, one call to the API's getter.
+    """
+    if _FOUND:
+        return _FOUND[0]
     trace = _api()
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+    if type(provider) in _UNSET:
         return None
     found: Tracer = provider.get_tracer(_NAME)
+    _FOUND.append(found)
     return found
 
 
