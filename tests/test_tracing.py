@@ -187,3 +187,32 @@ def test_nothing_is_made_when_no_tracer_is_set() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["{}", "ok"]
+
+
+async def test_a_streamed_request_is_a_span_until_its_answer_is_read(
+    spans: InMemorySpanExporter, sim: SimServer
+) -> None:
+    """A stream's span starts when the request is sent and ends when the answer has
+    been read (after the call returned), under the span the stream was made in; a
+    stream cut short ends its span with the error."""
+    client = asyncgen.ChatClient(sim.base_url)
+    tracer = trace.get_tracer("the application")
+    with tracer.start_as_current_span("handler") as handler:
+        stream = client.stream("m", [{"role": "user", "content": "tell me more"}])
+    text = "".join([delta async for delta in stream])
+    assert text == "[m] tell me more"
+    sim.configure(SimConfig(default=ModelProfile(faults=[Fault(kind="stream_truncate")])))
+    with pytest.raises(asyncgen.AsyncGenError):
+        async for _ in client.stream("m", [{"role": "user", "content": "tell me more"}]):
+            pass
+    await client.aclose()
+    good, cut = named(spans.get_finished_spans(), "chat m")
+    assert good.kind is trace.SpanKind.CLIENT
+    assert good.parent is not None
+    assert good.parent.span_id == handler.get_span_context().span_id
+    attributes = dict(good.attributes or {})
+    assert isinstance(attributes["gen_ai.usage.output_tokens"], int)
+    assert attributes["gen_ai.usage.output_tokens"] > 0
+    assert "error.type" not in attributes
+    assert cut.status.status_code is trace.StatusCode.ERROR
+    assert dict(cut.attributes or {})["error.type"]

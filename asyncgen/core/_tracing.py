@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["add_event", "carrier", "span", "tracer"]
+__all__ = ["add_event", "begin", "carrier", "current", "end", "span", "tracer"]
 
 _NAME = "asyncgen"
 TRACE_KEYS = ("traceparent", "tracestate")  # what a job record carries of a trace
@@ -128,3 +128,48 @@ def carrier() -> dict[str, str]:
     found: dict[str, str] = {}
     propagate.inject(found)
     return {key: value for key, value in found.items() if key in TRACE_KEYS}
+
+
+def current() -> Any:
+    """The current OpenTelemetry context (to start a span under it later), or None when
+    not tracing."""
+    if tracer() is None:
+        return None
+    from opentelemetry import context
+
+    return context.get_current()
+
+
+def begin(
+    name: str, attributes: Mapping[str, Any], *, kind: str = "CLIENT", parent: Any = None
+) -> Span | None:
+    """A span that outlives the block that starts it (a streamed answer is read after
+    the call returns): a child of ``parent`` (a context from :func:`current`; None: the
+    current span); None when not tracing. Close it with :func:`end`."""
+    found = tracer()
+    if found is None:
+        return None
+    from opentelemetry import trace
+
+    return found.start_span(
+        name,
+        context=parent,
+        kind=getattr(trace.SpanKind, kind),
+        attributes={k: v for k, v in attributes.items() if v is not None},
+        record_exception=False,
+        set_status_on_exception=False,
+    )
+
+
+def end(started: Span | None, attributes: Mapping[str, Any], error: BaseException | None) -> None:
+    """End a span from :func:`begin` with what was learned, and the error if any."""
+    if started is None:
+        return
+    from opentelemetry import trace
+
+    started.set_attributes({k: v for k, v in attributes.items() if v is not None})
+    if error is not None:
+        started.set_attribute("error.type", type(error).__name__)
+        started.record_exception(error)
+        started.set_status(trace.Status(trace.StatusCode.ERROR, str(error)[:500]))
+    started.end()

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from ...core._retry import DEFAULT_MAX_RETRY_AFTER
-from ...core._tracing import span, tracer
+from ...core._tracing import begin, current, end, span, tracer
 from ...limits._ratelimit import RateLimiter
 from ._cache import CachedAnswers, hit
 from ._mapping import error_for_reply, parse_completion
@@ -185,10 +185,14 @@ class Completions:
         wire = {**params, "stream": True, "stream_options": options}
         body = encode_json({"model": model, "messages": messages, **wire})
         ticket: list[Any] = []
+        sending: list[Any] = []  # the request's span, while tracing (ended when read)
+        parent = current()  # the span the stream is made in, not the one it is read in
 
         @contextlib.asynccontextmanager
         async def opener() -> AsyncIterator[StreamReply]:
             self.transport()  # opened before the rate limiter books (see open_transport)
+            if tracer() is not None:
+                sending.append(begin(f"chat {model}", self._asked(model, params), parent=parent))
             ticket.append(
                 await self.traffic.admit(model, messages, params, rate_limit, max_pause=max_pause)
             )
@@ -202,6 +206,8 @@ class Completions:
             if completion is not None and self.prices is not None:
                 completion = self.prices.priced(completion, model)
             self.standing.note(error)
+            if sending:
+                end(sending.pop(), _answered(completion) if completion else {}, error)
             if ticket:
                 first = completion.first_token if completion is not None else None
                 self.traffic.finish(
