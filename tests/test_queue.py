@@ -164,6 +164,53 @@ class TestConformance:
         assert first == again
         assert (await queue.statistics()).pending == 1
 
+    async def test_a_unique_key_returns_the_unfinished_job(self, queue: JobQueue) -> None:
+        """While a job with a unique key is pending (or running), a submit with the key
+        is that job; once it has ended, the key is free again."""
+        first = await queue.submit(queue_tasks.add.call(1, 1), unique_key="user-7")
+        again = await queue.submit(queue_tasks.add.call(2, 2), unique_key="user-7")
+        other = await queue.submit(queue_tasks.add.call(3, 3), unique_key="user-8")
+        assert again == first
+        assert other != first
+        assert (await queue.status(first)).unique_key == "user-7"
+        async with open_worker(queue, concurrency=2):
+            assert await queue.results([first, other], timeout=10) == [2, 6]
+        after = await queue.submit(queue_tasks.add.call(4, 4), unique_key="user-7")
+        assert after != first
+        assert (await queue.statistics()).pending == 1
+
+    async def test_unique_for_alone_keys_on_the_call(self, queue: JobQueue) -> None:
+        """unique_for without a key: the same call is not queued twice while the first
+        is unfinished; another call is; the key lapses after unique_for seconds."""
+        later = time.time() + 3600  # scheduled: unfinished throughout the test
+        first = await queue.submit(queue_tasks.add.call(1, 1), run_at=later, unique_for=0.5)
+        same = await queue.submit(queue_tasks.add.call(1, 1), run_at=later, unique_for=0.5)
+        other = await queue.submit(queue_tasks.add.call(1, 2), run_at=later, unique_for=0.5)
+        assert same == first
+        assert other != first
+        await asyncio.sleep(0.6)
+        lapsed = await queue.submit(queue_tasks.add.call(1, 1), run_at=later, unique_for=0.5)
+        assert lapsed not in (first, other)
+        assert (await queue.statistics()).scheduled == 3
+
+    async def test_concurrent_submitters_of_one_key_make_one_job(self, queue: JobQueue) -> None:
+        """100 submits of one unique key at once: one job, and every submit its id."""
+        ids = await asyncio.gather(
+            *(queue.submit(queue_tasks.add.call(i, 0), unique_key="once") for i in range(100))
+        )
+        assert len(set(ids)) == 1
+        assert (await queue.statistics()).pending == 1
+
+    async def test_unique_mistakes_are_refused(self, queue: JobQueue) -> None:
+        call = queue_tasks.add.call(1, 1)
+        with pytest.raises(ValueError, match="unique_for must be > 0 seconds"):
+            await queue.submit(call, unique_for=0)
+        with pytest.raises(ValueError, match="unique_key must not be empty"):
+            await queue.submit(call, unique_key="")
+        with pytest.raises(ValueError, match="a recurring job runs once per slot already"):
+            await queue.submit(call, unique_key="k", every=60)
+        assert (await queue.statistics()).pending == 0
+
     async def test_run_at_delays_the_start(self, queue: JobQueue) -> None:
         """A job with run_at in the future is scheduled, not claimable, until then."""
         await queue.submit(queue_tasks.add.call(1, 1), run_at=time.time() + 3600)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import time
 from pathlib import Path
@@ -403,3 +404,34 @@ async def test_metrics_are_served_while_redis_is_down(tmp_path: Path) -> None:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
     assert "Traceback" not in output.read_text()
+
+
+def test_submitters_on_their_own_connections_make_one_unique_job(durable_url: str) -> None:
+    """Four threads, each with its own queue (its own connection to the store), submit
+    25 jobs of one unique key at once: one job, and every submit returns its id."""
+
+    def submit_25() -> list[str]:
+        async def run() -> list[str]:
+            queue = open_queue(durable_url)
+            queue.register(queue_tasks.add)
+            try:
+                return list(
+                    await asyncio.gather(
+                        *(
+                            queue.submit(queue_tasks.add.call(i, 0), unique_key="one")
+                            for i in range(25)
+                        )
+                    )
+                )
+            finally:
+                await queue.aclose()
+
+        return asyncio.run(run())
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ids = [job_id for found in pool.map(lambda _: submit_25(), range(4)) for job_id in found]
+    assert len(ids) == 100
+    assert len(set(ids)) == 1
+    queue = open_queue(durable_url)
+    assert queue.blocking.statistics().pending == 1
+    queue.blocking.close()

@@ -155,7 +155,9 @@ def test_workers_and_a_producer_go_on_across_a_failover(tmp_path: Path) -> None:
     3 s lease ran out) are counted, and no worker says more than a warning about it."""
     log = tmp_path / "tasks.log"
     with SentinelGroup(replicas=2) as group:  # one replica is left to confirm writes
-        url = f"{group.url}?queue=failover&durable=1"
+        # WAIT (durable_timeout) well inside the 3 s lease: a result write that waits
+        # for a replica still resyncing must not outlast its lease (docs/deployment.md)
+        url = f"{group.url}?queue=failover&durable=1&durable_timeout=1"
         queue = open_queue(url)
         queue.register(queue_tasks.add)
         outputs = [tmp_path / f"worker-{i}.log" for i in range(WORKERS)]

@@ -62,6 +62,10 @@ class JobRecord(BaseModel):
         context: The log context it was submitted in (the :func:`asyncgen.conversation`
             ids), bound again to the worker's log lines while it runs.
         started_at: Epoch seconds the current (or last) attempt started.
+        unique_key: While this job is pending or running (and before ``unique_until``),
+            a submit with the same unique key returns this job instead of a new one.
+        unique_until: Epoch seconds after which the unique key no longer holds (None:
+            as long as the job is pending or running).
         history: The last 20 attempts that ended, oldest first: ``attempt``, ``worker``,
             ``started``, ``ended``, ``outcome`` (ok, retried, dead, postponed, lost,
             cancelled), ``error_type``, ``error``.
@@ -92,6 +96,8 @@ class JobRecord(BaseModel):
     context: dict[str, str] = Field(default_factory=dict)
     started_at: float | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)
+    unique_key: str | None = None
+    unique_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,8 @@ class JobQueue:
         cron: str | None = None,
         depends_on: Sequence[str] = (),
         timeout: float | None = None,  # noqa: ASYNC109 - the job's, not this call's
+        unique_key: str | None = None,
+        unique_for: float | None = None,
     ) -> str:
         """Store a job and return its id at once.
 
@@ -85,10 +87,17 @@ class JobQueue:
                 the worker's): a run past it is cancelled and counted as a failed
                 attempt (JobTimeoutError), retried with backoff, dead after
                 ``max_attempts``. A sync task's thread cannot be stopped: it runs on.
+            unique_key: While a job submitted with this key is pending or running,
+                submitting another returns that job's id and stores nothing (debounce:
+                race-free between submitters, on every store).
+            unique_for: Seconds the unique key holds at most (the job may still be
+                pending after them). Without ``unique_key``, the key is the job's kind
+                and arguments: the same call is not queued twice while one is unfinished.
 
         Raises:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
-            ValueError: ``max_attempts`` < 1.
+            ValueError: ``max_attempts`` < 1; a bad ``unique_for``, or a unique job
+                that recurs.
         """
         check_options(max_attempts, priority)
         kind = job.kind if isinstance(job, TaskCall) else GENERATE_KIND
@@ -105,6 +114,8 @@ class JobQueue:
                 cron=cron,
                 depends_on=depends_on,
                 timeout=timeout,
+                unique_key=unique_key,
+                unique_for=unique_for,
             )
             for dependency in depends_on:
                 if await self.store.get(dependency) is None:

@@ -167,6 +167,8 @@ class RedisStore(SingleCalls):
             record.idempotency_key or "",
             self._ttl_ms(),
             fields,
+            record.unique_key or "",
+            _unique_ms(record),
             len(record.depends_on),
             *record.depends_on,
         ]
@@ -407,3 +409,10 @@ class RedisStore(SingleCalls):
 
     def _ttl_ms(self) -> int:
         return int(self.result_ttl * 1000)
+
+
+def _unique_ms(record: JobRecord) -> str:
+    """Milliseconds the record's unique key holds from now ('' while it is unfinished)."""
+    if record.unique_until is None:
+        return ""
+    return str(max(1, int((record.unique_until - time.time()) * 1000)))

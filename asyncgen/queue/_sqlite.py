@@ -33,6 +33,7 @@ from ._sqlite_reads import (
 from ._sqlite_schema import (
     ADDED_COLUMNS,
     FIRST_COLUMNS,
+    LATER_INDEXES,
     NO_DEAD_DEPENDENCY,
     SCHEMA,
     bump,
@@ -43,6 +44,7 @@ from ._sqlite_schema import (
     note_seen,
     take_one,
     transaction,
+    unique_holder,
 )
 from ._store import SingleCalls
 from ._wake import Wakeups
@@ -89,6 +91,8 @@ class SQLiteStore(SingleCalls):
             check_schema(self._db, self.path, FIRST_COLUMNS)
             self._db.executescript(SCHEMA)
             add_columns(self._db, ADDED_COLUMNS)
+            for index in LATER_INDEXES:
+                self._db.execute(index)
         except sqlite3.Error as exc:
             raise store_error(exc, self.path) from exc
 
@@ -157,6 +161,9 @@ class SQLiteStore(SingleCalls):
                             "SELECT id FROM jobs WHERE idempotency_key = ?",
                             (record.idempotency_key,),
                         ).fetchone()
+                    if row is None and record.unique_key is not None:
+                        held = unique_holder(db, record, self._clock())
+                        row = None if held is None else (held,)
                     if row is None:
                         insert_record(db, record)
                     ids.append(record.id if row is None else str(row[0]))

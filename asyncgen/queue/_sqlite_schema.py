@@ -18,6 +18,7 @@ __all__ = [
     "DEPENDENCIES_DONE",
     "FIRST_COLUMNS",
     "HISTORY_KEEP",
+    "LATER_INDEXES",
     "NO_DEAD_DEPENDENCY",
     "SCHEMA",
     "WORKER_ALIVE",
@@ -32,6 +33,7 @@ __all__ = [
     "schedule_next",
     "take_one",
     "transaction",
+    "unique_holder",
 ]
 
 SCHEMA = """
@@ -74,7 +76,18 @@ FIRST_COLUMNS = (
     "depends_on"
 )
 # Columns added since the first release: a queue file made before gets them on open.
-ADDED_COLUMNS = {"timeout": "REAL", "context": "TEXT", "started_at": "REAL", "history": "TEXT"}
+ADDED_COLUMNS = {
+    "timeout": "REAL",
+    "context": "TEXT",
+    "started_at": "REAL",
+    "history": "TEXT",
+    "unique_key": "TEXT",
+    "unique_until": "REAL",
+}
+# Made after the added columns exist (a queue file from before gets them on open).
+LATER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL",
+)
 HISTORY_KEEP = 20  # attempts kept in a job's history
 COLUMNS = ", ".join([FIRST_COLUMNS, *ADDED_COLUMNS])
 WORKER_ALIVE = 60.0  # seconds a worker counts as alive after its last heartbeat
@@ -132,6 +145,19 @@ def insert_record(db: sqlite3.Connection, record: JobRecord) -> None:
         f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS.split(','))})",
         row_of(record),
     )
+
+
+def unique_holder(db: sqlite3.Connection, record: JobRecord, now: float) -> str | None:
+    """The id of an unfinished job that holds ``record``'s unique key now, if any (inside
+    the caller's transaction, so two submitters cannot both miss it)."""
+    if record.unique_key is None:
+        return None
+    row = db.execute(
+        "SELECT id FROM jobs WHERE unique_key = ? AND state IN ('pending', 'running')"
+        " AND (unique_until IS NULL OR unique_until > ?) ORDER BY seq LIMIT 1",
+        (record.unique_key, now),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def schedule_next(db: sqlite3.Connection, record: JobRecord) -> None:
@@ -225,6 +251,8 @@ def row_of(record: JobRecord) -> tuple[Any, ...]:
         json.dumps(record.context) if record.context else None,
         record.started_at,
         json.dumps(record.history) if record.history else None,
+        record.unique_key,
+        record.unique_until,
     )
 
 

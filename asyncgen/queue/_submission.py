@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,18 +32,33 @@ def job_record(
     cron: str | None = None,
     depends_on: Sequence[str] = (),
     timeout: float | None = None,
+    unique_key: str | None = None,
+    unique_for: float | None = None,
 ) -> JobRecord:
     """The record a submit stores for ``job``, due at ``start`` (epoch seconds).
 
     A recurring job (``every`` or ``cron``) without an idempotency key gets one made of
     its id and its first slot's time, so each slot runs once (see ``_schedule``).
 
+    ``unique_for`` without ``unique_key`` makes the key of the job's kind and arguments:
+    the same call submitted again while the first is unfinished is the first.
+
     Raises:
         TypeError: ``job`` is neither a GenerationJob nor a TaskCall, or a GenerationJob
             with a response_model (a class is not data).
-        ValueError: A bad timeout, every, or cron expression; both every and cron.
+        ValueError: A bad timeout, every, or cron expression; both every and cron; a
+            unique job that recurs; unique_for not > 0; an empty unique_key.
     """
     kind, payload = _kind_and_payload(job)
+    if unique_for is not None and not 0 < unique_for < math.inf:
+        raise ValueError(f"unique_for must be > 0 seconds, got {unique_for}")
+    if unique_key is not None and not unique_key:
+        raise ValueError("unique_key must not be empty")
+    if (unique_key or unique_for) and (every is not None or cron is not None):
+        raise ValueError("a recurring job runs once per slot already: drop unique_key/unique_for")
+    if unique_for is not None and unique_key is None:
+        canonical = json.dumps([kind, payload], sort_keys=True, separators=(",", ":"))
+        unique_key = f"{kind}:{hashlib.sha256(canonical.encode()).hexdigest()[:32]}"
     if every is not None and cron is not None:
         raise ValueError("give every= or cron=, not both")
     if timeout is not None and not 0 < timeout < math.inf:
@@ -62,6 +80,8 @@ def job_record(
         depends_on=list(depends_on),
         timeout=timeout,
         context=context,
+        unique_key=unique_key,
+        unique_until=time.time() + unique_for if unique_for is not None else None,
     )
     if (every is not None or cron is not None) and idempotency_key is None:
         record = record.model_copy(update={"idempotency_key": slot_key(record.id, record.run_at)})

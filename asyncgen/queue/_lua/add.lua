@@ -1,17 +1,42 @@
 -- Store a new job. ARGV: 3 id, 4 idempotency key or '', 5 result ttl ms, 6 the record's
--- field/value pairs as one JSON array of strings, 7 number of dependencies, then their ids.
-local id, idem, ttl_ms, ndeps = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[7])
-if idem ~= '' and not redis.call('SET', P .. 'idem:' .. idem, id, 'NX') then
-  return redis.call('GET', P .. 'idem:' .. idem) -- the key's first job
+-- field/value pairs as one JSON array of strings, 7 unique key or '', 8 ms the unique key
+-- holds or '' (while the job is pending or running), 9 number of dependencies, then
+-- their ids.
+local id, idem, ttl_ms, ndeps = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[9])
+local ukey, unique_ms = ARGV[7], ARGV[8]
+if idem ~= '' then
+  local first = redis.call('GET', P .. 'idem:' .. idem)
+  if first then
+    return first -- the key's first job
+  end
+end
+if ukey ~= '' then
+  local held = redis.call('GET', P .. 'uniq:' .. ukey)
+  if held then
+    local state = redis.call('HGET', jkey(held), 'state')
+    if state == 'pending' or state == 'running' then
+      return held -- a job with this unique key has not ended yet
+    end
+  end
+end
+if idem ~= '' then
+  redis.call('SET', P .. 'idem:' .. idem, id)
 end
 local k = jkey(id)
 if redis.call('EXISTS', k) == 1 then
   return id -- sent again after a dropped connection: stored already
 end
 redis.call('HSET', k, unpack(cjson.decode(ARGV[6])))
+if ukey ~= '' then
+  if unique_ms ~= '' then
+    redis.call('SET', P .. 'uniq:' .. ukey, id, 'PX', unique_ms)
+  else
+    redis.call('SET', P .. 'uniq:' .. ukey, id)
+  end
+end
 
 local waiting, failed = 0, false
-for i = 8, 7 + ndeps do
+for i = 10, 9 + ndeps do
   local dep = ARGV[i]
   local state = redis.call('HGET', jkey(dep), 'state')
   if state == 'dead' or state == 'cancelled' or not state then
