@@ -537,3 +537,15 @@ async def test_a_server_older_than_6_2_is_refused(queues: Callable[[str], JobQue
         await queue.submit(queue_tasks.add.call(1, 1))
     server.close()
     await server.wait_closed()
+
+
+def test_a_worker_warns_when_a_durable_wait_can_outlast_its_lease(redis_url: str) -> None:
+    """?durable=1 waits up to durable_timeout for a replica on each result write: with a
+    3 s lease and the default 5 s, the worker says so when it is made (a Sentinel
+    failover test lost jobs this way); with 1 s it says nothing."""
+    for timeout, warned in (("", True), ("&durable_timeout=1", False)):
+        queue = open_queue(f"{redis_url}&durable=1{timeout}")
+        with structlog.testing.capture_logs() as logs:
+            asyncgen.queue.Worker(queue, lease=3)
+        found = [log for log in logs if log["event"] == "durable_timeout_near_lease"]
+        assert bool(found) is warned, logs

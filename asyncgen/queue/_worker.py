@@ -32,6 +32,7 @@ from ._metrics import Metrics
 from ._models import JobRecord, JobState
 from ._outcomes import STORE_RETRY, Outcomes
 from ._queue import JobQueue
+from ._redis import RedisStore
 from ._tasks import GENERATE_KIND
 
 __all__ = ["DEFAULT_LEASE", "IdleWait", "Worker", "open_worker"]
@@ -136,6 +137,7 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._since: dict[str, tuple[str, str | None, float]] = {}  # id -> kind, model, start
         self.started_at = time.time()
+        _check_durable_wait(queue.store, lease)
         self.leases = Leases(queue.store, self.name, lease)
         self.outcomes = Outcomes(queue.store, self.name, lease=lease, retry=self.retry, grace=grace)
         self.metrics = metrics if metrics is not None else Metrics()
@@ -403,6 +405,23 @@ class Worker:
         while True:
             await self._report()
             await asyncio.sleep(REPORT_EVERY)
+
+
+def _check_durable_wait(store: object, lease: float) -> None:
+    """Warn when a durable store's wait for replicas can outlast a third of the lease:
+    while a replica resyncs (after a failover) every result write waits that long, and
+    a write that outlasts the lease loses it: the job runs again, or goes dead."""
+    if not isinstance(store, RedisStore):
+        return
+    connection = store.connection
+    if connection.durable and connection.durable_timeout * 3 > lease:
+        _log.warning(
+            "durable_timeout_near_lease",
+            durable_timeout=connection.durable_timeout,
+            lease=lease,
+            action="set ?durable_timeout= under a third of the lease (or a longer --lease): "
+            "a result write that waits for replicas past the lease loses it",
+        )
 
 
 @contextlib.asynccontextmanager
