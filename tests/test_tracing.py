@@ -1,9 +1,9 @@
 """OpenTelemetry: one trace from a web request through the queue, its runs and retries,
 to the answer; GenAI attributes on each request; nothing made when no tracer is set.
 
-The spans are read back with the SDK's in-memory exporter. A process has one global
-TracerProvider: it is set once, for the tests of this module (and stays, with an
-exporter shut down after them, in its xdist worker)."""
+The spans are captured in memory with ``asyncgen.testing.capture_spans``: asyncgen traces
+through its own SDK provider for the test, and the process's global provider is left
+alone (a process sets it once and for good, so no later test pays for these spans)."""
 
 from __future__ import annotations
 
@@ -15,41 +15,20 @@ from pathlib import Path
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
 
 import asyncgen
 from asyncgen import RetryPolicy, open_queue, open_worker
 from asyncgen.sim import Fault, ModelProfile, SimConfig
-from asyncgen.testing import SimServer
+from asyncgen.testing import SimServer, SpanCapture, capture_spans
 
 FAST = RetryPolicy(base_delay=0.01, jitter=0)
-_EXPORTER = InMemorySpanExporter()
-
-
-_ATTACHED: list[TracerProvider] = []
-
-
-@pytest.fixture(scope="module")
-def exporter() -> Iterator[InMemorySpanExporter]:
-    """The process's TracerProvider (set here if none is) exporting to memory."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    if provider not in _ATTACHED:
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        _ATTACHED.append(provider)
-    yield _EXPORTER
-    _EXPORTER.clear()
 
 
 @pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> Iterator[InMemorySpanExporter]:
-    exporter.clear()
-    yield exporter
-    exporter.clear()
+def spans() -> Iterator[SpanCapture]:
+    with capture_spans() as captured:
+        yield captured
 
 
 def named(found: tuple[ReadableSpan, ...], prefix: str) -> list[ReadableSpan]:
@@ -63,7 +42,7 @@ def fail_first(count: int, status: int = 503, retry_after: float | None = None) 
 
 
 async def test_one_trace_from_a_web_request_through_the_queue_to_two_retries_and_an_answer(
-    spans: InMemorySpanExporter, sim: SimServer, tmp_path: Path
+    spans: SpanCapture, sim: SimServer, tmp_path: Path
 ) -> None:
     """A web handler's span submits a generation job; the worker runs it three times
     (two 503s, then the answer). Every span is in the handler's trace: the submit under
@@ -71,7 +50,7 @@ async def test_one_trace_from_a_web_request_through_the_queue_to_two_retries_and
     request span under each run, and the last request says what it used."""
     sim.configure(fail_first(2))
     queue = open_queue(f"sqlite:///{tmp_path}/jobs.db")
-    tracer = trace.get_tracer("a web framework's instrumentation")
+    tracer = spans.tracer("a web framework's instrumentation")
     with tracer.start_as_current_span("GET /ask", kind=trace.SpanKind.SERVER) as web:
         job_id = await queue.submit(asyncgen.GenerationJob(model="m", prompt="hi"))
     client = asyncgen.ChatClient(sim.base_url)
@@ -81,7 +60,7 @@ async def test_one_trace_from_a_web_request_through_the_queue_to_two_retries_and
     await queue.aclose()
     assert record["text"] == "[m] hi"
 
-    found = spans.get_finished_spans()
+    found = spans.spans()
     trace_id = web.get_span_context().trace_id
     assert {span.context.trace_id for span in found if span.context} == {trace_id}
     (sent,) = named(found, "send generate")
@@ -126,7 +105,7 @@ async def test_one_trace_from_a_web_request_through_the_queue_to_two_retries_and
 
 
 async def test_retries_and_a_429s_pause_are_events_on_the_job_span(
-    spans: InMemorySpanExporter, sim: SimServer
+    spans: SpanCapture, sim: SimServer
 ) -> None:
     """generate() retrying in process: one job span, a request span per attempt under
     it, and the retries (and the 429's wait) as events on the job span."""
@@ -137,7 +116,7 @@ async def test_retries_and_a_429s_pause_are_events_on_the_job_span(
     )
     await client.aclose()
     assert result.ok
-    found = spans.get_finished_spans()
+    found = spans.spans()
     (job_span,) = named(found, "generate m")
     requests = named(found, "chat m")
     assert len(requests) == 3
@@ -190,13 +169,13 @@ def test_nothing_is_made_when_no_tracer_is_set() -> None:
 
 
 async def test_a_streamed_request_is_a_span_until_its_answer_is_read(
-    spans: InMemorySpanExporter, sim: SimServer
+    spans: SpanCapture, sim: SimServer
 ) -> None:
     """A stream's span starts when the request is sent and ends when the answer has
     been read (after the call returned), under the span the stream was made in; a
     stream cut short ends its span with the error."""
     client = asyncgen.ChatClient(sim.base_url)
-    tracer = trace.get_tracer("the application")
+    tracer = spans.tracer("the application")
     with tracer.start_as_current_span("handler") as handler:
         stream = client.stream("m", [{"role": "user", "content": "tell me more"}])
     text = "".join([delta async for delta in stream])
@@ -206,7 +185,7 @@ async def test_a_streamed_request_is_a_span_until_its_answer_is_read(
         async for _ in client.stream("m", [{"role": "user", "content": "tell me more"}]):
             pass
     await client.aclose()
-    good, cut = named(spans.get_finished_spans(), "chat m")
+    good, cut = named(spans.spans(), "chat m")
     assert good.kind is trace.SpanKind.CLIENT
     assert good.parent is not None
     assert good.parent.span_id == handler.get_span_context().span_id
@@ -216,3 +195,14 @@ async def test_a_streamed_request_is_a_span_until_its_answer_is_read(
     assert "error.type" not in attributes
     assert cut.status.status_code is trace.StatusCode.ERROR
     assert dict(cut.attributes or {})["error.type"]
+
+
+def test_a_capture_leaves_the_process_untraced() -> None:
+    """Inside capture_spans asyncgen traces; after it, nothing traces again (no global
+    provider was set, so the tests after this module pay nothing for it)."""
+    from asyncgen.core._tracing import tracer
+
+    with capture_spans():
+        assert tracer() is not None
+    assert tracer() is None
+    assert type(trace.get_tracer_provider()).__name__ == "ProxyTracerProvider"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
 
-__all__ = ["add_event", "begin", "carrier", "current", "end", "span", "tracer"]
+__all__ = ["add_event", "begin", "carrier", "current", "end", "span", "tracer", "use_provider"]
 
 _NAME = "asyncgen"
 TRACE_KEYS = ("traceparent", "tracestate")  # what a job record carries of a trace
@@ -43,6 +43,18 @@ _UNSET: set[type] = set()  # the API's stand-ins for "no provider set"
 
 
 _FOUND: list[Tracer] = []  # asyncgen's tracer, once a provider is set (it stays set)
+_USING: list[Tracer] = []  # a provider's tracer given for a while (use_provider)
+
+
+@contextlib.contextmanager
+def use_provider(provider: Any) -> Iterator[None]:
+    """Trace through ``provider`` inside the block instead of the global one (which a
+    process sets once and for good): for tests, and for code that keeps its own."""
+    _USING.append(provider.get_tracer(_NAME))
+    try:
+        yield
+    finally:
+        _USING.pop()
 
 
 def tracer() -> Tracer | None:
@@ -51,6 +63,8 @@ def tracer() -> Tracer | None:
     Called on every request: once a provider is set (OpenTelemetry sets one once per
     process) its tracer is kept; until then, one call to the API's getter.
     """
+    if _USING:
+        return _USING[-1]
     if _FOUND:
         return _FOUND[0]
     trace = _api()

@@ -24,6 +24,7 @@ from ..sim import BatchProfile, Fault, KeyLimit, ModelProfile, SimConfig, SimSer
 from ._cluster import ClusterGroup
 from ._redis_server import RedisServer
 from ._sentinel import SentinelGroup
+from ._tracing import SpanCapture, capture_spans
 
 __all__ = [
     "BatchProfile",
@@ -35,6 +36,8 @@ __all__ = [
     "SentinelGroup",
     "SimConfig",
     "SimServer",
+    "SpanCapture",
+    "capture_spans",
     "sim_server",
 ]
 
