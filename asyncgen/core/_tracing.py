@@ -35,11 +35,7 @@ def _api() -> Any:
         from opentelemetry import trace
     except ImportError:
         return None
-    _UNSET.update({trace.ProxyTracerProvider, trace.NoOpTracerProvider})
     return trace
-
-
-_UNSET: set[type] = set()  # the API's stand-ins for "no provider set"
 
 
 _FOUND: list[Tracer] = []  # asyncgen's tracer, once a provider is set (it stays set)
@@ -71,7 +67,7 @@ def tracer() -> Tracer | None:
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
-    if type(provider) in _UNSET:
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
         return None
     found: Tracer = provider.get_tracer(_NAME)
     _FOUND.append(found)

@@ -107,8 +107,7 @@ class JobQueue:
                 start=run_at if run_at is not None else time.time(),
                 priority=priority,
                 max_attempts=max_attempts,
-                # the conversation's ids and the trace: the worker continues both
-                context={**conversation_context(), **carrier()},
+                context=_carried(),
                 idempotency_key=idempotency_key,
                 every=every,
                 cron=cron,
@@ -175,7 +174,7 @@ class JobQueue:
         priority: int,
         max_attempts: int,
     ) -> list[str]:
-        context = {**conversation_context(), **carrier()}
+        context = _carried()
         records = []
         for index, (job, key) in enumerate(zip(items, keys, strict=True)):
             try:
@@ -468,3 +467,9 @@ def _sending(kind: str | None, count: int | None = None) -> dict[str, Any]:
         "asyncgen.job.kind": kind,
         "messaging.batch.message_count": count,
     }
+
+
+def _carried() -> dict[str, str]:
+    """What a job's record carries to its worker: the conversation's ids (bound to the
+    run's log lines) and the trace (continued by the run's span)."""
+    return {**conversation_context(), **carrier()}

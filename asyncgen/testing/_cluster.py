@@ -4,14 +4,12 @@ the 16,384 slots, each with its replicas, formed in about a second."""
 from __future__ import annotations
 
 import contextlib
-import signal
 import socket
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._groups import START_TIMEOUT, ServerGroup, connect, unanswered
 from ._redis_server import RedisServer, free_port
 
 if TYPE_CHECKING:  # redis-py is imported where used: only Cluster users pay for it
@@ -21,10 +19,9 @@ __all__ = ["ClusterGroup"]
 
 SLOTS = 16384
 BUS_OFFSET = 10000  # a node's cluster bus listens on its port + 10000
-_START_TIMEOUT = 20.0
 
 
-class ClusterGroup:
+class ClusterGroup(ServerGroup):
     """``redis-server --cluster-enabled yes`` as masters with replicas, the slots shared
     out evenly, the nodes introduced to one another (``CLUSTER MEET``) and the replicas
     attached (``CLUSTER REPLICATE``): what ``redis-cli --cluster create`` does, without its
@@ -58,8 +55,7 @@ class ClusterGroup:
         if masters < 1:
             raise ValueError(f"a cluster has at least one master, got masters={masters}")
         self.node_timeout = node_timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="asyncgen-cluster-")
-        self.directory = Path(self._tmp.name)
+        super().__init__("asyncgen-cluster-")
         options = [
             "--cluster-enabled",
             "yes",
@@ -71,7 +67,7 @@ class ClusterGroup:
             "0",
         ]
         self.servers = [
-            RedisServer(directory=self._folder(f"node-{i}"), appendonly=appendonly, options=options)
+            RedisServer(directory=self.folder(f"node-{i}"), appendonly=appendonly, options=options)
             for i in range(masters * (1 + replicas))
         ]
         for server in self.servers:  # a node listens on its port + 10000 too (the bus)
@@ -93,22 +89,21 @@ class ClusterGroup:
         primaries = self.servers[: self.masters]
         share = -(-SLOTS // self.masters)
         for i, server in enumerate(primaries):
-            with _client(server.port) as client:
+            with connect(server.port) as client:
                 slots = range(i * share, min(SLOTS, (i + 1) * share))
                 client.execute_command("CLUSTER ADDSLOTS", *slots)
-        with _client(self.servers[0].port) as first:
+        with connect(self.servers[0].port) as first:
             for server in self.servers[1:]:
                 first.execute_command("CLUSTER MEET", "127.0.0.1", server.port)
         self._wait(lambda client: _known(client) == len(self.servers), "meet")
         for i, server in enumerate(self.servers[self.masters :]):
             master = primaries[i % self.masters]
-            with _client(master.port) as client:
+            with connect(master.port) as client:
                 master_id = client.execute_command("CLUSTER MYID")
-            with _client(server.port) as client:
+            with connect(server.port) as client:
                 client.execute_command("CLUSTER REPLICATE", master_id)
         self._wait(lambda client: _state(client) == "ok", "serve every slot")
-        for server in self.servers[self.masters :]:
-            self._wait_synced(server)
+        self.wait_synced(self.servers[self.masters :])
         return self
 
     def master_of(self, key: str) -> RedisServer:
@@ -119,7 +114,7 @@ class ClusterGroup:
         for server in self.servers:
             if server.process is None:
                 continue
-            with contextlib.suppress(*_unanswered()), _client(server.port) as client:
+            with contextlib.suppress(*unanswered()), connect(server.port) as client:
                 for start, end, (_host, port, *_rest), *_replicas in client.execute_command(
                     "CLUSTER SLOTS"
                 ):
@@ -129,12 +124,7 @@ class ClusterGroup:
 
     def kill_master_of(self, key: str) -> RedisServer:
         """End the master that serves ``key``'s slot with SIGKILL; returns it."""
-        master = self.master_of(key)
-        assert master.process is not None
-        master.process.send_signal(signal.SIGKILL)
-        master.process.wait(10)
-        master.process = None
-        return master
+        return self.kill(self.master_of(key))
 
     def wait_for_failover(self, key: str, old_port: int, *, within: float = 30.0) -> int:
         """Wait until a node other than ``old_port`` serves ``key``'s slot and the cluster
@@ -148,51 +138,24 @@ class ClusterGroup:
             time.sleep(0.05)
         raise RuntimeError(f"no failover from port {old_port} within {within:g} s")
 
-    def stop(self) -> None:
-        """End every node (SIGKILL)."""
-        for server in self.servers:
-            server.stop(kill=True)
-
-    def __enter__(self) -> ClusterGroup:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._tmp.cleanup()
-
     def _all_ok(self) -> bool:
         for server in self.servers:
             if server.process is not None:
-                with _client(server.port) as client:
+                with connect(server.port) as client:
                     if _state(client) != "ok":
                         return False
         return True
 
-    def _folder(self, name: str) -> Path:
-        folder = self.directory / name
-        folder.mkdir()
-        return folder
-
     def _wait(self, ready: Callable[[Redis], bool], what: str) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
+        deadline = time.monotonic() + START_TIMEOUT
         for server in self.servers:
-            with _client(server.port) as client:
+            with connect(server.port) as client:
                 while not ready(client):
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"the cluster's nodes did not {what} within 20 s")
+                        raise RuntimeError(
+                            f"the cluster's nodes did not {what} within {START_TIMEOUT:g} s"
+                        )
                     time.sleep(0.02)
-
-    def _wait_synced(self, replica: RedisServer) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        with _client(replica.port) as client:
-            while _info(client).get("master_link_status") != "up":
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"replica on port {replica.port} did not sync in 20 s")
-                time.sleep(0.02)
 
 
 def _cluster_port() -> int:
@@ -206,21 +169,9 @@ def _cluster_port() -> int:
     raise RuntimeError("found no free port pair for a cluster node")
 
 
-def _client(port: int) -> Redis:
-    from redis import Redis
-
-    return Redis(port=port, socket_timeout=2.0, decode_responses=True)
-
-
-def _unanswered() -> tuple[type[Exception], ...]:
-    from redis.exceptions import RedisError
-
-    return (RedisError, OSError)
-
-
 def _state(client: Redis) -> str:
     """``ok`` once the node sees every slot served (redis-py parses CLUSTER INFO)."""
-    with contextlib.suppress(*_unanswered()):
+    with contextlib.suppress(*unanswered()):
         info: dict[str, str] = client.execute_command("CLUSTER INFO")  # type: ignore[no-untyped-call]
         return str(info.get("cluster_state", ""))
     return ""
@@ -228,13 +179,7 @@ def _state(client: Redis) -> str:
 
 def _known(client: Redis) -> int:
     """The nodes this one knows past the handshake (redis-py parses CLUSTER NODES)."""
-    with contextlib.suppress(*_unanswered()):
+    with contextlib.suppress(*unanswered()):
         nodes: dict[str, dict[str, str]] = client.execute_command("CLUSTER NODES")  # type: ignore[no-untyped-call]
         return sum(1 for node in nodes.values() if "handshake" not in node["flags"])
     return 0
-
-
-def _info(client: Redis) -> dict[str, object]:
-    with contextlib.suppress(*_unanswered()):
-        return dict(client.info("replication"))
-    return {}

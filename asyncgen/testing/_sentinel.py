@@ -4,24 +4,16 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import subprocess
-import tempfile
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from ._groups import START_TIMEOUT, ServerGroup, connect, unanswered
 from ._redis_server import RedisServer, free_port
-
-if TYPE_CHECKING:  # redis-py is imported where used: only Sentinel users pay for it
-    from redis import Redis
 
 __all__ = ["SentinelGroup"]
 
-_START_TIMEOUT = 10.0
 
-
-class SentinelGroup:
+class SentinelGroup(ServerGroup):
     """``redis-server`` as a master and replicas, watched by ``redis-server --sentinel``.
 
     Use it as a context manager; :attr:`url` is the ``redis+sentinel://`` URL of the
@@ -39,7 +31,7 @@ class SentinelGroup:
 
     Raises:
         RuntimeError: redis-server is not installed, or a server or sentinel did not
-            answer within 10 s.
+            answer within 20 s.
     """
 
     def __init__(
@@ -55,10 +47,9 @@ class SentinelGroup:
         self.service = service
         self.down_after = down_after
         self.failover_timeout = failover_timeout
-        self._tmp = tempfile.TemporaryDirectory(prefix="asyncgen-sentinel-")
-        self.directory = Path(self._tmp.name)
+        super().__init__("asyncgen-sentinel-")
         self.servers = [
-            RedisServer(directory=self._folder(f"server-{i}"), appendonly=appendonly)
+            RedisServer(directory=self.folder(f"server-{i}"), appendonly=appendonly)
             for i in range(1 + replicas)
         ]
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
@@ -77,7 +68,7 @@ class SentinelGroup:
         for replica in replicas:
             replica.options += ["--replicaof", "127.0.0.1", str(master.port)]
             replica.start()
-        self._wait_synced(replicas)
+        self.wait_synced(replicas)
         quorum = len(self.sentinel_ports) // 2 + 1
         for port in self.sentinel_ports:
             config = self.directory / f"sentinel-{port}.conf"
@@ -104,7 +95,7 @@ class SentinelGroup:
     def master_port(self) -> int:
         """The master's port, as the first sentinel that answers says it."""
         for port in self.sentinel_ports:
-            with contextlib.suppress(*_unanswered()), _client(port) as sentinel:
+            with contextlib.suppress(*unanswered()), connect(port) as sentinel:
                 host_port = sentinel.sentinel_get_master_addr_by_name(self.service)
                 if host_port:
                     return int(host_port[1])
@@ -117,12 +108,7 @@ class SentinelGroup:
 
     def kill_master(self) -> RedisServer:
         """End the current master with SIGKILL (no shutdown, no last write); returns it."""
-        master = self.master()
-        assert master.process is not None
-        master.process.send_signal(signal.SIGKILL)
-        master.process.wait(10)
-        master.process = None
-        return master
+        return self.kill(self.master())
 
     def wait_for_failover(self, old_port: int, *, within: float = 30.0) -> int:
         """Wait until the sentinels name a master other than ``old_port``; its port."""
@@ -141,62 +127,17 @@ class SentinelGroup:
             process.kill()
             process.wait(10)
         self._sentinels.clear()
-        for server in self.servers:
-            server.stop(kill=True)
-
-    def __enter__(self) -> SentinelGroup:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-        self._tmp.cleanup()
-
-    def _folder(self, name: str) -> Path:
-        folder = self.directory / name
-        folder.mkdir()
-        return folder
-
-    def _wait_synced(self, replicas: list[RedisServer]) -> None:
-        deadline = time.monotonic() + _START_TIMEOUT
-        for replica in replicas:
-            with _client(replica.port) as client:
-                while _info(client).get("master_link_status") != "up":
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"replica on port {replica.port} did not sync in 10 s")
-                    time.sleep(0.02)
+        super().stop()
 
     def _wait_known(self, port: int, replicas: int) -> None:
         """Wait until the sentinel answers and knows the master's replicas."""
-        deadline = time.monotonic() + _START_TIMEOUT
-        with _client(port) as sentinel:
+        deadline = time.monotonic() + START_TIMEOUT
+        with connect(port) as sentinel:
             while time.monotonic() < deadline:
-                with contextlib.suppress(*_unanswered()):
+                with contextlib.suppress(*unanswered()):
                     if len(sentinel.sentinel_slaves(self.service)) >= replicas:
                         return
                 time.sleep(0.05)
-        raise RuntimeError(f"sentinel on port {port} did not know the group within 10 s")
-
-
-def _client(port: int) -> Redis:
-    """A client of the server or sentinel on 127.0.0.1:``port`` (redis-py, which any use
-    of a Sentinel URL needs anyway)."""
-    from redis import Redis
-
-    return Redis(port=port, socket_timeout=2.0, decode_responses=True)
-
-
-def _unanswered() -> tuple[type[Exception], ...]:
-    """What a server or sentinel that is not (yet) answering raises."""
-    from redis.exceptions import RedisError
-
-    return (RedisError, OSError)
-
-
-def _info(client: Redis) -> dict[str, Any]:
-    with contextlib.suppress(*_unanswered()):
-        return dict(client.info("replication"))
-    return {}
+        raise RuntimeError(
+            f"sentinel on port {port} did not know the group within {START_TIMEOUT:g} s"
+        )
