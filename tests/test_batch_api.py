@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import respx
 
 import asyncgen
 from asyncgen import ChatClient, GenerationJob
-from asyncgen.llm.batch_api._folder import BatchRecord
+from asyncgen.llm.batch_api._folder import BatchRecord, RequestFile, RunFolder
 from asyncgen.llm.batch_api._lines import request_line
 from asyncgen.llm.batch_api._run import BatchOutcome, BatchRun
 from asyncgen.testing import BatchProfile, SimConfig, SimServer, sim_server
@@ -457,6 +458,47 @@ class TestInFlight:
         assert "Errno" not in stderr
         assert sorted(str(r["id"]) for r in records(out)) == sorted(f"j{i}" for i in range(60))
         assert sim.stats()["batches_created"] == 2
+
+    def test_writes_survive_the_folder_deleted_under_them(self, tmp_path: Path) -> None:
+        """A thread deletes the run's folder the moment a hidden file shows in it, once per
+        write, while the state is saved and request files are placed: every write lands
+        whole (the race that failed a CI run once: the folder went between the hidden
+        file and its rename)."""
+        folder = RunFolder(tmp_path / "run.batch")
+        armed, stop = threading.Event(), threading.Event()
+        deleted = 0
+
+        def delete() -> None:
+            nonlocal deleted
+            while not stop.is_set():
+                if not armed.wait(0.01):
+                    continue
+                try:
+                    hidden = any(p.name.startswith(".") for p in folder.path.iterdir())
+                except FileNotFoundError:
+                    hidden = False
+                if hidden:
+                    shutil.rmtree(folder.path, ignore_errors=True)
+                    deleted += 1
+                    armed.clear()
+
+        deleter = threading.Thread(target=delete)
+        deleter.start()
+        try:
+            for number in range(1, 201):
+                armed.set()
+                folder.save([BatchRecord(marker=f"m{number}", chunk="c", requests=number)])
+                armed.set()
+                chunk = RequestFile(folder.path, number)
+                chunk.write(b'{"custom_id": "x"}\n')
+                chunk.close()
+        finally:
+            stop.set()
+            deleter.join()
+        assert deleted > 100  # the race was run, not dodged
+        folder.save([BatchRecord(marker="last", chunk="c", requests=1)])
+        assert [r.marker for r in folder.load()] == ["last"]
+        assert not [p for p in folder.path.iterdir() if p.name.startswith(".")]
 
 
 @pytest.mark.parametrize(

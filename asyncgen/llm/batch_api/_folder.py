@@ -14,10 +14,10 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ._lines import line_fingerprint
 
@@ -64,28 +64,20 @@ class RunFolder:
         """Write the state whole (a temporary file renamed over it), synced to disk; a
         folder deleted meanwhile is made again (the records are in memory)."""
         data = {"version": 1, "batches": [asdict(r) for r in records]}
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=".state-")
-        with os.fdopen(fd, "w") as stream:
-            json.dump(data, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, self._state)
+        encoded = json.dumps(data).encode()
+        place(self._state, lambda stream: stream.write(encoded))
 
     def has(self, name: str) -> bool:
         """True when the request file ``name`` is in the folder."""
         return (self.path / name).is_file()
 
     async def write(self, name: str, chunks: AsyncIterator[bytes]) -> None:
-        """Write a request file whole from ``chunks`` (hidden until complete)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.path / f".{name}"
-        with tmp.open("wb") as stream:
+        """Write a request file whole from ``chunks`` (kept in an unnamed temporary file
+        until complete, so a folder deleted meanwhile loses nothing)."""
+        with tempfile.TemporaryFile() as spool:
             async for chunk in chunks:
-                stream.write(chunk)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(tmp, self.path / name)
+                spool.write(chunk)
+            place(self.path / name, lambda stream: _copy(spool, stream))
 
     def lines(self, name: str) -> Iterator[dict[str, Any]]:
         """The request lines of one request file, one at a time."""
@@ -173,8 +165,8 @@ class RequestFile:
         self.marker = uuid.uuid4().hex
         self.name = f"requests-{number:05d}-{self.marker[:8]}.jsonl"
         self._final = folder / self.name
-        self._tmp = folder / f".{self.name}"
-        self._stream = self._tmp.open("w+b")
+        # unnamed, so a folder deleted meanwhile loses nothing; close() closes it
+        self._stream = tempfile.TemporaryFile()  # noqa: SIM115
         self.requests = self.size = 0
 
     def write(self, data: bytes) -> None:
@@ -183,22 +175,47 @@ class RequestFile:
         self.size += len(data)
 
     def close(self) -> RequestFile:
-        """Sync the file and give it its real name (in a folder made again if it was
-        deleted meanwhile: the open file still holds every line)."""
-        stream = self._stream
+        """Give the file its real name, synced (in a folder made again if it was deleted
+        meanwhile: the temporary file still holds every line)."""
         try:
-            stream.flush()
-            os.fsync(stream.fileno())
-            try:
-                os.replace(self._tmp, self._final)
-            except FileNotFoundError:
-                self._final.parent.mkdir(parents=True, exist_ok=True)
-                stream.seek(0)
-                with self._tmp.open("wb") as copy:
-                    shutil.copyfileobj(stream, copy)
-                    copy.flush()
-                    os.fsync(copy.fileno())
-                os.replace(self._tmp, self._final)
+            place(self._final, lambda stream: _copy(self._stream, stream))
         finally:
-            stream.close()
+            self._stream.close()
         return self
+
+
+PLACE_ATTEMPTS = 5
+
+
+def place(path: Path, fill: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` whole: ``fill`` writes a hidden file beside it, which is synced and
+    renamed over it, so a reader or a crash sees the old file or the new one, never a part.
+
+    A folder deleted meanwhile (by a user tidying up mid-run) is made again and the file
+    written once more, up to :data:`PLACE_ATTEMPTS` times; ``fill`` must be able to run
+    again.
+    """
+    for attempt in range(1, PLACE_ATTEMPTS + 1):
+        try:
+            # exist_ok still raises FileExistsError when the folder goes between its
+            # mkdir and its check: the same race, so the same answer
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+            try:
+                with os.fdopen(fd, "wb") as stream:
+                    fill(stream)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            return
+        except (FileNotFoundError, FileExistsError):
+            if attempt == PLACE_ATTEMPTS:
+                raise
+
+
+def _copy(source: BinaryIO, target: BinaryIO) -> None:
+    source.seek(0)
+    shutil.copyfileobj(source, target)
