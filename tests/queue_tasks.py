@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 from pydantic import BaseModel
 
-from asyncgen.queue import task
+from asyncgen.queue import GroupOutcome, report_progress, task
 
 
 def _log(line: str) -> None:
@@ -88,3 +88,34 @@ async def hold(label: str, seconds: float = 120.0) -> str:
         _log(f"stopped {label} {time.time()!r}")
         raise
     return label
+
+
+@task(name="tally")
+def tally(group: GroupOutcome, label: str) -> dict[str, object]:
+    """A group's on_complete: logs "tally <group id>" (a side file counts its runs) and
+    returns the members' results in order with how they ended."""
+    _log(f"tally {group.id}")
+    return {"label": label, "results": group.results, "ended": group.summary()}
+
+
+@task(name="crawl")
+async def crawl(steps: int, seconds: float = 0.0, hold: str = "") -> int:
+    """Reports progress step by step; waits while the file ``hold`` exists (a test
+    reads the progress meanwhile)."""
+    for step in range(1, steps + 1):
+        report_progress(step / steps, f"step {step} of {steps}")
+        await asyncio.sleep(seconds)
+    held = Path(hold) if hold else None
+    while held is not None and await asyncio.to_thread(held.exists):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)  # a file, not an event: another process removes it
+    return steps
+
+
+@task(name="crawl_sync")
+def crawl_sync(steps: int, hold: str = "") -> int:
+    """crawl in a thread: report_progress from a sync task."""
+    for step in range(1, steps + 1):
+        report_progress(step / steps, f"step {step} of {steps}")
+    while hold and Path(hold).exists():
+        time.sleep(0.02)
+    return steps

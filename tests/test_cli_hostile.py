@@ -575,7 +575,10 @@ class TestWorkerCommand:
             child.send_signal(signal.SIGTERM)
             child.communicate(timeout=30)
         assert "queue sqlite:///asyncgen-jobs.db (the default: no URL was given)" in line
-        assert "serves add, shout, explode, leak, slow, stamp, chatty, hold, generate" in line
+        assert (
+            "serves add, shout, explode, leak, slow, stamp, chatty, hold, tally, crawl, crawl_sync,"
+            " generate;"
+        ) in line
         assert child.returncode == 0
 
     def test_processes_are_capped_unless_forced(self, tmp_path: Path) -> None:

@@ -150,3 +150,50 @@ def test_cancel_help_says_running_jobs_are_stopped() -> None:
     done = asyncgen_cmd("jobs", "--help")
     assert "not yet started" not in done.stdout
     assert "pending or running" in done.stdout
+
+
+async def test_groups_and_progress(url: str) -> None:
+    """jobs groups lists a group with its members by state; show prints a member's
+    group, a job's progress, and a group's members and progress."""
+    queue: JobQueue = open_queue(url)
+    for found in (queue_tasks.add, queue_tasks.explode, queue_tasks.tally):
+        queue.register(found)
+    group = await queue.submit_group(
+        [queue_tasks.add.call(1, 2), queue_tasks.explode.call("no")],
+        on_complete=queue_tasks.tally.call(label="cli"),
+        max_attempts=1,
+    )
+    waiting = await queue.submit_group([queue_tasks.add.call(5, 5)])
+    job = await queue.submit(queue_tasks.add.call(2, 2), priority=-1)
+    async with open_worker(queue, kinds=["explode"]):  # "add" stays: no worker runs it
+        for _ in range(400):
+            if (await queue.group_status(group)).dead == 1:
+                break
+            await asyncio.sleep(0.05)
+    record = await queue.store.claim("w", kinds=["add"], lease=30)
+    assert record is not None
+    member = record.id
+    assert await queue.store.report_progress(member, "w", 0.4, "four of ten")
+    await queue.aclose()
+
+    code, out, _ = jobs(url, "groups")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["GROUP", "ON_COMPLETE", "STATE", "MEMBERS"]
+    assert lines[1].startswith(waiting)
+    assert "1: 1 pending" in lines[1]
+    assert lines[2].startswith(group)
+    assert "tally" in lines[2]
+    assert "2: 1 running, 1 dead" in lines[2]
+    assert "70%" in lines[2]
+    code, out, _ = jobs(url, "groups", "--json", "--limit", "1")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [waiting]
+
+    code, out, _ = jobs(url, "show", member)
+    assert code == 0
+    assert f"group:            {group}" in out
+    assert "progress:         40% four of ten" in out
+    code, out, _ = jobs(url, "show", group)
+    assert "members:          2: 1 running, 1 dead" in out
+    assert "group progress:   70%" in out  # one ended, one 40 % through
+    assert "progress" not in jobs(url, "show", job)[1]

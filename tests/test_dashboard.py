@@ -496,3 +496,51 @@ async def test_the_overview_sums_what_the_workers_clients_report(
     assert shown["tokens"] == 2 * record["total_tokens"]
     assert shown["cost"] == pytest.approx(2 * record["cost"])
     await queue.aclose()
+
+
+async def test_groups_and_progress_on_the_pages(
+    browser: Browser, queue_url: str, tmp_path: Path, served: list[InThread]
+) -> None:
+    """A group's row on the overview follows its members live (never reloaded) to 100 %;
+    its page lists the members in order; a running task's progress bar is on its page."""
+    queue = open_queue(queue_url)
+    hold = tmp_path / "hold"
+    hold.touch()
+    group = await queue.submit_group(
+        [queue_tasks.add.call(i, 0, 0.2) for i in range(6)],
+        on_complete=queue_tasks.tally.call(label="board"),
+    )
+    crawler = await queue.submit(queue_tasks.crawl.call(steps=4, hold=str(hold)))
+    server = serve(queue_url)
+    served.append(server)
+    page = await browser.new_page()
+    await page.goto(server.url)
+    row = page.locator("#groups tbody tr").first
+    assert "tally" in await row.inner_text()
+    assert float(await row.locator("progress").get_attribute("value") or "-1") == 0.0
+    worker = worker_process(queue_url, tmp_path / "tasks.log", "--concurrency", "3")
+    try:
+        await page.wait_for_function(  # live: the members' completions, then the callback
+            "() => document.querySelector('#groups tbody tr').textContent.includes('100%')"
+            " && document.querySelector('#groups tbody tr').textContent.includes('completed')",
+            timeout=60_000,
+        )
+        await shot(page, f"overview-groups-{queue_url.split(':')[0]}")
+        await page.goto(f"{server.url}/jobs/{group}")
+        members = page.locator("#members tbody tr")
+        assert await members.count() == 6
+        assert "completed" in await members.nth(5).inner_text()
+        assert "6: 0 pending, 0 running, 6 completed" in await page.inner_text("#group")
+        for _ in range(300):  # the crawler's last report is stored while it holds
+            if (await queue.status(crawler)).progress == 1.0:
+                break
+            await asyncio.sleep(0.05)
+        await page.goto(f"{server.url}/jobs/{crawler}")
+        assert float(await page.locator("#progress").get_attribute("value") or "-1") == 1.0
+        assert "step 4 of 4" in await page.inner_text("table.facts")
+        await shot(page, f"job-progress-{queue_url.split(':')[0]}")
+    finally:
+        hold.unlink(missing_ok=True)
+        worker.terminate()
+        worker.wait(30)
+    await queue.aclose()

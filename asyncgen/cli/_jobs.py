@@ -17,7 +17,7 @@ from typing import Any
 
 from ..core._errors import AsyncGenError
 from ..core._logging import mask_secrets
-from ..queue import JobQueue, JobRecord, JobState, open_queue
+from ..queue import GroupStatus, JobQueue, JobRecord, JobState, open_queue
 from ._args import add_settings_flag, load_settings, number, whole
 from ._files import UsageProblem
 from ._interrupts import run
@@ -39,6 +39,7 @@ SHOWN = (
     "every",
     "cron",
     "depends_on",
+    "group",
     "error_type",
     "error",
 )
@@ -64,13 +65,7 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     listing = actions.add_parser("list", parents=[common], help="jobs by state and kind")
     listing.add_argument("--state", choices=STATES, help="only jobs in this state")
     listing.add_argument("--kind", help="only jobs of this task name ('generate' for LLM jobs)")
-    listing.add_argument(
-        "--limit",
-        type=whole("jobs", minimum=1),
-        default=50,
-        help="at most this many, newest first (default 50)",
-    )
-    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    _listing_flags(listing, "jobs", 50)
     listing.set_defaults(handler=jobs_command, act=_list)
 
     show = actions.add_parser("show", parents=[common], help="one job in full")
@@ -108,9 +103,25 @@ def add_jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     )
     purge.set_defaults(handler=jobs_command, act=_purge)
 
+    groups = actions.add_parser(
+        "groups", parents=[common], help="the newest groups: members by state, progress, ETA"
+    )
+    _listing_flags(groups, "groups", 20)
+    groups.set_defaults(handler=jobs_command, act=_groups)
+
     stats = actions.add_parser("stats", parents=[common], help="counts by state")
     stats.add_argument("--json", action="store_true", help="as JSON")
     stats.set_defaults(handler=jobs_command, act=_stats)
+
+
+def _listing_flags(parser: argparse.ArgumentParser, what: str, default: int) -> None:
+    parser.add_argument(
+        "--limit",
+        type=whole(what, minimum=1),
+        default=default,
+        help=f"at most this many, newest first (default {default})",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 Act = Callable[[JobQueue, argparse.Namespace], Awaitable[int]]
@@ -213,9 +224,59 @@ async def _show(queue: JobQueue, args: argparse.Namespace) -> int:
     for name in ("created_at", "run_at", "lease_until", "finished_at"):
         if data[name] is not None:
             _out(f"{name + ':':17} {_when(data[name])}")
+    if record.progress is not None:
+        said = f" {mask_secrets(record.progress_message)}" if record.progress_message else ""
+        _out(f"{'progress:':17} {record.progress:.0%}{said}")
+    if record.members:
+        status = await queue.group_status(record.id)
+        _out(f"{'members:':17} {status.size}: {_states(status)}")
+        _out(f"{'group progress:':17} {status.progress:.0%}{_eta(status)}")
     _out(f"{'payload:':17} {json.dumps(data['payload'], ensure_ascii=False)}")
     if data["result"] is not None:
         _out(f"{'result:':17} {json.dumps(data['result'], ensure_ascii=False)}")
+    return EXIT_OK
+
+
+def _states(status: GroupStatus) -> str:
+    counts = [
+        (status.pending, "pending"),
+        (status.running, "running"),
+        (status.completed, "completed"),
+        (status.dead, "dead"),
+        (status.cancelled, "cancelled"),
+        (status.gone, "purged"),
+    ]
+    return ", ".join(f"{count} {name}" for count, name in counts if count) or "none"
+
+
+def _eta(status: GroupStatus) -> str:
+    return "" if status.eta is None else f", about {status.eta:.0f} s to go at this pace"
+
+
+async def _groups(queue: JobQueue, args: argparse.Namespace) -> int:
+    statuses = await queue.groups(limit=args.limit)
+    if args.json:
+        for status in statuses:
+            data = dataclasses.asdict(status)
+            data["state"] = status.state.value
+            _out(json.dumps(data))
+        return EXIT_OK
+    rows = [("GROUP", "ON_COMPLETE", "STATE", "MEMBERS", "PROGRESS", "ETA", "CREATED (UTC)")]
+    for status in statuses:
+        rows.append(
+            (
+                status.id,
+                status.on_complete or "-",
+                status.state.value,
+                f"{status.size}: {_states(status)}",
+                f"{status.progress:.0%}",
+                "-" if status.eta is None else f"{status.eta:.0f} s",
+                _when(status.created_at),
+            )
+        )
+    _table(rows)
+    if not statuses:
+        _out("(no groups)")
     return EXIT_OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import os
 import time
@@ -16,7 +17,7 @@ import structlog
 
 from ..core._errors import AsyncGenError
 from ..core._logging import mask_secrets, redact_secrets
-from ..queue import JobQueue, JobRecord, JobState, WorkerReport, open_queue
+from ..queue import GroupStatus, JobQueue, JobRecord, JobState, WorkerReport, open_queue
 from ._auth import SESSION_COOKIE, SESSION_LIFETIME, Auth
 
 __all__ = ["create_app", "serve"]
@@ -27,6 +28,8 @@ HERE = Path(__file__).parent
 PAGE = 50  # jobs per page
 MAX_OFFSET = 5_000  # deepest page offered: later jobs are found by id, state or kind
 RUNNING_SHOWN = 200
+GROUPS_SHOWN = 10  # newest groups on the overview (each read with its members)
+MEMBERS_SHOWN = 200  # members listed on a group's page
 DEAD_SCANNED = 1_000  # dead jobs read for the grouping by error type
 RETRY_UNREACHABLE = 5  # seconds before a page the queue could not fill loads again
 MAX_FORM = 256 * 1024  # bytes of a posted form
@@ -86,9 +89,12 @@ async def overview_data(queue: JobQueue) -> dict[str, Any]:
                 "model": _model(record),
                 "attempt": record.attempts,
                 "lease_left": round((record.lease_until or time.time()) - time.time(), 1),
+                "progress": record.progress,
+                "progress_message": mask_secrets(record.progress_message or ""),
             }
         )
     reports = await queue.store.worker_reports()
+    groups = [_group_row(status) for status in await queue.groups(limit=GROUPS_SHOWN)]
     return {
         "at": time.time(),
         "counts": {state: getattr(stats, state) for state in STATES},
@@ -97,8 +103,18 @@ async def overview_data(queue: JobQueue) -> dict[str, Any]:
         "workers": stats.workers,
         "kinds": {kind: kinds[kind] for kind in sorted(kinds)},
         "running": {worker: by_worker[worker] for worker in sorted(by_worker)},
+        "groups": groups,
         **_from_reports(reports),
     }
+
+
+def _group_row(status: GroupStatus) -> dict[str, Any]:
+    """A group as the overview shows it (and /api/overview returns it)."""
+    row = dataclasses.asdict(status)
+    row["state"] = status.state.value
+    row["progress"] = round(status.progress, 4)
+    row["eta"] = None if status.eta is None else round(status.eta, 1)
+    return row
 
 
 # What the overview sums over the workers' clients: reported name -> shown name.
@@ -254,6 +270,11 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
             missing = render(request, "missing.html", job_id=request.path_params["job_id"])
             missing.status_code = 404
             return missing
+        group, members = None, []
+        if record.members:
+            group = await opened.group_status(record.id)
+            found = await opened.store.get_many(record.members[:MEMBERS_SHOWN])
+            members = list(zip(record.members, found, strict=True))
         return render(
             request,
             "job.html",
@@ -261,6 +282,11 @@ def create_app(queue: JobQueue | str, *, token: str | None = None) -> Any:
             model=_model(record),
             payload=_masked(record.payload),
             result=None if record.result is None else _masked(record.result),
+            progress_message=mask_secrets(record.progress_message or ""),
+            group=group,
+            members=members,
+            members_left=max(0, len(record.members) - MEMBERS_SHOWN),
+            model_of=_model,
         )
 
     async def dead(request: Request) -> Response:

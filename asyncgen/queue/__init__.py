@@ -2,11 +2,14 @@
 
 The everyday names (``open_queue``, ``JobQueue``, ``Worker``, ``open_worker``,
 ``JobRecord``, ``JobState``, ``QueueStatistics``) are also in :mod:`asyncgen`; the rest
-(tasks, the blocking twins, the stores, metrics and alerts) live here only:
-``from asyncgen.queue import task, WorkerThread, Metrics``.
+(tasks, groups' outcomes, progress reports, the blocking twins, the stores, metrics
+and alerts) live here only: ``from asyncgen.queue import task, report_progress``.
 """
 
 from ._credits import CreditPause as CreditPause
+from ._groups import GroupOutcome as GroupOutcome
+from ._groups import GroupStatus as GroupStatus
+from ._groups import MemberOutcome as MemberOutcome
 from ._metrics import Alert as Alert
 from ._metrics import AlertEvent as AlertEvent
 from ._metrics import Metrics as Metrics
@@ -15,6 +18,7 @@ from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
 from ._models import WorkerReport as WorkerReport
 from ._open import open_queue as open_queue
+from ._progress import report_progress as report_progress
 from ._queue import BlockingJobQueue as BlockingJobQueue
 from ._queue import JobQueue as JobQueue
 from ._redis import RedisStore as RedisStore
@@ -32,10 +36,13 @@ __all__ = [
     "AlertEvent",
     "BlockingJobQueue",
     "CreditPause",
+    "GroupOutcome",
+    "GroupStatus",
     "JobQueue",
     "JobRecord",
     "JobState",
     "JobStore",
+    "MemberOutcome",
     "Metrics",
     "QueueStatistics",
     "RedisStore",
@@ -47,5 +54,6 @@ __all__ = [
     "WorkerThread",
     "open_queue",
     "open_worker",
+    "report_progress",
     "task",
 ]

@@ -14,7 +14,10 @@ from ..core._tracing import span
 from ..llm import GenerationJob
 from ..llm.engine._job import JobRun, JobRunner
 from ._credits import CreditGate
+from ._groups import GROUP_KIND, outcome_of
 from ._models import JobRecord
+from ._progress import ProgressReporter, reporting
+from ._store import JobStore
 from ._tasks import GENERATE_KIND, Task
 
 __all__ = ["JobCalls"]
@@ -24,6 +27,9 @@ class JobCalls:
     """Runs a claimed job and returns its value as JSON values, ready to store.
 
     Args:
+        store: The queue's store: a group's members are read from it, and a task's
+            progress written to it.
+        worker: The name of the worker holding the leases.
         tasks: The queue's registered tasks, by name (read at each call, so tasks
             registered later count).
         timeout: Seconds a run may take when neither its submit nor its task set one.
@@ -33,12 +39,16 @@ class JobCalls:
 
     def __init__(
         self,
+        store: JobStore,
+        worker: str,
         tasks: Mapping[str, Task[Any]],
         *,
         timeout: float | None,
         runner: JobRunner | None,
         credits: CreditGate | None,
     ) -> None:
+        self.store = store
+        self.worker = worker
         self.tasks = tasks
         self.timeout = timeout
         self.runner = runner
@@ -60,8 +70,15 @@ class JobCalls:
             "asyncgen.job.attempt": record.attempts,
         }
         # The run continues the submitter's trace: its record carries the traceparent.
-        with span(f"process {record.kind}", attributes, kind="CONSUMER", parent=record.context):
-            return await self._call(record)
+        reporter = ProgressReporter(self.store, record.id, self.worker, asyncio.get_running_loop())
+        try:
+            with (
+                reporting(reporter),
+                span(f"process {record.kind}", attributes, kind="CONSUMER", parent=record.context),
+            ):
+                return await self._call(record)
+        finally:
+            await reporter.close()  # the last progress is stored before the outcome
 
     async def _call(self, record: JobRecord) -> Any:
         task = self.tasks.get(record.kind)
@@ -79,6 +96,11 @@ class JobCalls:
         return storable(record.kind, value)
 
     async def _run(self, record: JobRecord) -> Any:
+        if record.members:  # a group's own record: every member has ended
+            outcome = outcome_of(record, await self.store.get_many(record.members))
+            if record.kind == GROUP_KIND:
+                return outcome.summary()
+            return await self.tasks[record.kind].run(record.payload, group=outcome)
         if record.kind == GENERATE_KIND:
             return await self._generate(GenerationJob.model_validate(record.payload))
         return await self.tasks[record.kind].run(record.payload)

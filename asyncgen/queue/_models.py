@@ -66,6 +66,12 @@ class JobRecord(BaseModel):
             a submit with the same unique key returns this job instead of a new one.
         unique_until: Epoch seconds after which the unique key no longer holds (None:
             as long as the job is pending or running).
+        group: The id of the group this job is a member of (see ``submit_group``).
+        members: For a group's own record: its members' ids, in the order submitted. It
+            runs (its ``on_complete`` task, or nothing) once every member has ended.
+        progress: What the task last reported of its run (0.0 to 1.0; see
+            :func:`asyncgen.queue.report_progress`); cleared when a new attempt starts.
+        progress_message: The message reported with it.
         history: The last 20 attempts that ended, oldest first: ``attempt``, ``worker``,
             ``started``, ``ended``, ``outcome`` (ok, retried, dead, postponed, lost,
             cancelled), ``error_type``, ``error``.
@@ -98,6 +104,10 @@ class JobRecord(BaseModel):
     history: list[dict[str, Any]] = Field(default_factory=list)
     unique_key: str | None = None
     unique_until: float | None = None
+    group: str | None = None
+    members: list[str] = Field(default_factory=list)
+    progress: float | None = Field(default=None, ge=0, le=1)
+    progress_message: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

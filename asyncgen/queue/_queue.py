@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any, ParamSpec
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, overload
 
 from ..chat._conversation import conversation_context
 from ..core._bridge import run_blocking
@@ -13,6 +13,7 @@ from ..core._errors import JobFailedError, TransientError
 from ..core._logging import mask_secrets
 from ..core._tracing import carrier, span
 from ..llm import GenerationJob
+from ._groups import GROUP_KIND, GroupOutcome, GroupStatus, group_status_of
 from ._models import JobRecord, JobState, QueueStatistics
 from ._store import JobStore
 from ._submission import check_options, job_record
@@ -42,11 +43,19 @@ class JobQueue:
     def __repr__(self) -> str:
         return f"JobQueue({self.url!r})"
 
-    def task(self, fn: Callable[P, Any]) -> Task[P]:
+    @overload
+    def task(self, fn: Callable[Concatenate[GroupOutcome, P], Any]) -> Task[P]: ...
+
+    @overload
+    def task(self, fn: Callable[P, Any]) -> Task[P]: ...
+
+    def task(self, fn: Callable[..., Any]) -> Task[Any]:
         """Register a function as a task named after it (``@queue.task``).
 
         Its arguments must be JSON-serialisable; their types are checked at submit time.
-        Use ``queue.register(task(name=...)(fn))`` for another name.
+        A first parameter annotated ``GroupOutcome`` makes it a group's ``on_complete``
+        (see :meth:`submit_group`). Use ``queue.register(task(name=...)(fn))`` for
+        another name.
         """
         return self.register(task()(fn))
 
@@ -191,6 +200,216 @@ class JobQueue:
             except TypeError as exc:
                 raise TypeError(f"jobs[{index}]: {exc}") from None
         return await self.store.add_many(records)
+
+    async def submit_group(
+        self,
+        jobs: Iterable[GenerationJob | TaskCall],
+        *,
+        on_complete: TaskCall | None = None,
+        priority: int = 0,
+        run_at: float | None = None,
+        max_attempts: int = 3,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Store jobs as one group and return the group's id.
+
+        The members run like any jobs. Once every member has ended (completed, dead or
+        cancelled), ``on_complete`` runs once: a task taking a ``GroupOutcome``
+        parameter gets every member's outcome, in the order given. Follow the group with
+        :meth:`group_status`, :meth:`group_results` and :meth:`group_as_completed`;
+        ``result(group_id)`` waits for ``on_complete`` and returns what it returned
+        (without one: the members counted by how they ended).
+
+        Everything is stored at once (one transaction on SQLite, and on Redis in order,
+        the group's own record last). Like every job, ``on_complete`` runs at least once:
+        again only if its worker dies while running it, never twice because two members
+        ended together.
+
+        Args:
+            jobs: The members: GenerationJobs and ``task.call(...)`` results, in any mix.
+            on_complete: ``task.call(...)`` of the task to run when every member has
+                ended; it is retried up to ``max_attempts`` like any job.
+            priority: The members' and ``on_complete``'s priority.
+            run_at: Epoch seconds before which no member starts (None: now).
+            max_attempts: Runs allowed per member (and for ``on_complete``).
+            idempotency_key: Submitting again with the same key returns the first
+                group's id and stores nothing (each member is keyed ``KEY:INDEX``).
+
+        Raises:
+            ValueError: No jobs; ``max_attempts`` < 1; a bad priority.
+            TypeError: A member that is neither a GenerationJob nor a TaskCall (its index
+                is named), or an ``on_complete`` that is not a TaskCall; nothing is stored.
+        """
+        items = list(jobs)
+        if not items:
+            raise ValueError("a group needs at least one job")
+        if on_complete is not None and not isinstance(on_complete, TaskCall):
+            raise TypeError(
+                "on_complete must be task.call(...) of a registered task, not "
+                + type(on_complete).__name__
+            )
+        check_options(max_attempts, priority)
+        start = run_at if run_at is not None else time.time()
+        kind = on_complete.kind if on_complete is not None else GROUP_KIND
+        with span("send", _sending(kind, len(items)), kind="PRODUCER"):
+            context = _carried()
+            group = job_record(
+                on_complete if on_complete is not None else TaskCall(GROUP_KIND, {}),
+                start=start,
+                priority=priority,
+                max_attempts=max_attempts,
+                context=context,
+                idempotency_key=idempotency_key,
+            )
+            members = []
+            for index, job in enumerate(items):
+                try:
+                    record = job_record(
+                        job,
+                        start=start,
+                        priority=priority,
+                        max_attempts=max_attempts,
+                        context=context,
+                        idempotency_key=(
+                            None if idempotency_key is None else f"{idempotency_key}:{index}"
+                        ),
+                    )
+                except TypeError as exc:
+                    raise TypeError(f"jobs[{index}]: {exc}") from None
+                members.append(record.model_copy(update={"group": group.id}))
+            group = group.model_copy(update={"members": [m.id for m in members]})
+            ids = await self.store.add_many([*members, group])
+            return ids[-1]
+
+    async def fan_out(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]] | GenerationJob,
+        models: Sequence[str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        on_complete: TaskCall | None = None,
+        **options: Any,
+    ) -> str:
+        """Send one prompt to several models as a group; return the group's id.
+
+        The queued twin of :func:`asyncgen.fan_out`: one member per model, in the order
+        of ``models``, so ``group_results`` gives the answers model by model. A
+        GenerationJob is sent as it is with its model replaced (member ids
+        ``"<job id>:<model>"``, its fallbacks dropped: each member is one model's answer).
+
+        Args:
+            prompt: The user prompt, a list of chat messages, or a GenerationJob.
+            models: Model ids.
+            params: Request fields for every model (temperature, max_tokens, ...), for a
+                prompt or messages.
+            on_complete: As for :meth:`submit_group`, with the other ``options``.
+
+        Raises:
+            ValueError: No models, a model named twice, or params with a GenerationJob.
+        """
+        names = [models] if isinstance(models, str) else list(models)
+        if isinstance(models, str) or not names:
+            raise ValueError("models must be a non-empty list of model ids")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"fan_out: model(s) named twice: {', '.join(twice)}")
+        if isinstance(prompt, GenerationJob):
+            if params is not None:
+                raise ValueError("give params in the GenerationJob, not beside it")
+            members = [
+                prompt.model_copy(
+                    update={"model": name, "id": f"{prompt.id}:{name}", "fallbacks": []}
+                )
+                for name in names
+            ]
+        else:
+            field = "prompt" if isinstance(prompt, str) else "messages"
+            content: Any = prompt if isinstance(prompt, str) else [dict(m) for m in prompt]
+            members = [
+                GenerationJob.model_validate(
+                    {"model": name, "id": name, field: content, "params": dict(params or {})}
+                )
+                for name in names
+            ]
+        return await self.submit_group(members, on_complete=on_complete, **options)
+
+    async def group_status(self, group_id: str) -> GroupStatus:
+        """Where the group is: its members by state, its progress and an ETA.
+
+        Raises:
+            KeyError: No such group.
+        """
+        group = await self._group(group_id)
+        return group_status_of(group, await self.store.get_many(group.members), time.time())
+
+    async def group_results(
+        self,
+        group_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Wait for every member and return their results in the order submitted.
+
+        Args:
+            timeout: Seconds to wait at most.
+            return_exceptions: Put a failed member's JobFailedError in its place instead
+                of raising the first.
+
+        Raises:
+            KeyError: No such group, or a member whose record was purged.
+            JobFailedError: The first member (in order) that went dead or was cancelled
+                (unless ``return_exceptions``).
+            TimeoutError: Not every member ended within ``timeout``.
+        """
+        group = await self._group(group_id)
+        records = await self.store.get_many(group.members)
+        gone = [m for m, record in zip(group.members, records, strict=True) if record is None]
+        if gone:
+            raise KeyError(
+                f"group {group_id}: {len(gone)} member(s) purged or expired (first: {gone[0]})"
+            )
+        if not return_exceptions:
+            return await self.results(group.members, timeout=timeout)
+        done: dict[str, Any] = {}
+        async with asyncio.timeout(timeout):
+            async for job_id, outcome in self.as_completed(group.members):
+                done[job_id] = outcome
+        return [done[job_id] for job_id in group.members]
+
+    async def group_as_completed(self, group_id: str) -> AsyncIterator[tuple[str, Any]]:
+        """Yield ``(member_id, result)`` as each member ends (a failed one yields its
+        JobFailedError): :meth:`as_completed` over the group's members.
+
+        Raises:
+            KeyError: No such group.
+        """
+        group = await self._group(group_id)
+        async for item in self.as_completed(group.members):
+            yield item
+
+    async def groups(self, *, limit: int = 20) -> list[GroupStatus]:
+        """The newest groups' statuses, newest first (their members read in bulk)."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        found = await self.store.groups(limit)
+        members = await self.store.get_many([m for group in found for m in group.members])
+        now, statuses, at = time.time(), [], 0
+        for group in found:
+            size = len(group.members)
+            statuses.append(group_status_of(group, members[at : at + size], now))
+            at += size
+        return statuses
+
+    async def _group(self, group_id: str) -> JobRecord:
+        record = await self.store.get(group_id)
+        if record is None:
+            raise KeyError(f"no group {group_id!r} in {self.url}")
+        if not record.members:
+            raise KeyError(
+                f"job {group_id!r} in {self.url} is not a group (submit_group makes one)"
+            )
+        return record
 
     async def status(self, job_id: str) -> JobRecord:
         """The job's current record.
@@ -417,6 +636,38 @@ class BlockingJobQueue:
     def submit_many(self, jobs: Iterable[GenerationJob | TaskCall], **options: Any) -> list[str]:
         """Blocking :meth:`JobQueue.submit_many`."""
         return run_blocking(self.queue.submit_many, jobs, **options)
+
+    def submit_group(self, jobs: Iterable[GenerationJob | TaskCall], **options: Any) -> str:
+        """Blocking :meth:`JobQueue.submit_group`."""
+        return run_blocking(self.queue.submit_group, jobs, **options)
+
+    def fan_out(
+        self,
+        prompt: str | Sequence[Mapping[str, Any]] | GenerationJob,
+        models: Sequence[str],
+        **options: Any,
+    ) -> str:
+        """Blocking :meth:`JobQueue.fan_out`."""
+        return run_blocking(self.queue.fan_out, prompt, models, **options)
+
+    def group_status(self, group_id: str) -> GroupStatus:
+        """Blocking :meth:`JobQueue.group_status`."""
+        return run_blocking(self.queue.group_status, group_id)
+
+    def group_results(
+        self, group_id: str, *, timeout: float | None = None, return_exceptions: bool = False
+    ) -> list[Any]:
+        """Blocking :meth:`JobQueue.group_results`."""
+        return run_blocking(
+            self.queue.group_results,
+            group_id,
+            timeout=timeout,
+            return_exceptions=return_exceptions,
+        )
+
+    def groups(self, *, limit: int = 20) -> list[GroupStatus]:
+        """Blocking :meth:`JobQueue.groups`."""
+        return run_blocking(self.queue.groups, limit=limit)
 
     def status(self, job_id: str) -> JobRecord:
         """Blocking :meth:`JobQueue.status`."""

@@ -41,7 +41,7 @@ from ._redis_connection import (
     SPARED,
     RedisConnection,
 )
-from ._redis_reads import find_jobs, finished_of, lane_depth, reports_of
+from ._redis_reads import find_jobs, finished_of, groups_of, lane_depth, records_of, reports_of
 from ._redis_records import (
     from_hash,
     positive_int,
@@ -301,6 +301,14 @@ class RedisStore(SingleCalls):
             if int(examined) < PURGE_BATCH:
                 return deleted
 
+    async def report_progress(
+        self, job_id: str, worker: str, fraction: float, message: str | None
+    ) -> bool:
+        """Store a running job's progress; False (nothing stored) if ``worker`` no longer
+        holds it."""
+        reply = await self.connection.run("progress", worker, job_id, repr(fraction), message or "")
+        return bool(reply)
+
     # -- reads -----------------------------------------------------------------------
 
     async def get(self, job_id: str) -> JobRecord | None:
@@ -308,6 +316,14 @@ class RedisStore(SingleCalls):
         client = await self.connection.client()
         fields = await self.connection.guard(client.hgetall(f"{self.prefix}job:{job_id}"))
         return from_hash(fields) if fields else None
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """The records of ``job_ids``, in their order (None for an unknown or expired id)."""
+        return await records_of(self.connection, job_ids)
+
+    async def groups(self, limit: int) -> list[JobRecord]:
+        """The groups' own records (see ``submit_group``), newest first."""
+        return await groups_of(self.connection, limit)
 
     async def report(self, worker: str, status: dict[str, Any], *, ttl: float) -> None:
         """Keep ``worker``'s latest report for ``ttl`` seconds (``report:<name>``)."""

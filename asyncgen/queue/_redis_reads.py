@@ -16,7 +16,7 @@ from ._redis_records import from_hash, lane_kind
 if TYPE_CHECKING:  # redis-py is imported where used: only Redis users pay for it
     from ..core._redis import RedisClient
 
-__all__ = ["find_jobs", "finished_of", "lane_depth", "reports_of"]
+__all__ = ["find_jobs", "finished_of", "groups_of", "lane_depth", "records_of", "reports_of"]
 
 
 async def find_jobs(
@@ -81,6 +81,32 @@ async def _ids_in(
         entries: Any = await connection.guard(client.xrange(lane, count=limit + held))
         ids += [fields["id"] for _, fields in entries]
     return ids + list(await connection.guard(client.smembers(f"{p}blocked")))
+
+
+async def records_of(connection: RedisConnection, job_ids: Sequence[str]) -> list[JobRecord | None]:
+    """The records of ``job_ids``, in their order (None for an unknown or expired id),
+    read 500 to a round trip."""
+    client = await connection.client()
+    found: list[JobRecord | None] = []
+    for start in range(0, len(job_ids), 500):
+        async with client.pipeline(transaction=False) as pipe:
+            for job_id in job_ids[start : start + 500]:
+                pipe.hgetall(f"{connection.prefix}job:{job_id}")
+            rows: list[dict[str, str]] = await connection.guard(pipe.execute())
+        found += [from_hash(fields) if fields else None for fields in rows]
+    return found
+
+
+async def groups_of(connection: RedisConnection, limit: int) -> list[JobRecord]:
+    """The groups' own records, newest first (those expired are dropped from the index)."""
+    client = await connection.client()
+    key = f"{connection.prefix}groups"
+    ids: list[str] = list(await connection.guard(client.zrevrange(key, 0, limit - 1)))
+    records = await records_of(connection, ids)
+    gone = [job_id for job_id, record in zip(ids, records, strict=True) if record is None]
+    if gone:
+        await connection.guard(client.zrem(key, *gone))
+    return [record for record in records if record is not None]
 
 
 async def finished_of(connection: RedisConnection, job_ids: Sequence[str]) -> list[JobRecord]:

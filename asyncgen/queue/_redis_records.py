@@ -35,9 +35,10 @@ SCRIPTS = (
     "stats",
     "requeue",
     "postpone",
+    "progress",
 )
 RECORD_FIELDS = tuple(JobRecord.model_fields)
-JSON_FIELDS = ("payload", "result", "depends_on", "context", "history")
+JSON_FIELDS = ("payload", "result", "depends_on", "context", "history", "members")
 
 
 @functools.cache
@@ -89,7 +90,7 @@ def to_hash(record: JobRecord) -> dict[str, str]:
     fields: dict[str, str] = {}
     for name in RECORD_FIELDS:
         value = data[name]
-        if value is None or (name in ("context", "history") and not value):
+        if value is None or (name in ("context", "history", "members") and not value):
             continue
         if name in JSON_FIELDS:
             fields[name] = json.dumps(value)

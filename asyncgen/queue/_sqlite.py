@@ -24,8 +24,10 @@ from ._sqlite_reads import (
     depth_of,
     find_jobs,
     finished_of,
+    groups_of,
     job_of,
     keep_report,
+    records_of,
     reports_of,
     running_of,
     statistics_of,
@@ -394,11 +396,35 @@ class SQLiteStore(SingleCalls):
 
         return await self._run(delete)
 
+    async def report_progress(
+        self, job_id: str, worker: str, fraction: float, message: str | None
+    ) -> bool:
+        """Store a running job's progress; False (nothing stored) if ``worker`` no longer
+        holds it."""
+
+        def note(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE jobs SET progress = ?, progress_message = ? WHERE id = ? AND worker = ?"
+                " AND state = 'running'",
+                (fraction, message, job_id, worker),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(note)
+
     # -- reads -----------------------------------------------------------------------
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The job's record, or None."""
         return await self._run(lambda db: job_of(db, job_id))
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
+        """The records of ``job_ids``, in their order (None for an unknown id)."""
+        return await self._run(lambda db: records_of(db, job_ids)) if job_ids else []
+
+    async def groups(self, limit: int) -> list[JobRecord]:
+        """The groups' own records (see ``submit_group``), newest first."""
+        return await self._run(lambda db: groups_of(db, limit))
 
     async def depth(self) -> dict[tuple[str, str], int]:
         """Jobs by (state, kind); "scheduled" is pending with a ``run_at`` to come."""

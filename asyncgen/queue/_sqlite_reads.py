@@ -17,8 +17,10 @@ __all__ = [
     "depth_of",
     "find_jobs",
     "finished_of",
+    "groups_of",
     "job_of",
     "keep_report",
+    "records_of",
     "reports_of",
     "running_of",
     "statistics_of",
@@ -62,6 +64,26 @@ def running_of(db: sqlite3.Connection, job_ids: Sequence[str], worker: str) -> s
         )
         running.update(row[0] for row in rows)
     return running
+
+
+def records_of(db: sqlite3.Connection, job_ids: Sequence[str]) -> list[JobRecord | None]:
+    """The records of ``job_ids``, in their order (None for an id not in the queue)."""
+    found: dict[str, JobRecord] = {}
+    for start in range(0, len(job_ids), 500):  # under SQLite's variable limit
+        chunk = list(job_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id IN ({marks})", chunk)
+        found.update((record.id, record) for record in map(record_of, rows))
+    return [found.get(job_id) for job_id in job_ids]
+
+
+def groups_of(db: sqlite3.Connection, limit: int) -> list[JobRecord]:
+    """The groups' own records, newest first."""
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE members IS NOT NULL ORDER BY created_at DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [record_of(row) for row in rows]
 
 
 def finished_of(db: sqlite3.Connection, job_ids: Sequence[str]) -> list[JobRecord]:

@@ -83,10 +83,16 @@ ADDED_COLUMNS = {
     "history": "TEXT",
     "unique_key": "TEXT",
     "unique_until": "REAL",
+    "group_id": "TEXT",
+    "members": "TEXT",
+    "progress": "REAL",
+    "progress_message": "TEXT",
 }
 # Made after the added columns exist (a queue file from before gets them on open).
 LATER_INDEXES = (
     "CREATE INDEX IF NOT EXISTS jobs_unique ON jobs (unique_key) WHERE unique_key IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_id, state) WHERE group_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS jobs_groups ON jobs (created_at) WHERE members IS NOT NULL",
 )
 HISTORY_KEEP = 20  # attempts kept in a job's history
 COLUMNS = ", ".join([FIRST_COLUMNS, *ADDED_COLUMNS])
@@ -106,11 +112,14 @@ class transaction:
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
-# A job may start when none of the jobs it depends on is unfinished.
+# A job may start when none of the jobs it depends on is unfinished, and (a group's own
+# record) when none of its members is (an index lookup: groups of any size claim fast).
 DEPENDENCIES_DONE = (
     "NOT EXISTS (SELECT 1 FROM json_each(jobs.depends_on) AS d"
     " LEFT JOIN jobs AS j2 ON j2.id = d.value WHERE j2.state IS NULL"
     " OR j2.state != 'completed')"
+    " AND (jobs.members IS NULL OR NOT EXISTS (SELECT 1 FROM jobs AS m"
+    " WHERE m.group_id = jobs.id AND m.state IN ('pending', 'running')))"
 )
 
 
@@ -253,6 +262,10 @@ def row_of(record: JobRecord) -> tuple[Any, ...]:
         json.dumps(record.history) if record.history else None,
         record.unique_key,
         record.unique_until,
+        record.group,
+        json.dumps(record.members) if record.members else None,
+        record.progress,
+        record.progress_message,
     )
 
 
@@ -264,6 +277,8 @@ def record_of(row: Sequence[Any]) -> JobRecord:
     data["depends_on"] = json.loads(data["depends_on"])
     data["context"] = json.loads(data["context"]) if data["context"] else {}
     data["history"] = json.loads(data["history"]) if data["history"] else []
+    data["group"] = data.pop("group_id")
+    data["members"] = json.loads(data["members"]) if data["members"] else []
     return JobRecord.model_validate(data)
 
 
@@ -302,7 +317,8 @@ def take_one(
             continue
         db.execute(
             "UPDATE jobs SET state = 'running', worker = ?, lease_until = ?,"
-            " attempts = attempts + 1, started_at = ? WHERE id = ?",
+            " attempts = attempts + 1, started_at = ?, progress = NULL,"
+            " progress_message = NULL WHERE id = ?",
             (worker, now + lease, now, record.id),
         )
         if record.every is not None or record.cron is not None:
@@ -314,5 +330,7 @@ def take_one(
                 "started_at": now,
                 "lease_until": now + lease,
                 "attempts": record.attempts + 1,
+                "progress": None,
+                "progress_message": None,
             }
         )

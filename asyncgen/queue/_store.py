@@ -16,8 +16,10 @@ class JobStore(Protocol):
 
     Implementations must make ``claim`` atomic across processes, accept ``complete`` /
     ``fail`` / ``heartbeat`` only from the worker holding the lease, and
-    honour idempotency keys, priorities (FIFO within one), ``run_at``, ``depends_on``
-    and recurring slots (each slot once). ``tests/test_queue.py`` is the conformance suite.
+    honour idempotency keys, priorities (FIFO within one), ``run_at``, ``depends_on``,
+    recurring slots (each slot once) and groups (a group's own record, the one with
+    ``members``, is claimable once every member has ended, whatever the outcome).
+    ``tests/test_queue.py`` is the conformance suite.
     """
 
     async def add(self, record: JobRecord) -> str: ...
@@ -64,7 +66,15 @@ class JobStore(Protocol):
 
     async def purge(self, older_than: float) -> int: ...
 
+    async def report_progress(
+        self, job_id: str, worker: str, fraction: float, message: str | None
+    ) -> bool: ...
+
     async def get(self, job_id: str) -> JobRecord | None: ...
+
+    async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]: ...
+
+    async def groups(self, limit: int) -> list[JobRecord]: ...
 
     async def statistics(self) -> QueueStatistics: ...
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec
+from typing import Any, Concatenate, Generic, ParamSpec
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from ..core._errors import PermanentError
+from ._groups import GROUP_KIND, GroupOutcome
 
 __all__ = ["GENERATE_KIND", "Task", "TaskCall", "task"]
 
@@ -39,7 +43,11 @@ class Task(Generic[P]):
         self.fn = fn
         self.name = name
         self.timeout = timeout
-        self._arguments = _arguments_model(fn, name)
+        self.signature = inspect.signature(fn)
+        # A parameter annotated GroupOutcome is filled in by the worker when the task
+        # runs as a group's on_complete; call() leaves it out.
+        self.group_parameter = _group_parameter(fn, self.signature)
+        self._arguments = _arguments_model(fn, name, skip=self.group_parameter)
 
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
@@ -47,10 +55,20 @@ class Task(Generic[P]):
     def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall:
         """Validate the arguments now (not in the worker) and return the job to submit.
 
+        A parameter annotated ``GroupOutcome`` is left out: the worker fills it in when
+        the call runs as a group's ``on_complete``.
+
         Raises:
             ValueError: Arguments that do not match the signature or are not JSON.
         """
-        names = inspect.signature(self.fn).parameters
+        signature = self.signature
+        if self.group_parameter is not None:
+            signature = signature.replace(
+                parameters=[
+                    p for p in signature.parameters.values() if p.name != self.group_parameter
+                ]
+            )
+        names = signature.parameters
         unknown = sorted(set(kwargs) - set(names))
         if unknown:
             raise ValueError(
@@ -58,7 +76,7 @@ class Task(Generic[P]):
                 f"{', '.join(names) or 'none'}"
             )
         try:
-            bound = inspect.signature(self.fn).bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise ValueError(f"task {self.name}: {exc}") from None
         try:
@@ -67,10 +85,22 @@ class Task(Generic[P]):
             raise ValueError(f"task {self.name}: invalid arguments: {exc}") from None
         return TaskCall(self.name, model.model_dump(mode="json"))
 
-    async def run(self, arguments: dict[str, Any]) -> Any:
-        """Run the function with stored arguments (async or sync; sync runs in a thread)."""
+    async def run(self, arguments: dict[str, Any], *, group: GroupOutcome | None = None) -> Any:
+        """Run the function with stored arguments (async or sync; sync runs in a thread),
+        and ``group`` for its GroupOutcome parameter when it has one.
+
+        Raises:
+            PermanentError: It takes a GroupOutcome but runs outside a group.
+        """
         values = self._arguments.model_validate(arguments)
         kwargs = {name: getattr(values, name) for name in type(values).model_fields}
+        if self.group_parameter is not None:
+            if group is None:
+                raise PermanentError(
+                    f"task {self.name} takes a GroupOutcome: submit it as a group's "
+                    "on_complete (queue.submit_group(jobs, on_complete=...)), not alone"
+                )
+            kwargs[self.group_parameter] = group
         fn: Callable[..., Any] = self.fn
         if inspect.iscoroutinefunction(fn):
             return await fn(**kwargs)
@@ -82,10 +112,20 @@ class _TaskMaker:
         self.name = name
         self.timeout = timeout
 
-    def __call__(self, fn: Callable[P, Any]) -> Task[P]:
+    # A function whose first parameter takes the GroupOutcome (a group's on_complete)
+    # makes a Task whose call() takes the rest: the worker fills that one in.
+    @typing.overload
+    def __call__(self, fn: Callable[Concatenate[GroupOutcome, P], Any]) -> Task[P]: ...
+
+    @typing.overload
+    def __call__(self, fn: Callable[P, Any]) -> Task[P]: ...
+
+    def __call__(self, fn: Callable[..., Any]) -> Task[Any]:
         task_name = self.name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name == GENERATE_KIND:
             raise ValueError(f"'{GENERATE_KIND}' is reserved for GenerationJobs")
+        if task_name == GROUP_KIND:
+            raise ValueError(f"'{GROUP_KIND}' is reserved for groups without on_complete")
         return Task(fn, task_name, timeout=self.timeout)
 
 
@@ -103,11 +143,38 @@ def task(*, name: str | None = None, timeout: float | None = None) -> _TaskMaker
     return _TaskMaker(name, timeout)
 
 
-def _arguments_model(fn: Callable[..., Any], name: str) -> type[BaseModel]:
+def _group_parameter(fn: Callable[..., Any], signature: inspect.Signature) -> str | None:
+    """The name of the first parameter when it is annotated GroupOutcome, else None.
+
+    Raises:
+        TypeError: A GroupOutcome parameter that is not the first (type checkers see
+            only the first: ``call()`` leaves it out).
+    """
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation that cannot be resolved: read it as written
+        hints = {}
+    found = [
+        p.name
+        for p in signature.parameters.values()
+        if hints.get(p.name, p.annotation) is GroupOutcome or p.annotation == "GroupOutcome"
+    ]
+    if not found:
+        return None
+    if found != [next(iter(signature.parameters))]:
+        raise TypeError(
+            f"{fn.__qualname__}: the GroupOutcome parameter must be the first, and only one"
+        )
+    return found[0]
+
+
+def _arguments_model(fn: Callable[..., Any], name: str, *, skip: str | None) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for parameter in inspect.signature(fn).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             raise TypeError(f"task {name}: *args and **kwargs cannot be stored as job data")
+        if parameter.name == skip:
+            continue
         annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[parameter.name] = (annotation, default)

@@ -27,6 +27,7 @@ from ..llm import ChatClient
 from ..llm.engine._job import JobRunner
 from ._calls import JobCalls
 from ._credits import DEFAULT_CREDIT_PROBE, CreditGate, CreditPause
+from ._groups import GROUP_KIND
 from ._leases import Leases
 from ._metrics import Metrics
 from ._models import JobRecord, JobState
@@ -154,7 +155,14 @@ class Worker:
                 on_pause=on_credit_pause,
                 metrics=self.metrics,
             )
-        self._call = JobCalls(queue.tasks, timeout=timeout, runner=runner, credits=self._credits)
+        self._call = JobCalls(
+            queue.store,
+            self.name,
+            queue.tasks,
+            timeout=timeout,
+            runner=runner,
+            credits=self._credits,
+        )
 
     def __repr__(self) -> str:
         return f"Worker({self.name!r}, concurrency={self.concurrency})"
@@ -230,7 +238,7 @@ class Worker:
                 await self._pause(POLL)
                 continue
             try:  # one round trip fills every free slot
-                records = await self._claim(kinds, self.concurrency - len(running))
+                records = await self._claim([*kinds, GROUP_KIND], self.concurrency - len(running))
             except TransientError as exc:  # e.g. Redis restarting: wait, never crash
                 outage = outage + 1
                 _log.warning("store_unavailable", error=str(exc), failures=outage)
@@ -307,7 +315,9 @@ class Worker:
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
     def serves(self) -> list[str]:
-        """The job kinds this worker claims: its runnable tasks, and "generate" with a client."""
+        """The job kinds this worker claims: its runnable tasks, and "generate" with a
+        client (and, unnamed here, groups without an ``on_complete``: any worker ends
+        those)."""
         wanted = self.queue.tasks if self.kinds is None else self.kinds
         kinds = [name for name in wanted if name in self.queue.tasks]
         generation = self.client is not None and (self.kinds is None or GENERATE_KIND in wanted)

@@ -32,6 +32,7 @@
     client(data.client);
     modelsTable(data.models);
     workersTable(data.reports, data.at);
+    groupsTable(data.groups || []);
     if (last) latency(data, last);
     if (last) {
       var dt = Math.max(0.001, data.at - last.at);
@@ -121,6 +122,29 @@
       [w.name, w.state, ago(w.started_at, now), w.concurrency, w.running_count,
        w.kinds.join(", "), w.credit_paused ? "paused" : "", w.open_circuits.join(", "),
        w.seen + " s ago"].forEach(function (v) { tr.appendChild(td(v)); });
+      return tr;
+    }));
+  }
+
+  function groupsTable(groups) {
+    var body = document.querySelector("#groups tbody");
+    if (!body || !groups.length) return;
+    body.replaceChildren.apply(body, groups.map(function (g) {
+      var tr = document.createElement("tr"), first = document.createElement("td");
+      var link = document.createElement("a");
+      link.href = "/jobs/" + encodeURIComponent(g.id);
+      link.textContent = g.id.slice(0, 12);
+      first.appendChild(link);
+      tr.appendChild(first);
+      [g.on_complete, g.state, g.size, g.pending, g.running, g.completed, g.dead,
+       g.cancelled].forEach(function (v) { tr.appendChild(td(v)); });
+      var cell = document.createElement("td"), bar = document.createElement("progress");
+      bar.max = 1;
+      bar.value = g.progress;
+      cell.appendChild(bar);
+      cell.appendChild(document.createTextNode(" " + (100 * g.progress).toFixed(0) + "%"));
+      tr.appendChild(cell);
+      tr.appendChild(td(g.eta === null ? "" : g.eta.toFixed(0)));
       return tr;
     }));
   }

@@ -46,6 +46,18 @@ for i = 10, 9 + ndeps do
     waiting = waiting + 1
   end
 end
+-- A group's own record waits for its members (added before it) to end, whatever the
+-- outcome; it is listed among the queue's groups, newest last.
+local members = redis.call('HGET', k, 'members')
+if members then
+  for _, member in ipairs(cjson.decode(members)) do
+    local state = redis.call('HGET', jkey(member), 'state')
+    if state == 'pending' or state == 'running' then
+      waiting = waiting + 1
+    end
+  end
+  redis.call('ZADD', P .. 'groups', redis.call('HGET', k, 'created_at'), id)
+end
 if failed then
   redis.call('HSET', k, 'error_type', 'DependencyFailed',
     'error', 'a job it depends on ended dead or cancelled, or no longer exists')

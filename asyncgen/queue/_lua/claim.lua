@@ -23,6 +23,7 @@ local function take(id)
   redis.call('HSET', k, 'state', 'running', 'worker', me, 'lease_until', lease_until,
     'started_at', NOW)
   redis.call('HINCRBY', k, 'attempts', 1)
+  redis.call('HDEL', k, 'progress', 'progress_message') -- a new attempt starts from 0
   redis.call('ZADD', P .. 'leases', lease_until, id)
   local flat, record = redis.call('HGETALL', k), {}
   for j = 1, #flat, 2 do

@@ -108,6 +108,19 @@ local function ack(id)
   redis.call('ZREM', P .. 'leases', id)
 end
 
+-- A group member ended (any outcome): its group's own record, waiting on its members,
+-- is made ready when this was the last. Scripts run one at a time, so when two workers
+-- end a group's last two members together, one of them makes it ready, once.
+local function member_ended(group)
+  local gk = jkey(group)
+  if redis.call('HGET', gk, 'state') == 'pending'
+      and redis.call('SISMEMBER', P .. 'blocked', group) == 1
+      and redis.call('HINCRBY', gk, 'waiting', -1) <= 0 then
+    redis.call('SREM', P .. 'blocked', group)
+    schedule(group)
+  end
+end
+
 -- A job ends completed, dead or cancelled. Completed and cancelled records (and their
 -- idempotency keys) expire after ttl_ms ("0": never); dead ones wait for purge, and
 -- each also goes to the dead-letter stream.
@@ -123,6 +136,10 @@ local function finish(id, state, ttl_ms)
   redis.call('SREM', P .. 'failed', id)
   redis.call('SREM', P .. 'blocked', id)
   redis.call('ZADD', P .. state, NOW, id)
+  local group = redis.call('HGET', k, 'group')
+  if group then
+    member_ended(group)
+  end
   if state == 'dead' then
     local f = redis.call('HMGET', k, 'kind', 'error_type', 'error')
     local entry = redis.call('XADD', P .. 'deadletter', '*', 'id', id, 'kind', f[1],

@@ -15,6 +15,7 @@ for _, state in ipairs({'completed', 'dead', 'cancelled'}) do
     end
     deleted = deleted + redis.call('DEL', k) -- 0 when it had expired already
     redis.call('ZREM', P .. state, id)
+    redis.call('ZREM', P .. 'groups', id)
     examined = examined + 1
   end
   if examined >= batch then

@@ -28,6 +28,11 @@ redis.call('HDEL', k, 'finished_at', 'worker', 'lease_until', 'deadletter')
 if redis.call('HEXISTS', k, 'error_type') == 1 then
   redis.call('SADD', P .. 'failed', id)
 end
+-- A member runs again: a group still waiting for its members waits for it too.
+local group = redis.call('HGET', k, 'group')
+if group and redis.call('SISMEMBER', P .. 'blocked', group) == 1 then
+  redis.call('HINCRBY', jkey(group), 'waiting', 1)
+end
 if waiting > 0 then
   for _, dep in ipairs(deps) do
     if redis.call('HGET', jkey(dep), 'state') ~= 'completed' then
