@@ -450,10 +450,11 @@ class TestInFlight:
         )
         try:
             wait_for(lambda: sum(1 for b in state(out) if b.get("id")) == 2)
-            shutil.rmtree(out.with_name("out.jsonl.batch"))
+            delete_while_written(out.with_name("out.jsonl.batch"))
             _, stderr = child.communicate(timeout=60)
         finally:
             child.kill()
+            child.communicate()  # its pipes closed here, not by a later test's collector
         assert child.returncode == 0, stderr
         assert "Errno" not in stderr
         assert sorted(str(r["id"]) for r in records(out)) == sorted(f"j{i}" for i in range(60))
@@ -499,6 +500,18 @@ class TestInFlight:
         folder.save([BatchRecord(marker="last", chunk="c", requests=1)])
         assert [r.marker for r in folder.load()] == ["last"]
         assert not [p for p in folder.path.iterdir() if p.name.startswith(".")]
+
+
+def delete_while_written(folder: Path) -> None:
+    """Delete a folder the run may write into meanwhile: rmtree again until a pass finds
+    it whole (the run makes it again at its next write; that is what is tested)."""
+    for _ in range(100):
+        try:
+            shutil.rmtree(folder)
+            return
+        except OSError:  # a file appeared while the folder was being emptied
+            time.sleep(0.01)
+    raise AssertionError(f"{folder} could not be deleted in 100 tries")
 
 
 @pytest.mark.parametrize(

@@ -91,6 +91,19 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.add_argument(
         "--tasks", action="append", default=[], help="module whose Tasks to register (repeatable)"
     )
+    worker.add_argument(
+        "--django",
+        metavar="SETTINGS",
+        help="run Django's tasks (django.tasks, or django-tasks) of a QueueBackend: set "
+        "DJANGO_SETTINGS_MODULE to SETTINGS, django.setup(), serve each of the backend's "
+        "queues (kind django:NAME); the queue URL defaults to the backend's",
+    )
+    worker.add_argument(
+        "--django-backend",
+        metavar="ALIAS",
+        default="default",
+        help="which of TASKS to serve with --django (default: default)",
+    )
     worker.add_argument("--lease", type=number("seconds"), default=None, help="seconds per lease")
     worker.add_argument(
         "--grace", type=number("seconds", zero=True), default=None, help="drain grace in seconds"
@@ -159,6 +172,29 @@ def add_worker_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     worker.set_defaults(handler=worker_command)
 
 
+def _django(args: argparse.Namespace) -> str:
+    """Set Django up from ``--django SETTINGS``; the URL of the backend to serve."""
+    sys.path.insert(0, os.getcwd())
+    os.environ["DJANGO_SETTINGS_MODULE"] = args.django
+    try:
+        import django
+
+        django.setup()
+        from ..integrations.django import QueueBackend, backend_named
+    except ImportError as exc:
+        raise UsageProblem(f"--django {args.django}: {exc}") from None
+    try:
+        backend = backend_named(args.django_backend)
+    except Exception as exc:  # Django's own: an unknown alias, a bad setting
+        raise UsageProblem(f"--django {args.django}: {exc}") from None
+    if not isinstance(backend, QueueBackend):
+        raise UsageProblem(
+            f"--django {args.django}: TASKS[{args.django_backend!r}] is "
+            f"{type(backend).__name__}, not asyncgen.integrations.django.QueueBackend"
+        )
+    return backend.url
+
+
 def _register(queue: JobQueue, modules: list[str]) -> None:
     sys.path.insert(0, os.getcwd())
     for name in modules:
@@ -206,7 +242,8 @@ def _jobs_at_once(flag: int | str | None, settings: Settings) -> int:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
-    url = args.url or settings.queue_url
+    django_url = _django(args) if args.django else None
+    url = args.url or django_url or settings.queue_url
     if url == "memory://":
         raise UsageProblem(
             "memory:// lives inside one process, so no one could submit to this worker: "
@@ -214,6 +251,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> Worker:
         )
     queue = open_queue(url)
     _register(queue, args.tasks)
+    if args.django:
+        from ..integrations.django import serve
+
+        serve(queue, args.django_backend)
     kinds = [k for k in (args.kinds or "").split(",") if k] or None
     unknown = sorted(set(kinds or ()) - set(queue.tasks) - {GENERATE_KIND})
     if unknown:

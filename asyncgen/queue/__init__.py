@@ -18,6 +18,7 @@ from ._models import JobState as JobState
 from ._models import QueueStatistics as QueueStatistics
 from ._models import WorkerReport as WorkerReport
 from ._open import open_queue as open_queue
+from ._progress import current_job_id as current_job_id
 from ._progress import report_progress as report_progress
 from ._queue import BlockingJobQueue as BlockingJobQueue
 from ._queue import JobQueue as JobQueue
@@ -52,6 +53,7 @@ __all__ = [
     "Worker",
     "WorkerReport",
     "WorkerThread",
+    "current_job_id",
     "open_queue",
     "open_worker",
     "report_progress",

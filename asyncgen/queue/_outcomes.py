@@ -71,7 +71,7 @@ class Outcomes:
             lambda: self.store.fail(
                 record.id,
                 self.worker,
-                error_type=type(error).__name__,
+                error_type=error_type(error),
                 error=message,
                 retry_at=None if delay is None else time.time() + delay,
             ),
@@ -80,7 +80,7 @@ class Outcomes:
         _log.warning(
             "job_failed",
             kind=record.kind,
-            error_type=type(error).__name__,
+            error_type=error_type(error),
             error=message,
             state=state.value if state else "lease lost",
         )
@@ -109,7 +109,7 @@ class Outcomes:
                 record.id,
                 self.worker,
                 run_at=back,
-                error_type=type(error).__name__,
+                error_type=error_type(error),
                 error=message,
             ),
             False,
@@ -148,3 +148,11 @@ class Outcomes:
                 action="the store was unreachable for a whole lease: the job runs again",
             )
             return lost
+
+
+def error_type(error: BaseException) -> str:
+    """The type a failed run stores: the error's ``stored_type`` when it names one (a
+    wrapper that speaks for another exception, as the Django runner's does), else its
+    class name."""
+    stored = getattr(error, "stored_type", None)
+    return stored if isinstance(stored, str) and stored else type(error).__name__

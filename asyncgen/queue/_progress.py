@@ -22,7 +22,7 @@ import structlog
 
 from ._store import JobStore
 
-__all__ = ["PROGRESS_EVERY", "ProgressReporter", "report_progress", "reporting"]
+__all__ = ["PROGRESS_EVERY", "ProgressReporter", "current_job_id", "report_progress", "reporting"]
 
 PROGRESS_EVERY = 0.25  # seconds between two progress writes of one job, at least
 MESSAGE_LIMIT = 500  # characters of a progress message kept
@@ -127,3 +127,9 @@ def report_progress(fraction: float, message: str | None = None) -> bool:
         return False
     reporter.note(float(fraction), None if message is None else message[:MESSAGE_LIMIT])
     return True
+
+
+def current_job_id() -> str | None:
+    """The id of the job the calling task runs as, in a worker; None elsewhere."""
+    reporter = _current.get()
+    return None if reporter is None else reporter.job_id

@@ -8,4 +8,7 @@ urlpatterns = [
     path("jobs", views.submit_job),
     path("jobs/<str:job_id>", views.job_status),
     path("jobs/<str:job_id>/result", views.job_result),
+    path("tasks/count", views.enqueue_count),
+    path("tasks/compare", views.enqueue_compare),
+    path("tasks/<str:result_id>", views.task_result),
 ]

@@ -5,6 +5,9 @@ GET  /async/fan-out?prompt=...&models=a,b   await asyncgen.fan_out
 POST /jobs   {"model": "a", "prompt": "..."}  queue.blocking.submit -> {"id"} (202)
 GET  /jobs/<id>                                queue.blocking.status
 GET  /jobs/<id>/result?timeout=10              queue.blocking.result (waits)
+POST /tasks/count  {"text": "..."}               Django task count_words.enqueue -> {"id"}
+POST /tasks/compare {"prompt": "...", "models": ["a", "b"]}   compare.enqueue -> {"id"}
+GET  /tasks/<id>                               Django's get_result: status, value, errors
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncgen
 from asyncgen import GenerationJob, GenerationResult, JobFailedError
 
 from .apps import services
+from .tasks import compare, count_words
 
 
 def _ask(request: HttpRequest) -> tuple[str, list[str]] | JsonResponse:
@@ -99,3 +103,48 @@ def job_result(request: HttpRequest, job_id: str) -> HttpResponse:
     except JobFailedError as exc:
         return JsonResponse({"id": job_id, "error": str(exc)}, status=502)
     return JsonResponse({"id": job_id, "result": result})
+
+
+@csrf_exempt
+@require_POST
+def enqueue_count(request: HttpRequest) -> HttpResponse:
+    try:
+        text = json.loads(request.body)["text"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return JsonResponse({"error": f"give text: {exc}"}, status=400)
+    return JsonResponse({"id": count_words.enqueue(text).id}, status=202)
+
+
+@csrf_exempt
+@require_POST
+def enqueue_compare(request: HttpRequest) -> HttpResponse:
+    try:
+        body = json.loads(request.body)
+        prompt, models = str(body["prompt"]), [str(m) for m in body["models"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        return JsonResponse({"error": f"give prompt and models: {exc}"}, status=400)
+    if not models or len(models) > services().max_models:
+        return JsonResponse({"error": f"1 to {services().max_models} models"}, status=400)
+    return JsonResponse({"id": compare.enqueue(prompt, models).id}, status=202)
+
+
+@require_GET
+def task_result(request: HttpRequest, result_id: str) -> HttpResponse:
+    try:
+        result = count_words.get_backend().get_result(result_id)
+    except Exception as exc:  # Django's TaskResultDoesNotExist (its module differs by version)
+        if type(exc).__name__ != "TaskResultDoesNotExist":
+            raise
+        return JsonResponse({"error": f"no task {result_id}"}, status=404)
+    reply: dict[str, Any] = {
+        "id": result.id,
+        "task": result.task.name,
+        "status": str(result.status),
+        "attempts": result.attempts,
+        "errors": [
+            {"type": e.exception_class_path, "traceback": e.traceback} for e in result.errors
+        ],
+    }
+    if result.status == "SUCCESSFUL":
+        reply["return_value"] = result.return_value
+    return JsonResponse(reply)
