@@ -38,6 +38,13 @@ def _api() -> Any:
     return trace
 
 
+@functools.cache
+def _placeholders(trace: Any) -> tuple[type, ...]:
+    """The providers that stand in until the application sets one (a tuple, made once:
+    ``A | B`` would build a union object on every call)."""
+    return (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+
+
 _FOUND: list[Tracer] = []  # asyncgen's tracer, once a provider is set (it stays set)
 _USING: list[Tracer] = []  # a provider's tracer given for a while (use_provider)
 
@@ -67,7 +74,7 @@ def tracer() -> Tracer | None:
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
-    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+    if isinstance(provider, _placeholders(trace)):
         return None
     found: Tracer = provider.get_tracer(_NAME)
     _FOUND.append(found)
