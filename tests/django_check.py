@@ -90,6 +90,18 @@ def main() -> None:
     report["deferred_waited"] = record.started_at is not None and record.started_at >= record.run_at
     report["deferred_priority"] = record.priority
 
+    doomed = count_words.using(
+        run_after=datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)
+    ).enqueue("never run")
+    backend.queue.blocking.cancel(doomed.id)
+    cancelled = backend.get_result(doomed.id)
+    report["cancelled"] = {
+        "status": str(cancelled.status),
+        "types": [e.exception_class.__name__ for e in cancelled.errors],
+    }
+    failed = backend.get_result(report["failing"]["id"])
+    report["failing_class"] = failed.errors[0].exception_class.__name__
+
     context = where_am_i.enqueue("ctx")
     report["context"] = finished(http, context.id)
 

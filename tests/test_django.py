@@ -93,6 +93,8 @@ def check(report: dict[str, Any]) -> None:
     [error] = failing["errors"]
     assert error["type"] == "builtins.AttributeError"
     assert "AttributeError: 'int' object has no attribute 'split'" in error["traceback"]
+    assert report["failing_class"] == "AttributeError"  # Django imports the class back
+    assert report["cancelled"] == {"status": "FAILED", "types": ["CancelledError"]}
     assert 'tasks.py", line' in error["traceback"]  # the task's own frames
     assert "integrations/django.py" not in error["traceback"]  # and none of the worker's
 

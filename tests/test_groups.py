@@ -201,6 +201,26 @@ class TestGroups:
             await queue.group_status(job)
         assert (await queue.statistics()).pending == 1
 
+    async def test_cancel_group_cancels_what_has_not_ended(self, queue: JobQueue) -> None:
+        """cancel_group cancels the pending and running members and on_complete; an
+        ended member stays as it is."""
+        group = await queue.submit_group(
+            [queue_tasks.add.call(i, 0) for i in range(3)],
+            on_complete=queue_tasks.tally.call(label="never"),
+        )
+        first, second, third = (await queue.status(group)).members
+        await claim_all(queue)
+        assert await queue.store.complete(first, "w", 0)
+        assert sorted(await queue.cancel_group(group)) == sorted([second, third, group])
+        status = await queue.group_status(group)
+        assert (status.completed, status.cancelled, status.state) == (
+            1,
+            2,
+            JobState.CANCELLED,
+        )
+        assert await queue.cancel_group(group) == []
+        assert await claim_all(queue) == []
+
     async def test_groups_lists_the_newest_first(self, queue: JobQueue) -> None:
         """groups() gives the newest groups' statuses first."""
         first = await queue.submit_group([queue_tasks.add.call(1, 1)])

@@ -164,6 +164,16 @@ class TestConformance:
         assert first == again
         assert (await queue.statistics()).pending == 1
 
+    async def test_a_job_id_given_is_the_jobs_and_stored_once(self, queue: JobQueue) -> None:
+        """submit(job_id=...) stores the job under that id; again, it stores nothing."""
+        assert await queue.submit(queue_tasks.add.call(1, 1), job_id="mine-1") == "mine-1"
+        assert await queue.submit(queue_tasks.add.call(1, 1), job_id="mine-1") == "mine-1"
+        assert (await queue.statistics()).pending == 1
+        assert (await queue.status("mine-1")).payload == {"a": 1, "b": 1, "seconds": 0.0}
+        for bad in ("", "x" * 201):
+            with pytest.raises(ValueError, match="job_id must be"):
+                await queue.submit(queue_tasks.add.call(1, 1), job_id=bad)
+
     async def test_a_unique_key_returns_the_unfinished_job(self, queue: JobQueue) -> None:
         """While a job with a unique key is pending (or running), a submit with the key
         is that job; once it has ended, the key is free again."""

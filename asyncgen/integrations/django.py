@@ -31,16 +31,18 @@ See docs/django.md.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import datetime
 import json
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core._bridge import run_blocking
-from ..queue import JobQueue, JobRecord, JobState, current_job_id, open_queue
+from ..queue import JobQueue, JobRecord, JobState, TaskCall, current_job_id, open_queue
 from ..queue import task as asyncgen_task
 
 if TYPE_CHECKING:
@@ -166,23 +168,33 @@ class QueueBackend(BaseTaskBackend):
             "queue": task.queue_name,
             "takes_context": task.takes_context,
         }
+        job_id = uuid.uuid4().hex  # the result's id, handed out before the job is stored
         run_at = task.run_after.timestamp() if task.run_after is not None else None
-        record = JobRecord(
-            kind=f"{KIND_PREFIX}{task.queue_name}",
-            payload=payload,
-            priority=task.priority,
-            max_attempts=self.max_attempts,
-            run_at=run_at if run_at is not None else time.time(),
-        )
-        store = self.queue.store
+        call = TaskCall(f"{KIND_PREFIX}{task.queue_name}", payload)
+        queue = self.queue
 
         def submit() -> None:
-            run_blocking(store.add, record)
+            run_blocking(
+                queue.submit,
+                call,
+                priority=task.priority,
+                run_at=run_at,
+                max_attempts=self.max_attempts,
+                job_id=job_id,
+            )
 
         if self.enqueue_on_commit and transaction.get_connection(self.database).in_atomic_block:
             transaction.on_commit(submit, using=self.database)
         else:
             submit()
+        record = JobRecord(
+            id=job_id,
+            kind=call.kind,
+            payload=payload,
+            priority=task.priority,
+            max_attempts=self.max_attempts,
+            run_at=run_at if run_at is not None else time.time(),
+        )
         return _result(task, record, self.alias, enqueued=timezone.now())
 
     def get_result(self, result_id: str) -> TaskResult[Any, Any]:
@@ -249,7 +261,10 @@ def _result(
     if record.state is JobState.RUNNING and record.worker:
         workers.append(record.worker)
     errors = [
-        TaskError(exception_class_path=str(a["error_type"]), traceback=str(a.get("error", "")))
+        TaskError(
+            exception_class_path=_class_path(str(a["error_type"])),
+            traceback=str(a.get("error", "")),
+        )
         for a in attempts
         if a.get("error_type") and a.get("outcome") in ("retried", "dead", "lost")
     ]
@@ -257,10 +272,17 @@ def _result(
         errors[-1] = TaskError(
             exception_class_path=errors[-1].exception_class_path, traceback=record.error
         )
-    if record.state is JobState.DEAD and not errors:  # e.g. its worker died every time
+    if record.state is JobState.DEAD and not errors:  # e.g. its dependency went dead
         errors.append(
             TaskError(
                 exception_class_path=_class_path(record.error_type), traceback=record.error or ""
+            )
+        )
+    if record.state is JobState.CANCELLED:  # FAILED in Django's words: say why
+        errors.append(
+            TaskError(
+                exception_class_path="asyncio.CancelledError",
+                traceback=f"job {record.id} was cancelled (asyncgen jobs cancel, or the queue)",
             )
         )
     first_start = attempts[0].get("started") if attempts else record.started_at
@@ -284,10 +306,18 @@ def _result(
 
 
 def _class_path(error_type: str | None) -> str:
-    """A stored error type as a class path Django can import."""
-    if not error_type:
-        return "builtins.Exception"
-    return error_type if "." in error_type else f"asyncgen.core.{error_type}"
+    """A stored error type as a class path Django's ``TaskError.exception_class`` can
+    import: a path as stored by the runner; a built-in or asyncgen error by its name
+    (a timeout, a permanent error); else (a worker lost mid-run) ``builtins.Exception``."""
+    if error_type and "." in error_type:
+        return error_type
+    if error_type and isinstance(getattr(builtins, error_type, None), type):
+        return f"builtins.{error_type}"
+    import asyncgen
+
+    if error_type and isinstance(getattr(asyncgen, error_type, None), type):
+        return f"asyncgen.{error_type}"
+    return "builtins.Exception"
 
 
 async def run_task(

@@ -78,6 +78,7 @@ class JobQueue:
         timeout: float | None = None,  # noqa: ASYNC109 - the job's, not this call's
         unique_key: str | None = None,
         unique_for: float | None = None,
+        job_id: str | None = None,
     ) -> str:
         """Store a job and return its id at once.
 
@@ -102,6 +103,9 @@ class JobQueue:
             unique_for: Seconds the unique key holds at most (the job may still be
                 pending after them). Without ``unique_key``, the key is the job's kind
                 and arguments: the same call is not queued twice while one is unfinished.
+            job_id: The id to store it under (default: a new one), for a caller that
+                hands the id out before the job is stored (Django's backend, which stores
+                it when a transaction commits). Submitting it again stores nothing.
 
         Raises:
             TypeError: ``job`` is neither a GenerationJob nor a TaskCall.
@@ -125,6 +129,10 @@ class JobQueue:
                 unique_key=unique_key,
                 unique_for=unique_for,
             )
+            if job_id is not None:
+                if not isinstance(job_id, str) or not job_id or len(job_id) > 200:
+                    raise ValueError(f"job_id must be a string of 1 to 200 characters: {job_id!r}")
+                record = record.model_copy(update={"id": job_id})
             for dependency in depends_on:
                 if await self.store.get(dependency) is None:
                     raise ValueError(f"depends_on: no job {dependency!r} in this queue")
@@ -387,6 +395,19 @@ class JobQueue:
         group = await self._group(group_id)
         async for item in self.as_completed(group.members):
             yield item
+
+    async def cancel_group(self, group_id: str) -> list[str]:
+        """Cancel every member that has not ended (running ones are stopped, as by
+        :meth:`cancel`) and the group's ``on_complete``; return the ids cancelled.
+
+        Raises:
+            KeyError: No such group.
+        """
+        group = await self._group(group_id)
+        cancelled = [m for m in group.members if await self.store.cancel(m)]
+        if await self.store.cancel(group.id):
+            cancelled.append(group.id)
+        return cancelled
 
     async def groups(self, *, limit: int = 20) -> list[GroupStatus]:
         """The newest groups' statuses, newest first (their members read in bulk)."""
@@ -664,6 +685,10 @@ class BlockingJobQueue:
             timeout=timeout,
             return_exceptions=return_exceptions,
         )
+
+    def cancel_group(self, group_id: str) -> list[str]:
+        """Blocking :meth:`JobQueue.cancel_group`."""
+        return run_blocking(self.queue.cancel_group, group_id)
 
     def groups(self, *, limit: int = 20) -> list[GroupStatus]:
         """Blocking :meth:`JobQueue.groups`."""

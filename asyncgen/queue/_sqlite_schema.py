@@ -149,9 +149,12 @@ def bury_dependents(db: sqlite3.Connection, now: float) -> None:
 
 
 def insert_record(db: sqlite3.Connection, record: JobRecord) -> None:
+    """Insert a new job; one whose id is stored already (a submit with ``job_id`` sent
+    again) is left as it is."""
     # seq (the rowid) is assigned by SQLite: submission order, for FIFO within a priority.
     db.execute(
-        f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS.split(','))})",
+        f"INSERT INTO jobs ({COLUMNS}) VALUES ({', '.join('?' for _ in COLUMNS.split(','))})"
+        " ON CONFLICT(id) DO NOTHING",
         row_of(record),
     )
 
