@@ -381,3 +381,47 @@ async def test_worker_processes_run_each_on_complete_once(shared_url: str, tmp_p
     for g, summary in enumerate(summaries):
         assert summary["results"] == [g * 10 + i for i in range(6)]
     await queue.aclose()
+
+
+async def test_groups_survive_workers_killed_mid_run(shared_url: str, tmp_path: Path) -> None:
+    """A soak with kills: 40 groups of 6 members (50 ms each), two worker processes,
+    one SIGKILLed three times over and started again. Every group ends with its
+    on_complete run and its members' results in order; a callback runs again only if
+    the worker running it was killed (at most one per kill and slot)."""
+    log = tmp_path / "tasks.log"
+    queue = open_queue(shared_url)
+    groups = [
+        await queue.submit_group(
+            [queue_tasks.add.call(g * 10 + i, 0, 0.05) for i in range(6)],
+            on_complete=queue_tasks.tally.call(label=str(g)),
+        )
+        for g in range(40)
+    ]
+    steady = worker_process(shared_url, log, "--concurrency", "4", "--lease", "1")
+    kills = 0
+    try:
+        for _ in range(3):
+            victim = worker_process(shared_url, log, "--concurrency", "4", "--lease", "1")
+            done = sum(1 for line in _lines(log) if line.startswith("done"))
+            deadline = time.monotonic() + 60
+            while sum(1 for line in _lines(log) if line.startswith("done")) < done + 20:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(10)
+            kills += 1
+        summaries = await queue.results(groups, timeout=120)
+    finally:
+        steady.send_signal(signal.SIGTERM)
+        assert steady.wait(30) == 0
+    runs = collections.Counter(line.split()[1] for line in _lines(log) if line.startswith("tally"))
+    assert set(runs) == set(groups)  # every callback ran
+    assert sum(runs.values()) - len(groups) <= kills * 4
+    for g, summary in enumerate(summaries):
+        assert summary["results"] == [g * 10 + i for i in range(6)]
+    assert (await queue.statistics()).dead == 0
+    await queue.aclose()
+
+
+def _lines(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
