@@ -35,7 +35,6 @@ import builtins
 import datetime
 import json
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Callable
@@ -160,10 +159,12 @@ class QueueBackend(BaseTaskBackend):
         from django.utils import timezone
 
         self.validate_task(task)
+        _check_json(args, kwargs, task)
+        arguments, keywords = list(args), dict(kwargs)
         payload = {
             "task": task.module_path,
-            "args": _json(list(args), task),
-            "kwargs": _json(dict(kwargs), task),
+            "args": arguments,
+            "kwargs": keywords,
             "backend": self.alias,
             "queue": task.queue_name,
             "takes_context": task.takes_context,
@@ -187,15 +188,20 @@ class QueueBackend(BaseTaskBackend):
             transaction.on_commit(submit, using=self.database)
         else:
             submit()
-        record = JobRecord(
+        return TaskResult(
+            task=task,
             id=job_id,
-            kind=call.kind,
-            payload=payload,
-            priority=task.priority,
-            max_attempts=self.max_attempts,
-            run_at=run_at if run_at is not None else time.time(),
+            status=TaskResultStatus.READY,
+            enqueued_at=timezone.now(),
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=arguments,
+            kwargs=keywords,
+            backend=self.alias,
+            errors=[],
+            worker_ids=[],
         )
-        return _result(task, record, self.alias, enqueued=timezone.now())
 
     def get_result(self, result_id: str) -> TaskResult[Any, Any]:
         """The task's result as the queue has it now.
@@ -228,9 +234,10 @@ class QueueBackend(BaseTaskBackend):
         return await asyncio.to_thread(self.get_result, result_id)
 
 
-def _json(value: Any, task: Task[Any, Any]) -> Any:
+def _check_json(args: Any, kwargs: Any, task: Task[Any, Any]) -> None:
+    """Refuse arguments the queue cannot store (checked once here: the store writes them)."""
     try:
-        return json.loads(json.dumps(value))
+        json.dumps([args, kwargs])
     except (TypeError, ValueError) as exc:
         raise TypeError(
             f"task {task.module_path}: its arguments must be JSON (str, int, float, bool, "
@@ -248,13 +255,7 @@ def _when(epoch: float | None) -> datetime.datetime | None:
     return moment if settings.USE_TZ else timezone.make_naive(moment)
 
 
-def _result(
-    task: Task[Any, Any],
-    record: JobRecord,
-    alias: str,
-    *,
-    enqueued: datetime.datetime | None = None,
-) -> TaskResult[Any, Any]:
+def _result(task: Task[Any, Any], record: JobRecord, alias: str) -> TaskResult[Any, Any]:
     """A Django TaskResult of a job's record."""
     attempts = record.history
     workers = [str(a.get("worker", "")) for a in attempts]
@@ -290,7 +291,7 @@ def _result(
         task=task,
         id=record.id,
         status=TaskResultStatus(_STATUS[record.state]),
-        enqueued_at=enqueued or _when(record.created_at),
+        enqueued_at=_when(record.created_at),
         started_at=_when(first_start),
         finished_at=_when(record.finished_at),
         last_attempted_at=_when(record.started_at),
