@@ -435,3 +435,24 @@ def test_submitters_on_their_own_connections_make_one_unique_job(durable_url: st
     queue = open_queue(durable_url)
     assert queue.blocking.statistics().pending == 1
     queue.blocking.close()
+
+
+async def test_a_sqlite_claim_does_not_slow_with_the_queues_depth(tmp_path: Path) -> None:
+    """A claim walks the index in claim order and stops at the first ready job: with
+    10,000 jobs pending it takes about as long as with 100 (a query that sorted every
+    pending row took 4.8 ms against 0.02 ms at 7,000). Medians of 100 claims; a ratio
+    with a wide margin, not a time."""
+
+    async def median_claim(depth: int) -> float:
+        queue = open_queue(f"sqlite:///{tmp_path}/depth-{depth}.db")
+        await queue.submit_many([queue_tasks.add.call(i, 0) for i in range(depth)])
+        took = []
+        for _ in range(100):
+            began = time.perf_counter()
+            assert await queue.store.claim("w", kinds=["add"], lease=30) is not None
+            took.append(time.perf_counter() - began)
+        await queue.aclose()
+        return sorted(took)[len(took) // 2]
+
+    shallow, deep = await median_claim(100), await median_claim(10_000)
+    assert deep < 4 * shallow, (shallow, deep)

@@ -292,16 +292,25 @@ def take_one(
     lease: float,
     now: float,
 ) -> JobRecord | None:
-    """Claim the next ready job for ``worker`` (inside the caller's transaction): the
-    highest priority, oldest first, whose dependencies are done; a job whose lease ran
-    out is taken over, its lost attempt noted (or buried when it was its last)."""
+    """Claim the next ready job for ``worker`` (inside the caller's transaction): a job
+    whose lease ran out first (taken over, its lost attempt noted, or buried when it was
+    its last), as on Redis; else the pending one of highest priority, oldest first,
+    whose dependencies are done.
+
+    Two queries, not one with an OR: each walks the ``jobs_ready`` index in claim order
+    and stops at the first match, where the OR made SQLite sort every pending row at
+    every claim (4.8 ms a claim with 7,000 pending, against 0.02 ms).
+    """
     where_kind, params = kind_filter
     while True:
         row = db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE ((state = 'pending' AND run_at <= ?)"
-            f" OR (state = 'running' AND lease_until < ?)){where_kind}"
-            f" AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
-            (now, now, *params),
+            f"SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < ?"
+            f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+            (now, *params),
+        ).fetchone() or db.execute(
+            f"SELECT {COLUMNS} FROM jobs WHERE state = 'pending' AND run_at <= ?"
+            f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+            (now, *params),
         ).fetchone()
         if row is None:
             return None
