@@ -303,15 +303,18 @@ def take_one(
     """
     where_kind, params = kind_filter
     while True:
-        row = db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < ?"
-            f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
-            (now, *params),
-        ).fetchone() or db.execute(
-            f"SELECT {COLUMNS} FROM jobs WHERE state = 'pending' AND run_at <= ?"
-            f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
-            (now, *params),
-        ).fetchone()
+        row = (
+            db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE state = 'running' AND lease_until < ?"
+                f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+                (now, *params),
+            ).fetchone()
+            or db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE state = 'pending' AND run_at <= ?"
+                f"{where_kind} AND {DEPENDENCIES_DONE} ORDER BY priority DESC, seq LIMIT 1",
+                (now, *params),
+            ).fetchone()
+        )
         if row is None:
             return None
         record = record_of(row)
