@@ -22,6 +22,7 @@ __all__ = [
     "GroupOutcome",
     "GroupStatus",
     "MemberOutcome",
+    "MemberState",
     "group_status_of",
     "outcome_of",
 ]
@@ -166,15 +167,19 @@ def outcome_of(group: JobRecord, members: list[JobRecord | None]) -> GroupOutcom
     )
 
 
-def group_status_of(group: JobRecord, members: list[JobRecord | None], now: float) -> GroupStatus:
-    """A group's status from its own record and its members' (None: purged)."""
-    states = Counter(record.state if record is not None else None for record in members)
+MemberState = tuple[JobState, float | None] | None  # a member's state and progress; None: gone
+
+
+def group_status_of(group: JobRecord, members: list[MemberState], now: float) -> GroupStatus:
+    """A group's status from its own record and its members' states and progress (in
+    the group's order; None for a purged member), as ``JobStore.states`` reads them."""
+    states = Counter(member[0] if member is not None else None for member in members)
     size = len(group.members)
     ended = size - states[JobState.PENDING] - states[JobState.RUNNING]
     running_share = sum(
-        record.progress or 0.0
-        for record in members
-        if record is not None and record.state is JobState.RUNNING
+        member[1] or 0.0
+        for member in members
+        if member is not None and member[0] is JobState.RUNNING
     )
     progress = min(1.0, (ended + running_share) / size) if size else 1.0
     eta: float | None = None

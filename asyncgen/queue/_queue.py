@@ -348,7 +348,7 @@ class JobQueue:
             KeyError: No such group.
         """
         group = await self._group(group_id)
-        return group_status_of(group, await self.store.get_many(group.members), time.time())
+        return group_status_of(group, await self.store.states(group.members), time.time())
 
     async def group_results(
         self,
@@ -414,7 +414,7 @@ class JobQueue:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         found = await self.store.groups(limit)
-        members = await self.store.get_many([m for group in found for m in group.members])
+        members = await self.store.states([m for group in found for m in group.members])
         now, statuses, at = time.time(), [], 0
         for group in found:
             size = len(group.members)

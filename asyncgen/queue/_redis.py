@@ -41,7 +41,15 @@ from ._redis_connection import (
     SPARED,
     RedisConnection,
 )
-from ._redis_reads import find_jobs, finished_of, groups_of, lane_depth, records_of, reports_of
+from ._redis_reads import (
+    find_jobs,
+    finished_of,
+    groups_of,
+    lane_depth,
+    records_of,
+    reports_of,
+    states_of,
+)
 from ._redis_records import (
     from_hash,
     positive_int,
@@ -320,6 +328,11 @@ class RedisStore(SingleCalls):
     async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """The records of ``job_ids``, in their order (None for an unknown or expired id)."""
         return await records_of(self.connection, job_ids)
+
+    async def states(self, job_ids: Sequence[str]) -> list[tuple[JobState, float | None] | None]:
+        """The state and progress of ``job_ids``, in their order (None: unknown or
+        expired): two fields a job, not the whole record."""
+        return await states_of(self.connection, job_ids) if job_ids else []
 
     async def groups(self, limit: int) -> list[JobRecord]:
         """The groups' own records (see ``submit_group``), newest first."""

@@ -30,6 +30,7 @@ from ._sqlite_reads import (
     records_of,
     reports_of,
     running_of,
+    states_of,
     statistics_of,
 )
 from ._sqlite_schema import (
@@ -421,6 +422,10 @@ class SQLiteStore(SingleCalls):
     async def get_many(self, job_ids: Sequence[str]) -> list[JobRecord | None]:
         """The records of ``job_ids``, in their order (None for an unknown id)."""
         return await self._run(lambda db: records_of(db, job_ids)) if job_ids else []
+
+    async def states(self, job_ids: Sequence[str]) -> list[tuple[JobState, float | None] | None]:
+        """The state and progress of ``job_ids``, in their order (None: unknown)."""
+        return await self._run(lambda db: states_of(db, job_ids)) if job_ids else []
 
     async def groups(self, limit: int) -> list[JobRecord]:
         """The groups' own records (see ``submit_group``), newest first."""

@@ -23,6 +23,7 @@ __all__ = [
     "records_of",
     "reports_of",
     "running_of",
+    "states_of",
     "statistics_of",
 ]
 
@@ -74,6 +75,19 @@ def records_of(db: sqlite3.Connection, job_ids: Sequence[str]) -> list[JobRecord
         marks = ", ".join("?" for _ in chunk)
         rows = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id IN ({marks})", chunk)
         found.update((record.id, record) for record in map(record_of, rows))
+    return [found.get(job_id) for job_id in job_ids]
+
+
+def states_of(
+    db: sqlite3.Connection, job_ids: Sequence[str]
+) -> list[tuple[JobState, float | None] | None]:
+    """The state and progress of ``job_ids``, in their order (None: not in the queue)."""
+    found: dict[str, tuple[JobState, float | None]] = {}
+    for start in range(0, len(job_ids), 500):  # under SQLite's variable limit
+        chunk = list(job_ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = db.execute(f"SELECT id, state, progress FROM jobs WHERE id IN ({marks})", chunk)
+        found.update((row[0], (JobState(row[1]), row[2])) for row in rows)
     return [found.get(job_id) for job_id in job_ids]
 
 
