@@ -68,10 +68,11 @@ end
 
 # ARGV: 1 rpm, 2 tpm, 3 tokens, 4 headroom, 5 burst, 6 participant id, 7 now ('' = TIME),
 # 8 the furthest ahead a start may be booked ('' = any), 9 '1' when the limiter carries
-# the key's learned pace. Returns start, delay, participants, pace, the booking's entry in
-# the last second's log, 1 when booked (0: come back), how far ahead every process's
-# bookings reach (seconds), the learned rate now (0: none, or not in force) and how long
-# it stays in force (seconds).
+# the key's learned pace, 10 seconds of probation to begin ('' = none: a process back
+# from its local share asks for it). Returns start, delay, participants, pace, the
+# booking's entry in the last second's log, 1 when booked (0: come back), how far ahead
+# every process's bookings reach (seconds), the learned rate now (0: none, or not in
+# force), how long it stays in force (seconds), and how long the probation lasts yet.
 BOOK = _lua(
     _LEARNED_NOW
     + """
@@ -84,6 +85,14 @@ end
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local headroom, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
 local learns = ARGV[9] == '1'
+-- A process back from its local share: every process keeps to its own share as well
+-- until starts this key never saw have left the servers' windows.
+if ARGV[10] ~= '' then
+  local until_at = now + tonumber(ARGV[10])
+  local was = tonumber(redis.call('HGET', KEYS[1], 'probation')) or 0
+  if until_at > was then redis.call('HSET', KEYS[1], 'probation', fmt(until_at)) end
+end
+local probation = math.max(0, (tonumber(redis.call('HGET', KEYS[1], 'probation')) or 0) - now)
 local f = redis.call('HMGET', KEYS[1], 'req', 'tok', 'cut_pace', 'cut_at')
 local req, tok = tonumber(f[1]) or 0, tonumber(f[2]) or 0
 local cut_pace, cut_at = tonumber(f[3]) or 1, tonumber(f[4]) or 0
@@ -139,7 +148,7 @@ if tpm > 0 and tokens > 0 then
 end
 if within and start - now > within then
   return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), '', 0,
-          fmt(math.max(req, tok) - now), fmt(learned), fmt(in_force)}
+          fmt(math.max(req, tok) - now), fmt(learned), fmt(in_force), fmt(probation)}
 end
 if tpm > 0 and tokens > 0 then
   local sec, sectok = KEYS[1] .. ':sec', KEYS[1] .. ':sectok'
@@ -165,7 +174,7 @@ if learns then
 end
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return {fmt(start), fmt(start - now), redis.call('ZCARD', who), fmt(pace), ref, 1,
-        fmt(math.max(req, tok) - now), fmt(learned), fmt(in_force)}
+        fmt(math.max(req, tok) - now), fmt(learned), fmt(in_force), fmt(probation)}
 """
 )
 
