@@ -67,7 +67,15 @@ else:  # Django 6's own, else the package it came from
                 "4.2+ with the django-tasks package: pip install 'asyncgen[django]'"
             ) from None
 
-__all__ = ["KIND_PREFIX", "QueueBackend", "TaskFailed", "backend_named", "run_task", "serve"]
+__all__ = [
+    "KIND_PREFIX",
+    "QueueBackend",
+    "TaskFailed",
+    "TaskResultDoesNotExist",  # Django's own, from django.tasks or django_tasks
+    "backend_named",
+    "run_task",
+    "serve",
+]
 
 KIND_PREFIX = "django:"  # a Django task's job kind: "django:<queue name>"
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 import asyncgen
 from asyncgen import GenerationJob, GenerationResult, JobFailedError
+from asyncgen.integrations.django import TaskResultDoesNotExist
 
 from .apps import services
 from .tasks import compare, count_words
@@ -132,9 +133,7 @@ def enqueue_compare(request: HttpRequest) -> HttpResponse:
 def task_result(request: HttpRequest, result_id: str) -> HttpResponse:
     try:
         result = count_words.get_backend().get_result(result_id)
-    except Exception as exc:  # Django's TaskResultDoesNotExist (its module differs by version)
-        if type(exc).__name__ != "TaskResultDoesNotExist":
-            raise
+    except TaskResultDoesNotExist:  # Django's, whichever package this Django has
         return JsonResponse({"error": f"no task {result_id}"}, status=404)
     reply: dict[str, Any] = {
         "id": result.id,
