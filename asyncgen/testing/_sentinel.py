@@ -52,7 +52,7 @@ class SentinelGroup(ServerGroup):
             RedisServer(directory=self.folder(f"server-{i}"), appendonly=appendonly)
             for i in range(1 + replicas)
         ]
-        self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.sentinel_ports = [0] * sentinels  # chosen once the servers hold theirs
         self._sentinels: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -69,28 +69,32 @@ class SentinelGroup(ServerGroup):
             replica.options += ["--replicaof", "127.0.0.1", str(master.port)]
             replica.start()
         self.wait_synced(replicas)
-        quorum = len(self.sentinel_ports) // 2 + 1
-        for port in self.sentinel_ports:
-            config = self.directory / f"sentinel-{port}.conf"
-            config.write_text(
-                f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
-                f"sentinel monitor {self.service} 127.0.0.1 {master.port} {quorum}\n"
-                f"sentinel down-after-milliseconds {self.service} {self.down_after}\n"
-                f"sentinel failover-timeout {self.service} {self.failover_timeout}\n"
-                f"sentinel parallel-syncs {self.service} 1\n"
-            )
-            binary = master.binary or "redis-server"
-            self._sentinels.append(
-                subprocess.Popen(
-                    [binary, str(config), "--sentinel"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    cwd=self.directory,
-                )
-            )
-        for port in self.sentinel_ports:
-            self._wait_known(port, len(replicas))
+        for index in range(len(self.sentinel_ports)):
+            self._sentinels.append(self._launch(index, master.port))
+        for index in range(len(self.sentinel_ports)):
+            self._wait_known(index, master.port, len(replicas))
         return self
+
+    def _launch(self, index: int, master_port: int) -> subprocess.Popen[bytes]:
+        """Start sentinel ``index`` on a free port (chosen now: a port picked before the
+        servers started could be one of theirs)."""
+        port = self.sentinel_ports[index] = free_port()
+        quorum = len(self.sentinel_ports) // 2 + 1
+        config = self.directory / f"sentinel-{index}.conf"
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {master_port} {quorum}\n"
+            f"sentinel down-after-milliseconds {self.service} {self.down_after}\n"
+            f"sentinel failover-timeout {self.service} {self.failover_timeout}\n"
+            f"sentinel parallel-syncs {self.service} 1\n"
+        )
+        binary = self.servers[0].binary or "redis-server"
+        return subprocess.Popen(
+            [binary, str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.directory,
+        )
 
     def master_port(self) -> int:
         """The master's port, as the first sentinel that answers says it."""
@@ -129,15 +133,20 @@ class SentinelGroup(ServerGroup):
         self._sentinels.clear()
         super().stop()
 
-    def _wait_known(self, port: int, replicas: int) -> None:
-        """Wait until the sentinel answers and knows the master's replicas."""
+    def _wait_known(self, index: int, master_port: int, replicas: int) -> None:
+        """Wait until sentinel ``index`` answers and knows the master's replicas; one that
+        exited (its port was taken meanwhile) starts again on another port, twice at most."""
         deadline = time.monotonic() + START_TIMEOUT
-        with connect(port) as sentinel:
-            while time.monotonic() < deadline:
-                with contextlib.suppress(*unanswered()):
-                    if len(sentinel.sentinel_slaves(self.service)) >= replicas:
-                        return
-                time.sleep(0.05)
+        relaunched = 0
+        while time.monotonic() < deadline:
+            if self._sentinels[index].poll() is not None and relaunched < 2:
+                self._sentinels[index] = self._launch(index, master_port)
+                relaunched += 1
+            with contextlib.suppress(*unanswered()), connect(self.sentinel_ports[index]) as found:
+                if len(found.sentinel_slaves(self.service)) >= replicas:
+                    return
+            time.sleep(0.05)
         raise RuntimeError(
-            f"sentinel on port {port} did not know the group within {START_TIMEOUT:g} s"
+            f"sentinel on port {self.sentinel_ports[index]} did not know the group within "
+            f"{START_TIMEOUT:g} s"
         )
